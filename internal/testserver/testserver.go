@@ -1,0 +1,68 @@
+// Package testserver starts the embedded server on a free loopback port for
+// integration tests.
+package testserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server"
+)
+
+// RootToken is the root token of servers started by Start.
+const RootToken = "test-root-token-0123456789abcdef"
+
+// Logger returns a logger for tests: quiet unless HYPHA_TEST_LOG is set.
+func Logger(t testing.TB) *slog.Logger {
+	if os.Getenv("HYPHA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Start runs a server on 127.0.0.1:0 until the test ends.
+func Start(t testing.TB, cfg server.Config) *server.Server {
+	t.Helper()
+	if cfg.JWTSecret == "" {
+		cfg.JWTSecret = "test-secret"
+	}
+	if cfg.RootToken == "" {
+		cfg.RootToken = RootToken
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = Logger(t)
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Connect opens a websocket client to s and closes it when the test ends.
+func Connect(t testing.TB, s *server.Server, cfg rpc.Config) *rpc.Client {
+	t.Helper()
+	if cfg.ServerURL == "" {
+		cfg.ServerURL = s.URL()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = Logger(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := rpc.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}

@@ -1,0 +1,280 @@
+// Package wire reads and writes hypha-rpc binary frames.
+//
+// A frame is one msgpack map (the routing "main" segment) optionally followed by
+// a second msgpack map (the "extra" payload), concatenated with no length prefix.
+// The server only decodes the first map and forwards the rest byte for byte, so
+// DecodeMain reports where the first object ends.
+//
+// Dynamic values are decoded strictly: integers become int64 (uint64 only above
+// MaxInt64), floats float64, str string, bin []byte. Loose decoding is never used
+// because it turns bin into string and would corrupt binary payloads.
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// MaxDepth bounds the nesting of decoded values so that a hostile frame cannot
+// exhaust the stack.
+const MaxDepth = 64
+
+// ErrMalformed is wrapped by every decoding error caused by bad input.
+var ErrMalformed = errors.New("malformed msgpack frame")
+
+type decoder struct {
+	r bytes.Reader
+	d *msgpack.Decoder
+}
+
+var decoderPool = sync.Pool{New: func() any {
+	dd := &decoder{}
+	dd.d = msgpack.NewDecoder(&dd.r)
+	return dd
+}}
+
+func getDecoder(b []byte) *decoder {
+	dd := decoderPool.Get().(*decoder)
+	dd.r.Reset(b)
+	dd.d.Reset(&dd.r)
+	return dd
+}
+
+func putDecoder(dd *decoder) {
+	dd.r.Reset(nil)
+	decoderPool.Put(dd)
+}
+
+// DecodeMain decodes the first msgpack object of frame, which must be a map, and
+// returns it together with the undecoded remainder (the extra segment, possibly empty).
+func DecodeMain(frame []byte) (map[string]any, []byte, error) {
+	dd := getDecoder(frame)
+	defer putDecoder(dd)
+	v, err := dd.value(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: first segment is %T, want a map", ErrMalformed, v)
+	}
+	rest := frame[len(frame)-dd.r.Len():]
+	return m, rest, nil
+}
+
+// DecodeFrame decodes the main segment and, if present, the extra segment. The
+// extra segment must be a map when present; trailing bytes after it are an error.
+func DecodeFrame(frame []byte) (main, extra map[string]any, err error) {
+	dd := getDecoder(frame)
+	defer putDecoder(dd)
+	v, err := dd.value(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	main, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: first segment is %T, want a map", ErrMalformed, v)
+	}
+	if dd.r.Len() == 0 {
+		return main, nil, nil
+	}
+	v, err = dd.value(0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("extra segment: %w", err)
+	}
+	extra, ok = v.(map[string]any)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: extra segment is %T, want a map", ErrMalformed, v)
+	}
+	if dd.r.Len() != 0 {
+		return nil, nil, fmt.Errorf("%w: %d trailing bytes after the extra segment", ErrMalformed, dd.r.Len())
+	}
+	return main, extra, nil
+}
+
+// Decode decodes exactly one msgpack value.
+func Decode(b []byte) (any, error) {
+	dd := getDecoder(b)
+	defer putDecoder(dd)
+	v, err := dd.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if dd.r.Len() != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, dd.r.Len())
+	}
+	return v, nil
+}
+
+func (dd *decoder) value(depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, fmt.Errorf("%w: nesting deeper than %d", ErrMalformed, MaxDepth)
+	}
+	d := dd.d
+	c, err := d.PeekCode()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var v any
+	switch {
+	case c == msgpcode.Nil:
+		err = d.DecodeNil()
+	case c == msgpcode.True || c == msgpcode.False:
+		v, err = d.DecodeBool()
+	case msgpcode.IsFixedNum(c), c == msgpcode.Int8, c == msgpcode.Int16, c == msgpcode.Int32, c == msgpcode.Int64,
+		c == msgpcode.Uint8, c == msgpcode.Uint16, c == msgpcode.Uint32:
+		v, err = d.DecodeInt64()
+	case c == msgpcode.Uint64:
+		var u uint64
+		u, err = d.DecodeUint64()
+		if u <= 1<<63-1 {
+			v = int64(u)
+		} else {
+			v = u
+		}
+	case c == msgpcode.Float || c == msgpcode.Double:
+		v, err = d.DecodeFloat64()
+	case msgpcode.IsString(c):
+		v, err = d.DecodeString()
+	case msgpcode.IsBin(c):
+		v, err = d.DecodeBytes()
+	case msgpcode.IsFixedMap(c), c == msgpcode.Map16, c == msgpcode.Map32:
+		return dd.mapValue(depth)
+	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
+		return dd.arrayValue(depth)
+	case msgpcode.IsExt(c):
+		// Only the timestamp extension (-1) is used by the reference clients (JS Date).
+		v, err = d.DecodeInterface()
+	default:
+		return nil, fmt.Errorf("%w: unexpected code 0x%02x", ErrMalformed, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return v, nil
+}
+
+func (dd *decoder) mapValue(depth int) (any, error) {
+	n, err := dd.d.DecodeMapLen()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	// Each entry needs at least two bytes; refuse lengths the frame cannot hold
+	// before allocating anything.
+	if n < 0 || n*2 > dd.r.Len() {
+		if n == -1 {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: map of %d entries exceeds the frame", ErrMalformed, n)
+	}
+	m := make(map[string]any, n)
+	for range n {
+		k, err := dd.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		var key string
+		switch kk := k.(type) {
+		case string:
+			key = kk
+		case []byte:
+			key = string(kk)
+		case nil:
+			key = "None"
+		default:
+			key = fmt.Sprint(kk)
+		}
+		v, err := dd.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		m[key] = v
+	}
+	return m, nil
+}
+
+func (dd *decoder) arrayValue(depth int) (any, error) {
+	n, err := dd.d.DecodeArrayLen()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if n < 0 || n > dd.r.Len() {
+		if n == -1 {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: array of %d items exceeds the frame", ErrMalformed, n)
+	}
+	a := make([]any, n)
+	for i := range n {
+		v, err := dd.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		a[i] = v
+	}
+	return a, nil
+}
+
+type encoder struct {
+	buf bytes.Buffer
+	e   *msgpack.Encoder
+}
+
+var encoderPool = sync.Pool{New: func() any {
+	ee := &encoder{}
+	ee.e = msgpack.NewEncoder(&ee.buf)
+	ee.e.UseCompactInts(true)
+	return ee
+}}
+
+// Encode appends the msgpack encoding of each value to one new byte slice. It is
+// used for frames: Encode(main) or Encode(main, extra).
+func Encode(values ...any) ([]byte, error) {
+	ee := encoderPool.Get().(*encoder)
+	ee.buf.Reset()
+	for _, v := range values {
+		if err := ee.e.Encode(v); err != nil {
+			encoderPool.Put(ee)
+			return nil, fmt.Errorf("encode frame: %w", err)
+		}
+	}
+	out := bytes.Clone(ee.buf.Bytes())
+	if ee.buf.Cap() < 1<<20 {
+		encoderPool.Put(ee)
+	}
+	return out, nil
+}
+
+// AppendEncode encodes v and appends tail verbatim (the server's re-stamping of
+// a routed frame).
+func AppendEncode(v any, tail []byte) ([]byte, error) {
+	ee := encoderPool.Get().(*encoder)
+	ee.buf.Reset()
+	if err := ee.e.Encode(v); err != nil {
+		encoderPool.Put(ee)
+		return nil, fmt.Errorf("encode frame: %w", err)
+	}
+	out := make([]byte, 0, ee.buf.Len()+len(tail))
+	out = append(out, ee.buf.Bytes()...)
+	out = append(out, tail...)
+	encoderPool.Put(ee)
+	return out, nil
+}
+
+// Raw is an already encoded msgpack value, written verbatim by Encode.
+type Raw = msgpack.RawMessage
+
+// MustRaw encodes v once so that it can be embedded in many frames (for
+// example the server's per-connection user info).
+func MustRaw(v any) Raw {
+	b, err := Encode(v)
+	if err != nil {
+		panic(err)
+	}
+	return Raw(b)
+}

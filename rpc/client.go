@@ -1,0 +1,532 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/idgen"
+)
+
+// Config configures Connect.
+type Config struct {
+	// ServerURL is http(s)://host[:port] or ws(s)://host/ws.
+	ServerURL string
+	Workspace string
+	Token     string
+	// ClientID defaults to a random id.
+	ClientID string
+	// MethodTimeout bounds every call between heartbeats (default 30 s).
+	MethodTimeout time.Duration
+	Logger        *slog.Logger
+	// NoReconnect disables automatic reconnection after a lost connection.
+	NoReconnect bool
+	// PingInterval is the text keep-alive interval (default 20 s).
+	PingInterval time.Duration
+	// MaxMessageSize bounds one incoming frame (default 16 MiB; larger
+	// messages travel in chunks).
+	MaxMessageSize int64
+	// Dialer replaces the websocket transport (the embedded server uses it
+	// for in-process clients).
+	Dialer Dialer
+}
+
+// ConnectionInfo is what the server said about this connection.
+type ConnectionInfo struct {
+	Workspace                 string
+	ClientID                  string
+	User                      UserInfo
+	ManagerID                 string
+	PublicBaseURL             string
+	LocalBaseURL              string
+	HyphaVersion              string
+	ReconnectionTokenLifeTime float64
+	Raw                       map[string]any
+}
+
+// Client is a connection to a Hypha server. It is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	peer *Peer
+	log  *slog.Logger
+
+	mu          sync.Mutex
+	conn        Conn
+	info        ConnectionInfo
+	reconnToken string
+	manager     *RemoteService
+	subscribed  map[string]bool
+	ready       chan struct{} // closed while connected; replaced while reconnecting
+	closing     bool
+	onReconnect []func()
+
+	done   chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Connect opens a connection, performs the handshake, fetches the workspace
+// manager and registers the built-in service.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.ClientID == "" {
+		cfg.ClientID = idgen.New()
+	}
+	if strings.Contains(cfg.ClientID, "/") {
+		return nil, fmt.Errorf("rpc: client id %q must not contain '/'", cfg.ClientID)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 20 * time.Second
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = 16 << 20
+	}
+	if cfg.MethodTimeout <= 0 {
+		cfg.MethodTimeout = defaultMethodTimeout
+	}
+	if cfg.Dialer == nil {
+		if cfg.ServerURL == "" {
+			return nil, errors.New("rpc: ServerURL is empty")
+		}
+		if _, err := WebsocketURL(cfg.ServerURL); err != nil {
+			return nil, err
+		}
+		cfg.Dialer = WebsocketDialer(cfg.ServerURL, cfg.MaxMessageSize)
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, subscribed: map[string]bool{}, done: make(chan struct{})}
+	conn, info, err := c.handshake(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	c.peer = NewPeer(PeerConfig{
+		ClientID: cfg.ClientID, Workspace: info.Workspace, ServerBaseURL: info.PublicBaseURL,
+		ManagerID: info.ManagerID, Send: c.send, MethodTimeout: cfg.MethodTimeout, Logger: cfg.Logger,
+		DefaultContext: map[string]any{"connection_type": "websocket"},
+	})
+	c.conn, c.info = conn, info
+	ready := make(chan struct{})
+	close(ready)
+	c.ready = ready
+	runCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(2)
+	go c.readLoop(runCtx, conn)
+	go c.keepAlive(runCtx)
+	if err := c.bootstrap(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) handshake(ctx context.Context, reconnToken string) (Conn, ConnectionInfo, error) {
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.MethodTimeout)
+	defer cancel()
+	conn, err := c.cfg.Dialer(hctx)
+	if err != nil {
+		return nil, ConnectionInfo{}, err
+	}
+	hello := map[string]any{"client_id": c.cfg.ClientID, "workspace": nilIfEmpty(c.cfg.Workspace),
+		"token": nilIfEmpty(c.cfg.Token), "reconnection_token": nilIfEmpty(reconnToken)}
+	b, _ := json.Marshal(hello)
+	if err := conn.Write(hctx, Text, b); err != nil {
+		conn.Close("handshake failed")
+		return nil, ConnectionInfo{}, fmt.Errorf("rpc: send handshake: %w", err)
+	}
+	for {
+		typ, data, err := conn.Read(hctx)
+		if err != nil {
+			conn.Close("handshake failed")
+			return nil, ConnectionInfo{}, fmt.Errorf("rpc: handshake: %w", err)
+		}
+		if typ != Text {
+			continue // buffered messages from before a reconnect
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			conn.Close("bad handshake")
+			return nil, ConnectionInfo{}, fmt.Errorf("rpc: handshake reply is not JSON: %w", err)
+		}
+		switch m["type"] {
+		case "connection_info":
+		case "error":
+			conn.Close("refused")
+			return nil, ConnectionInfo{}, &RefusedError{Message: asString(m["message"])}
+		default:
+			conn.Close("unexpected message")
+			return nil, ConnectionInfo{}, fmt.Errorf("rpc: unexpected handshake message type %v", m["type"])
+		}
+		info := ConnectionInfo{
+			Workspace: asString(m["workspace"]), ClientID: asString(m["client_id"]), ManagerID: asString(m["manager_id"]),
+			PublicBaseURL: asString(m["public_base_url"]), LocalBaseURL: asString(m["local_base_url"]),
+			HyphaVersion: asString(m["hypha_version"]), Raw: m,
+		}
+		info.ReconnectionTokenLifeTime, _ = m["reconnection_token_life_time"].(float64)
+		if u, ok := m["user"].(map[string]any); ok {
+			info.User = userFromMap(normalizeJSON(u).(map[string]any))
+		}
+		if c.cfg.Workspace != "" && info.Workspace != c.cfg.Workspace {
+			conn.Close("workspace mismatch")
+			return nil, ConnectionInfo{}, fmt.Errorf("rpc: connected to workspace %q, asked for %q", info.Workspace, c.cfg.Workspace)
+		}
+		if info.ManagerID == "" {
+			conn.Close("no manager")
+			return nil, ConnectionInfo{}, errors.New("rpc: connection_info has no manager_id")
+		}
+		c.mu.Lock()
+		c.reconnToken = asString(m["reconnection_token"])
+		c.mu.Unlock()
+		return conn, info, nil
+	}
+}
+
+// normalizeJSON turns JSON numbers (float64) that are integral into int64 so
+// values look the same whether they came as JSON or msgpack.
+func normalizeJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeJSON(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeJSON(e)
+		}
+	case float64:
+		if x == float64(int64(x)) && x < 1<<53 && x > -(1<<53) {
+			return int64(x)
+		}
+	}
+	return v
+}
+
+// RefusedError is the server's refusal of a connection (an error message
+// instead of connection_info).
+type RefusedError struct{ Message string }
+
+func (e *RefusedError) Error() string { return "rpc: server refused the connection: " + e.Message }
+
+// bootstrap fetches the manager, registers every local service (built-in
+// first) and restores event subscriptions.
+func (c *Client) bootstrap(ctx context.Context) error {
+	mgr, err := c.getManager(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.manager = mgr
+	subs := make([]any, 0, len(c.subscribed)+1)
+	subs = append(subs, "client_disconnected")
+	for t := range c.subscribed {
+		if t != "client_disconnected" {
+			subs = append(subs, t)
+		}
+	}
+	c.mu.Unlock()
+	for _, info := range c.peer.ServiceInfos() {
+		if _, err := mgr.Call(ctx, "register_service", info); err != nil {
+			return fmt.Errorf("rpc: register service %s: %w", info["id"], err)
+		}
+	}
+	if mgr.Func("subscribe") != nil {
+		if _, err := mgr.Call(ctx, "subscribe", subs); err != nil {
+			return fmt.Errorf("rpc: subscribe: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) getManager(ctx context.Context) (*RemoteService, error) {
+	c.mu.Lock()
+	target := "*/" + c.info.ManagerID
+	c.mu.Unlock()
+	f := &RemoteFunc{peer: c.peer, target: target, method: "services.built-in.get_service", promise: "*"}
+	v, err := f.Call(ctx, "default")
+	if err != nil {
+		return nil, fmt.Errorf("rpc: get workspace manager: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("rpc: workspace manager is %T, not a service", v)
+	}
+	svc := newRemoteService(m)
+	svc.ID = target + ":default"
+	return svc, nil
+}
+
+func (c *Client) send(ctx context.Context, frame []byte) error {
+	for {
+		c.mu.Lock()
+		conn, ready, closing := c.conn, c.ready, c.closing
+		c.mu.Unlock()
+		if closing {
+			return ErrClosed
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return ErrClosed
+		}
+		c.mu.Lock()
+		same := c.conn == conn
+		c.mu.Unlock()
+		if !same {
+			continue
+		}
+		err := conn.Write(ctx, Binary, frame)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		// The connection died under us: wait for the reconnection, if any.
+		c.mu.Lock()
+		changed := c.conn != conn || c.ready != ready
+		noReconnect := c.cfg.NoReconnect || c.closing
+		c.mu.Unlock()
+		if noReconnect {
+			return fmt.Errorf("%w: %v", ErrClosed, err)
+		}
+		if !changed {
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.done:
+				return ErrClosed
+			}
+		}
+	}
+}
+
+func (c *Client) readLoop(ctx context.Context, conn Conn) {
+	defer c.wg.Done()
+	for {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			c.mu.Lock()
+			closing := c.closing
+			c.mu.Unlock()
+			if closing || ctx.Err() != nil {
+				return
+			}
+			var refused *RefusedError
+			if c.cfg.NoReconnect || errors.As(err, &refused) {
+				c.log.Warn("connection lost", "err", err)
+				c.shutdown(fmt.Errorf("%w: connection lost: %v", ErrClosed, err))
+				return
+			}
+			c.log.Info("connection lost, reconnecting", "err", err)
+			conn = c.reconnect(ctx)
+			if conn == nil {
+				return
+			}
+			continue
+		}
+		if typ == Binary {
+			c.peer.HandleFrame(data)
+			continue
+		}
+		c.handleText(data)
+	}
+}
+
+func (c *Client) handleText(data []byte) {
+	if len(data) > 1000 {
+		return
+	}
+	var m map[string]any
+	if json.Unmarshal(data, &m) != nil {
+		return
+	}
+	switch m["type"] {
+	case "reconnection_token":
+		if t := asString(m["reconnection_token"]); t != "" {
+			c.mu.Lock()
+			c.reconnToken = t
+			c.mu.Unlock()
+		}
+	case "error":
+		c.log.Warn("server error", "message", m["message"])
+	}
+}
+
+// reconnect retries with exponential backoff until it has a new connection
+// with every service re-registered, or the client is closed.
+func (c *Client) reconnect(ctx context.Context) Conn {
+	c.mu.Lock()
+	c.ready = make(chan struct{})
+	old := c.conn
+	c.mu.Unlock()
+	old.Close("reconnecting")
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			d := min(time.Second<<min(attempt-1, 6), 60*time.Second)
+			d += time.Duration(rand.Int64N(int64(d/5)+1)) - d/10
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		c.mu.Lock()
+		tok := c.reconnToken
+		c.mu.Unlock()
+		conn, info, err := c.handshake(ctx, tok)
+		if err != nil {
+			var refused *RefusedError
+			if errors.As(err, &refused) && tok != "" {
+				// The reconnection token may have expired (e.g. the server
+				// restarted with another secret): try the original credentials.
+				c.mu.Lock()
+				c.reconnToken = ""
+				c.mu.Unlock()
+			}
+			c.log.Debug("reconnect attempt failed", "attempt", attempt, "err", err)
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		c.mu.Lock()
+		oldManager := c.info.ManagerID
+		c.conn, c.info = conn, info
+		ready := c.ready
+		c.mu.Unlock()
+		c.peer.setIdentity(info.Workspace, info.ManagerID)
+		if oldManager != info.ManagerID {
+			c.peer.RejectTarget("*/"+oldManager, fmt.Errorf("%w: the server restarted", ErrClosed))
+		}
+		close(ready)
+		// The read loop must keep running while services are re-registered
+		// (their replies arrive on it), so re-registration runs beside it. If
+		// it fails the connection is dropped, which starts another attempt.
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			bctx, cancel := context.WithTimeout(ctx, c.cfg.MethodTimeout)
+			defer cancel()
+			if err := c.bootstrap(bctx); err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("re-registration after reconnect failed", "err", err)
+					conn.Close("re-registration failed")
+				}
+				return
+			}
+			c.log.Info("reconnected", "workspace", info.Workspace, "client_id", info.ClientID)
+			c.mu.Lock()
+			hooks := append([]func(){}, c.onReconnect...)
+			c.mu.Unlock()
+			for _, h := range hooks {
+				h()
+			}
+		}()
+		return conn
+	}
+}
+
+func (c *Client) keepAlive(ctx context.Context) {
+	defer c.wg.Done()
+	ping := time.NewTicker(c.cfg.PingInterval)
+	defer ping.Stop()
+	refresh := time.NewTimer(2 * time.Second)
+	defer refresh.Stop()
+	for {
+		var msg []byte
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			msg = []byte(`{"type":"ping"}`)
+		case <-refresh.C:
+			msg = []byte(`{"type":"refresh_token"}`)
+			refresh.Reset(time.Hour)
+		}
+		c.mu.Lock()
+		conn, ready := c.conn, c.ready
+		c.mu.Unlock()
+		select {
+		case <-ready:
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_ = conn.Write(wctx, Text, msg)
+			cancel()
+		default:
+		}
+	}
+}
+
+func (c *Client) shutdown(err error) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	conn := c.conn
+	c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if conn != nil {
+		conn.Close("client disconnect")
+	}
+	if c.peer != nil {
+		c.peer.RejectAll(err)
+	}
+	close(c.done)
+}
+
+// Close disconnects and releases every goroutine; pending calls fail with
+// ErrClosed. It is the same as Disconnect without a context.
+func (c *Client) Close() error {
+	c.shutdown(ErrClosed)
+	c.wg.Wait()
+	if c.peer != nil {
+		c.peer.Close()
+	}
+	return nil
+}
+
+// Disconnect closes the connection (see Close).
+func (c *Client) Disconnect(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when the client is closed for good.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Info describes the current connection.
+func (c *Client) Info() ConnectionInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.info
+}
+
+// OnReconnect runs fn after every successful reconnection.
+func (c *Client) OnReconnect(fn func()) {
+	c.mu.Lock()
+	c.onReconnect = append(c.onReconnect, fn)
+	c.mu.Unlock()
+}
+
+// Manager is the workspace manager service (`*/<manager_id>:default`).
+func (c *Client) Manager() *RemoteService {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.manager
+}

@@ -1,0 +1,101 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// MessageType tells text frames (JSON control messages) from binary frames
+// (RPC messages).
+type MessageType int
+
+const (
+	Text   MessageType = 1
+	Binary MessageType = 2
+)
+
+// Conn is one transport connection to a server. The websocket transport is
+// the default; the embedded server offers an in-memory one.
+type Conn interface {
+	Read(ctx context.Context) (MessageType, []byte, error)
+	// Write must be safe for concurrent use.
+	Write(ctx context.Context, typ MessageType, data []byte) error
+	Close(reason string) error
+}
+
+// Dialer opens a new Conn (used for the first connection and every reconnection).
+type Dialer func(ctx context.Context) (Conn, error)
+
+// CloseError is a close frame received from the server.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("connection closed by server (%d): %s", e.Code, e.Reason)
+}
+
+// WebsocketURL normalises a server URL to its /ws endpoint: http(s)://host →
+// ws(s)://host/ws; ws(s) URLs are kept.
+func WebsocketURL(server string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(server))
+	if err != nil {
+		return "", fmt.Errorf("server url %q: %w", server, err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+		return u.String(), nil
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("server url %q: scheme must be http, https, ws or wss", server)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+	return u.String(), nil
+}
+
+// WebsocketDialer dials the server's /ws endpoint.
+func WebsocketDialer(serverURL string, readLimit int64) Dialer {
+	return func(ctx context.Context) (Conn, error) {
+		u, err := WebsocketURL(serverURL)
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", u, err)
+		}
+		c.SetReadLimit(readLimit)
+		return &wsConn{c: c}, nil
+	}
+}
+
+type wsConn struct{ c *websocket.Conn }
+
+func (w *wsConn) Read(ctx context.Context) (MessageType, []byte, error) {
+	t, b, err := w.c.Read(ctx)
+	if err != nil {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return 0, nil, &CloseError{Code: int(ce.Code), Reason: ce.Reason}
+		}
+		return 0, nil, err
+	}
+	return MessageType(t), b, nil
+}
+
+func (w *wsConn) Write(ctx context.Context, typ MessageType, data []byte) error {
+	return w.c.Write(ctx, websocket.MessageType(typ), data)
+}
+
+func (w *wsConn) Close(reason string) error {
+	return w.c.Close(websocket.StatusNormalClosure, reason)
+}

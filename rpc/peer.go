@@ -1,0 +1,359 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/internal/wire"
+)
+
+// Sentinel errors callers can test with errors.Is.
+var (
+	ErrTimeout          = errors.New("method call timed out")
+	ErrClosed           = errors.New("connection is closed")
+	ErrClientDisconnect = errors.New("client disconnected")
+	ErrNotFound         = errors.New("not found")
+	ErrPermission       = errors.New("permission denied")
+)
+
+const (
+	defaultMethodTimeout = 30 * time.Second
+	// chunkSize is the slice size used for messages sent through message_cache;
+	// frames above chunkSize+1024 bytes are chunked, as the reference clients do.
+	chunkSize         = 256 * 1024
+	chunkThreshold    = chunkSize + 1024
+	chunkConcurrency  = 8
+	maxReassembled    = 512 << 20
+	sessionIdleExpiry = 10 * time.Minute
+)
+
+// PeerConfig configures a Peer, the RPC engine shared by clients and the
+// embedded server's manager.
+type PeerConfig struct {
+	ClientID      string
+	Workspace     string // "*" for the server's manager
+	ServerBaseURL string // written into every encoded function as _rserver
+	// ManagerID is the server manager's client id; the manager may call
+	// protected services of any workspace.
+	ManagerID string
+	// Send writes one frame to the transport. It must be safe for concurrent use.
+	Send           func(ctx context.Context, frame []byte) error
+	MethodTimeout  time.Duration
+	Logger         *slog.Logger
+	DefaultContext map[string]any
+}
+
+// Peer is one RPC endpoint: an object store of services and call sessions
+// driven by incoming frames (HandleFrame) and producing frames through Send.
+type Peer struct {
+	cfg    PeerConfig
+	log    *slog.Logger
+	closed chan struct{}
+	once   sync.Once
+
+	mu        sync.Mutex
+	workspace string
+	managerID string
+	services  map[string]*localService
+	sessions  map[string]*session
+	cache     map[string]*chunkBuffer
+	handlers  map[string][]*eventHandler
+	wg        sync.WaitGroup
+}
+
+type session struct {
+	id       string
+	target   string // absolute id of the peer this session talks to
+	funcs    map[string]*localFunc
+	children []string
+	call     *pendingCall
+	touched  time.Time
+}
+
+type pendingCall struct {
+	done    chan callResult
+	timer   *time.Timer
+	timeout time.Duration
+	desc    string
+}
+
+type callResult struct {
+	value any
+	err   error
+}
+
+type eventHandler struct{ fn func(map[string]any) }
+
+// NewPeer creates a peer. Most users want Connect instead.
+func NewPeer(cfg PeerConfig) *Peer {
+	if cfg.MethodTimeout <= 0 {
+		cfg.MethodTimeout = defaultMethodTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Peer{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		closed:    make(chan struct{}),
+		workspace: cfg.Workspace,
+		managerID: cfg.ManagerID,
+		services:  map[string]*localService{},
+		sessions:  map[string]*session{},
+		cache:     map[string]*chunkBuffer{},
+		handlers:  map[string][]*eventHandler{},
+	}
+	p.addBuiltin()
+	p.wg.Add(1)
+	go p.gcLoop()
+	return p
+}
+
+// ID returns "<workspace>/<client_id>".
+func (p *Peer) ID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workspace + "/" + p.cfg.ClientID
+}
+
+func (p *Peer) ws() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.workspace
+}
+
+// setIdentity updates the workspace and manager id (after a (re)connection).
+func (p *Peer) setIdentity(ws, managerID string) {
+	p.mu.Lock()
+	p.workspace = ws
+	p.managerID = managerID
+	p.mu.Unlock()
+}
+
+// Close rejects every pending call with ErrClosed and stops background work.
+func (p *Peer) Close() {
+	p.once.Do(func() {
+		close(p.closed)
+		p.mu.Lock()
+		var pend []*pendingCall
+		for id, s := range p.sessions {
+			if s.call != nil {
+				pend = append(pend, s.call)
+			}
+			delete(p.sessions, id)
+		}
+		p.cache = map[string]*chunkBuffer{}
+		p.mu.Unlock()
+		for _, c := range pend {
+			c.finish(callResult{err: fmt.Errorf("%w: %s", ErrClosed, c.desc)})
+		}
+		p.wg.Wait()
+	})
+}
+
+func (c *pendingCall) finish(r callResult) {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	select {
+	case c.done <- r:
+	default:
+	}
+}
+
+// RejectAll fails every pending call with err (used when the connection is
+// lost for good).
+func (p *Peer) RejectAll(err error) {
+	p.rejectWhere(func(*session) bool { return true }, err)
+}
+
+// RejectTarget fails pending calls to a peer that has gone away.
+func (p *Peer) RejectTarget(target string, err error) {
+	p.rejectWhere(func(s *session) bool { return s.target == target }, err)
+}
+
+func (p *Peer) rejectWhere(match func(*session) bool, err error) {
+	p.mu.Lock()
+	var pend []*pendingCall
+	for id, s := range p.sessions {
+		if s.call != nil && match(s) {
+			pend = append(pend, s.call)
+			p.deleteSessionLocked(id)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range pend {
+		c.finish(callResult{err: err})
+	}
+}
+
+// newSession creates a session nested under parent (if it still exists).
+func (p *Peer) newSessionLocked(parent, target string) *session {
+	id := idgen.New()
+	if parent != "" {
+		if ps, ok := p.sessions[parent]; ok {
+			id = parent + "." + id
+			ps.children = append(ps.children, id)
+		}
+	}
+	s := &session{id: id, target: target, touched: time.Now()}
+	p.sessions[id] = s
+	return s
+}
+
+func (p *Peer) deleteSessionLocked(id string) {
+	s, ok := p.sessions[id]
+	if !ok {
+		return
+	}
+	delete(p.sessions, id)
+	for _, c := range s.children {
+		p.deleteSessionLocked(c)
+	}
+}
+
+// gcLoop drops sessions that hold only callbacks (no pending call) and saw no
+// activity for sessionIdleExpiry, so fire-and-forget callbacks cannot leak forever.
+func (p *Peer) gcLoop() {
+	defer p.wg.Done()
+	t := time.NewTicker(sessionIdleExpiry / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.closed:
+			return
+		case now := <-t.C:
+			p.mu.Lock()
+			for id, s := range p.sessions {
+				if s.call == nil && now.Sub(s.touched) > sessionIdleExpiry && !strings.Contains(id, ".") {
+					p.deleteSessionLocked(id)
+				}
+			}
+			for k, b := range p.cache {
+				if now.Sub(b.touched) > sessionIdleExpiry {
+					delete(p.cache, k)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+}
+
+// On registers a handler for events (messages whose type is not "method"),
+// such as client_disconnected or service_added. It returns a function that
+// removes the handler. Handlers run on their own goroutine.
+func (p *Peer) On(eventType string, fn func(data map[string]any)) (off func()) {
+	h := &eventHandler{fn: fn}
+	p.mu.Lock()
+	p.handlers[eventType] = append(p.handlers[eventType], h)
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		hs := p.handlers[eventType]
+		for i, x := range hs {
+			if x == h {
+				p.handlers[eventType] = append(hs[:i:i], hs[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (p *Peer) emitLocal(eventType string, msg map[string]any) {
+	p.mu.Lock()
+	hs := append([]*eventHandler(nil), p.handlers[eventType]...)
+	p.mu.Unlock()
+	for _, h := range hs {
+		go h.fn(msg)
+	}
+}
+
+// HandleFrame processes one binary frame from the transport. It decodes on
+// the caller's goroutine and never runs user code there.
+func (p *Peer) HandleFrame(frame []byte) {
+	main, extra, err := wire.DecodeFrame(frame)
+	if err != nil {
+		p.log.Warn("dropping undecodable frame", "err", err, "bytes", len(frame))
+		return
+	}
+	p.handleMessage(main, extra, nil)
+}
+
+// handleMessage dispatches a decoded message. override, when set, replaces the
+// trusted fields (used for reassembled chunked messages).
+func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any) {
+	for _, k := range []string{"from", "to", "ws", "user"} {
+		if override != nil {
+			if v, ok := override[k]; ok {
+				main[k] = v
+			}
+		}
+	}
+	ctx := make(map[string]any, len(main)+len(p.cfg.DefaultContext))
+	for k, v := range p.cfg.DefaultContext {
+		ctx[k] = v
+	}
+	for k, v := range main {
+		ctx[k] = v
+	}
+	msg := main
+	for k, v := range extra {
+		msg[k] = v
+	}
+	typ, _ := msg["type"].(string)
+	if typ != "method" {
+		if typ != "" {
+			if data, ok := msg["data"].(map[string]any); ok && typ == "client_disconnected" {
+				p.onClientDisconnected(data)
+			}
+			p.emitLocal(typ, msg)
+		}
+		return
+	}
+	p.handleMethod(msg, ctx)
+}
+
+func (p *Peer) onClientDisconnected(data map[string]any) {
+	id, _ := data["id"].(string)
+	if id == "" {
+		return
+	}
+	if !strings.Contains(id, "/") {
+		ws, _ := data["workspace"].(string)
+		id = ws + "/" + id
+	}
+	p.RejectTarget(id, fmt.Errorf("%w: %s", ErrClientDisconnect, id))
+}
+
+// sendMessage encodes and sends main+extra, chunking through the target's
+// message_cache when the frame is large.
+func (p *Peer) sendMessage(ctx context.Context, main, extra map[string]any, remoteParent string) error {
+	var frame []byte
+	var err error
+	if extra != nil {
+		frame, err = wire.Encode(main, extra)
+	} else {
+		frame, err = wire.Encode(main)
+	}
+	if err != nil {
+		return err
+	}
+	if len(frame) > chunkThreshold {
+		if m := asString(main["method"]); !strings.HasPrefix(m, "services.built-in.message_cache.") {
+			return p.sendChunked(ctx, asString(main["to"]), frame, remoteParent)
+		}
+	}
+	select {
+	case <-p.closed:
+		return ErrClosed
+	default:
+	}
+	return p.cfg.Send(ctx, frame)
+}

@@ -1,0 +1,730 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/convert"
+)
+
+// Service describes a service to register. Functions maps names to Go funcs
+// (any signature, see Client.RegisterService), nested map[string]any of funcs,
+// or plain values (e.g. a worker's supported_types).
+type Service struct {
+	ID          string
+	Name        string
+	Type        string
+	Description string
+	Docs        string
+	AppID       string
+	Config      ServiceConfig
+	Functions   map[string]any
+}
+
+// ServiceConfig is the service's config block.
+type ServiceConfig struct {
+	// Visibility is "public", "protected" (the default) or "unlisted".
+	Visibility string
+	// RequireContext tells callers that functions receive the caller context.
+	// It is set automatically when a function takes a *CallContext.
+	RequireContext bool
+	// AuthorizedWorkspaces may call a protected service from outside its workspace.
+	AuthorizedWorkspaces []string
+	RunInExecutor        bool
+	// Extra keys are stored in config as given.
+	Extra map[string]any
+}
+
+type localService struct {
+	id         string
+	name       string
+	typ        string
+	desc       string
+	docs       string
+	appID      string
+	visibility string
+	authorized []string
+	config     map[string]any
+	members    map[string]any // *localFunc, map[string]any or plain values
+}
+
+type localFunc struct {
+	name   string
+	doc    string
+	call   func(ctx context.Context, c *Call) (any, error)
+	schema map[string]any
+	usesCC bool
+}
+
+func newLocalService(s Service) (*localService, error) {
+	if s.ID == "" {
+		return nil, errors.New("rpc: service id is empty")
+	}
+	if strings.ContainsAny(s.ID, "/:.") && s.ID != "~" {
+		return nil, fmt.Errorf("rpc: service id %q must not contain '/', ':' or '.'", s.ID)
+	}
+	ls := &localService{
+		id: s.ID, name: s.Name, typ: s.Type, desc: s.Description, docs: s.Docs, appID: s.AppID,
+		visibility: s.Config.Visibility, authorized: s.Config.AuthorizedWorkspaces,
+	}
+	if ls.name == "" {
+		ls.name = s.ID
+	}
+	if ls.typ == "" {
+		ls.typ = "generic"
+	}
+	switch ls.visibility {
+	case "":
+		ls.visibility = "protected"
+	case "public", "protected", "unlisted":
+	default:
+		return nil, fmt.Errorf("rpc: service %q: visibility %q is not public, protected or unlisted", s.ID, ls.visibility)
+	}
+	if len(ls.authorized) > 0 && ls.visibility != "protected" {
+		return nil, fmt.Errorf("rpc: service %q: authorized_workspaces needs visibility protected", s.ID)
+	}
+	members, usesCC, err := adaptMembers(s.Functions, "")
+	if err != nil {
+		return nil, fmt.Errorf("rpc: service %q: %w", s.ID, err)
+	}
+	ls.members = members
+	cfg := map[string]any{}
+	for k, v := range s.Config.Extra {
+		cfg[k] = v
+	}
+	cfg["visibility"] = ls.visibility
+	cfg["require_context"] = s.Config.RequireContext || usesCC
+	if s.Config.RunInExecutor {
+		cfg["run_in_executor"] = true
+	}
+	if len(ls.authorized) > 0 {
+		aw := make([]any, len(ls.authorized))
+		for i, w := range ls.authorized {
+			aw[i] = w
+		}
+		cfg["authorized_workspaces"] = aw
+	}
+	ls.config = cfg
+	return ls, nil
+}
+
+func adaptMembers(in map[string]any, prefix string) (map[string]any, bool, error) {
+	out := make(map[string]any, len(in))
+	uses := false
+	for k, v := range in {
+		if strings.HasPrefix(k, "_") && k != "_dispose" {
+			continue
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			sub, u, err := adaptMembers(x, prefix+k+".")
+			if err != nil {
+				return nil, false, err
+			}
+			out[k], uses = sub, uses || u
+			continue
+		case Kwargs:
+			out[k] = map[string]any(x)
+			continue
+		}
+		if isFunc(v) {
+			lf, err := adaptFunc(v, k)
+			if err != nil {
+				return nil, false, fmt.Errorf("function %s%s: %w", prefix, k, err)
+			}
+			out[k], uses = lf, uses || lf.usesCC
+			continue
+		}
+		out[k] = v
+	}
+	return out, uses, nil
+}
+
+func isFunc(v any) bool {
+	switch v.(type) {
+	case HandlerFunc, *namedFunc, *docFunc:
+		return true
+	case nil:
+		return false
+	}
+	return reflect.TypeOf(v).Kind() == reflect.Func
+}
+
+// adaptFunc turns a Go func into a localFunc by reflection. Parameters of
+// type context.Context, *CallContext, *Call and Kwargs are filled by the peer;
+// the others take positional wire arguments, converted to their Go types.
+func adaptFunc(v any, name string) (*localFunc, error) {
+	var names []string
+	doc := ""
+	for {
+		switch x := v.(type) {
+		case *namedFunc:
+			names, v = x.names, x.fn
+			continue
+		case *docFunc:
+			doc, v = x.doc, x.fn
+			continue
+		}
+		break
+	}
+	lf := &localFunc{name: name, doc: doc}
+	if h, ok := v.(HandlerFunc); ok {
+		lf.call = h
+		lf.usesCC = true
+		lf.schema = funcSchema(name, doc, nil, nil)
+		return lf, nil
+	}
+	if h, ok := v.(func(context.Context, *Call) (any, error)); ok {
+		lf.call = h
+		lf.usesCC = true
+		lf.schema = funcSchema(name, doc, nil, nil)
+		return lf, nil
+	}
+	fv := reflect.ValueOf(v)
+	ft := fv.Type()
+	if ft.Kind() != reflect.Func {
+		return nil, fmt.Errorf("%T is not a function", v)
+	}
+	nout := ft.NumOut()
+	if nout > 2 || (nout == 2 && ft.Out(1) != errType) {
+		return nil, fmt.Errorf("signature %s: results must be (), (T), (error) or (T, error)", ft)
+	}
+	type param struct {
+		kind int // 0 wire, 1 ctx, 2 callctx, 3 call, 4 kwargs, 5 variadic
+		t    reflect.Type
+	}
+	params := make([]param, ft.NumIn())
+	var wireTypes []reflect.Type
+	for i := range params {
+		t := ft.In(i)
+		switch {
+		case t == ctxType:
+			params[i] = param{kind: 1}
+		case t == callCtxType:
+			params[i] = param{kind: 2}
+			lf.usesCC = true
+		case t == callType:
+			params[i] = param{kind: 3}
+			lf.usesCC = true
+		case t == kwargsType:
+			params[i] = param{kind: 4}
+		case ft.IsVariadic() && i == len(params)-1:
+			params[i] = param{kind: 5, t: t}
+		default:
+			params[i] = param{kind: 0, t: t}
+			wireTypes = append(wireTypes, t)
+		}
+	}
+	if len(names) > len(wireTypes) {
+		return nil, fmt.Errorf("Params gives %d names for %d parameters", len(names), len(wireTypes))
+	}
+	lf.schema = funcSchema(name, doc, names, wireTypes)
+	hasKwargsParam := slices.ContainsFunc(params, func(p param) bool { return p.kind == 4 })
+	lf.call = func(ctx context.Context, c *Call) (any, error) {
+		args := c.Args
+		var rest Kwargs
+		if len(c.Kwargs) > 0 {
+			for k, v := range c.Kwargs {
+				if k == "context" {
+					continue // the trusted context is injected, never taken from the caller
+				}
+				if pos := slices.Index(names, k); pos >= 0 {
+					for len(args) <= pos {
+						args = append(args, missing{})
+					}
+					if _, isMissing := args[pos].(missing); !isMissing && pos < len(c.Args) {
+						return nil, fmt.Errorf("%s: argument %q given twice", name, k)
+					}
+					args[pos] = v
+					continue
+				}
+				if !hasKwargsParam {
+					return nil, fmt.Errorf("%s: unexpected keyword argument %q", name, k)
+				}
+				if rest == nil {
+					rest = Kwargs{}
+				}
+				rest[k] = v
+			}
+		}
+		in := make([]reflect.Value, len(params))
+		ai := 0
+		var variadic reflect.Value
+		for i, p := range params {
+			switch p.kind {
+			case 1:
+				in[i] = reflect.ValueOf(&ctx).Elem()
+			case 2:
+				in[i] = reflect.ValueOf(c.Context)
+			case 3:
+				in[i] = reflect.ValueOf(c)
+			case 4:
+				in[i] = reflect.ValueOf(rest)
+			case 5:
+				variadic = reflect.MakeSlice(p.t, 0, len(args))
+				for ; ai < len(args); ai++ {
+					ev := reflect.New(p.t.Elem()).Elem()
+					if err := convert.Assign(ev, args[ai], hookOnly); err != nil {
+						return nil, fmt.Errorf("%s: argument %d: %w", name, ai, err)
+					}
+					variadic = reflect.Append(variadic, ev)
+				}
+				in[i] = variadic
+			default:
+				dst := reflect.New(p.t).Elem()
+				if ai < len(args) {
+					if _, isMissing := args[ai].(missing); !isMissing {
+						if err := convert.Assign(dst, args[ai], hookOnly); err != nil {
+							return nil, fmt.Errorf("%s: argument %d: %w", name, ai, err)
+						}
+					}
+				}
+				ai++
+				in[i] = dst
+			}
+		}
+		if ai < len(args) {
+			return nil, fmt.Errorf("%s takes %d arguments, %d given", name, len(wireTypes), len(args))
+		}
+		var out []reflect.Value
+		if ft.IsVariadic() {
+			out = fv.CallSlice(in)
+		} else {
+			out = fv.Call(in)
+		}
+		switch nout {
+		case 0:
+			return nil, nil
+		case 1:
+			if ft.Out(0) == errType {
+				if e, _ := out[0].Interface().(error); e != nil {
+					return nil, e
+				}
+				return nil, nil
+			}
+			return out[0].Interface(), nil
+		default:
+			if e, _ := out[1].Interface().(error); e != nil {
+				return nil, e
+			}
+			return out[0].Interface(), nil
+		}
+	}
+	return lf, nil
+}
+
+type missing struct{}
+
+func funcSchema(name, doc string, names []string, types []reflect.Type) map[string]any {
+	props := map[string]any{}
+	var required []any
+	for i, n := range names {
+		props[n] = map[string]any{"type": jsonType(types[i]), "description": ""}
+		required = append(required, n)
+	}
+	if required == nil {
+		required = []any{}
+	}
+	return map[string]any{"type": "function", "function": map[string]any{
+		"name": name, "description": doc,
+		"parameters": map[string]any{"type": "object", "properties": props, "required": required},
+	}}
+}
+
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "string"
+		}
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	}
+	return "object"
+}
+
+// lookup finds a member by dotted path.
+func (s *localService) lookup(path []string) (any, bool) {
+	var cur any = s.members
+	for _, k := range path {
+		switch c := cur.(type) {
+		case map[string]any:
+			v, ok := c[k]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil, false
+			}
+			cur = c[i]
+		default:
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// schema mirrors the members: functions become their schemas.
+func membersSchema(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch x := v.(type) {
+		case *localFunc:
+			out[k] = x.schema
+		case map[string]any:
+			out[k] = membersSchema(x)
+		case string:
+			out[k] = map[string]any{"type": "string"}
+		case nil:
+			out[k] = map[string]any{"type": "null"}
+		case int, int64, float64, uint64:
+			out[k] = map[string]any{"type": "number"}
+		default:
+			out[k] = map[string]any{}
+		}
+	}
+	return out
+}
+
+// info is the service description sent to the manager's register_service.
+func (p *Peer) serviceInfo(s *localService) map[string]any {
+	ws := p.ws()
+	cfg := make(map[string]any, len(s.config)+1)
+	for k, v := range s.config {
+		cfg[k] = v
+	}
+	cfg["workspace"] = ws
+	appID := s.appID
+	if appID == "" {
+		appID = "*"
+	}
+	return map[string]any{
+		"config":         cfg,
+		"id":             ws + "/" + p.cfg.ClientID + ":" + s.id,
+		"name":           s.name,
+		"description":    nilIfEmpty(s.desc),
+		"type":           s.typ,
+		"docs":           nilIfEmpty(s.docs),
+		"app_id":         appID,
+		"service_schema": membersSchema(s.members),
+	}
+}
+
+// encodeService is the service as returned by built-in get_service: its
+// description plus method references for every function.
+func (p *Peer) encodeService(s *localService) map[string]any {
+	me := p.ID()
+	out := map[string]any{
+		"id": s.id, "name": s.name, "type": s.typ, "description": s.desc,
+		"config": s.config,
+	}
+	if s.docs != "" {
+		out["docs"] = s.docs
+	}
+	if s.appID != "" {
+		out["app_id"] = s.appID
+	}
+	var walk func(m map[string]any, prefix string) map[string]any
+	walk = func(m map[string]any, prefix string) map[string]any {
+		o := make(map[string]any, len(m))
+		for k, v := range m {
+			switch x := v.(type) {
+			case *localFunc:
+				o[k] = map[string]any{
+					"_rtype": "method", "_rserver": p.cfg.ServerBaseURL, "_rtarget": me,
+					"_rmethod": "services." + s.id + "." + prefix + k, "_rpromise": "*",
+					"_rname": k, "_rdoc": nilIfEmpty(x.doc), "_rschema": x.schema["function"],
+				}
+			case map[string]any:
+				o[k] = walk(x, prefix+k+".")
+			default:
+				o[k] = v
+			}
+		}
+		return o
+	}
+	for k, v := range walk(s.members, "") {
+		out[k] = v
+	}
+	return out
+}
+
+// AddService stores a service locally (without telling any server) and
+// returns its description for register_service.
+func (p *Peer) AddService(s Service, overwrite bool) (map[string]any, error) {
+	ls, err := newLocalService(s)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if _, exists := p.services[ls.id]; exists && !overwrite {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("rpc: service %q already exists", ls.id)
+	}
+	p.services[ls.id] = ls
+	p.mu.Unlock()
+	return p.serviceInfo(ls), nil
+}
+
+// RemoveService deletes a local service.
+func (p *Peer) RemoveService(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.services[id]; !ok {
+		return false
+	}
+	delete(p.services, id)
+	return true
+}
+
+// ServiceInfos returns the registration descriptions of every local service,
+// built-in first.
+func (p *Peer) ServiceInfos() []map[string]any {
+	p.mu.Lock()
+	list := make([]*localService, 0, len(p.services))
+	for _, s := range p.services {
+		list = append(list, s)
+	}
+	p.mu.Unlock()
+	slices.SortFunc(list, func(a, b *localService) int {
+		if a.id == "built-in" {
+			return -1
+		}
+		if b.id == "built-in" {
+			return 1
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	out := make([]map[string]any, len(list))
+	for i, s := range list {
+		out[i] = p.serviceInfo(s)
+	}
+	return out
+}
+
+// handleMethod runs an incoming method call.
+func (p *Peer) handleMethod(msg, ctx map[string]any) {
+	method := asString(msg["method"])
+	from := asString(msg["from"])
+	remoteWS, remoteCID := splitPeer(from)
+	to := asString(msg["to"])
+	if to != "" && !strings.Contains(to, "/") {
+		to = remoteWS + "/" + to
+	}
+	ctx["to"] = to
+	sessionID := asString(msg["session"])
+	parent := asString(msg["parent"])
+	rawArgs, _ := msg["args"].([]any)
+	ds := &decState{remoteWS: remoteWS, remoteParent: sessionID}
+
+	if handled, err := p.settle(method, from, rawArgs, ds); handled {
+		if err != nil {
+			p.log.Warn("refused to settle call", "err", err)
+		}
+		return
+	}
+
+	p.mu.Lock()
+	localWS := p.workspace
+	managerID := p.managerID
+	p.mu.Unlock()
+	if localWS == "" || localWS == "*" {
+		localWS, _ = splitPeer(to)
+	}
+
+	var resolve, reject, heartbeat *RemoteFunc
+	var interval time.Duration
+	switch pr := msg["promise"].(type) {
+	case string:
+		if pr == "*" && sessionID != "" {
+			mk := func(op string) *RemoteFunc {
+				return &RemoteFunc{peer: p, target: from, method: sessionID + "." + op, promise: false,
+					remoteParent: sessionID, localParent: parent}
+			}
+			resolve, reject, heartbeat = mk("resolve"), mk("reject"), mk("heartbeat")
+			if f, ok := asFloat(msg["t"]); ok {
+				interval = time.Duration(f * float64(time.Second))
+			}
+		}
+	case map[string]any:
+		pds := &decState{remoteWS: remoteWS, remoteParent: sessionID, localParent: parent}
+		resolve, _ = p.decode(pr["resolve"], pds).(*RemoteFunc)
+		reject, _ = p.decode(pr["reject"], pds).(*RemoteFunc)
+		heartbeat, _ = p.decode(pr["heartbeat"], pds).(*RemoteFunc)
+		if f, ok := asFloat(pr["interval"]); ok {
+			interval = time.Duration(f * float64(time.Second))
+		}
+	}
+	fail := func(err error) {
+		if reject != nil {
+			go p.reply(reject, err)
+		} else {
+			p.log.Debug("call failed with no one to tell", "method", method, "from", from, "err", err)
+		}
+	}
+
+	lf, err := p.resolveMethod(method, from, remoteWS, remoteCID, localWS, managerID)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if parent != "" && !strings.HasPrefix(method, "services.") {
+		p.mu.Lock()
+		_, ok := p.sessions[parent]
+		p.mu.Unlock()
+		if !ok {
+			fail(fmt.Errorf("Parent session was closed: %s", parent))
+			return
+		}
+	}
+	args := p.decode(rawArgs, ds).([]any)
+	if args == nil {
+		args = []any{}
+	}
+	call := &Call{Args: args}
+	if wk, _ := msg["with_kwargs"].(bool); wk && len(args) > 0 {
+		if kw, ok := args[len(args)-1].(map[string]any); ok {
+			call.Kwargs = kw
+			call.Args = args[:len(args)-1]
+		}
+	}
+	cc := &CallContext{From: from, To: to, WS: asString(ctx["ws"]), Raw: ctx}
+	if u, ok := ctx["user"].(map[string]any); ok {
+		cc.User = userFromMap(u)
+	}
+	call.Context = cc
+	go p.run(lf, call, resolve, reject, heartbeat, interval)
+}
+
+func (p *Peer) resolveMethod(method, from, remoteWS, remoteCID, localWS, managerID string) (*localFunc, error) {
+	parts := strings.Split(method, ".")
+	if len(parts) >= 3 && parts[0] == "services" {
+		p.mu.Lock()
+		svc, ok := p.services[parts[1]]
+		p.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("Method not found: %s:%s at %s", from, method, p.cfg.ClientID)
+		}
+		v, ok := svc.lookup(parts[2:])
+		lf, isFn := v.(*localFunc)
+		if !ok || !isFn {
+			return nil, fmt.Errorf("Method not found: %s:%s at %s", from, method, p.cfg.ClientID)
+		}
+		if svc.visibility == "protected" && remoteWS != localWS && !slices.Contains(svc.authorized, remoteWS) &&
+			!(remoteWS == "*" && remoteCID == managerID) {
+			return nil, fmt.Errorf("%w: Permission denied for invoking protected method %s, workspace mismatch: %s != %s",
+				ErrPermission, method, localWS, remoteWS)
+		}
+		return lf, nil
+	}
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("Method not found: %s:%s at %s", from, method, p.cfg.ClientID)
+	}
+	sid := strings.Join(parts[:len(parts)-1], ".")
+	key := parts[len(parts)-1]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.sessions[sid]
+	if !ok {
+		return nil, fmt.Errorf("Session not found: %s:%s", from, method)
+	}
+	lf, ok := s.funcs[key]
+	if !ok {
+		return nil, fmt.Errorf("Method expired or not found: %s:%s", from, method)
+	}
+	if s.target != from {
+		return nil, fmt.Errorf("%w: Access denied for method call (%s) from %s", ErrPermission, method, from)
+	}
+	s.touched = time.Now()
+	return lf, nil
+}
+
+// run invokes a local function, heartbeating while it runs, and sends the
+// result or error back.
+func (p *Peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *RemoteFunc, interval time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if heartbeat != nil && interval > 0 {
+		go func() {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if _, err := heartbeat.Call(ctx); err != nil && ctx.Err() == nil {
+						p.log.Debug("heartbeat failed", "err", err)
+					}
+				}
+			}
+		}()
+	}
+	result, err := safeCall(ctx, lf, call)
+	cancel()
+	if err != nil {
+		if reject != nil {
+			p.reply(reject, err)
+		} else {
+			p.log.Debug("function failed", "name", lf.name, "err", err)
+		}
+		return
+	}
+	if resolve != nil {
+		p.reply(resolve, result)
+	}
+}
+
+func safeCall(ctx context.Context, lf *localFunc, call *Call) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &RemoteError{Message: fmt.Sprintf("panic in %s: %v", lf.name, r), Trace: string(debug.Stack())}
+		}
+	}()
+	return lf.call(ctx, call)
+}
+
+func (p *Peer) reply(fn *RemoteFunc, v any) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MethodTimeout)
+	defer cancel()
+	if _, err := fn.Call(ctx, v); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		// A result that cannot be encoded is reported to the caller instead.
+		if !strings.HasSuffix(fn.method, ".reject") {
+			if _, err2 := (&RemoteFunc{peer: p, target: fn.target, method: strings.TrimSuffix(fn.method, "resolve") + "reject",
+				promise: false, remoteParent: fn.remoteParent, localParent: fn.localParent}).Call(ctx, err); err2 == nil {
+				return
+			}
+		}
+		p.log.Debug("could not send reply", "method", fn.method, "err", err)
+	}
+}

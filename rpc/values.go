@@ -1,0 +1,176 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Kwargs, passed as the last argument of a remote call, is sent as keyword
+// arguments (the wire's with_kwargs flag). A Go handler receives keyword
+// arguments in Call.Kwargs, or as a Kwargs parameter.
+type Kwargs map[string]any
+
+// RemoteError is an exception raised by a remote function (the wire's
+// `_rtype: error`). Message is the remote text; Trace the remote traceback.
+type RemoteError struct {
+	Message string
+	Trace   string
+}
+
+func (e *RemoteError) Error() string {
+	if e.Message == "" {
+		return "remote error"
+	}
+	return e.Message
+}
+
+// NDArray is a numpy-style array (`_rtype: ndarray`): raw little-endian data,
+// shape and numpy dtype name.
+type NDArray struct {
+	Data  []byte
+	Shape []int64
+	DType string
+}
+
+// TypedArray is a JavaScript typed array (`_rtype: typedarray`) other than Uint8Array.
+type TypedArray struct {
+	Data  []byte
+	DType string
+}
+
+// UserInfo is the identity the server stamps on every message.
+type UserInfo struct {
+	ID          string
+	Roles       []string
+	IsAnonymous bool
+	Email       string
+	// Scope is the raw scope map: current_workspace, workspaces, client_id, extra_scopes.
+	Scope map[string]any
+	// Raw is the whole user map as received.
+	Raw map[string]any
+}
+
+func userFromMap(m map[string]any) UserInfo {
+	u := UserInfo{Raw: m}
+	if m == nil {
+		return u
+	}
+	u.ID, _ = m["id"].(string)
+	u.IsAnonymous, _ = m["is_anonymous"].(bool)
+	u.Email, _ = m["email"].(string)
+	u.Scope, _ = m["scope"].(map[string]any)
+	if rs, ok := m["roles"].([]any); ok {
+		for _, r := range rs {
+			if s, ok := r.(string); ok {
+				u.Roles = append(u.Roles, s)
+			}
+		}
+	}
+	return u
+}
+
+// CallContext is the trusted context of an incoming call: who sent it, as
+// stamped by the server. Handlers take a *CallContext parameter to receive it.
+type CallContext struct {
+	From string // "<workspace>/<client_id>" of the caller
+	To   string // absolute id of this peer
+	WS   string // the caller's workspace
+	User UserInfo
+	// Raw holds every context field (including connection_type).
+	Raw map[string]any
+}
+
+func (c *CallContext) toMap() map[string]any {
+	if c == nil {
+		return nil
+	}
+	return c.Raw
+}
+
+// Call is what a HandlerFunc receives: positional and keyword arguments and
+// the caller's context.
+type Call struct {
+	Args    []any
+	Kwargs  map[string]any
+	Context *CallContext
+}
+
+// Arg returns the positional argument i, or else the keyword argument name,
+// or nil; the common pattern for handlers that accept both forms.
+func (c *Call) Arg(i int, name string) any {
+	if i >= 0 && i < len(c.Args) {
+		return c.Args[i]
+	}
+	if name != "" && c.Kwargs != nil {
+		return c.Kwargs[name]
+	}
+	return nil
+}
+
+// Has reports whether argument i (or keyword name) was given.
+func (c *Call) Has(i int, name string) bool {
+	if i >= 0 && i < len(c.Args) {
+		return true
+	}
+	if name != "" && c.Kwargs != nil {
+		_, ok := c.Kwargs[name]
+		return ok
+	}
+	return false
+}
+
+// HandlerFunc is the most general service function: it sees the raw decoded
+// arguments. Any other Go func is adapted by reflection.
+type HandlerFunc func(ctx context.Context, call *Call) (any, error)
+
+// Params names the parameters of fn so that keyword arguments can be matched
+// to positions (Go reflection has no parameter names). Context parameters are
+// not counted.
+func Params(fn any, names ...string) any {
+	return &namedFunc{fn: fn, names: names}
+}
+
+type namedFunc struct {
+	fn    any
+	names []string
+}
+
+// Doc attaches a description to fn, shown in the service schema.
+func Doc(fn any, doc string) any {
+	return &docFunc{fn: fn, doc: doc}
+}
+
+type docFunc struct {
+	fn  any
+	doc string
+}
+
+// splitPeer splits "<ws>/<cid>".
+func splitPeer(id string) (ws, cid string) {
+	if i := strings.IndexByte(id, '/'); i >= 0 {
+		return id[:i], id[i+1:]
+	}
+	return "", id
+}
+
+func asString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func asFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

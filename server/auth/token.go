@@ -1,0 +1,346 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Default token settings, matching the upstream server's defaults
+// (AUTH0_ISSUER, AUTH0_AUDIENCE, AUTH0_NAMESPACE).
+const (
+	DefaultIssuer    = "https://amun.ai/"
+	DefaultAudience  = "https://amun-ai.eu.auth0.com/api/v2/"
+	DefaultNamespace = "https://amun.ai/"
+
+	// AnonymousLifetime is how long an anonymous user is valid.
+	AnonymousLifetime = 600 * time.Second
+	// AnonymousIDPrefix prefixes anonymous user ids.
+	AnonymousIDPrefix = "anonymouz-"
+	// RoleAnonymous and RoleAdmin are the roles of anonymous and root users.
+	RoleAnonymous = "anonymous"
+	RoleAdmin     = "admin"
+)
+
+// Sentinel errors returned (wrapped) by Issuer.Parse. Their messages are
+// meant for users; the server sends them as "Authentication error: <detail>".
+// The token itself never appears in an error message.
+var (
+	ErrTokenExpired = errors.New("the token has expired, please fetch a new one")
+	ErrTokenInvalid = errors.New("invalid token")
+)
+
+// Issuer mints and verifies HS256 tokens. Empty Issuer, Audience and
+// Namespace fields and a nil Now use the defaults.
+type Issuer struct {
+	Secret    []byte
+	RootToken string // optional opaque root token ("" disables it)
+	Issuer    string // "iss" claim; default DefaultIssuer
+	Audience  string // "aud" claim; default DefaultAudience
+	Namespace string // prefix of the roles/email/parent claims; default DefaultNamespace
+	Now       func() time.Time
+}
+
+// NewIssuer returns an Issuer with the default issuer, audience and
+// namespace. If secret is empty a random secret is generated (tokens then do
+// not survive a restart; the caller should log a warning).
+func NewIssuer(secret, rootToken string) *Issuer {
+	key := []byte(secret)
+	if secret == "" {
+		key = []byte(RandomSecret())
+	}
+	return &Issuer{
+		Secret:    key,
+		RootToken: rootToken,
+		Issuer:    DefaultIssuer,
+		Audience:  DefaultAudience,
+		Namespace: DefaultNamespace,
+		Now:       time.Now,
+	}
+}
+
+// RandomSecret returns a random 256-bit secret, base64url encoded.
+func RandomSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("auth: crypto/rand failed: %v", err))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (is *Issuer) iss() string {
+	if is.Issuer == "" {
+		return DefaultIssuer
+	}
+	return is.Issuer
+}
+
+func (is *Issuer) aud() string {
+	if is.Audience == "" {
+		return DefaultAudience
+	}
+	return is.Audience
+}
+
+func (is *Issuer) ns() string {
+	if is.Namespace == "" {
+		return DefaultNamespace
+	}
+	return is.Namespace
+}
+
+func (is *Issuer) now() time.Time {
+	if is.Now == nil {
+		return time.Now()
+	}
+	return is.Now()
+}
+
+// Generate mints an HS256 token for u valid for expiresIn (whole seconds;
+// must be positive). Claims: iss, aud, sub (u.ID), iat, exp, gty
+// "client-credentials", scope (u.Scope.String()), <ns>roles, <ns>email (null
+// when empty) and, when u.Parent is set, <ns>parent. u.ExpiresAt and
+// u.CurrentWorkspace are not encoded (the scope's wid: carries the current
+// workspace).
+func (is *Issuer) Generate(u *UserInfo, expiresIn time.Duration) (string, error) {
+	if u == nil || u.ID == "" {
+		return "", errors.New("cannot generate a token without a user id")
+	}
+	if expiresIn <= 0 {
+		return "", errors.New("expires_in should be greater than 0")
+	}
+	if len(is.Secret) == 0 {
+		return "", errors.New("cannot generate a token: no signing secret configured")
+	}
+	now := is.now()
+	roles := u.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	ns := is.ns()
+	claims := jwt.MapClaims{
+		"iss":        is.iss(),
+		"sub":        u.ID,
+		"aud":        is.aud(),
+		"iat":        now.Unix(),
+		"exp":        now.Add(expiresIn).Unix(),
+		"scope":      u.Scope.String(),
+		"gty":        "client-credentials",
+		ns + "roles": roles,
+		ns + "email": strOrNil(u.Email),
+	}
+	if u.Parent != "" {
+		claims[ns+"parent"] = u.Parent
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	s, err := tok.SignedString(is.Secret)
+	if err != nil {
+		return "", fmt.Errorf("signing token: %w", err)
+	}
+	return s, nil
+}
+
+func invalid(detail string) error { return fmt.Errorf("%w: %s", ErrTokenInvalid, detail) }
+
+// stripBearer removes an optional "Bearer " prefix (any case).
+func stripBearer(authorization string) (string, error) {
+	if len(authorization) >= 7 && strings.EqualFold(authorization[:7], "bearer ") {
+		parts := strings.Fields(authorization)
+		switch {
+		case len(parts) == 1:
+			return "", invalid("token not found after 'Bearer'")
+		case len(parts) > 2:
+			return "", invalid("authorization must be 'Bearer <token>'")
+		}
+		return parts[1], nil
+	}
+	return authorization, nil
+}
+
+// IsRootToken reports whether token (optionally "Bearer "-prefixed or
+// surrounded by whitespace) is the configured root token.
+func (is *Issuer) IsRootToken(token string) bool {
+	if is.RootToken == "" {
+		return false
+	}
+	t, err := stripBearer(token)
+	if err != nil {
+		return false
+	}
+	t = strings.TrimSpace(t)
+	return subtle.ConstantTimeCompare([]byte(t), []byte(is.RootToken)) == 1
+}
+
+// Parse authenticates a token string (optionally prefixed with "Bearer ").
+// The configured root token yields RootUser(). Otherwise the token must be
+// an HS256 JWT signed with Secret, with the configured issuer, an "exp"
+// claim in the future and, if it has an "aud" claim, the configured
+// audience (as upstream, a missing aud is tolerated). The user gets Admin on
+// its own workspace. Errors wrap ErrTokenExpired or ErrTokenInvalid.
+func (is *Issuer) Parse(token string) (*UserInfo, error) {
+	t, err := stripBearer(token)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(t) == "" {
+		return nil, invalid("token is empty")
+	}
+	if is.IsRootToken(t) {
+		return RootUser(), nil
+	}
+	if len(is.Secret) == 0 {
+		return nil, invalid("no signing secret configured")
+	}
+	claims := jwt.MapClaims{}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(is.iss()),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(is.now),
+	)
+	parsed, err := parser.ParseWithClaims(t, claims, func(*jwt.Token) (any, error) {
+		return is.Secret, nil
+	})
+	if err != nil {
+		return nil, classify(parsed, err)
+	}
+	if err := is.checkAudience(claims); err != nil {
+		return nil, err
+	}
+	return is.userFromClaims(claims)
+}
+
+// classify maps a jwt library error to one of our sentinels with a short
+// detail. jwt error texts never contain the token, but we still use our own
+// wording so the messages stay stable.
+func classify(tok *jwt.Token, err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return invalid("malformed, not a JWT")
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return invalid("token is unverifiable (missing or unknown signing algorithm)")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		if tok != nil && tok.Method != nil && tok.Method.Alg() != jwt.SigningMethodHS256.Alg() {
+			return invalid(fmt.Sprintf("unsupported signing algorithm %s", safeAlg(tok.Method.Alg())))
+		}
+		return invalid("signature verification failed")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrTokenExpired
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return invalid("token is missing a required claim (exp or iss)")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return invalid("invalid issuer")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return invalid("token is not valid yet")
+	case errors.Is(err, jwt.ErrInvalidType):
+		return invalid("a registered claim has an invalid type")
+	}
+	return invalid("token validation failed")
+}
+
+// safeAlg quotes an attacker-controlled alg header, truncated.
+func safeAlg(alg string) string {
+	if len(alg) > 16 {
+		alg = alg[:16] + "..."
+	}
+	return fmt.Sprintf("%q", alg)
+}
+
+func (is *Issuer) checkAudience(claims jwt.MapClaims) error {
+	if _, present := claims["aud"]; !present {
+		return nil
+	}
+	auds, err := claims.GetAudience()
+	if err != nil {
+		return invalid("invalid audience")
+	}
+	for _, a := range auds {
+		if a == is.aud() {
+			return nil
+		}
+	}
+	return invalid("invalid audience")
+}
+
+func (is *Issuer) userFromClaims(c jwt.MapClaims) (*UserInfo, error) {
+	ns := is.ns()
+	sub, ok := c["sub"].(string)
+	if !ok || sub == "" {
+		return nil, invalid("token has no subject")
+	}
+	u := &UserInfo{ID: sub}
+	if v, ok := c["scope"]; ok && v != nil {
+		s, ok := v.(string)
+		if !ok {
+			return nil, invalid("scope claim is not a string")
+		}
+		sc, err := ParseScope(s)
+		if err != nil {
+			return nil, invalid(err.Error())
+		}
+		u.Scope = sc
+	}
+	roles, err := optStrings(c[ns+"roles"], "roles")
+	if err != nil {
+		return nil, invalid("roles claim is not a list of strings")
+	}
+	if roles == nil {
+		roles = []string{}
+	}
+	u.Roles = roles
+	u.IsAnonymous = u.HasRole(RoleAnonymous)
+	if u.Email, err = optString(c, ns+"email"); err != nil {
+		return nil, invalid("email claim is not a string")
+	}
+	if u.Parent, err = optString(c, ns+"parent"); err != nil {
+		return nil, invalid("parent claim is not a string")
+	}
+	exp, err := c.GetExpirationTime()
+	if err != nil || exp == nil {
+		return nil, invalid("token has no valid expiration")
+	}
+	u.ExpiresAt = exp.Unix()
+	u.CurrentWorkspace = u.Scope.CurrentWorkspace
+	if u.Scope.Workspaces == nil {
+		u.Scope.Workspaces = map[string]Permission{}
+	}
+	u.Scope.Workspaces[u.Workspace()] = Admin
+	return u, nil
+}
+
+// RootUser returns the root user: id "root", roles ["admin"], not
+// anonymous, Admin on "*", current workspace (in the scope) ws-user-root,
+// no expiry.
+func RootUser() *UserInfo {
+	return &UserInfo{
+		ID:    RootUserID,
+		Roles: []string{RoleAdmin},
+		Scope: Scope{
+			CurrentWorkspace: UserWorkspacePrefix + RootUserID,
+			Workspaces:       map[string]Permission{"*": Admin},
+		},
+	}
+}
+
+// NewAnonymous returns a fresh anonymous user: id "anonymouz-<readable
+// id>", roles ["anonymous"], expiring AnonymousLifetime from now, with Admin
+// on its own workspace ws-user-<id>. The caller sets the scope's current
+// workspace and client id once they are known.
+func (is *Issuer) NewAnonymous() *UserInfo {
+	id := AnonymousIDPrefix + ReadableID()
+	return &UserInfo{
+		ID:          id,
+		Roles:       []string{RoleAnonymous},
+		IsAnonymous: true,
+		ExpiresAt:   is.now().Add(AnonymousLifetime).Unix(),
+		Scope: Scope{
+			Workspaces: map[string]Permission{UserWorkspacePrefix + id: Admin},
+		},
+	}
+}

@@ -1,0 +1,307 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/wire"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/server/registry"
+)
+
+// maxHTTPBody bounds request bodies of HTTP service calls.
+const maxHTTPBody = 16 << 20
+
+func mustRawUser(u *auth.UserInfo) wire.Raw { return wire.MustRaw(u.ToMap()) }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("/ws", s.handleWS)
+	s.mux.HandleFunc("GET /health/readiness", s.health)
+	s.mux.HandleFunc("GET /health/liveness", s.health)
+	s.mux.HandleFunc("GET /{workspace}/services", s.httpListServices)
+	s.mux.HandleFunc("GET /{workspace}/services/{$}", s.httpListServices)
+	s.mux.HandleFunc("GET /{workspace}/services/{service_id}", s.httpServiceInfo)
+	s.mux.HandleFunc("GET /{workspace}/services/{service_id}/{function...}", s.httpCall)
+	s.mux.HandleFunc("POST /{workspace}/services/{service_id}/{function...}", s.httpCall)
+	s.wg.Add(1)
+	go s.idleSweep()
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-s.done:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stopping"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "OK"})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(jsonable(v))
+	if err != nil {
+		code = http.StatusInternalServerError
+		b, _ = json.Marshal(map[string]any{"success": false, "detail": "result is not JSON-serialisable: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]any{"success": false, "detail": msg})
+}
+
+// jsonable makes decoded RPC values JSON-friendly: bytes as base64,
+// remote functions as descriptions, errors as their message.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = jsonable(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonable(e)
+		}
+		return out
+	case []byte:
+		return base64.StdEncoding.EncodeToString(x)
+	case wire.Raw:
+		v, err := wire.Decode(x)
+		if err != nil {
+			return nil
+		}
+		return jsonable(v)
+	case *rpc.RemoteFunc:
+		return map[string]any{"_rtype": "method", "_rname": x.Name(), "_rdoc": x.Doc()}
+	case error:
+		return map[string]any{"_rtype": "error", "_rvalue": x.Error()}
+	}
+	return v
+}
+
+// httpUser authenticates a request by its Bearer token or access_token
+// cookie; without either it is an anonymous user.
+func (s *Server) httpUser(r *http.Request) (*auth.UserInfo, error) {
+	tok := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok = h
+	} else if c, err := r.Cookie("access_token"); err == nil {
+		tok = c.Value
+	}
+	if tok == "" {
+		return s.issuer.NewAnonymous(), nil
+	}
+	u, err := s.issuer.Parse(tok)
+	if err != nil {
+		return nil, err
+	}
+	if u.Specialized() {
+		return nil, errors.New("specialized tokens cannot call services")
+	}
+	return u, nil
+}
+
+func (s *Server) httpListServices(w http.ResponseWriter, r *http.Request) {
+	u, err := s.httpUser(r)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	ws := r.PathValue("workspace")
+	perm := func(x string) auth.Permission { return s.permission(u, x) }
+	list, err := s.registry.List(registry.ListQuery{Workspace: ws}, ws, perm, false)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out := make([]any, 0, len(list))
+	for _, e := range list {
+		if perm(ws) < auth.Read && e.Visibility != registry.Public {
+			continue
+		}
+		info := cloneMap(e.Info)
+		info["id"] = e.ClientID + ":" + e.Name
+		out = append(out, info)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// httpFind resolves /{workspace}/services/{service_id} for an HTTP user.
+func (s *Server) httpFind(r *http.Request, u *auth.UserInfo) (*registry.Entry, int, error) {
+	ws := r.PathValue("workspace")
+	sid := r.PathValue("service_id")
+	q, err := registry.ParseServiceID(ws+"/"+sid, ws)
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	perm := func(x string) auth.Permission { return s.permission(u, x) }
+	var cands []*registry.Entry
+	for _, e := range s.registry.Find(q) {
+		if registry.CanGet(e, ws, perm) && (e.Visibility != registry.Protected || perm(e.Workspace) >= auth.Read) {
+			cands = append(cands, e)
+		}
+	}
+	switch {
+	case len(cands) == 0:
+		return nil, http.StatusNotFound, fmt.Errorf("Service not found: %s/%s", ws, sid)
+	case len(cands) > 1 && r.URL.Query().Get("_mode") == "":
+		return nil, http.StatusBadRequest, fmt.Errorf("Multiple services found for %s/%s; use client_id:service_id or _mode=random", ws, sid)
+	}
+	return cands[0], 0, nil
+}
+
+func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
+	u, err := s.httpUser(r)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	e, code, err := s.httpFind(r, u)
+	if err != nil {
+		httpError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, e.Info)
+}
+
+// httpCall calls a service function: query parameters (GET) or a JSON body
+// (POST: an object for keyword arguments, an array for positional ones).
+func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
+	u, err := s.httpUser(r)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	e, code, err := s.httpFind(r, u)
+	if err != nil {
+		httpError(w, code, err.Error())
+		return
+	}
+	fn := r.PathValue("function")
+	var args []any
+	kwargs := rpc.Kwargs{}
+	if r.Method == http.MethodGet {
+		for k, vs := range r.URL.Query() {
+			if k == "_mode" || len(vs) == 0 {
+				continue
+			}
+			kwargs[k] = normalizeQueryValue(vs[0])
+		}
+	} else {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPBody+1))
+		if err != nil || len(body) > maxHTTPBody {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxHTTPBody))
+			return
+		}
+		if len(strings.TrimSpace(string(body))) > 0 {
+			var v any
+			if err := json.Unmarshal(body, &v); err != nil {
+				httpError(w, http.StatusBadRequest, "request body is not JSON: "+err.Error())
+				return
+			}
+			switch x := v.(type) {
+			case map[string]any:
+				for k, e := range x {
+					kwargs[k] = normalizeNumbers(e)
+				}
+			case []any:
+				args = normalizeNumbers(x).([]any)
+			default:
+				args = []any{normalizeNumbers(x)}
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
+	defer cancel()
+	v, err := s.callPeer(ctx, e.ClientKey(), "services.built-in.get_service", e.Name)
+	if err != nil {
+		httpError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	svc, _ := v.(map[string]any)
+	var member any = svc
+	for _, k := range strings.Split(fn, ".") {
+		m, ok := member.(map[string]any)
+		if !ok {
+			member = nil
+			break
+		}
+		member = m[k]
+	}
+	f, ok := member.(*rpc.RemoteFunc)
+	if !ok {
+		if member != nil {
+			writeJSON(w, http.StatusOK, member)
+			return
+		}
+		httpError(w, http.StatusNotFound, fmt.Sprintf("Function not found: %s in %s", fn, e.FullID()))
+		return
+	}
+	if len(kwargs) > 0 {
+		args = append(args, kwargs)
+	}
+	res, err := f.Call(ctx, args...)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpc.ErrTimeout) {
+			code = http.StatusGatewayTimeout
+		}
+		httpError(w, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func normalizeQueryValue(s string) any {
+	if s == "true" {
+		return true
+	}
+	if s == "false" {
+		return false
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return f
+	}
+	if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
+		var v any
+		if json.Unmarshal([]byte(s), &v) == nil {
+			return normalizeNumbers(v)
+		}
+	}
+	return s
+}
+
+// normalizeNumbers turns integral JSON numbers into int64, as msgpack would.
+func normalizeNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeNumbers(e)
+		}
+	case float64:
+		if x == float64(int64(x)) && x < 1<<53 && x > -(1<<53) {
+			return int64(x)
+		}
+	}
+	return v
+}

@@ -1,0 +1,259 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/wire"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// recentWindow is how long a departed client's id answers calls with an
+// immediate "not connected" instead of silence.
+const recentWindow = 120 * time.Second
+
+// writeTimeout bounds one delivery to a slow client.
+const writeTimeout = 30 * time.Second
+
+// conn is one connected peer as the router sees it.
+type conn struct {
+	id, ws, cid string
+	user        *auth.UserInfo
+	userRaw     wire.Raw // the user map, encoded once, stamped on every frame
+	readOnly    bool
+	t           transport // nil for the manager
+	deliverFn   func(frame []byte) error
+	gen         uint64
+	lastActive  atomic.Int64
+	closed      chan struct{}
+	closeOnce   sync.Once
+
+	subsMu sync.Mutex
+	subs   map[string]bool
+}
+
+func (c *conn) subscribed(typ string) bool {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	return c.subs[typ]
+}
+
+func (c *conn) deliver(frame []byte) error {
+	if c.deliverFn != nil {
+		return c.deliverFn(frame)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return c.t.Write(ctx, rpc.Binary, frame)
+}
+
+func (c *conn) sendText(msg []byte) {
+	if c.t == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	_ = c.t.Write(ctx, rpc.Text, msg)
+}
+
+// close sends an error frame, then closes with code and reason.
+func (c *conn) close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		if c.t != nil {
+			c.sendText(errorFrame(reason))
+			c.t.CloseWith(code, reason)
+		}
+		close(c.closed)
+	})
+}
+
+type router struct {
+	s      *Server
+	mu     sync.RWMutex
+	conns  map[string]*conn
+	byWS   map[string]map[*conn]struct{}
+	recent map[string]time.Time
+	gen    atomic.Uint64
+}
+
+func newRouter(s *Server) *router {
+	return &router{s: s, conns: map[string]*conn{}, byWS: map[string]map[*conn]struct{}{}, recent: map[string]time.Time{}}
+}
+
+func (r *router) get(id string) *conn {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.conns[id]
+}
+
+// add registers c, superseding an older connection with the same id.
+func (r *router) add(c *conn) (old *conn) {
+	c.gen = r.gen.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old = r.conns[c.id]
+	if old != nil {
+		delete(r.byWS[old.ws], old)
+	}
+	r.conns[c.id] = c
+	m := r.byWS[c.ws]
+	if m == nil {
+		m = map[*conn]struct{}{}
+		r.byWS[c.ws] = m
+	}
+	m[c] = struct{}{}
+	delete(r.recent, c.id)
+	return old
+}
+
+// remove forgets c unless a newer connection took its id; it reports whether
+// c was the current one (then its services must be cleaned up).
+func (r *router) remove(c *conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.byWS[c.ws], c)
+	if len(r.byWS[c.ws]) == 0 {
+		delete(r.byWS, c.ws)
+	}
+	if r.conns[c.id] != c {
+		return false
+	}
+	delete(r.conns, c.id)
+	now := time.Now()
+	r.recent[c.id] = now
+	for id, t := range r.recent {
+		if now.Sub(t) > recentWindow {
+			delete(r.recent, id)
+		}
+	}
+	return true
+}
+
+func (r *router) wasRecent(id string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.recent[id]
+	return ok && time.Since(t) < recentWindow
+}
+
+func (r *router) inWorkspace(ws string) []*conn {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*conn, 0, len(r.byWS[ws]))
+	for c := range r.byWS[ws] {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (r *router) all() []*conn {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*conn, 0, len(r.conns))
+	for _, c := range r.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (r *router) closeAll(code int, reason string) {
+	for _, c := range r.all() {
+		c.close(code, reason)
+	}
+}
+
+var errNoTarget = errors.New("message has no target")
+
+// route stamps the trusted fields of a frame from src and delivers it.
+func (r *router) route(src *conn, frame []byte) error {
+	main, tail, err := wire.DecodeMain(frame)
+	if err != nil {
+		return err
+	}
+	to, _ := main["to"].(string)
+	if to == "" {
+		return errNoTarget
+	}
+	var target string
+	switch {
+	case to == "*":
+		if src.readOnly {
+			return fmt.Errorf("%w: read-only connections may not broadcast", rpcPermission)
+		}
+		target = src.ws + "/*"
+	case !strings.Contains(to, "/"):
+		target = src.ws + "/" + to
+	default:
+		target = to
+	}
+	stampWS := src.ws
+	tws, tcid, _ := strings.Cut(target, "/")
+	if stampWS == "*" {
+		stampWS = tws
+	}
+	main["from"] = src.id
+	main["to"] = target
+	main["ws"] = stampWS
+	main["user"] = src.userRaw
+	out, err := wire.AppendEncode(main, tail)
+	if err != nil {
+		return err
+	}
+	if tcid == "*" {
+		typ, _ := main["type"].(string)
+		for _, c := range r.inWorkspace(tws) {
+			if c.subscribed(typ) {
+				_ = c.deliver(out)
+			}
+		}
+		return nil
+	}
+	dst := r.get(target)
+	if dst == nil {
+		if session, _ := main["session"].(string); session != "" {
+			r.rejectUnreachable(src, target, session)
+		}
+		return nil
+	}
+	if err := dst.deliver(out); err != nil {
+		r.s.log.Debug("delivery failed", "to", target, "err", err)
+		if session, _ := main["session"].(string); session != "" {
+			r.rejectUnreachable(src, target, session)
+		}
+	}
+	return nil
+}
+
+var rpcPermission = errors.New("permission denied")
+
+// rejectUnreachable answers a call to a peer that is not connected with an
+// immediate reject, so the caller does not wait for its timeout.
+func (r *router) rejectUnreachable(src *conn, target, session string) {
+	main := map[string]any{"type": "method", "from": target, "to": src.id, "method": session + ".reject"}
+	extra := map[string]any{"args": []any{map[string]any{
+		"_rtype": "error", "_rvalue": "Target peer " + target + " is not connected", "_rtrace": ""}}}
+	frame, err := wire.Encode(main, extra)
+	if err == nil {
+		go func() { _ = src.deliver(frame) }()
+	}
+}
+
+// event sends a server event to the subscribers of a workspace.
+func (r *router) event(ws, typ string, data any) {
+	frame, err := wire.Encode(map[string]any{"type": typ, "to": "*", "data": data})
+	if err != nil {
+		r.s.log.Error("encode event", "type", typ, "err", err)
+		return
+	}
+	for _, c := range r.inWorkspace(ws) {
+		if c.subscribed(typ) {
+			_ = c.deliver(frame)
+		}
+	}
+}

@@ -1,0 +1,354 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/hypha-go/hypha/internal/wire"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// Close codes used by upstream Hypha.
+const (
+	closeGoingAway     = 1001
+	closeUnsupported   = 1003
+	closePolicy        = 1008
+	closeTryAgainLater = 1013
+)
+
+const legacyRejection = "Connection rejected, please  upgrade to `hypha-rpc` which pass the authentication information in the first message"
+
+type wsTransport struct{ c *websocket.Conn }
+
+func (w *wsTransport) Read(ctx context.Context) (rpc.MessageType, []byte, error) {
+	t, b, err := w.c.Read(ctx)
+	return rpc.MessageType(t), b, err
+}
+
+func (w *wsTransport) Write(ctx context.Context, typ rpc.MessageType, data []byte) error {
+	return w.c.Write(ctx, websocket.MessageType(typ), data)
+}
+
+func (w *wsTransport) CloseWith(code int, reason string) {
+	if len(reason) > 120 {
+		reason = reason[:120] // a close frame's reason must fit in 123 bytes
+	}
+	_ = w.c.Close(websocket.StatusCode(code), reason)
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return
+	}
+	c.SetReadLimit(s.cfg.MaxMessageSize)
+	q := r.URL.Query()
+	for _, k := range []string{"workspace", "client_id", "token", "reconnection_token"} {
+		if q.Has(k) {
+			_ = c.Close(closePolicy, legacyRejection[:min(len(legacyRejection), 120)])
+			return
+		}
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	s.serveConn(&wsTransport{c: c}, r.RemoteAddr)
+}
+
+func errorFrame(msg string) []byte {
+	b, _ := json.Marshal(map[string]string{"type": "error", "message": msg})
+	return b
+}
+
+type hello struct {
+	ClientID          string `json:"client_id"`
+	Workspace         string `json:"workspace"`
+	Token             string `json:"token"`
+	ReconnectionToken string `json:"reconnection_token"`
+}
+
+// setupError carries the close code for a refused connection.
+type setupError struct {
+	code   int
+	reason string
+}
+
+func (e *setupError) Error() string { return e.reason }
+
+func refuse(code int, format string, args ...any) *setupError {
+	return &setupError{code: code, reason: fmt.Sprintf(format, args...)}
+}
+
+// serveConn runs one client connection from its first message to its end.
+func (s *Server) serveConn(t transport, remote string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	actx, acancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
+	var typ rpc.MessageType
+	var data []byte
+	var err error
+	for {
+		typ, data, err = t.Read(actx)
+		if err != nil || typ == rpc.Text {
+			break
+		}
+	}
+	acancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.CloseWith(closePolicy, "Authentication payload timeout")
+		} else {
+			t.CloseWith(closeGoingAway, "connection closed during authentication")
+		}
+		return
+	}
+	var h hello
+	if err := json.Unmarshal(data, &h); err != nil {
+		sendAndClose(t, closeUnsupported, "Failed to decode authentication information")
+		return
+	}
+	c, serr := s.admit(ctx, h)
+	if serr != nil {
+		s.log.Info("connection refused", "client_id", h.ClientID, "remote", remote, "reason", serr.reason)
+		sendAndClose(t, serr.code, serr.reason)
+		return
+	}
+	c.t = t
+	if old := s.router.add(c); old != nil {
+		old.close(closeGoingAway, "Old connection for "+c.id+" superseded")
+	}
+	reconnTok, err := s.reconnectionToken(c)
+	if err != nil {
+		s.router.remove(c)
+		sendAndClose(t, closeGoingAway, "Failed to establish connection: "+err.Error())
+		return
+	}
+	info := map[string]any{
+		"type": "connection_info", "hypha_version": Version,
+		"public_base_url": s.URL(), "local_base_url": s.URL(),
+		"manager_id": s.managerID, "workspace": c.ws, "client_id": c.cid,
+		"user": c.user.ToMap(), "reconnection_token": reconnTok,
+		"reconnection_token_life_time": s.cfg.ReconnectionTokenLife.Seconds(),
+	}
+	b, _ := json.Marshal(info)
+	wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
+	err = t.Write(wctx, rpc.Text, b)
+	wcancel()
+	if err != nil {
+		s.disconnected(c)
+		return
+	}
+	s.log.Debug("client connected", "id", c.id, "user", c.user.ID, "remote", remote)
+	s.readLoop(ctx, c)
+	s.disconnected(c)
+}
+
+func sendAndClose(t transport, code int, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = t.Write(ctx, rpc.Text, errorFrame(reason))
+	cancel()
+	t.CloseWith(code, reason)
+}
+
+// admit authenticates the first message and decides the workspace.
+func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
+	if h.ClientID == "" {
+		return nil, refuse(closeGoingAway, "Failed to establish connection: client_id is required")
+	}
+	if strings.ContainsAny(h.ClientID, "/*") || len(h.ClientID) > 256 {
+		return nil, refuse(closeGoingAway, "Failed to establish connection: invalid client_id %q", h.ClientID)
+	}
+	if strings.ContainsAny(h.Workspace, "/:@*") {
+		return nil, refuse(closeGoingAway, "Failed to establish connection: invalid workspace %q", h.Workspace)
+	}
+	var user *auth.UserInfo
+	ws := h.Workspace
+	reconnecting := false
+	authFail := func(err error) *setupError {
+		if errors.Is(err, auth.ErrTokenExpired) || errors.Is(err, auth.ErrTokenInvalid) {
+			return refuse(closePolicy, "Authentication error: %v", err)
+		}
+		return refuse(closeGoingAway, "Failed to establish connection: Failed to authenticate user: %v", err)
+	}
+	switch {
+	case h.ReconnectionToken != "":
+		u, err := s.issuer.Parse(h.ReconnectionToken)
+		if err != nil {
+			return nil, authFail(err)
+		}
+		if u.Specialized() {
+			return nil, authFail(errors.New("specialized tokens cannot be used to connect"))
+		}
+		if u.Scope.CurrentWorkspace == "" || u.Scope.ClientID == "" {
+			return nil, authFail(errors.New("invalid reconnection token: missing workspace or client id"))
+		}
+		if ws != "" && ws != u.Scope.CurrentWorkspace {
+			return nil, authFail(fmt.Errorf("workspace mismatch: %s != %s", ws, u.Scope.CurrentWorkspace))
+		}
+		if u.Scope.ClientID != h.ClientID {
+			return nil, authFail(errors.New("Client id mismatch, disconnecting"))
+		}
+		ws = u.Scope.CurrentWorkspace
+		user = u
+		reconnecting = true
+	case h.Token != "":
+		u, err := s.issuer.Parse(h.Token)
+		if err != nil {
+			return nil, authFail(err)
+		}
+		if u.Specialized() {
+			return nil, authFail(errors.New("specialized tokens cannot be used to connect"))
+		}
+		if u.Scope.ClientID != "" && u.Scope.ClientID != h.ClientID {
+			return nil, authFail(fmt.Errorf("the token is for client %s, not %s", u.Scope.ClientID, h.ClientID))
+		}
+		wid := u.Scope.CurrentWorkspace
+		if wid != "" && ws != "" && wid != ws {
+			return nil, authFail(fmt.Errorf("workspace mismatch: the token is for %s, not %s", wid, ws))
+		}
+		if ws == "" {
+			ws = wid
+		}
+		if ws == "public" && wid != "public" {
+			ws = wid
+		}
+		user = u
+	default:
+		user = s.issuer.NewAnonymous()
+	}
+	if ws == "" {
+		ws = user.Workspace()
+	}
+	if err := s.work.ensure(ws, user); err != nil {
+		return nil, refuse(closeGoingAway, "Failed to establish connection: %v", err)
+	}
+	perm := s.permission(user, ws)
+	if perm < auth.Read {
+		return nil, refuse(closeGoingAway, "Failed to establish connection: Permission denied for workspace: %s", ws)
+	}
+	user = user.Clone()
+	user.Scope.CurrentWorkspace = ws
+	user.CurrentWorkspace = ws
+	user.Scope.ClientID = h.ClientID
+	id := ws + "/" + h.ClientID
+	if !reconnecting {
+		if old := s.router.get(id); old != nil {
+			if s.alive(ctx, old) {
+				return nil, refuse(closeGoingAway, "Failed to establish connection: Client already exists and is active: %s", id)
+			}
+			old.close(closeGoingAway, "Stale connection for "+id+" replaced")
+		}
+	}
+	c := &conn{
+		id: id, ws: ws, cid: h.ClientID, user: user, userRaw: wire.MustRaw(user.ToMap()),
+		readOnly: perm == auth.Read, closed: make(chan struct{}), subs: map[string]bool{},
+	}
+	c.lastActive.Store(time.Now().UnixNano())
+	return c, nil
+}
+
+// alive pings a client's built-in service through the manager.
+func (s *Server) alive(ctx context.Context, c *conn) bool {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := s.callPeer(pctx, c.id, "services.built-in.ping", "ping")
+	return err == nil && v == "pong"
+}
+
+func (s *Server) reconnectionToken(c *conn) (string, error) {
+	u := c.user.Clone()
+	u.Scope.CurrentWorkspace = c.ws
+	u.Scope.ClientID = c.cid
+	return s.issuer.Generate(u, s.cfg.ReconnectionTokenLife)
+}
+
+func (s *Server) readLoop(ctx context.Context, c *conn) {
+	tokens := s.cfg.MsgBurstLimit
+	last := time.Now()
+	for {
+		typ, data, err := c.t.Read(ctx)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		c.lastActive.Store(now.UnixNano())
+		if typ == rpc.Text {
+			s.handleText(c, data)
+			continue
+		}
+		tokens = min(s.cfg.MsgBurstLimit, tokens+now.Sub(last).Seconds()*s.cfg.MsgRateLimit)
+		last = now
+		if tokens < 1 {
+			c.close(closePolicy, "Rate limit exceeded: too many messages per second")
+			return
+		}
+		tokens--
+		if err := s.router.route(c, data); err != nil {
+			s.log.Debug("dropped a frame", "from", c.id, "err", err)
+		}
+	}
+}
+
+func (s *Server) handleText(c *conn, data []byte) {
+	if len(data) > 1000 {
+		return
+	}
+	var m map[string]any
+	if json.Unmarshal(data, &m) != nil {
+		return
+	}
+	switch m["type"] {
+	case "ping":
+		c.sendText([]byte(`{"type":"pong"}`))
+	case "refresh_token":
+		tok, err := s.reconnectionToken(c)
+		if err != nil {
+			return
+		}
+		b, _ := json.Marshal(map[string]string{"type": "reconnection_token", "reconnection_token": tok})
+		c.sendText(b)
+	}
+}
+
+// disconnected cleans up after a connection ends: unless a newer connection
+// took over the client id, its services go and the workspace hears of it.
+func (s *Server) disconnected(c *conn) {
+	c.close(closeGoingAway, "Connection closed")
+	if !s.router.remove(c) {
+		return
+	}
+	s.registry.RemoveClient(c.ws, c.cid)
+	s.manager.RejectTarget(c.id, fmt.Errorf("%w: %s", rpc.ErrClientDisconnect, c.id))
+	s.router.event(c.ws, "client_disconnected", map[string]any{"id": c.cid, "workspace": c.ws})
+	s.work.maybeUnload(c.ws, s.router)
+	s.log.Debug("client disconnected", "id", c.id)
+}
+
+// idleSweep closes connections that sent nothing for IdleTimeout.
+func (s *Server) idleSweep() {
+	defer s.wg.Done()
+	every := min(s.cfg.IdleTimeout/4, 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			for _, c := range s.router.all() {
+				if c.t != nil && now.Sub(time.Unix(0, c.lastActive.Load())) > s.cfg.IdleTimeout {
+					c.close(closeGoingAway, fmt.Sprintf("Idle timeout (%ds)", int(s.cfg.IdleTimeout.Seconds())))
+				}
+			}
+		}
+	}
+}
