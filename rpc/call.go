@@ -99,22 +99,28 @@ func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error)
 		timeout = 10 * time.Second
 	}
 
-	p.mu.Lock()
-	s := p.newSessionLocked(f.localParent, f.target)
+	// A session is needed up front only to receive the result; otherwise it
+	// is created when an argument turns out to be a function.
+	st := &encState{parent: f.localParent, target: f.target}
 	var pc *pendingCall
+	p.mu.Lock()
 	if wantResult {
+		st.sess = p.newSessionLocked(f.localParent, f.target)
 		pc = &pendingCall{done: make(chan callResult, 1), timeout: timeout, desc: f.target + ":" + f.method}
-		s.call = pc
+		st.sess.call = pc
 	}
 	from := p.workspace + "/" + p.cfg.ClientID
 	p.mu.Unlock()
-
-	st := &encState{target: f.target, sess: s}
+	dropSession := func() {
+		if st.sess != nil {
+			p.dropSession(st.sess.id)
+		}
+	}
 	encArgs := make([]any, 0, len(args)+1)
 	for _, a := range args {
 		ea, err := p.encode(a, st)
 		if err != nil {
-			p.dropSession(s.id)
+			dropSession()
 			return nil, fmt.Errorf("encode arguments of %s: %w", f.method, err)
 		}
 		encArgs = append(encArgs, ea)
@@ -123,7 +129,7 @@ func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error)
 	if kwargs != nil {
 		ek, err := p.encode(map[string]any(kwargs), st)
 		if err != nil {
-			p.dropSession(s.id)
+			dropSession()
 			return nil, fmt.Errorf("encode keyword arguments of %s: %w", f.method, err)
 		}
 		encArgs = append(encArgs, ek)
@@ -137,9 +143,9 @@ func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error)
 		main["parent"] = f.remoteParent
 	}
 	if wantResult {
-		main["session"] = s.id
+		main["session"] = st.sess.id
 		if pr, ok := f.promise.(bool); ok && pr {
-			extra["promise"] = p.fullPromise(s.id, timeout)
+			extra["promise"] = p.fullPromise(st.sess.id, timeout)
 		} else {
 			extra["promise"] = "*"
 			extra["t"] = timeout.Seconds() / 2
@@ -149,27 +155,23 @@ func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error)
 		extra = nil
 	}
 	if err := p.sendMessage(ctx, main, extra, f.remoteParent); err != nil {
-		p.dropSession(s.id)
+		dropSession()
 		return nil, fmt.Errorf("call %s: %w", f.method, err)
 	}
 	if !wantResult {
-		p.mu.Lock()
-		if len(s.funcs) == 0 {
-			p.deleteSessionLocked(s.id)
-		}
-		p.mu.Unlock()
 		return nil, nil
 	}
+	sid := st.sess.id
 	p.mu.Lock()
-	if _, alive := p.sessions[s.id]; alive {
-		pc.timer = time.AfterFunc(timeout, func() { p.expire(s.id, pc) })
+	if _, alive := p.sessions[sid]; alive {
+		pc.timer = time.AfterFunc(timeout, func() { p.expire(sid, pc) })
 	}
 	p.mu.Unlock()
 	select {
 	case r := <-pc.done:
 		return r.value, r.err
 	case <-ctx.Done():
-		p.dropSession(s.id)
+		dropSession()
 		return nil, fmt.Errorf("call %s: %w", f.method, ctx.Err())
 	case <-p.closed:
 		return nil, fmt.Errorf("call %s: %w", f.method, ErrClosed)

@@ -310,7 +310,9 @@ func (c *Client) send(ctx context.Context, frame []byte) error {
 func (c *Client) readLoop(ctx context.Context, conn Conn) {
 	defer c.wg.Done()
 	for {
-		typ, data, err := conn.Read(ctx)
+		// Reads are not bound to ctx (that costs a timer per frame); Close
+		// closes the connection, which ends the read.
+		typ, data, err := conn.Read(context.Background())
 		if err != nil {
 			c.mu.Lock()
 			closing := c.closing

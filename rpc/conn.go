@@ -92,8 +92,14 @@ func (w *wsConn) Read(ctx context.Context) (MessageType, []byte, error) {
 	return MessageType(t), b, nil
 }
 
+// Write ignores ctx once the write has started: the websocket library closes
+// the whole connection when a write's context ends, and a caller giving up on
+// one call must not take the connection down with it.
 func (w *wsConn) Write(ctx context.Context, typ MessageType, data []byte) error {
-	return w.c.Write(ctx, websocket.MessageType(typ), data)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return w.c.Write(context.Background(), websocket.MessageType(typ), data)
 }
 
 func (w *wsConn) Close(reason string) error {

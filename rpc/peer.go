@@ -56,6 +56,9 @@ type Peer struct {
 	log    *slog.Logger
 	closed chan struct{}
 	once   sync.Once
+	// baseCtx is cancelled by Close; handler contexts derive from it.
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
 
 	mu        sync.Mutex
 	workspace string
@@ -64,6 +67,7 @@ type Peer struct {
 	sessions  map[string]*session
 	cache     map[string]*chunkBuffer
 	handlers  map[string][]*eventHandler
+	users     map[string]any
 	wg        sync.WaitGroup
 }
 
@@ -108,7 +112,9 @@ func NewPeer(cfg PeerConfig) *Peer {
 		sessions:  map[string]*session{},
 		cache:     map[string]*chunkBuffer{},
 		handlers:  map[string][]*eventHandler{},
+		users:     map[string]any{},
 	}
+	p.baseCtx, p.cancelBase = context.WithCancel(context.Background())
 	p.addBuiltin()
 	p.wg.Add(1)
 	go p.gcLoop()
@@ -140,6 +146,7 @@ func (p *Peer) setIdentity(ws, managerID string) {
 func (p *Peer) Close() {
 	p.once.Do(func() {
 		close(p.closed)
+		p.cancelBase()
 		p.mu.Lock()
 		var pend []*pendingCall
 		for id, s := range p.sessions {
@@ -278,12 +285,41 @@ func (p *Peer) emitLocal(eventType string, msg map[string]any) {
 // HandleFrame processes one binary frame from the transport. It decodes on
 // the caller's goroutine and never runs user code there.
 func (p *Peer) HandleFrame(frame []byte) {
-	main, extra, err := wire.DecodeFrame(frame)
+	main, extra, user, err := wire.DecodeFrameRawUser(frame)
 	if err != nil {
 		p.log.Warn("dropping undecodable frame", "err", err, "bytes", len(frame))
 		return
 	}
+	if user != nil {
+		main["user"] = p.decodeUser(user)
+	}
 	p.handleMessage(main, extra, nil)
+}
+
+// maxCachedUsers bounds the decoded-user cache.
+const maxCachedUsers = 256
+
+// decodeUser decodes the server-stamped user of a message. Each client's
+// messages carry identical user bytes, so decoded users are cached by their
+// bytes; the cached maps are shared and must be treated as read-only.
+func (p *Peer) decodeUser(raw []byte) any {
+	p.mu.Lock()
+	u, ok := p.users[string(raw)]
+	p.mu.Unlock()
+	if ok {
+		return u
+	}
+	v, err := wire.Decode(raw)
+	if err != nil {
+		return nil
+	}
+	p.mu.Lock()
+	if len(p.users) >= maxCachedUsers {
+		clear(p.users)
+	}
+	p.users[string(raw)] = v
+	p.mu.Unlock()
+	return v
 }
 
 // handleMessage dispatches a decoded message. override, when set, replaces the

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/convert"
@@ -660,31 +661,35 @@ func (p *Peer) resolveMethod(method, from, remoteWS, remoteCID, localWS, manager
 }
 
 // run invokes a local function, heartbeating while it runs, and sends the
-// result or error back.
+// result or error back. The heartbeat is a re-armed timer rather than a
+// goroutine so that quick calls cost nothing extra.
 func (p *Peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *RemoteFunc, interval time.Duration) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(p.baseCtx)
 	defer cancel()
-	go func() {
-		select {
-		case <-p.closed:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if heartbeat != nil && interval > 0 {
-		go func() {
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					if _, err := heartbeat.Call(ctx); err != nil && ctx.Err() == nil {
-						p.log.Debug("heartbeat failed", "err", err)
-					}
-				}
+		var beat func()
+		var t *time.Timer
+		var mu sync.Mutex
+		beat = func() {
+			if ctx.Err() != nil {
+				return
 			}
+			if _, err := heartbeat.Call(ctx); err != nil && ctx.Err() == nil {
+				p.log.Debug("heartbeat failed", "err", err)
+			}
+			mu.Lock()
+			if ctx.Err() == nil {
+				t.Reset(interval)
+			}
+			mu.Unlock()
+		}
+		mu.Lock()
+		t = time.AfterFunc(interval, beat)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			t.Stop()
+			mu.Unlock()
 		}()
 	}
 	result, err := safeCall(ctx, lf, call)

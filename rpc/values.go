@@ -174,3 +174,12 @@ func asFloat(v any) (float64, bool) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// WireValue keeps these values intact when they are nested in structs that
+// are encoded by reflection.
+func (f *RemoteFunc) WireValue() any    { return f }
+func (s *RemoteService) WireValue() any { return s }
+func (a NDArray) WireValue() any        { return a }
+func (a TypedArray) WireValue() any     { return a }
+func (n *namedFunc) WireValue() any     { return n }
+func (d *docFunc) WireValue() any       { return d }

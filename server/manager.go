@@ -58,7 +58,7 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 	}
 	_, err := peer.AddService(rpc.Service{
 		ID: "default", Name: "Default workspace management service", Description: "Services for managing workspace.",
-		Config: rpc.ServiceConfig{Visibility: "public", RequireContext: true, Extra: s.managerConfig()},
+		Config:    rpc.ServiceConfig{Visibility: "public", RequireContext: true, Extra: s.managerConfig()},
 		Functions: fns,
 	}, true)
 	if err != nil {
@@ -292,12 +292,19 @@ func (s *Server) findService(c *rpc.Call) (*registry.Entry, *auth.UserInfo, stri
 	}
 	perm := func(w string) auth.Permission { return s.permission(u, w) }
 	var cands []*registry.Entry
+	var refused *registry.Entry
 	for _, e := range s.registry.Find(q) {
 		if registry.CanGet(e, ws, perm) {
 			cands = append(cands, e)
+		} else if refused == nil {
+			refused = e
 		}
 	}
 	if len(cands) == 0 {
+		if refused != nil {
+			// upstream's wording: the service exists but is protected
+			return nil, nil, "", fmt.Errorf("Permission denied for non-public service in workspace %s", refused.Workspace)
+		}
 		return nil, nil, "", fmt.Errorf("Service not found: %s", query)
 	}
 	if mode == "" {

@@ -31,8 +31,11 @@ type conn struct {
 	deliverFn   func(frame []byte) error
 	gen         uint64
 	lastActive  atomic.Int64
-	closed      chan struct{}
-	closeOnce   sync.Once
+	// writing is when the current write started (unix ns), 0 when idle; the
+	// sweeper closes connections whose writes hang.
+	writing   atomic.Int64
+	closed    chan struct{}
+	closeOnce sync.Once
 
 	subsMu sync.Mutex
 	subs   map[string]bool
@@ -48,18 +51,23 @@ func (c *conn) deliver(frame []byte) error {
 	if c.deliverFn != nil {
 		return c.deliverFn(frame)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	return c.t.Write(ctx, rpc.Binary, frame)
+	return c.write(rpc.Binary, frame)
+}
+
+// write sends one frame. It is not bound by a context (the websocket library
+// would set a timer per write); the idle sweeper closes stuck writers instead.
+func (c *conn) write(typ rpc.MessageType, frame []byte) error {
+	c.writing.Store(time.Now().UnixNano())
+	err := c.t.Write(context.Background(), typ, frame)
+	c.writing.Store(0)
+	return err
 }
 
 func (c *conn) sendText(msg []byte) {
 	if c.t == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	_ = c.t.Write(ctx, rpc.Text, msg)
+	_ = c.write(rpc.Text, msg)
 }
 
 // close sends an error frame, then closes with code and reason.
@@ -170,13 +178,14 @@ func (r *router) closeAll(code int, reason string) {
 
 var errNoTarget = errors.New("message has no target")
 
-// route stamps the trusted fields of a frame from src and delivers it.
+// route stamps the trusted fields of a frame from src and delivers it. The
+// main segment is scanned, not decoded, and the payload is never touched.
 func (r *router) route(src *conn, frame []byte) error {
-	main, tail, err := wire.DecodeMain(frame)
+	m, err := wire.ScanMain(frame)
 	if err != nil {
 		return err
 	}
-	to, _ := main["to"].(string)
+	to := m.To
 	if to == "" {
 		return errNoTarget
 	}
@@ -197,18 +206,10 @@ func (r *router) route(src *conn, frame []byte) error {
 	if stampWS == "*" {
 		stampWS = tws
 	}
-	main["from"] = src.id
-	main["to"] = target
-	main["ws"] = stampWS
-	main["user"] = src.userRaw
-	out, err := wire.AppendEncode(main, tail)
-	if err != nil {
-		return err
-	}
+	out := m.Restamp(frame, src.id, target, stampWS, src.userRaw)
 	if tcid == "*" {
-		typ, _ := main["type"].(string)
 		for _, c := range r.inWorkspace(tws) {
-			if c.subscribed(typ) {
+			if c.subscribed(m.Type) {
 				_ = c.deliver(out)
 			}
 		}
@@ -216,15 +217,15 @@ func (r *router) route(src *conn, frame []byte) error {
 	}
 	dst := r.get(target)
 	if dst == nil {
-		if session, _ := main["session"].(string); session != "" {
-			r.rejectUnreachable(src, target, session)
+		if m.Session != "" {
+			r.rejectUnreachable(src, target, m.Session)
 		}
 		return nil
 	}
 	if err := dst.deliver(out); err != nil {
 		r.s.log.Debug("delivery failed", "to", target, "err", err)
-		if session, _ := main["session"].(string); session != "" {
-			r.rejectUnreachable(src, target, session)
+		if m.Session != "" {
+			r.rejectUnreachable(src, target, m.Session)
 		}
 	}
 	return nil
@@ -246,6 +247,7 @@ func (r *router) rejectUnreachable(src *conn, target, session string) {
 
 // event sends a server event to the subscribers of a workspace.
 func (r *router) event(ws, typ string, data any) {
+	r.s.notifyObservers(ws, typ, data) // server-apps hook (apps_hook.go)
 	frame, err := wire.Encode(map[string]any{"type": typ, "to": "*", "data": data})
 	if err != nil {
 		r.s.log.Error("encode event", "type", typ, "err", err)

@@ -47,6 +47,11 @@ type Config struct {
 	MaxServicesPerClient int
 	// ReconnectionTokenLife is the lifetime of reconnection tokens (default 2 days).
 	ReconnectionTokenLife time.Duration
+
+	// DataDir, when set, enables the server-apps controller (public/server-apps,
+	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) and stores
+	// installed apps under DataDir/apps. See apps_hook.go and docs/apps.md.
+	DataDir string
 }
 
 // Server is a running embedded server. Create it with New, serve its Handler
@@ -65,11 +70,16 @@ type Server struct {
 
 	mu        sync.Mutex
 	baseURL   string
+	addr      string
 	closed    bool
 	closeOnce sync.Once
 	done      chan struct{}
+	ctx       context.Context // cancelled when Close begins
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	httpSrv   *http.Server
+
+	ext extensions // server-apps hook (apps_hook.go)
 }
 
 // New creates a server.
@@ -110,12 +120,18 @@ func New(cfg Config) (*Server, error) {
 		done:     make(chan struct{}),
 		baseURL:  strings.TrimSuffix(cfg.PublicBaseURL, "/"),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.managerID = "manager-" + s.serverID
 	s.work = newWorkspaces()
 	s.router = newRouter(s)
 	s.manager = s.newManagerPeer()
 	s.mux = http.NewServeMux()
 	s.routes()
+	// server-apps hook (apps_hook.go): started once the manager exists.
+	if err := s.startExtensions(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -130,11 +146,19 @@ func (s *Server) Listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	s.mu.Lock()
+	s.addr = ln.Addr().String()
 	if s.baseURL == "" {
-		s.baseURL = "http://" + ln.Addr().String()
+		s.baseURL = "http://" + s.addr
 	}
 	s.mu.Unlock()
 	return ln, nil
+}
+
+// Addr is the address the server listens on ("" before Listen).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
 }
 
 // Serve serves HTTP on ln until Close.
@@ -179,14 +203,39 @@ func (s *Server) ServerID() string { return s.serverID }
 // Issuer gives access to token generation (for tests and the CLI).
 func (s *Server) Issuer() *auth.Issuer { return s.issuer }
 
+// track counts one connection handler in wg, unless Close has begun: a
+// connection accepted while the server shuts down would otherwise miss
+// closeAll and keep Close waiting on a server whose manager is gone.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// closing reports whether Close has begun.
+func (s *Server) closing() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close disconnects every client ("Server is shutting down") and stops serving.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopExtensions() // server-apps hook (apps_hook.go)
 		s.mu.Lock()
 		s.closed = true
 		hs := s.httpSrv
 		s.mu.Unlock()
 		close(s.done)
+		s.cancel()
 		s.router.closeAll(1001, "Server is shutting down")
 		if hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -203,8 +252,10 @@ func (s *Server) Close() error {
 // with cfg.Token like any other client.
 func (s *Server) Connect(ctx context.Context, cfg rpc.Config) (*rpc.Client, error) {
 	cfg.Dialer = func(ctx context.Context) (rpc.Conn, error) {
+		if !s.track() {
+			return nil, errors.New("server is shutting down")
+		}
 		client, server := newPipe()
-		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			s.serveConn(server, "in-process")

@@ -44,6 +44,11 @@ func (w *wsTransport) CloseWith(code int, reason string) {
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if !s.track() {
+		http.Error(w, "Server is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
 		CompressionMode:    websocket.CompressionDisabled,
@@ -59,8 +64,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	s.serveConn(&wsTransport{c: c}, r.RemoteAddr)
 }
 
@@ -92,6 +95,9 @@ func refuse(code int, format string, args ...any) *setupError {
 func (s *Server) serveConn(t transport, remote string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Shutting down interrupts the wait for the first message.
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
 	actx, acancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
 	var typ rpc.MessageType
 	var data []byte
@@ -125,6 +131,12 @@ func (s *Server) serveConn(t transport, remote string) {
 	c.t = t
 	if old := s.router.add(c); old != nil {
 		old.close(closeGoingAway, "Old connection for "+c.id+" superseded")
+	}
+	if s.closing() {
+		// Close's closeAll may have run before the add: do its job here.
+		s.router.remove(c)
+		sendAndClose(t, closeGoingAway, "Server is shutting down")
+		return
 	}
 	reconnTok, err := s.reconnectionToken(c)
 	if err != nil {
@@ -218,7 +230,10 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 		if ws == "" {
 			ws = wid
 		}
-		if ws == "public" && wid != "public" {
+		// Upstream redirects clients away from the read-only public
+		// workspace; root (which may write there) is let in, so that
+		// built-in services can live in public.
+		if ws == "public" && wid != "public" && !u.IsRoot() {
 			ws = wid
 		}
 		user = u
@@ -275,7 +290,8 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 	tokens := s.cfg.MsgBurstLimit
 	last := time.Now()
 	for {
-		typ, data, err := c.t.Read(ctx)
+		// Not bound to ctx: closing the connection ends the read.
+		typ, data, err := c.t.Read(context.Background())
 		if err != nil {
 			return
 		}
@@ -345,7 +361,15 @@ func (s *Server) idleSweep() {
 			return
 		case now := <-t.C:
 			for _, c := range s.router.all() {
-				if c.t != nil && now.Sub(time.Unix(0, c.lastActive.Load())) > s.cfg.IdleTimeout {
+				if c.t == nil {
+					continue
+				}
+				if w := c.writing.Load(); w != 0 && now.Sub(time.Unix(0, w)) > writeTimeout {
+					s.log.Warn("closing a connection that stopped reading", "id", c.id)
+					c.t.CloseWith(closeGoingAway, "Write timeout")
+					continue
+				}
+				if now.Sub(time.Unix(0, c.lastActive.Load())) > s.cfg.IdleTimeout {
 					c.close(closeGoingAway, fmt.Sprintf("Idle timeout (%ds)", int(s.cfg.IdleTimeout.Seconds())))
 				}
 			}

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -243,9 +242,8 @@ func (s *LogStore) Follow(ctx context.Context, from int64, fn func(LogEntry) err
 			continue
 		}
 		if s.Closed() {
-			// Entries appended between Since and Closed cannot exist: Close
-			// forbids further appends, and Since already saw everything up to
-			// its own lock. Re-check once anyway to keep the proof local.
+			// Entries may have been appended after our Since and before
+			// Close; read once more before declaring the end.
 			if rest, _, _ := s.Since(from, 1); len(rest) == 0 {
 				return from, nil
 			}
@@ -391,10 +389,4 @@ func (p LogPage) ToMap() map[string]any {
 		}
 	}
 	return m
-}
-
-// String is a compact description for debugging.
-func (p LogPage) String() string {
-	return fmt.Sprintf("LogPage{type=%q offset=%d limit=%d items=%d total=%d dropped=%d}",
-		p.Query.Type, p.Query.Offset, p.Query.Limit, len(p.Items), p.Total, p.Dropped)
 }

@@ -183,6 +183,11 @@ func (r *Reporter) Close(ctx context.Context) error {
 		}
 	}
 	defer r.cancel()
+	select { // a finished drain wins over an expired ctx
+	case <-r.done:
+		return nil
+	default:
+	}
 	select {
 	case <-r.done:
 		return nil

@@ -329,3 +329,45 @@ func TestFromFuncs(t *testing.T) {
 		t.Error("AsShutdowner")
 	}
 }
+
+func TestFuncsOverrides(t *testing.T) {
+	ctx := context.Background()
+	var called []string
+	note := func(name string) { called = append(called, name) }
+	w, err := FromFuncs(Funcs{
+		Properties: Properties{Name: "f", SupportedTypes: []string{"t"}},
+		Start:      func(context.Context, Config) (string, error) { note("start"); return "id", nil },
+		Stop:       func(context.Context, string) error { note("stop"); return nil },
+		ListSessions: func(context.Context, string) ([]SessionInfo, error) {
+			note("list")
+			return nil, nil
+		},
+		GetSessionInfo: func(context.Context, string) (SessionInfo, error) {
+			note("info")
+			return SessionInfo{}, nil
+		},
+		PrepareWorkspace: func(context.Context, string) error { note("prepare"); return nil },
+		CloseWorkspace:   func(context.Context, string) error { note("close"); return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.Start(ctx, Config{})
+	_ = w.Stop(ctx, "id")
+	_, _ = w.ListSessions(ctx, "ws")
+	_, _ = w.GetSessionInfo(ctx, "id")
+	_ = w.PrepareWorkspace(ctx, "ws")
+	_ = w.CloseWorkspace(ctx, "ws")
+	if d := cmp.Diff([]string{"start", "stop", "list", "info", "prepare", "close"}, called); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	if _, err := w.(Compiler).Compile(ctx, CompileRequest{}); !errors.Is(err, ErrNotSupported) {
+		t.Error(err)
+	}
+	if err := w.(Shutdowner).Shutdown(ctx); !errors.Is(err, ErrNotSupported) {
+		t.Error(err)
+	}
+	if !w.(MethodSupporter).SupportsMethod("get_logs") {
+		t.Error("non-optional methods are always supported")
+	}
+}

@@ -23,18 +23,18 @@
 //     encoding.TextUnmarshaler (time.Time takes RFC 3339, for example).
 //  6. Otherwise by destination kind:
 //     - pointers: a nil pointer is allocated, a non-nil one is reused and the
-//       value is converted into its target;
+//     value is converted into its target;
 //     - bool: from bool only;
 //     - integers and floats: from any Go integer or float kind, with range
-//       checks; a float with a fractional part (or NaN, ±Inf) is refused for
-//       an integer;
+//     checks; a float with a fractional part (or NaN, ±Inf) is refused for
+//     an integer;
 //     - string: from string or []byte;
 //     - []byte: from []byte or string (the string is copied);
 //     - slices: element-wise from []any or any other slice or array;
 //     - arrays: the same, but the length must match exactly;
 //     - maps with string-kind (or integer-kind, parsed from decimal)
-//       keys: from map[string]any or any other map with string-kind keys,
-//       into a new map;
+//     keys: from map[string]any or any other map with string-kind keys,
+//     into a new map;
 //     - structs: from map[string]any (or any map with string-kind keys).
 //     A source pointer is dereferenced.
 //
@@ -91,6 +91,8 @@ type Error struct {
 	Msg string
 	// Err is the underlying cause (a Hook or UnmarshalText error), or nil.
 	Err error
+
+	mismatch bool // a plain type mismatch
 }
 
 func (e *Error) Error() string {

@@ -71,7 +71,11 @@ func (d *decoder) assign(dst reflect.Value, src any, depth int) error {
 		return mismatch(src, dt)
 	}
 	if sv.Kind() == reflect.Pointer {
-		return d.assign(dst, sv.Elem().Interface(), depth+1)
+		err := d.assign(dst, sv.Elem().Interface(), depth+1)
+		if e, ok := err.(*Error); ok && e.mismatch && e.Path == "" {
+			return mismatch(src, dt) // name the type the caller passed
+		}
+		return err
 	}
 
 	if dt == durationType {
@@ -122,7 +126,7 @@ func mismatch(src any, dt reflect.Type) error {
 	if dt == durationType {
 		msg += " (a number of seconds)"
 	}
-	return &Error{Msg: msg}
+	return &Error{Msg: msg, mismatch: true}
 }
 
 func outOfRange(src any, dt reflect.Type) error {

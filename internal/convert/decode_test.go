@@ -78,10 +78,10 @@ type Extra struct {
 }
 
 type Embedding struct {
-	Base          // flattened
-	*Extra        // flattened, allocated on demand
+	Base                 // flattened
+	*Extra               // flattened, allocated on demand
 	Meta   `json:"meta"` // tagged: a field, not flattened
-	Kind   string `json:"kind"` // shallower than Base.Kind: wins
+	Kind   string        `json:"kind"` // shallower than Base.Kind: wins
 }
 
 type conflictA struct{ Dup, OnlyA string }
@@ -133,7 +133,7 @@ func runDecodeCases(t *testing.T, cases []decodeCase) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			got := reflect.ValueOf(tc.dst).Elem().Interface()
-			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(remoteFunc{}, textKey{}, Conflict{}, conflictA{}, conflictB{})); diff != "" {
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(remoteFunc{}, textKey{}, Config{}, Conflict{}, conflictA{}, conflictB{})); diff != "" {
 				t.Fatalf("mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -158,19 +158,25 @@ func TestNil(t *testing.T) {
 func TestAssignable(t *testing.T) {
 	rf := &remoteFunc{id: "f"}
 	m := map[string]any{"a": int64(1)}
+	e := errors.New("e")
 	runDecodeCases(t, []decodeCase{
 		{name: "any keeps int64", src: int64(5), dst: new(any), want: any(int64(5))},
-		{name: "any keeps map", src: m, dst: new(any), want: any(m)},
 		{name: "any keeps remote func", src: rf, dst: new(any), want: any(rf)},
 		{name: "remote func pointer", src: rf, dst: new(*remoteFunc), want: rf},
-		{name: "map[string]any", src: m, dst: new(map[string]any), want: m},
 		{name: "struct value", src: Item{Name: "a"}, dst: new(Item), want: Item{Name: "a"}},
 		{name: "duration value", src: 3 * time.Second, dst: new(time.Duration), want: 3 * time.Second},
-		{name: "non-empty interface satisfied", src: errors.New("e"), dst: new(error), want: error(nil), err: ""},
+		{name: "named bytes from bytes", src: []byte("hi"), dst: new(myBytes), want: myBytes("hi")},
 		{name: "non-empty interface unsatisfied", src: int64(5), dst: new(fmt.Stringer),
 			err: `convert: cannot use int64 5 as fmt.Stringer`},
-	}[:4])
-	// Identity: the very same pointer, map and error are stored.
+		{name: "func without hook", src: rf, dst: new(func()),
+			err: `convert: cannot use *convert.remoteFunc as func()`},
+		{name: "chan", src: int64(1), dst: new(chan int),
+			err: `convert: cannot use int64 1 as chan int`},
+		{name: "complex", src: 1.5, dst: new(complex128),
+			err: `convert: cannot use float64 1.5 as complex128`},
+	})
+
+	// Identity: the very same pointer, map and error value are stored.
 	var c Config
 	if err := Into(&c, map[string]any{"fn": rf, "any": m}, nil); err != nil {
 		t.Fatal(err)
@@ -178,28 +184,17 @@ func TestAssignable(t *testing.T) {
 	if c.Fn != rf {
 		t.Errorf("Fn = %p, want %p", c.Fn, rf)
 	}
-	if reflect.ValueOf(c.Any).UnsafePointer() != reflect.ValueOf(m).UnsafePointer() {
+	if am, ok := c.Any.(map[string]any); !ok || reflect.ValueOf(am).UnsafePointer() != reflect.ValueOf(m).UnsafePointer() {
 		t.Errorf("Any is not the source map")
 	}
 	var got map[string]any
 	if err := Into(&got, m, nil); err != nil || reflect.ValueOf(got).UnsafePointer() != reflect.ValueOf(m).UnsafePointer() {
 		t.Errorf("map[string]any not assigned directly (err %v)", err)
 	}
-	e := errors.New("e")
 	var ge error
 	if err := Into(&ge, e, nil); err != nil || ge != e {
 		t.Errorf("error interface: got %v, %v", ge, err)
 	}
-	var s fmt.Stringer
-	err := Into(&s, int64(5), nil)
-	if err == nil || err.Error() != `convert: cannot use int64 5 as fmt.Stringer` {
-		t.Errorf("fmt.Stringer: err = %v", err)
-	}
-	runDecodeCases(t, []decodeCase{
-		{name: "struct value", src: Item{Name: "a"}, dst: new(Item), want: Item{Name: "a"}},
-		{name: "duration value", src: 3 * time.Second, dst: new(time.Duration), want: 3 * time.Second},
-		{name: "named bytes from bytes", src: []byte("hi"), dst: new(myBytes), want: myBytes("hi")},
-	})
 }
 
 func TestNumbers(t *testing.T) {
@@ -661,5 +656,41 @@ func TestTo(t *testing.T) {
 	}}
 	if n, err := To[int](7, hooked); err != nil || n != 42 {
 		t.Errorf("To with hook = %v, %v", n, err)
+	}
+}
+
+func TestFoldTie(t *testing.T) {
+	type twoNames struct {
+		Name string
+		NAME string
+	}
+	runDecodeCases(t, []decodeCase{
+		{name: "exact", src: map[string]any{"Name": "a", "NAME": "b"}, dst: new(twoNames), want: twoNames{Name: "a", NAME: "b"}},
+		{name: "fold is ambiguous", src: map[string]any{"name": "a"}, dst: new(twoNames), want: twoNames{}},
+		{name: "fold is ambiguous strict", src: map[string]any{"name": "a"}, dst: new(twoNames),
+			opts: &Options{DisallowUnknown: true}, err: `convert: field "name": unknown field in convert.twoNames`},
+	})
+}
+
+func TestDescribe(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want string
+	}{
+		{nil, "nil"},
+		{myBool(true), "convert.myBool true"},
+		{int8(-3), "int8 -3"},
+		{uint16(3), "uint16 3"},
+		{float32(0.1), "float32 0.1"},
+		{myString("s"), `convert.myString "s"`},
+		{[]byte("abc"), "[]uint8 (len 3)"},
+		{map[string]any{"a": 1}, "map[string]any (len 1)"},
+		{Item{}, "convert.Item"},
+		{&Item{}, "*convert.Item"},
+		{[]map[string]any{}, "[]map[string]any (len 0)"},
+	} {
+		if got := describe(tc.in); got != tc.want {
+			t.Errorf("describe(%#v) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

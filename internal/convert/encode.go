@@ -82,7 +82,14 @@ func fromAny(v any, depth int) (any, bool, error) {
 	case map[string]any:
 		return fromMap(x, depth)
 	case []any:
-		return fromSlice(x, depth)
+		out, changed, err := fromSlice(x, depth)
+		if err != nil {
+			return nil, false, err
+		}
+		if !changed {
+			return v, false, nil // do not box the slice header again
+		}
+		return out, true, nil
 	}
 	if depth > maxDepth {
 		return nil, false, errDepth()
@@ -126,7 +133,7 @@ func fromMap(m map[string]any, depth int) (any, bool, error) {
 	return out, true, nil
 }
 
-func fromSlice(s []any, depth int) (any, bool, error) {
+func fromSlice(s []any, depth int) ([]any, bool, error) {
 	if depth > maxDepth {
 		return nil, false, errDepth()
 	}
@@ -304,6 +311,9 @@ func passEncoder(v reflect.Value, _ int) (any, error) {
 }
 
 func plainEncoder(v reflect.Value, depth int) (any, error) {
+	if v.IsNil() {
+		return nil, nil
+	}
 	out, _, err := fromAny(v.Interface(), depth)
 	return out, err
 }

@@ -30,6 +30,11 @@ var ErrMalformed = errors.New("malformed msgpack frame")
 type decoder struct {
 	r bytes.Reader
 	d *msgpack.Decoder
+	// rawUser keeps the main segment's "user" value undecoded (see
+	// DecodeFrameRawUser).
+	rawUser bool
+	user    []byte
+	buf     []byte
 }
 
 var decoderPool = sync.Pool{New: func() any {
@@ -40,6 +45,7 @@ var decoderPool = sync.Pool{New: func() any {
 
 func getDecoder(b []byte) *decoder {
 	dd := decoderPool.Get().(*decoder)
+	dd.buf = b
 	dd.r.Reset(b)
 	dd.d.Reset(&dd.r)
 	return dd
@@ -47,6 +53,7 @@ func getDecoder(b []byte) *decoder {
 
 func putDecoder(dd *decoder) {
 	dd.r.Reset(nil)
+	dd.rawUser, dd.user, dd.buf = false, nil, nil
 	decoderPool.Put(dd)
 }
 
@@ -70,12 +77,32 @@ func DecodeMain(frame []byte) (map[string]any, []byte, error) {
 // DecodeFrame decodes the main segment and, if present, the extra segment. The
 // extra segment must be a map when present; trailing bytes after it are an error.
 func DecodeFrame(frame []byte) (main, extra map[string]any, err error) {
+	main, extra, _, err = decodeFrame(frame, false)
+	return main, extra, err
+}
+
+// DecodeFrameRawUser is DecodeFrame except that the main segment's "user"
+// entry is returned as its raw msgpack bytes and left out of main. Every
+// message from one client carries the same user bytes, so a receiver can
+// cache their decoding instead of decoding them for every message.
+func DecodeFrameRawUser(frame []byte) (main, extra map[string]any, user []byte, err error) {
+	return decodeFrame(frame, true)
+}
+
+func decodeFrame(frame []byte, rawUser bool) (main, extra map[string]any, user []byte, err error) {
 	dd := getDecoder(frame)
 	defer putDecoder(dd)
+	dd.rawUser = rawUser
+	main, extra, err = dd.frame()
+	return main, extra, dd.user, err
+}
+
+func (dd *decoder) frame() (main, extra map[string]any, err error) {
 	v, err := dd.value(0)
 	if err != nil {
 		return nil, nil, err
 	}
+	dd.rawUser = false // only the main segment's user is trusted and cached
 	main, ok := v.(map[string]any)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: first segment is %T, want a map", ErrMalformed, v)
@@ -177,6 +204,16 @@ func (dd *decoder) mapValue(depth int) (any, error) {
 		k, err := dd.value(depth + 1)
 		if err != nil {
 			return nil, err
+		}
+		if depth == 0 && dd.rawUser {
+			if ks, _ := k.(string); ks == "user" {
+				start := len(dd.buf) - dd.r.Len()
+				if err := dd.d.Skip(); err != nil {
+					return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+				}
+				dd.user = dd.buf[start : len(dd.buf)-dd.r.Len() : len(dd.buf)-dd.r.Len()]
+				continue
+			}
 		}
 		var key string
 		switch kk := k.(type) {

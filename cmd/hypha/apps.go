@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/spf13/cobra"
+)
+
+// maxAppBytes bounds what `apps install` reads from disk.
+const maxAppBytes = 64 << 20
+
+// appSource is an app read from disk: its manifest and files.
+type appSource struct {
+	Manifest map[string]any
+	Files    []any // [{path, content, format}]
+}
+
+// typeByExt guesses the app type of an entry point.
+var typeByExt = map[string]string{".py": "python-eval", ".js": "node-eval", ".mjs": "node-eval", ".cjs": "node-eval"}
+
+// loadApp reads an app from a directory (with an optional manifest.json) or
+// a single file.
+func loadApp(path, typ, id string) (*appSource, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	app := &appSource{Manifest: map[string]any{}}
+	total := 0
+	add := func(rel string, data []byte) error {
+		total += len(data)
+		if total > maxAppBytes {
+			return fmt.Errorf("app %s is larger than %d bytes", path, maxAppBytes)
+		}
+		f := map[string]any{"path": filepath.ToSlash(rel)}
+		if utf8.Valid(data) {
+			f["content"], f["format"] = string(data), "text"
+		} else {
+			f["content"], f["format"] = base64.StdEncoding.EncodeToString(data), "base64"
+		}
+		app.Files = append(app.Files, f)
+		return nil
+	}
+	if !st.IsDir() {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		name := filepath.Base(path)
+		if err := add(name, data); err != nil {
+			return nil, err
+		}
+		app.Manifest["entry_point"] = name
+		app.Manifest["name"] = strings.TrimSuffix(name, filepath.Ext(name))
+	} else {
+		if b, err := os.ReadFile(filepath.Join(path, "manifest.json")); err == nil {
+			if err := json.Unmarshal(b, &app.Manifest); err != nil {
+				return nil, fmt.Errorf("%s/manifest.json: %w", path, err)
+			}
+			if app.Manifest == nil {
+				return nil, fmt.Errorf("%s/manifest.json: not a JSON object", path)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(path, p)
+			if d.IsDir() {
+				if rel != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "__pycache__") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if rel == "manifest.json" || strings.HasPrefix(d.Name(), ".") || !d.Type().IsRegular() {
+				return nil
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return add(rel, data)
+		})
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := app.Manifest["name"]; !ok {
+			app.Manifest["name"] = filepath.Base(filepath.Clean(path))
+		}
+		if _, ok := app.Manifest["entry_point"]; !ok {
+			for _, cand := range []string{"main.py", "app.py", "index.js", "main.js", "index.mjs", "main.mjs"} {
+				if _, err := os.Stat(filepath.Join(path, cand)); err == nil {
+					app.Manifest["entry_point"] = cand
+					break
+				}
+			}
+		}
+	}
+	entry, _ := app.Manifest["entry_point"].(string)
+	if entry == "" {
+		return nil, fmt.Errorf("%s: no entry point (set entry_point in manifest.json or add main.py / index.js)", path)
+	}
+	if typ != "" {
+		app.Manifest["type"] = typ
+	}
+	if _, ok := app.Manifest["type"]; !ok {
+		t, ok := typeByExt[strings.ToLower(filepath.Ext(entry))]
+		if !ok {
+			return nil, fmt.Errorf("%s: cannot tell the app type of %s; set \"type\" in manifest.json or pass --type", path, entry)
+		}
+		app.Manifest["type"] = t
+	}
+	if id != "" {
+		app.Manifest["id"] = id
+	}
+	sort.Slice(app.Files, func(i, j int) bool {
+		return app.Files[i].(map[string]any)["path"].(string) < app.Files[j].(map[string]any)["path"].(string)
+	})
+	return app, nil
+}
+
+// progressPrinter shows the controller's progress messages live.
+func progressPrinter(w io.Writer) func(map[string]any) {
+	return func(m map[string]any) {
+		typ, _ := m["type"].(string)
+		msg, _ := m["message"].(string)
+		if typ == "" {
+			typ = "info"
+		}
+		fmt.Fprintf(w, "[%s] %s\n", typ, msg)
+	}
+}
+
+func serverApps(ctx context.Context, c *rpc.Client) (*rpc.RemoteService, error) {
+	svc, err := c.GetService(ctx, "public/server-apps")
+	if err != nil {
+		return nil, fmt.Errorf("the server has no apps controller (public/server-apps): %w", err)
+	}
+	return svc, nil
+}
+
+func installApp(ctx context.Context, apps *rpc.RemoteService, app *appSource, overwrite bool, progress io.Writer, extra rpc.Kwargs) (string, error) {
+	kw := rpc.Kwargs{"manifest": app.Manifest, "files": app.Files, "overwrite": overwrite,
+		"progress_callback": progressPrinter(progress)}
+	for k, v := range extra {
+		kw[k] = v
+	}
+	if id, ok := app.Manifest["id"].(string); ok {
+		kw["app_id"] = id
+	}
+	v, err := apps.Call(ctx, "install", kw)
+	if err != nil {
+		return "", err
+	}
+	if m, ok := v.(map[string]any); ok {
+		if id, _ := m["id"].(string); id != "" {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("install returned %v, not an app", v)
+}
+
+func newAppsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "apps", Short: "Install, start and manage server apps (public/server-apps)"}
+	var cf clientFlags
+	cf.add(cmd.PersistentFlags())
+	withApps := func(run func(ctx context.Context, cmd *cobra.Command, c *rpc.Client, apps *rpc.RemoteService, args []string) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			c, err := connect(cmd, &cf)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			apps, err := serverApps(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			return run(cmd.Context(), cmd, c, apps, args)
+		}
+	}
+
+	var typ, id, installWait string
+	var overwrite bool
+	install := &cobra.Command{
+		Use:   "install PATH",
+		Short: "Install an app from a directory (optional manifest.json) or a single file",
+		Args:  cobra.ExactArgs(1),
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
+			app, err := loadApp(args[0], typ, id)
+			if err != nil {
+				return err
+			}
+			extra := rpc.Kwargs{}
+			if w, ok := app.Manifest["wait_for_service"]; ok {
+				extra["wait_for_service"] = w
+			}
+			if installWait != "" {
+				extra["wait_for_service"] = installWait
+			}
+			appID, err := installApp(ctx, apps, app, overwrite, cmd.ErrOrStderr(), extra)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), appID)
+			return nil
+		}),
+	}
+	install.Flags().StringVar(&typ, "type", "", "app type (default: from the manifest or the entry point's extension)")
+	install.Flags().StringVar(&id, "id", "", "app id (default: chosen by the server)")
+	install.Flags().BoolVar(&overwrite, "overwrite", false, "replace an installed app with the same id")
+	install.Flags().StringVar(&installWait, "wait-for-service", "", "service the trial start waits for (default: the manifest's wait_for_service, else the server's default)")
+
+	var waitFor string
+	var detach bool
+	var timeout time.Duration
+	start := &cobra.Command{
+		Use:   "start APP_ID",
+		Short: "Start an installed app and print its session id",
+		Args:  cobra.ExactArgs(1),
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
+			kw := rpc.Kwargs{"progress_callback": progressPrinter(cmd.ErrOrStderr())}
+			if timeout > 0 {
+				kw["timeout"] = timeout.Seconds()
+			}
+			switch {
+			case detach:
+				kw["wait_for_service"] = false
+			case cmd.Flags().Changed("wait-for-service"):
+				kw["wait_for_service"] = waitFor
+			}
+			v, err := apps.Call(ctx, "start", args[0], kw)
+			if err != nil {
+				return err
+			}
+			m, _ := v.(map[string]any)
+			sid, _ := m["id"].(string)
+			if sid == "" {
+				return fmt.Errorf("start returned %v, not a session", v)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), sid)
+			return nil
+		}),
+	}
+	start.Flags().StringVar(&waitFor, "wait-for-service", "default", "wait until the app registers this service (\"\" waits for the app to connect)")
+	start.Flags().BoolVar(&detach, "detach", false, "do not wait for the app to connect")
+	start.Flags().DurationVar(&timeout, "timeout", 0, "start timeout (default: the server's)")
+
+	stop := &cobra.Command{
+		Use:   "stop SESSION_ID",
+		Short: "Stop a running app session",
+		Args:  cobra.ExactArgs(1),
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
+			_, err := apps.Call(ctx, "stop", args[0])
+			return err
+		}),
+	}
+
+	var logType string
+	var follow bool
+	logs := &cobra.Command{
+		Use:   "logs SESSION_ID",
+		Short: "Print the logs of an app session",
+		Args:  cobra.ExactArgs(1),
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
+			_, err := streamLogs(ctx, apps, args[0], logType, follow, cmd.OutOrStdout())
+			return err
+		}),
+	}
+	logs.Flags().StringVar(&logType, "type", "", "only entries of this type (stdout, stderr, info, error, …)")
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new entries until the session ends")
+
+	var running bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List installed apps (or running sessions with --running)",
+		Args:  cobra.NoArgs,
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, _ []string) error {
+			fn := "list_apps"
+			if running {
+				fn = "list_running"
+			}
+			v, err := apps.Call(ctx, fn)
+			if err != nil {
+				return err
+			}
+			items, _ := v.([]any)
+			for _, it := range items {
+				m, _ := it.(map[string]any)
+				if running {
+					fmt.Fprintf(cmd.OutOrStdout(), "%v\t%v\t%v\n", m["id"], m["app_id"], m["status"])
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%v\t%v\t%v\n", m["id"], m["type"], m["name"])
+				}
+			}
+			return nil
+		}),
+	}
+	list.Flags().BoolVar(&running, "running", false, "list running sessions instead of installed apps")
+
+	uninstall := &cobra.Command{
+		Use:   "uninstall APP_ID",
+		Short: "Remove an installed app",
+		Args:  cobra.ExactArgs(1),
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
+			_, err := apps.Call(ctx, "uninstall", args[0])
+			return err
+		}),
+	}
+
+	workers := &cobra.Command{
+		Use:   "workers",
+		Short: "List the workers the controller can use",
+		Args:  cobra.NoArgs,
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, _ []string) error {
+			v, err := apps.Call(ctx, "list_workers")
+			if err != nil {
+				return err
+			}
+			items, _ := v.([]any)
+			for _, it := range items {
+				m, _ := it.(map[string]any)
+				types, _ := json.Marshal(m["supported_types"])
+				fmt.Fprintf(cmd.OutOrStdout(), "%v\t%s\t%v\n", m["id"], types, m["name"])
+			}
+			return nil
+		}),
+	}
+	cmd.AddCommand(install, start, stop, logs, list, uninstall, workers)
+	return cmd
+}
+
+// streamLogs prints log entries from offset 0; with follow it polls until
+// the session has ended, then prints what is left. It returns the final
+// status when following ("" otherwise).
+func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ string, follow bool, w io.Writer) (string, error) {
+	offset := 0
+	for {
+		ended, status := false, ""
+		if follow {
+			ended, status = sessionEnded(ctx, apps, sessionID)
+		}
+		kw := rpc.Kwargs{"offset": offset}
+		if typ != "" {
+			kw["type"] = typ
+		}
+		v, err := apps.Call(ctx, "get_logs", sessionID, kw)
+		if err != nil {
+			if ended {
+				return status, nil // the session is gone and took its logs with it
+			}
+			return status, err
+		}
+		m, _ := v.(map[string]any)
+		items, _ := m["items"].([]any)
+		for _, it := range items {
+			e, _ := it.(map[string]any)
+			content, _ := e["content"].(string)
+			if t, _ := e["type"].(string); t == "stderr" || t == "error" {
+				fmt.Fprintf(w, "[%s] %s\n", t, strings.TrimRight(content, "\n"))
+			} else {
+				fmt.Fprintln(w, strings.TrimRight(content, "\n"))
+			}
+		}
+		offset += len(items)
+		if !follow || ended {
+			return status, nil
+		}
+		select {
+		case <-ctx.Done():
+			return status, nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// sessionEnded reports whether a session completed, failed or is gone.
+func sessionEnded(ctx context.Context, apps *rpc.RemoteService, sessionID string) (bool, string) {
+	v, err := apps.Call(ctx, "get_session_info", sessionID)
+	if err != nil {
+		return true, "stopped"
+	}
+	m, _ := v.(map[string]any)
+	st, _ := m["status"].(string)
+	switch st {
+	case "completed", "failed", "stopped":
+		return true, st
+	}
+	return false, st
+}

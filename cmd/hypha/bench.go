@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/bench"
+	"github.com/hypha-go/hypha/server"
+	"github.com/spf13/cobra"
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Measure a Hypha server"}
+	var o bench.Options
+	rpcCmd := &cobra.Command{
+		Use:   "rpc",
+		Short: "Echo calls between two clients through a server: calls/s and latency percentiles",
+		Long: "Registers an echo service on one connection and calls it from another.\n" +
+			"Without --server-url it starts the embedded server in-process on a loopback port.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			target := o.ServerURL
+			if o.ServerURL == "" {
+				srv, err := server.New(server.Config{JWTSecret: "bench", RootToken: "bench-root-token", Logger: o.Logger,
+					MsgRateLimit: 1e9, MsgBurstLimit: 1e9})
+				if err != nil {
+					return err
+				}
+				if err := srv.Start("127.0.0.1:0"); err != nil {
+					return err
+				}
+				defer srv.Close()
+				o.ServerURL = srv.URL()
+				o.Token = "bench-root-token"
+				target = "embedded " + srv.URL()
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s concurrency=%d payload=%dB duration=%s\n",
+				target, o.Concurrency, o.Payload, o.Duration)
+			r, err := bench.RPC(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "calls/s: %.0f\np50: %s\np90: %s\np99: %s\ncalls: %d errors: %d\n",
+				r.PerSec, r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Calls, r.Errors)
+			if r.FirstErr != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "first error: %v\n", r.FirstErr)
+			}
+			return nil
+		},
+	}
+	fs := rpcCmd.Flags()
+	fs.StringVar(&o.ServerURL, "server-url", envOr("HYPHA_SERVER_URL", ""), "server to measure; empty starts the embedded one (HYPHA_SERVER_URL)")
+	fs.StringVar(&o.Token, "token", envOr("HYPHA_TOKEN", ""), "token (HYPHA_TOKEN)")
+	fs.StringVar(&o.Workspace, "workspace", envOr("HYPHA_WORKSPACE", ""), "workspace (HYPHA_WORKSPACE)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to call")
+	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent callers")
+	fs.IntVar(&o.Payload, "payload", 0, "bytes sent in each call (0 sends a short string)")
+	cmd.AddCommand(rpcCmd, newBenchConnsCmd())
+	return cmd
+}
+
+func newBenchConnsCmd() *cobra.Command {
+	var o bench.ConnsOptions
+	cmd := &cobra.Command{
+		Use:   "conns",
+		Short: "Open idle connections and report the server's resident memory",
+		Long: "Opens --connections full client connections (handshake, built-in service, subscription)\n" +
+			"and reports the server process's RSS before and after. Without --server-url it runs\n" +
+			"'hypha server' from this binary as a child process on a free port.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			if o.ServerURL == "" {
+				url, pid, stop, err := startServerProcess(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer stop()
+				o.ServerURL, o.ServerPID, o.Token = url, pid, benchRootToken
+			}
+			if o.ServerPID == 0 {
+				return fmt.Errorf("--server-pid is required with --server-url")
+			}
+			ulimitNoFile(o.Connections*2 + 100)
+			r, err := bench.Conns(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), r)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.ServerURL, "server-url", "", "server to measure (with --server-pid); empty runs a child 'hypha server'")
+	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process whose RSS is measured")
+	fs.StringVar(&o.Token, "token", envOr("HYPHA_TOKEN", ""), "token (HYPHA_TOKEN)")
+	fs.IntVar(&o.Connections, "connections", 1000, "idle connections to open")
+	return cmd
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/spf13/cobra"
+)
+
+func connect(cmd *cobra.Command, cf *clientFlags) (*rpc.Client, error) {
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	return rpc.Connect(ctx, rpc.Config{
+		ServerURL: cf.serverURL, Token: cf.token, Workspace: cf.workspace,
+		Logger: logger(cmd), NoReconnect: true,
+	})
+}
+
+func newCallCmd() *cobra.Command {
+	var cf clientFlags
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "call SERVICE_ID FUNCTION [JSON_ARG ...]",
+		Short: "Call a service function and print the JSON result",
+		Long: "Call a function of a service. Each JSON_ARG is one positional argument in JSON;\n" +
+			"an argument that is not valid JSON is passed as a string. The result is printed as JSON.",
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := connect(cmd, &cf)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			svc, err := c.GetService(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			callArgs := make([]any, 0, len(args)-2)
+			for _, a := range args[2:] {
+				var v any
+				if err := json.Unmarshal([]byte(a), &v); err != nil {
+					v = a
+				}
+				callArgs = append(callArgs, normalize(v))
+			}
+			res, err := svc.Call(ctx, args[1], callArgs...)
+			if err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(toJSON(res), "", "  ")
+			if err != nil {
+				return fmt.Errorf("result is not JSON: %w", err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return nil
+		},
+	}
+	cf.add(cmd.Flags())
+	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the result")
+	return cmd
+}
+
+// normalize turns integral JSON numbers into int64 so that typed Go
+// handlers accept them as ints.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	case float64:
+		if x == float64(int64(x)) && x < 1<<53 && x > -(1<<53) {
+			return int64(x)
+		}
+	}
+	return v
+}
+
+// toJSON makes a decoded RPC value printable as JSON.
+func toJSON(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = toJSON(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = toJSON(e)
+		}
+		return out
+	case []byte:
+		return base64.StdEncoding.EncodeToString(x)
+	case *rpc.RemoteFunc:
+		return fmt.Sprintf("<function %s>", x.Name())
+	case error:
+		return x.Error()
+	}
+	return v
+}
+
+func newServicesCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "services", Short: "Inspect services"}
+	var cf clientFlags
+	var typ string
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the services visible in the workspace",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := connect(cmd, &cf)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var q any
+			if typ != "" {
+				q = map[string]any{"type": typ}
+			}
+			list, err := c.ListServices(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				raw := make([]any, len(list))
+				for i, s := range list {
+					raw[i] = toJSON(s.Raw)
+				}
+				b, _ := json.MarshalIndent(raw, "", "  ")
+				fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return nil
+			}
+			for _, s := range list {
+				vis, _ := s.Config["visibility"].(string)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\t%s\t%s\n", s.ID, s.Type, vis, s.Name)
+			}
+			return nil
+		},
+	}
+	cf.add(list.Flags())
+	list.Flags().StringVar(&typ, "type", "", "only services of this type")
+	list.Flags().BoolVar(&asJSON, "json", false, "print the full service infos as JSON")
+	cmd.AddCommand(list)
+	return cmd
+}

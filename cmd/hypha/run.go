@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/embedded"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/process"
+	"github.com/spf13/cobra"
+)
+
+func newRunCmd() *cobra.Command {
+	var cf clientFlags
+	var typ string
+	var waitFor string
+	var timeout time.Duration
+	var po process.Options
+	cmd := &cobra.Command{
+		Use:   "run PATH",
+		Short: "Install an app, start it, stream its logs, stop it on Ctrl-C",
+		Long: "Runs an app (a directory with an optional manifest.json, or a single .py/.js file).\n" +
+			"Without --server-url it starts the embedded server and its built-in workers in-process.\n" +
+			"The app starts detached unless its manifest or --wait-for-service names a service to wait for.\n" +
+			"The exit code is 0 when the app completes, 1 when it fails.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			app, err := loadApp(args[0], typ, "")
+			if err != nil {
+				return err
+			}
+			stderr := cmd.ErrOrStderr()
+			var c *rpc.Client
+			if !cmd.Flags().Changed("server-url") && os.Getenv("HYPHA_SERVER_URL") == "" {
+				dataDir, err := os.MkdirTemp("", "hypha-run-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dataDir)
+				sys, err := embedded.Start(ctx, embedded.Options{
+					Server:  server.Config{Logger: quietLogger(cmd), DataDir: dataDir, JWTSecret: randomSecret()},
+					Addr:    "127.0.0.1:0",
+					Process: po,
+				})
+				if err != nil {
+					return err
+				}
+				defer sys.Close()
+				tok, err := sys.RootToken(24 * time.Hour)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "[info] embedded server at %s\n", sys.Server.URL())
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				c, err = rpc.Connect(cctx, rpc.Config{ServerURL: sys.Server.URL(), Token: tok, Logger: quietLogger(cmd)})
+				cancel()
+				if err != nil {
+					return err
+				}
+			} else {
+				if c, err = connect(cmd, &cf); err != nil {
+					return err
+				}
+			}
+			defer c.Close()
+			apps, err := serverApps(ctx, c)
+			if err != nil {
+				return err
+			}
+			if _, ok := app.Manifest["id"]; !ok {
+				if name, _ := app.Manifest["name"].(string); name != "" {
+					app.Manifest["id"] = slug(name)
+				}
+			}
+			var wait any = false
+			if w, ok := app.Manifest["wait_for_service"]; ok {
+				wait = w
+			}
+			if cmd.Flags().Changed("wait-for-service") {
+				wait = waitFor
+			}
+			// The trial start of install is skipped: the real start follows.
+			appID, err := installApp(ctx, apps, app, true, stderr, rpc.Kwargs{"stage": true, "wait_for_service": wait})
+			if err != nil {
+				return fmt.Errorf("install: %w", err)
+			}
+			kw := rpc.Kwargs{"progress_callback": progressPrinter(stderr), "wait_for_service": wait}
+			if timeout > 0 {
+				kw["timeout"] = timeout.Seconds()
+			}
+			v, err := apps.Call(ctx, "start", appID, kw)
+			if err != nil {
+				return fmt.Errorf("start: %w", err)
+			}
+			m, _ := v.(map[string]any)
+			sid, _ := m["id"].(string)
+			fmt.Fprintf(stderr, "[info] session %s running; Ctrl-C stops it\n", sid)
+			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout())
+			if ctx.Err() != nil {
+				sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				if _, err := apps.Call(sctx, "stop", sid); err != nil {
+					fmt.Fprintf(stderr, "[warning] stop %s: %v\n", sid, err)
+				}
+				fmt.Fprintf(stderr, "[info] stopped %s\n", sid)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "[info] session %s %s\n", sid, status)
+			if status == "failed" {
+				if info, err := apps.Call(ctx, "get_session_info", sid); err == nil {
+					if im, ok := info.(map[string]any); ok && im["error"] != nil {
+						fmt.Fprintf(stderr, "[error] %v\n", im["error"])
+					}
+				}
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cf.add(cmd.Flags())
+	cmd.Flags().StringVar(&typ, "type", "", "app type (default: from the manifest or the entry point's extension)")
+	cmd.Flags().StringVar(&waitFor, "wait-for-service", "", "wait until the app registers this service")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "start timeout (default: the server's)")
+	cmd.Flags().StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (embedded server)")
+	cmd.Flags().StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (embedded server)")
+	cmd.Flags().StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps (embedded server)")
+	return cmd
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/hypha-go/hypha/internal/embedded"
+	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/process"
+	"github.com/spf13/cobra"
+)
+
+func defaultDataDir() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".hypha")
+	}
+	return ".hypha"
+}
+
+func newServerCmd() *cobra.Command {
+	var host, publicURL, rootToken, jwtSecret, dataDir string
+	var port, rate, burst int
+	var noWorkers bool
+	var po process.Options
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the embedded Hypha-compatible server with its apps controller and built-in workers",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logger(cmd)
+			sys, err := embedded.Start(cmd.Context(), embedded.Options{
+				Server: server.Config{
+					PublicBaseURL: publicURL, JWTSecret: jwtSecret, RootToken: rootToken, Logger: log,
+					MsgRateLimit: float64(rate), MsgBurstLimit: float64(burst), DataDir: dataDir,
+				},
+				Addr:      net.JoinHostPort(host, strconv.Itoa(port)),
+				NoWorkers: noWorkers,
+				Process:   po,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Hypha server listening on http://%s (public URL %s, data %s)\n",
+				sys.Server.Addr(), sys.Server.URL(), dataDir)
+			if !noWorkers {
+				fmt.Fprintln(cmd.OutOrStdout(), "Built-in workers: process (python-eval, node-eval) in workspace public")
+			}
+			<-cmd.Context().Done()
+			fmt.Fprintln(cmd.OutOrStdout(), "shutting down")
+			return sys.Close()
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&host, "host", envOr("HYPHA_HOST", "127.0.0.1"), "address to listen on (HYPHA_HOST)")
+	fs.IntVar(&port, "port", envInt("HYPHA_PORT", 9527), "port to listen on, 0 for any (HYPHA_PORT)")
+	fs.StringVar(&publicURL, "public-base-url", envOr("HYPHA_PUBLIC_BASE_URL", ""), "URL clients use to reach the server (HYPHA_PUBLIC_BASE_URL)")
+	fs.StringVar(&rootToken, "root-token", envOr("HYPHA_ROOT_TOKEN", ""), "token that authenticates as root (HYPHA_ROOT_TOKEN)")
+	fs.StringVar(&jwtSecret, "jwt-secret", envOr("HYPHA_JWT_SECRET", ""), "HS256 secret for tokens; random when empty (HYPHA_JWT_SECRET)")
+	fs.StringVar(&dataDir, "data-dir", envOr("HYPHA_DATA_DIR", defaultDataDir()), "where installed apps are stored (HYPHA_DATA_DIR)")
+	fs.IntVar(&rate, "ws-msg-rate-limit", envInt("HYPHA_WS_MSG_RATE_LIMIT", 2000), "binary messages per second per connection (HYPHA_WS_MSG_RATE_LIMIT)")
+	fs.IntVar(&burst, "ws-msg-burst-limit", envInt("HYPHA_WS_MSG_BURST_LIMIT", 20000), "burst of binary messages per connection (HYPHA_WS_MSG_BURST_LIMIT)")
+	fs.BoolVar(&noWorkers, "no-workers", false, "do not register the built-in workers")
+	fs.StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (HYPHA_PYTHON)")
+	fs.StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (HYPHA_NODE)")
+	fs.StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps")
+	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
+	return cmd
+}

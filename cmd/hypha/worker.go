@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/process"
+	"github.com/spf13/cobra"
+)
+
+func newWorkerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a standalone server-app worker that registers with a Hypha server",
+	}
+	cmd.AddCommand(newProcessWorkerCmd())
+	return cmd
+}
+
+// workerFlags are the flags every standalone worker shares (upstream's
+// python -m hypha.workers.<x> CLIs, worker-contract §4).
+type workerFlags struct {
+	clientFlags
+	clientID, serviceID, visibility, authorized, useLocalURL string
+	disableSSL                                               bool
+}
+
+func (f *workerFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	f.clientFlags.add(fs)
+	fs.StringVar(&f.clientID, "client-id", envOr("HYPHA_CLIENT_ID", ""), "client id of the worker's connection; random when empty (HYPHA_CLIENT_ID)")
+	fs.StringVar(&f.serviceID, "service-id", envOr("HYPHA_SERVICE_ID", ""), "service id of the worker (HYPHA_SERVICE_ID)")
+	fs.StringVar(&f.visibility, "visibility", envOr("HYPHA_VISIBILITY", "protected"), "service visibility: protected, public or unlisted (HYPHA_VISIBILITY)")
+	fs.StringVar(&f.authorized, "authorized-workspaces", envOr("HYPHA_AUTHORIZED_WORKSPACES", ""), "comma-separated workspaces allowed to use a protected worker (HYPHA_AUTHORIZED_WORKSPACES)")
+	fs.BoolVar(&f.disableSSL, "disable-ssl", false, "do not verify TLS certificates (server connection and app file downloads)")
+	fs.StringVar(&f.useLocalURL, "use-local-url", "false", "ask the server for its local URL in start configs: true (the flag alone), false, or --use-local-url=URL")
+	fs.Lookup("use-local-url").NoOptDefVal = "true"
+}
+
+// registration turns the flags into hyphaworker options and the
+// use_local_url value (bool or URL).
+func (f *workerFlags) registration() (hyphaworker.Options, bool, string, error) {
+	var ho hyphaworker.Options
+	vis := worker.Visibility(strings.ToLower(f.visibility))
+	switch vis {
+	case worker.Public, worker.Protected, worker.Unlisted:
+	default:
+		return ho, false, "", fmt.Errorf("--visibility %q: want protected, public or unlisted", f.visibility)
+	}
+	ho.ServiceID, ho.Visibility = f.serviceID, vis
+	for _, w := range strings.Split(f.authorized, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			ho.AuthorizedWorkspaces = append(ho.AuthorizedWorkspaces, w)
+		}
+	}
+	switch v := strings.TrimSpace(f.useLocalURL); strings.ToLower(v) {
+	case "", "false", "0", "no":
+		return ho, false, "", nil
+	case "true", "1", "yes":
+		return ho, true, "", nil
+	default:
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return ho, false, "", fmt.Errorf("--use-local-url %q: want true, false or an http(s) URL", v)
+		}
+		return ho, false, v, nil
+	}
+}
+
+// connect opens a reconnecting connection for a long-running worker.
+func (f *workerFlags) connect(cmd *cobra.Command) (*rpc.Client, error) {
+	if f.serverURL == "" {
+		return nil, errors.New("--server-url is required (or set HYPHA_SERVER_URL)")
+	}
+	cfg := rpc.Config{
+		ServerURL: f.serverURL, Token: f.token, Workspace: f.workspace, ClientID: f.clientID,
+		Logger: logger(cmd),
+	}
+	if f.disableSSL {
+		cfg.Dialer = insecureDialer(f.serverURL)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+	defer cancel()
+	return rpc.Connect(ctx, cfg)
+}
+
+func newProcessWorkerCmd() *cobra.Command {
+	var wf workerFlags
+	var opts process.Options
+	cmd := &cobra.Command{
+		Use:   "process",
+		Short: "Run python-eval and node-eval apps as local interpreter processes",
+		Long: `Register a process worker (app types python-eval and node-eval) with a Hypha
+server and run the apps it is asked to start as local processes: the app's files
+are downloaded into a temporary working directory and the entry point runs with
+the Python or Node interpreter, in its own process group, with only the HYPHA_*
+connection variables, PATH, HOME, LANG, NODE_PATH and the manifest's env.
+
+Apps run as this user without a sandbox: keep the worker protected (the
+default) or list the workspaces allowed to use it.
+
+On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ho, useLocal, localURL, err := wf.registration()
+			if err != nil {
+				return err
+			}
+			log := logger(cmd)
+			opts.ServiceID = ho.ServiceID
+			opts.Visibility = ho.Visibility
+			opts.AuthorizedWorkspaces = ho.AuthorizedWorkspaces
+			opts.UseLocalURL, opts.LocalURL = useLocal, localURL
+			opts.DisableSSL = wf.disableSSL
+			opts.Logger = log
+			w := process.New(opts)
+			eff := w.Options()
+			props := w.Properties().WithDefaults()
+
+			out := cmd.OutOrStdout()
+			local := fmt.Sprint(useLocal)
+			if localURL != "" {
+				local = localURL
+			}
+			fmt.Fprintln(out, "Starting Hypha Process Worker...")
+			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
+			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
+			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
+			fmt.Fprintf(out, "  Service ID: %s\n", props.ServiceID)
+			fmt.Fprintf(out, "  Visibility: %s\n", props.Visibility)
+			if len(props.AuthorizedWorkspaces) > 0 {
+				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(props.AuthorizedWorkspaces, ", "))
+			}
+			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
+			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			fmt.Fprintf(out, "  Python: %s\n", interpreterNote(eff.Python))
+			fmt.Fprintf(out, "  Node: %s\n", interpreterNote(eff.Node))
+			if eff.NodePath != "" {
+				fmt.Fprintf(out, "  Node Path: %s\n", eff.NodePath)
+			}
+			fmt.Fprintf(out, "  Max Sessions: %d\n", eff.MaxSessions)
+
+			c, err := wf.connect(cmd)
+			if err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
+			defer c.Close()
+			info := c.Info()
+			fmt.Fprintf(out, "Connected to %s as %s/%s\n", wf.serverURL, info.Workspace, info.ClientID)
+
+			ctx := cmd.Context()
+			id, err := hyphaworker.Register(ctx, c, w, ho)
+			if err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
+			fmt.Fprintf(out, "Registered service id: %s\n", id)
+			fmt.Fprintln(out, "Process worker ready; press Ctrl+C to stop.")
+
+			var cause error
+			select {
+			case <-ctx.Done():
+			case <-c.Done():
+				cause = errors.New("the connection to the server was closed")
+			}
+			n := w.Sessions.Len()
+			fmt.Fprintf(out, "Stopping the worker (%d session(s))...\n", n)
+			sctx, cancel := context.WithTimeout(context.Background(), eff.StopGrace+30*time.Second)
+			defer cancel()
+			if err := hyphaworker.Shutdown(sctx, c, w, id); err != nil {
+				cause = errors.Join(cause, err)
+			}
+			fmt.Fprintln(out, "Worker stopped.")
+			return cause
+		},
+	}
+	wf.add(cmd)
+	fs := cmd.Flags()
+	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", process.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_SESSIONS)")
+	fs.StringVar(&opts.Python, "python", envOr("HYPHA_PYTHON", "python3"), "Python interpreter for python-eval apps (HYPHA_PYTHON)")
+	fs.StringVar(&opts.Node, "node", envOr("HYPHA_NODE", "node"), "Node.js interpreter for node-eval apps (HYPHA_NODE)")
+	fs.StringVar(&opts.NodePath, "node-path", envOr("HYPHA_NODE_PATH", ""), "NODE_PATH given to node-eval apps (HYPHA_NODE_PATH)")
+	fs.DurationVar(&opts.StopGrace, "stop-grace", process.DefaultStopGrace, "how long stop waits after SIGTERM before SIGKILL")
+	fs.StringVar(&opts.WorkDir, "work-dir", envOr("HYPHA_WORK_DIR", ""), "parent directory of the per-session working directories (HYPHA_WORK_DIR; default: the system temp dir)")
+	return cmd
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// interpreterNote shows where an interpreter resolves, or that it is missing.
+func interpreterNote(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return name + " (not found: its apps will fail to start)"
+	}
+	if p == name {
+		return name
+	}
+	return name + " (" + p + ")"
+}
+
+// insecureDialer dials the server's websocket without verifying TLS
+// (--disable-ssl).
+func insecureDialer(serverURL string) rpc.Dialer {
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	return func(ctx context.Context) (rpc.Conn, error) {
+		u, err := rpc.WebsocketURL(serverURL)
+		if err != nil {
+			return nil, err
+		}
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: client, CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return nil, fmt.Errorf("dial %s: %w", u, err)
+		}
+		c.SetReadLimit(16 << 20)
+		return insecureConn{c}, nil
+	}
+}
+
+type insecureConn struct{ c *websocket.Conn }
+
+func (w insecureConn) Read(ctx context.Context) (rpc.MessageType, []byte, error) {
+	t, b, err := w.c.Read(ctx)
+	if err != nil {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return 0, nil, &rpc.CloseError{Code: int(ce.Code), Reason: ce.Reason}
+		}
+		return 0, nil, err
+	}
+	return rpc.MessageType(t), b, nil
+}
+
+func (w insecureConn) Write(ctx context.Context, typ rpc.MessageType, data []byte) error {
+	return w.c.Write(ctx, websocket.MessageType(typ), data)
+}
+
+func (w insecureConn) Close(reason string) error {
+	return w.c.Close(websocket.StatusNormalClosure, reason)
+}

@@ -1,0 +1,157 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/testserver"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server"
+)
+
+func reconnected(c *rpc.Client) <-chan struct{} {
+	ch := make(chan struct{}, 16)
+	c.OnReconnect(func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	return ch
+}
+
+// TestReconnectAfterServerRestart stops the server and starts a new one on
+// the same address with the same JWT secret: clients reconnect by
+// themselves, re-register their services, restore their subscriptions, and
+// a call in flight completes or fails with a clear error.
+func TestReconnectAfterServerRestart(t *testing.T) {
+	cfg := server.Config{JWTSecret: "restart-secret"}
+	s1 := testserver.Start(t, cfg)
+	addr := strings.TrimPrefix(s1.URL(), "http://")
+	ctx := ctxT(t)
+	a := testserver.Connect(t, s1, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
+	b := testserver.Connect(t, s1, rpc.Config{Token: testserver.RootToken, ClientID: "b", MethodTimeout: 3 * time.Second})
+	aBack, bBack := reconnected(a), reconnected(b)
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	mustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{
+		"echo": func(x any) any { return x },
+		"slow": func(ctx context.Context) (string, error) {
+			started <- struct{}{}
+			select {
+			case <-release:
+				return "finished", nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		},
+	}})
+	added := events(b, "service_added")
+	if err := b.Subscribe(ctx, "service_added"); err != nil {
+		t.Fatal(err)
+	}
+	oldSvc, err := b.GetService(ctx, "a:svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inflight := make(chan error, 1)
+	go func() {
+		v, err := oldSvc.Call(ctx, "slow")
+		if err == nil && v != "finished" {
+			err = errors.New("unexpected result")
+		}
+		inflight <- err
+	}()
+	recv(t, started, 5*time.Second, "the in-flight call to start", nil)
+
+	s1.Close()
+	s2 := testserver.StartAt(t, cfg, addr)
+	close(release)
+
+	recv(t, aBack, 15*time.Second, "a to reconnect", nil)
+	recv(t, bBack, 15*time.Second, "b to reconnect", nil)
+	if got, want := a.Info().ManagerID, "manager-"+s2.ServerID(); got != want {
+		t.Errorf("a's manager = %q, want %q", got, want)
+	}
+	// The in-flight call either completed (its reply was sent after the
+	// reconnection) or failed with a clear error; it never hangs.
+	err = recv(t, inflight, 10*time.Second, "the in-flight call to end", nil)
+	if err != nil && !errors.Is(err, rpc.ErrTimeout) && !errors.Is(err, rpc.ErrClosed) && !isDisconnectError(err) {
+		t.Errorf("in-flight call: %v", err)
+	}
+	t.Logf("in-flight call: %v", err)
+
+	// a's service was registered again on the new server.
+	svc, err := b.GetService(ctx, "a:svc")
+	if err != nil {
+		t.Fatalf("get service after restart: %v", err)
+	}
+	for _, s := range []*rpc.RemoteService{svc, oldSvc} {
+		if v, err := s.Call(ctx, "echo", "again"); err != nil || v != "again" {
+			t.Errorf("echo after restart: %v, %v", v, err)
+		}
+	}
+	// b's subscription was restored.
+	mustRegister(t, a, rpc.Service{ID: "late", Functions: map[string]any{"f": func() {}}})
+	recv(t, added, 5*time.Second, "service_added for the late service", func(e rpc.Event) bool {
+		return eventID(e) == "ws-user-root/a:late"
+	})
+	// A fresh client sees both services.
+	c := testserver.Connect(t, s2, rpc.Config{Token: testserver.RootToken, ClientID: "c"})
+	list, err := c.ListServices(ctx, map[string]any{"client_id": "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(list)
+	for _, want := range []string{"ws-user-root/a:built-in", "ws-user-root/a:late", "ws-user-root/a:svc"} {
+		if !contains(got, want) {
+			t.Errorf("services of a on the new server: %v, missing %s", got, want)
+		}
+	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReconnectAfterServerDrop: the server drops an idle client (idle
+// timeout); the client reconnects and its service is usable again.
+func TestReconnectAfterServerDrop(t *testing.T) {
+	s := testserver.Start(t, server.Config{IdleTimeout: time.Second})
+	ctx := ctxT(t)
+	// a sends no keep-alive within the idle timeout.
+	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a", PingInterval: time.Hour})
+	back := reconnected(a)
+	mustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{"echo": func(x any) any { return x }}})
+	// b keeps itself alive with frequent pings.
+	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b", PingInterval: 100 * time.Millisecond})
+	recv(t, back, 10*time.Second, "a to reconnect after the idle timeout", nil)
+	// a keeps being dropped and reconnecting; within a window it works again.
+	var lastErr error
+	waitFor(t, 10*time.Second, "a's service to answer after the reconnection", func() bool {
+		svc, err := b.GetService(ctx, "a:svc")
+		if err == nil {
+			var v any
+			v, err = svc.Call(ctx, "echo", "hi")
+			if err == nil && v == "hi" {
+				return true
+			}
+		}
+		lastErr = err
+		return false
+	})
+	_ = lastErr
+	select {
+	case <-b.Done():
+		t.Fatal("b, which pings, was dropped")
+	default:
+	}
+}

@@ -1,0 +1,193 @@
+package apps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// args are the arguments of one service call, bound to upstream's parameter
+// names (positional arguments in order, then keyword arguments).
+type args map[string]any
+
+// bind matches c's positional and keyword arguments to names. The trusted
+// "context" keyword is never taken from the caller; "_rkwargs" (a marker
+// some clients add) is ignored. Unknown keywords are an error, as in Python.
+func bind(fn string, c *rpc.Call, names ...string) (args, error) {
+	a := args{}
+	if len(c.Args) > len(names) {
+		return nil, fmt.Errorf("%s() takes at most %d arguments (%d given)", fn, len(names), len(c.Args))
+	}
+	for i, v := range c.Args {
+		a[names[i]] = v
+	}
+	for k, v := range c.Kwargs {
+		if k == "context" || k == "_rkwargs" {
+			continue
+		}
+		if !slices.Contains(names, k) {
+			return nil, fmt.Errorf("%s() got an unexpected keyword argument '%s'", fn, k)
+		}
+		if _, dup := a[k]; dup {
+			return nil, fmt.Errorf("%s() got multiple values for argument '%s'", fn, k)
+		}
+		a[k] = v
+	}
+	return a, nil
+}
+
+// has reports whether the argument was given and is not null.
+func (a args) has(name string) bool { return a[name] != nil }
+
+func (a args) str(name string) (string, error) {
+	switch v := a[name].(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("argument %s must be a string, got %T", name, a[name])
+}
+
+func (a args) boolean(name string, def bool) (bool, error) {
+	switch v := a[name].(type) {
+	case nil:
+		return def, nil
+	case bool:
+		return v, nil
+	}
+	return false, fmt.Errorf("argument %s must be a boolean, got %T", name, a[name])
+}
+
+func (a args) mapping(name string) (map[string]any, error) {
+	switch v := a[name].(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return v, nil
+	case rpc.Kwargs:
+		return map[string]any(v), nil
+	}
+	return nil, fmt.Errorf("argument %s must be a dict, got %T", name, a[name])
+}
+
+// integer accepts whole numbers (int64, uint64 or an integral float).
+func (a args) integer(name string, def int64) (int64, error) {
+	v := a[name]
+	if v == nil {
+		return def, nil
+	}
+	if f, ok := number(v); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return int64(f), nil
+	}
+	return 0, fmt.Errorf("argument %s must be an integer, got %v", name, v)
+}
+
+// seconds accepts a number of seconds (int or float); 0 when absent.
+func (a args) seconds(name string) (time.Duration, bool, error) {
+	v := a[name]
+	if v == nil {
+		return 0, false, nil
+	}
+	f, ok := number(v)
+	if !ok || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false, fmt.Errorf("argument %s must be a non-negative number of seconds, got %v", name, v)
+	}
+	return time.Duration(f * float64(time.Second)), true, nil
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+func (a args) fn(name string) (*rpc.RemoteFunc, error) {
+	switch v := a[name].(type) {
+	case nil:
+		return nil, nil
+	case *rpc.RemoteFunc:
+		return v, nil
+	}
+	return nil, fmt.Errorf("argument %s must be a function, got %T", name, a[name])
+}
+
+// caller is the trusted identity of a call.
+type caller struct {
+	user *auth.UserInfo
+	ws   string         // the caller's current workspace
+	raw  map[string]any // the user map as stamped by the server
+	from string         // "<ws>/<client_id>" of the caller
+}
+
+func callerOf(c *rpc.Call) (*caller, error) {
+	if c.Context == nil || c.Context.User.Raw == nil || c.Context.WS == "" {
+		return nil, errors.New("missing caller context")
+	}
+	u, err := auth.UserFromMap(c.Context.User.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid caller context: %w", err)
+	}
+	return &caller{user: u, ws: c.Context.WS, raw: c.Context.User.Raw, from: c.Context.From}, nil
+}
+
+// contextMap is the explicit context upstream passes to workers.
+func (cl *caller) contextMap(ws string) map[string]any {
+	return map[string]any{"ws": ws, "user": cl.raw}
+}
+
+// need checks the caller's permission on ws.
+func (c *Controller) need(cl *caller, ws string, p auth.Permission, what string) error {
+	if c.host.Permission(cl.user, ws) < p {
+		return fmt.Errorf("Permission denied: user %s needs %s permission on workspace %s to %s", cl.user.ID, p.Name(), ws, what)
+	}
+	return nil
+}
+
+// sessionWorkspace checks that the caller may act on a session id
+// "<ws>/<client_id>": its own workspace, or one it can read.
+func (c *Controller) sessionWorkspace(cl *caller, sessionID, what string) (string, error) {
+	ws, cid, ok := strings.Cut(sessionID, "/")
+	if !ok || ws == "" || cid == "" {
+		return "", fmt.Errorf("invalid session id %q: expected <workspace>/<client_id>", sessionID)
+	}
+	if err := c.need(cl, cl.ws, auth.Read, what); err != nil {
+		return "", err
+	}
+	if ws != cl.ws {
+		if err := c.need(cl, ws, auth.Read, what); err != nil {
+			return "", err
+		}
+	}
+	return ws, nil
+}
+
+// handler adapts a method that needs the caller into an rpc.HandlerFunc.
+func (c *Controller) handler(name string, fn func(ctx context.Context, cl *caller, call *rpc.Call) (any, error)) rpc.HandlerFunc {
+	return func(ctx context.Context, call *rpc.Call) (any, error) {
+		cl, err := callerOf(call)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		ctx, cancel := c.opContext(ctx)
+		defer cancel()
+		return fn(ctx, cl, call)
+	}
+}

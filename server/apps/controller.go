@@ -1,0 +1,349 @@
+// Package apps is the server-apps controller: upstream Hypha's
+// `public/server-apps` service (install, start, stop, logs of server apps run
+// by server-app-worker services), a minimal `public/artifact-manager` for app
+// files, and the HTTP endpoint serving those files.
+//
+// The controller is an ordinary RPC client of the embedded server, connected
+// in-process as the root user in the `public` workspace. Calls to workers in
+// other workspaces go through short-lived clients in those workspaces (a
+// protected worker only answers callers of its own workspace). See
+// docs/apps.md.
+package apps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// Host is what the controller needs from the embedded server.
+type Host interface {
+	// Connect opens an in-process client connection.
+	Connect(ctx context.Context, cfg rpc.Config) (*rpc.Client, error)
+	// URL is the server's public base URL.
+	URL() string
+	// Issuer mints and verifies tokens.
+	Issuer() *auth.Issuer
+	// Permission is a user's effective permission on a workspace.
+	Permission(u *auth.UserInfo, ws string) auth.Permission
+	// Observe calls fn synchronously for every workspace event.
+	Observe(fn func(ws, typ string, data map[string]any)) (off func())
+}
+
+// Config configures the controller.
+type Config struct {
+	// DataDir holds installed apps under DataDir/apps.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// ClientID is the client id of the controller's connection in `public`.
+const ClientID = "server-apps-controller"
+
+const (
+	defaultStartTimeout = 60 * time.Second
+	appTokenLife        = time.Hour
+	workerCallTimeout   = 30 * time.Second
+	stopOnCloseTimeout  = 5 * time.Second
+	stoppedSessionTTL   = 300 * time.Second
+)
+
+// Controller is a running server-apps controller.
+type Controller struct {
+	host   Host
+	cfg    Config
+	log    *slog.Logger
+	store  *store
+	client *rpc.Client
+
+	baseCtx    context.Context
+	cancelBase context.CancelFunc
+	wg         sync.WaitGroup
+	offObserve func()
+
+	mu         sync.Mutex
+	closed     bool
+	apps       map[string]map[string]map[string]any // ws → app id → manifest
+	installing map[string]bool                      // "<ws>/<app_id>"
+	sessions   map[string]*session                  // "<ws>/<client_id>"
+	waiters    map[string]*waiter                   // by session id
+
+	wsMu      sync.Mutex
+	wsClients map[string]*wsClient
+}
+
+// New loads the installed apps, connects to the server and registers
+// `server-apps` and `artifact-manager` in `public`.
+func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("apps: DataDir is empty")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st, err := openStore(cfg.DataDir, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := st.load()
+	if err != nil {
+		return nil, fmt.Errorf("load apps: %w", err)
+	}
+	c := &Controller{
+		host: host, cfg: cfg, log: cfg.Logger, store: st,
+		apps: loaded, installing: map[string]bool{}, sessions: map[string]*session{},
+		waiters: map[string]*waiter{}, wsClients: map[string]*wsClient{},
+	}
+	c.baseCtx, c.cancelBase = context.WithCancel(context.Background())
+	c.offObserve = host.Observe(c.onEvent)
+	cli, err := c.connect(ctx, "public", ClientID)
+	if err != nil {
+		c.offObserve()
+		c.cancelBase()
+		return nil, err
+	}
+	c.client = cli
+	if err := c.register(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	n := 0
+	for _, m := range loaded {
+		n += len(m)
+	}
+	c.log.Info("server apps ready", "apps", n, "data_dir", cfg.DataDir)
+	return c, nil
+}
+
+// connect opens an in-process root connection in workspace ws.
+func (c *Controller) connect(ctx context.Context, ws, clientID string) (*rpc.Client, error) {
+	root := auth.RootUser()
+	root.Scope.CurrentWorkspace = ws
+	root.CurrentWorkspace = ws
+	tok, err := c.host.Issuer().Generate(root, 30*24*time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("apps: token for workspace %s: %w", ws, err)
+	}
+	cli, err := c.host.Connect(ctx, rpc.Config{Workspace: ws, ClientID: clientID, Token: tok, Logger: c.log})
+	if err != nil {
+		return nil, fmt.Errorf("apps: connect to workspace %s: %w", ws, err)
+	}
+	return cli, nil
+}
+
+func (c *Controller) register(ctx context.Context) error {
+	fns := map[string]any{
+		"install":          c.handler("install", c.mInstall),
+		"uninstall":        c.handler("uninstall", c.mUninstall),
+		"start":            c.handler("start", c.mStart),
+		"stop":             c.handler("stop", c.mStop),
+		"list_apps":        c.handler("list_apps", c.mListApps),
+		"list_running":     c.handler("list_running", c.mListRunning),
+		"list_workers":     c.handler("list_workers", c.mListWorkers),
+		"get_logs":         c.handler("get_logs", c.mGetLogs),
+		"get_app_info":     c.handler("get_app_info", c.mGetAppInfo),
+		"get_session_info": c.handler("get_session_info", c.mGetSessionInfo),
+		"commit_app":       c.handler("commit_app", c.mCommitApp),
+		"list_files":       c.handler("list_files", c.mListFiles),
+		"read_file":        c.handler("read_file", c.mReadFile),
+	}
+	if _, err := c.client.RegisterService(ctx, rpc.Service{
+		ID: "server-apps", Name: "Server Apps", Type: "server-apps",
+		Description: "Install, start and stop server apps run by server-app-worker services.",
+		Config:      rpc.ServiceConfig{Visibility: "public", RequireContext: true},
+		Functions:   fns,
+	}); err != nil {
+		return err
+	}
+	_, err := c.client.RegisterService(ctx, rpc.Service{
+		ID: "artifact-manager", Name: "Artifact Manager", Type: "artifact-manager",
+		Description: "Read access to the files of installed server apps.",
+		Config:      rpc.ServiceConfig{Visibility: "public", RequireContext: true},
+		Functions: map[string]any{
+			"get_file":   c.handler("get_file", c.mGetFile),
+			"list_files": c.handler("list_files", c.mArtifactListFiles),
+		},
+	})
+	return err
+}
+
+// opContext bounds an operation by ctx and by the controller's life.
+func (c *Controller) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.baseCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Close stops every running session (best effort, bounded), then
+// disconnects the controller's clients.
+func (c *Controller) Close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	var running []*session
+	for _, s := range c.sessions {
+		if s.status == statusRunning || s.status == statusStarting {
+			running = append(running, s)
+		}
+	}
+	c.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, s := range running {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), stopOnCloseTimeout)
+			defer cancel()
+			if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+				c.log.Debug("stop on shutdown failed", "session", s.id, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	c.cancelBase()
+	if c.offObserve != nil {
+		c.offObserve()
+	}
+	c.mu.Lock()
+	for id, s := range c.sessions {
+		c.dropLocked(id, s)
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.wsMu.Lock()
+	var clients []*wsClient
+	for ws, e := range c.wsClients {
+		clients = append(clients, e)
+		delete(c.wsClients, ws)
+	}
+	c.wsMu.Unlock()
+	for _, e := range clients {
+		<-e.ready
+		if e.c != nil {
+			e.c.Close()
+		}
+	}
+	if c.client != nil {
+		c.client.Close()
+	}
+	c.wg.Wait()
+}
+
+// wsClient is a root connection in one workspace, shared by the
+// operations and sessions that need it and closed when the last lets go.
+type wsClient struct {
+	c     *rpc.Client
+	err   error
+	refs  int
+	ready chan struct{}
+}
+
+// acquire returns a client in workspace ws (the controller's own for
+// public) and a function releasing it.
+func (c *Controller) acquire(ctx context.Context, ws string) (*rpc.Client, func(), error) {
+	if ws == "public" {
+		return c.client, func() {}, nil
+	}
+	c.wsMu.Lock()
+	e := c.wsClients[ws]
+	if e != nil {
+		e.refs++
+		c.wsMu.Unlock()
+		<-e.ready
+		if e.err != nil {
+			c.release(ws, e)
+			return nil, nil, e.err
+		}
+		return e.c, c.releaser(ws, e), nil
+	}
+	if c.baseCtx.Err() != nil {
+		c.wsMu.Unlock()
+		return nil, nil, errors.New("server apps controller is closed")
+	}
+	e = &wsClient{refs: 1, ready: make(chan struct{})}
+	c.wsClients[ws] = e
+	c.wsMu.Unlock()
+	e.c, e.err = c.connect(ctx, ws, "server-apps-"+idgen.New())
+	close(e.ready)
+	if e.err != nil {
+		c.release(ws, e)
+		return nil, nil, e.err
+	}
+	return e.c, c.releaser(ws, e), nil
+}
+
+func (c *Controller) releaser(ws string, e *wsClient) func() {
+	var once sync.Once
+	return func() { once.Do(func() { c.release(ws, e) }) }
+}
+
+func (c *Controller) release(ws string, e *wsClient) {
+	c.wsMu.Lock()
+	e.refs--
+	if e.refs > 0 {
+		c.wsMu.Unlock()
+		return
+	}
+	if c.wsClients[ws] == e {
+		delete(c.wsClients, ws)
+	}
+	c.wsMu.Unlock()
+	if e.c != nil {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			e.c.Close()
+		}()
+	}
+}
+
+// onEvent observes workspace events in every workspace. It runs on the
+// server's goroutine: it only updates state and starts goroutines.
+func (c *Controller) onEvent(ws, typ string, data map[string]any) {
+	if data == nil {
+		return
+	}
+	id, _ := data["id"].(string)
+	if id == "" {
+		return
+	}
+	switch typ {
+	case "service_added":
+		sid, svc, ok := strings.Cut(id, ":")
+		if !ok {
+			return
+		}
+		c.mu.Lock()
+		if w := c.waiters[sid]; w != nil {
+			w.serviceAdded(svc, data)
+		}
+		c.mu.Unlock()
+	case "client_connected":
+		if !strings.Contains(id, "/") {
+			id = ws + "/" + id
+		}
+		c.mu.Lock()
+		if w := c.waiters[id]; w != nil {
+			w.clientConnected()
+		}
+		c.mu.Unlock()
+	case "client_disconnected":
+		if !strings.Contains(id, "/") {
+			id = ws + "/" + id
+		}
+		c.clientGone(id)
+	}
+}

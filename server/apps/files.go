@@ -1,0 +1,242 @@
+package apps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// fileURL is the HTTP address of an app file.
+func (c *Controller) fileURL(ws, id, p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return c.host.URL() + "/" + url.PathEscape(ws) + "/artifacts/" + url.PathEscape(id) + "/files/" + strings.Join(segs, "/")
+}
+
+// mGetFile implements artifact-manager.get_file(artifact_id, file_path, ...):
+// the URL of the file, carrying a read-only token for the app's workspace
+// (valid expires_in seconds) so that it works without other credentials,
+// like upstream's presigned URLs. file_path may be a list (→ {path: url}).
+func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("get_file", call, "artifact_id", "file_path", "silent", "version", "stage", "branch",
+		"use_proxy", "use_local_url", "expires_in")
+	if err != nil {
+		return nil, err
+	}
+	artifactID, err := a.str("artifact_id")
+	if err != nil {
+		return nil, err
+	}
+	expires, err := a.integer("expires_in", 3600)
+	if err != nil {
+		return nil, err
+	}
+	if expires < 60 || expires > 604800 {
+		return nil, fmt.Errorf("expires_in must be between 60 and 604800 seconds")
+	}
+	ws, id, err := c.resolveApp(cl, artifactID, auth.Read, "read app files")
+	if err != nil {
+		return nil, err
+	}
+	if c.appManifest(ws, id) == nil {
+		return nil, fmt.Errorf("Artifact not found: %s/%s", ws, id)
+	}
+	var paths []string
+	single := true
+	switch v := a["file_path"].(type) {
+	case string:
+		paths = []string{v}
+	case []any:
+		single = false
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("file_path must be a string or a list of strings")
+			}
+			paths = append(paths, s)
+		}
+	default:
+		return nil, fmt.Errorf("file_path must be a string or a list of strings")
+	}
+	tok, err := c.childToken(cl, ws, auth.Read, "", time.Duration(expires)*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	for _, p := range paths {
+		p = strings.TrimPrefix(p, "/")
+		if _, err := cleanFilePath(p); err != nil {
+			return nil, err
+		}
+		if !c.store.hasFile(ws, id, p) {
+			return nil, fmt.Errorf("File not found: %s", p)
+		}
+		out[p] = c.fileURL(ws, id, p) + "?token=" + url.QueryEscape(tok)
+	}
+	if single {
+		return out[paths[0]], nil
+	}
+	return out, nil
+}
+
+// mArtifactListFiles implements artifact-manager.list_files(artifact_id, dir_path=None, ...).
+func (c *Controller) mArtifactListFiles(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("list_files", call, "artifact_id", "dir_path", "limit", "version", "stage", "branch",
+		"include_pending", "offset")
+	if err != nil {
+		return nil, err
+	}
+	artifactID, err := a.str("artifact_id")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := a.str("dir_path")
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.listFiles(cl, artifactID, dir)
+	if err != nil {
+		return nil, err
+	}
+	list := v.([]any)
+	offset, err := a.integer("offset", 0)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := a.integer("limit", 1000)
+	if err != nil {
+		return nil, err
+	}
+	start := min(max(int(offset), 0), len(list))
+	end := min(start+max(int(limit), 0), len(list))
+	return list[start:end], nil
+}
+
+// httpUser authenticates a file request: a Bearer token, a token query
+// parameter (as in get_file URLs) or an access_token cookie; none is an
+// anonymous user.
+func (c *Controller) httpUser(r *http.Request) (*auth.UserInfo, error) {
+	tok := r.Header.Get("Authorization")
+	if tok == "" {
+		tok = r.URL.Query().Get("token")
+	}
+	if tok == "" {
+		if ck, err := r.Cookie("access_token"); err == nil {
+			tok = ck.Value
+		}
+	}
+	if tok == "" {
+		return c.host.Issuer().NewAnonymous(), nil
+	}
+	u, err := c.host.Issuer().Parse(tok)
+	if err != nil {
+		return nil, err
+	}
+	if u.Specialized() {
+		return nil, errors.New("specialized tokens cannot read app files")
+	}
+	return u, nil
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	b, _ := json.Marshal(map[string]any{"success": false, "detail": msg})
+	_, _ = w.Write(b)
+}
+
+// ServeFiles serves GET /{workspace}/artifacts/{app_id}/files/{path...}:
+// the file, or a JSON listing for a directory (or no path). It needs read
+// permission on the workspace.
+func (c *Controller) ServeFiles(w http.ResponseWriter, r *http.Request) {
+	ws, id, p := r.PathValue("workspace"), r.PathValue("app_id"), r.PathValue("path")
+	if validWorkspace(ws) != nil || validAppID(id) != nil {
+		httpError(w, http.StatusBadRequest, "invalid workspace or app id")
+		return
+	}
+	p = strings.TrimSuffix(p, "/")
+	if p != "" {
+		if _, err := cleanFilePath(p); err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	u, err := c.httpUser(r)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, err.Error())
+		return
+	}
+	if c.host.Permission(u, ws) < auth.Read {
+		code := http.StatusForbidden
+		if u.IsAnonymous {
+			code = http.StatusUnauthorized
+		}
+		httpError(w, code, fmt.Sprintf("Permission denied: read permission on workspace %s is required", ws))
+		return
+	}
+	if c.appManifest(ws, id) == nil {
+		httpError(w, http.StatusNotFound, fmt.Sprintf("Artifact not found: %s/%s", ws, id))
+		return
+	}
+	root, err := c.store.openRoot(ws, id)
+	if err != nil {
+		httpError(w, http.StatusNotFound, fmt.Sprintf("Artifact not found: %s/%s", ws, id))
+		return
+	}
+	defer root.Close()
+	name := p
+	if name == "" {
+		name = "."
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			httpError(w, http.StatusNotFound, "File not found: "+p)
+		} else {
+			httpError(w, http.StatusBadRequest, "cannot open "+p)
+		}
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		httpError(w, http.StatusNotFound, "File not found: "+p)
+		return
+	}
+	if st.IsDir() {
+		list, err := c.store.list(ws, id, p)
+		if err != nil {
+			httpError(w, http.StatusNotFound, "Directory not found: "+p)
+			return
+		}
+		out := make([]any, len(list))
+		for i, e := range list {
+			out[i] = e.toMap()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		b, _ := json.Marshal(out)
+		_, _ = w.Write(b)
+		return
+	}
+	if !st.Mode().IsRegular() {
+		httpError(w, http.StatusNotFound, "File not found: "+p)
+		return
+	}
+	if ct := mime.TypeByExtension(path.Ext(p)); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	http.ServeContent(w, r, path.Base(p), st.ModTime(), f)
+}

@@ -1,0 +1,832 @@
+package apps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+func readableID() string { return auth.ReadableID() }
+
+// childToken mints a token for a child of the caller (as generate_token
+// does): a new user id whose parent is the caller, limited to ws.
+func (c *Controller) childToken(cl *caller, ws string, perm auth.Permission, clientID string, life time.Duration) (string, error) {
+	child := cl.user.Clone()
+	if child.Parent == "" {
+		child.Parent = cl.user.ID
+	}
+	child.ID = auth.ReadableID()
+	child.Scope = auth.Scope{CurrentWorkspace: ws, Workspaces: map[string]auth.Permission{ws: perm}, ClientID: clientID}
+	child.CurrentWorkspace = ws
+	child.ExpiresAt = 0
+	return c.host.Issuer().Generate(child, life)
+}
+
+// appToken is the app client's token: read_write on ws, only for client id cid.
+func (c *Controller) appToken(cl *caller, ws, cid string, timeout time.Duration) (string, error) {
+	tok, err := c.childToken(cl, ws, auth.ReadWrite, cid, max(appTokenLife, 2*timeout))
+	if err != nil {
+		return "", fmt.Errorf("generate the app token: %w", err)
+	}
+	return tok, nil
+}
+
+// appManifest returns a copy of an installed app's manifest.
+func (c *Controller) appManifest(ws, id string) map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return copyMap(c.apps[ws][id])
+}
+
+// resolveApp splits "<ws>/<app_id>" or "<app_id>" (the caller's workspace)
+// and checks the caller's permission on that workspace.
+func (c *Controller) resolveApp(cl *caller, appID string, p auth.Permission, what string) (ws, id string, err error) {
+	ws, id = cl.ws, appID
+	if w, a, ok := strings.Cut(appID, "/"); ok {
+		ws, id = w, a
+	}
+	if err := validAppID(id); err != nil {
+		return "", "", err
+	}
+	if err := validWorkspace(ws); err != nil {
+		return "", "", err
+	}
+	if err := c.need(cl, ws, p, what); err != nil {
+		return "", "", err
+	}
+	return ws, id, nil
+}
+
+var installParams = []string{
+	"source", "manifest", "app_id", "config", "files", "stop_after_inactive", "wait_for_service",
+	"workspace", "overwrite", "timeout", "version", "stage", "progress_callback", "additional_kwargs",
+	"worker_id", "worker_selection_mode", "artifact_id",
+}
+
+func (c *Controller) mInstall(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("install", call, installParams...)
+	if err != nil {
+		return nil, err
+	}
+	cb, err := a.fn("progress_callback")
+	if err != nil {
+		return nil, err
+	}
+	pg := c.newProgress(cb)
+	defer pg.close()
+	m, err := c.install(ctx, cl, a, pg)
+	if err != nil {
+		pg.send("error", err.Error())
+		return nil, err
+	}
+	return m, nil
+}
+
+func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progress) (map[string]any, error) {
+	pg.send("info", "Parsing app manifest...")
+	ws, err := a.str("workspace")
+	if err != nil {
+		return nil, err
+	}
+	if ws == "" {
+		ws = cl.ws
+	}
+	if err := validWorkspace(ws); err != nil {
+		return nil, err
+	}
+	if cl.user.IsAnonymous {
+		return nil, errors.New("Anonymous users cannot install apps")
+	}
+	if err := c.need(cl, ws, auth.ReadWrite, "install apps"); err != nil {
+		return nil, err
+	}
+	if a.has("artifact_id") {
+		return nil, errors.New("install(artifact_id=...) is not supported by this server: pass source/manifest/files")
+	}
+	manifest, err := a.mapping("manifest")
+	if err != nil {
+		return nil, err
+	}
+	legacy, err := a.mapping("config")
+	if err != nil {
+		return nil, err
+	}
+	if legacy != nil && manifest != nil {
+		return nil, errors.New("Cannot specify both 'config' and 'manifest' parameters. Use 'manifest' (config is deprecated).")
+	}
+	if legacy != nil {
+		manifest = legacy
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	if appID != "" {
+		if err := validAppID(appID); err != nil {
+			return nil, err
+		}
+	}
+	source, err := a.str("source")
+	if err != nil {
+		return nil, err
+	}
+	overwrite, err := a.boolean("overwrite", false)
+	if err != nil {
+		return nil, err
+	}
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
+	workerID, err := a.str("worker_id")
+	if err != nil {
+		return nil, err
+	}
+	mode, err := a.str("worker_selection_mode")
+	if err != nil {
+		return nil, err
+	}
+	files, err := normalizeFiles(a["files"])
+	if err != nil {
+		return nil, err
+	}
+
+	if manifest != nil {
+		manifest = copyMap(manifest)
+	} else {
+		manifest = map[string]any{"name": "Untitled App", "version": "0.1.0", "type": "hypha"}
+	}
+	if _, ok := manifest["services"]; ok {
+		return nil, errors.New("Services and service_ids fields are not allowed in the app manifest.")
+	}
+	if _, ok := manifest["service_ids"]; ok {
+		return nil, errors.New("Services and service_ids fields are not allowed in the app manifest.")
+	}
+	if _, ok := manifest["entry_point"]; !ok || manifest["entry_point"] == nil {
+		manifest["entry_point"] = "source"
+	}
+	if source != "" {
+		h := sourceHash(source)
+		if want, ok := manifest["source_hash"].(string); ok && want != "" && want != h {
+			return nil, fmt.Errorf("App source code verification failed (source_hash: %s).", want)
+		}
+		manifest["source_hash"] = h
+		entry, _ := manifest["entry_point"].(string)
+		if isURL(source) {
+			return nil, errors.New("installing from a URL source is not supported by this server: pass the source text or files")
+		}
+		cp, err := cleanFilePath(entry)
+		if err != nil {
+			return nil, fmt.Errorf("entry_point: %w", err)
+		}
+		files = append([]appFile{{Path: cp, Name: cp[strings.LastIndexByte(cp, '/')+1:], Content: source, Format: "text"}}, files...)
+	}
+	if err := validateManifest(manifest); err != nil {
+		return nil, err
+	}
+	appType := manifest["type"].(string)
+	if appID == "" {
+		if id, ok := manifest["id"].(string); ok && validAppID(id) == nil {
+			appID = id
+		} else {
+			appID = idgen.Readable()
+		}
+	}
+
+	key := ws + "/" + appID
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errors.New("server apps controller is closed")
+	}
+	if c.installing[key] {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("App %s is being installed by another call", appID)
+	}
+	old := copyMap(c.apps[ws][appID])
+	if old != nil && !overwrite {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("App %s already exists in workspace %s; pass overwrite=True to replace it", appID, ws)
+	}
+	c.installing[key] = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.installing, key)
+		c.mu.Unlock()
+	}()
+
+	// Compile with the chosen worker, when it can.
+	wk, err := c.pickWorker(ctx, cl, ws, appType, appID, workerID, mode)
+	if err != nil {
+		return nil, err
+	}
+	pg.send("info", fmt.Sprintf("Compiling app using worker %s...", wk.id))
+	if wk.svc.Func("compile") != nil {
+		compileCfg := map[string]any{
+			"server_url": c.host.URL(), "public_url": c.host.URL(), "workspace": ws, "user": cl.raw,
+			"progress_callback": func(msg any) { pg.fromWorker(msg) },
+		}
+		res, err := wk.svc.Call(ctx, "compile", manifest, filesToList(files), rpc.Kwargs{"config": compileCfg, "context": cl.contextMap(ws)})
+		if err != nil {
+			wk.release()
+			return nil, fmt.Errorf("Worker compilation failed: %v", err)
+		}
+		pair, ok := res.([]any)
+		if !ok || len(pair) != 2 {
+			wk.release()
+			return nil, fmt.Errorf("Worker compilation failed: compile must return (manifest, files), got %T", res)
+		}
+		cm, ok := pair[0].(map[string]any)
+		if !ok {
+			wk.release()
+			return nil, fmt.Errorf("Worker compilation failed: compiled manifest is %T, not a dict", pair[0])
+		}
+		for k, v := range cm {
+			if k != "_rtype" {
+				manifest[k] = v
+			}
+		}
+		if files, err = normalizeFiles(pair[1]); err != nil {
+			wk.release()
+			return nil, fmt.Errorf("Worker compilation failed: %v", err)
+		}
+	}
+	wk.release()
+
+	// Finish and check the manifest and the files.
+	pg.send("info", "Creating application artifact...")
+	manifest["id"] = appID
+	manifest["startup_context"] = cl.contextMap(ws)
+	sc, _ := manifest["startup_config"].(map[string]any)
+	sc = copyMap(sc)
+	for _, k := range []string{"timeout", "wait_for_service", "stop_after_inactive", "additional_kwargs"} {
+		if v, ok := a[k]; ok && v != nil {
+			if sc == nil {
+				sc = map[string]any{}
+			}
+			sc[k] = v
+		}
+	}
+	if sc != nil {
+		manifest["startup_config"] = sc
+	}
+	delete(manifest, "services")
+	delete(manifest, "_rtype")
+	manifest["service_ids"] = []any{}
+	if err := validateManifest(manifest); err != nil {
+		return nil, err
+	}
+	data := make(map[string][]byte, len(files))
+	for _, f := range files {
+		b, err := f.decode()
+		if err != nil {
+			return nil, err
+		}
+		data[f.Path] = b
+	}
+	if err := checkTree(data); err != nil {
+		return nil, err
+	}
+	entry, _ := manifest["entry_point"].(string)
+	if entry == "" {
+		return nil, errors.New("invalid manifest: entry_point is empty")
+	}
+	if !isURL(entry) {
+		if _, err := cleanFilePath(entry); err != nil {
+			return nil, fmt.Errorf("invalid manifest: entry_point: %w", err)
+		}
+		if _, ok := data[entry]; !ok {
+			return nil, fmt.Errorf("invalid manifest: the entry point %q is not among the app's files", entry)
+		}
+	}
+
+	// Store: written aside, then swapped in; the old version is kept until
+	// the new one is verified.
+	backup, err := c.store.put(ws, appID, manifest, data)
+	if err != nil {
+		return nil, fmt.Errorf("store app %s: %w", appID, err)
+	}
+	c.setApp(ws, appID, copyMap(manifest))
+	for _, f := range files {
+		pg.send("info", "Uploading file "+f.Path+"...")
+	}
+	if !stage {
+		pg.send("info", "Committing application artifact...")
+		if err := c.verify(ctx, cl, ws, appID, a, pg); err != nil {
+			if rerr := c.store.restore(ws, appID, backup); rerr != nil {
+				c.log.Error("could not restore the previous app version", "workspace", ws, "app_id", appID, "err", rerr)
+			}
+			c.setApp(ws, appID, old)
+			return nil, fmt.Errorf("Failed to install app '%s': %s", appID, err.Error())
+		}
+	}
+	c.store.keep(backup)
+	pg.send("success", "Installation complete!")
+	c.log.Info("app installed", "workspace", ws, "app_id", appID, "type", appType, "verified", !stage)
+	return c.appManifest(ws, appID), nil
+}
+
+// checkTree refuses file sets where one path is a directory of another.
+func checkTree(data map[string][]byte) error {
+	for p := range data {
+		for i := range len(p) {
+			if p[i] == '/' {
+				if _, clash := data[p[:i]]; clash {
+					return fmt.Errorf("invalid files: %s is both a file and a directory", p[:i])
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Controller) setApp(ws, id string, m map[string]any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m == nil {
+		delete(c.apps[ws], id)
+		if len(c.apps[ws]) == 0 {
+			delete(c.apps, ws)
+		}
+		return
+	}
+	if c.apps[ws] == nil {
+		c.apps[ws] = map[string]map[string]any{}
+	}
+	c.apps[ws][id] = m
+}
+
+// verify starts the app once and stops it (upstream's commit step).
+func (c *Controller) verify(ctx context.Context, cl *caller, ws, appID string, a args, pg *progress) error {
+	o, err := startOptionsFrom(a, pg)
+	if err != nil {
+		return err
+	}
+	o.appID = appID
+	o.fresh = true
+	o.stage = true
+	info, err := c.startApp(ctx, cl, ws, o)
+	if err != nil {
+		return err
+	}
+	id, _ := info["id"].(string)
+	if err := c.stopSession(ctx, id, true); err != nil {
+		return err
+	}
+	pg.send("success", "Application tested successfully!")
+	return nil
+}
+
+// startOptionsFrom reads the startup arguments shared by install, start and
+// commit_app.
+func startOptionsFrom(a args, pg *progress) (startOptions, error) {
+	o := startOptions{progress: pg}
+	var err error
+	if o.timeout, o.hasTimeout, err = a.seconds("timeout"); err != nil {
+		return o, err
+	}
+	if o.hasTimeout && o.timeout == 0 {
+		o.hasTimeout = false
+	}
+	o.waitForService = a["wait_for_service"]
+	if o.additionalKwargs, err = a.mapping("additional_kwargs"); err != nil {
+		return o, err
+	}
+	if o.workerID, err = a.str("worker_id"); err != nil {
+		return o, err
+	}
+	if o.selectionMode, err = a.str("worker_selection_mode"); err != nil {
+		return o, err
+	}
+	if _, err = a.integer("stop_after_inactive", 0); err != nil {
+		return o, err
+	}
+	if o.version, err = a.str("version"); err != nil {
+		return o, err
+	}
+	if o.stage, err = a.boolean("stage", false); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func (c *Controller) mStart(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("start", call, "app_id", "timeout", "version", "wait_for_service", "stop_after_inactive",
+		"stage", "progress_callback", "additional_kwargs", "worker_id", "worker_selection_mode")
+	if err != nil {
+		return nil, err
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	if appID == "" {
+		return nil, errors.New("start: app_id is required")
+	}
+	cb, err := a.fn("progress_callback")
+	if err != nil {
+		return nil, err
+	}
+	pg := c.newProgress(cb)
+	defer pg.close()
+	o, err := startOptionsFrom(a, pg)
+	if err != nil {
+		return nil, err
+	}
+	o.appID = appID
+	return c.startApp(ctx, cl, cl.ws, o)
+}
+
+func (c *Controller) mCommitApp(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("commit_app", call, "app_id", "timeout", "version", "stop_after_inactive", "wait_for_service",
+		"additional_kwargs", "progress_callback", "worker_id")
+	if err != nil {
+		return nil, err
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	ws, id, err := c.resolveApp(cl, appID, auth.ReadWrite, "commit apps")
+	if err != nil {
+		return nil, err
+	}
+	if c.appManifest(ws, id) == nil {
+		return nil, fmt.Errorf("App not found: %s", id)
+	}
+	cb, err := a.fn("progress_callback")
+	if err != nil {
+		return nil, err
+	}
+	pg := c.newProgress(cb)
+	defer pg.close()
+	if err := c.verify(ctx, cl, ws, id, a, pg); err != nil {
+		if uerr := c.uninstall(ctx, cl, ws, id); uerr != nil {
+			c.log.Warn("uninstall after failed commit", "app_id", id, "err", uerr)
+		}
+		return nil, fmt.Errorf("Failed to install app '%s': %s", id, err.Error())
+	}
+	return c.appManifest(ws, id), nil
+}
+
+func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("stop", call, "session_id", "raise_exception")
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.str("session_id")
+	if err != nil {
+		return nil, err
+	}
+	raise, err := a.boolean("raise_exception", true)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.sessionWorkspace(cl, id, "stop app "+id); err != nil {
+		return nil, err
+	}
+	return nil, c.stopSession(ctx, id, raise)
+}
+
+func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("get_logs", call, "session_id", "type", "offset", "limit")
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.str("session_id")
+	if err != nil {
+		return nil, err
+	}
+	typ := a["type"]
+	if _, err := a.str("type"); err != nil {
+		return nil, err
+	}
+	offset, err := a.integer("offset", 0)
+	if err != nil {
+		return nil, err
+	}
+	var limit any
+	if a.has("limit") {
+		l, err := a.integer("limit", 0)
+		if err != nil {
+			return nil, err
+		}
+		limit = l
+	}
+	if _, err := c.sessionWorkspace(cl, id, "get logs of "+id); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	s := c.sessions[id]
+	var cached map[string]any
+	var worker *rpc.RemoteService
+	var wctx map[string]any
+	if s != nil {
+		cached, worker, wctx = s.logs, s.worker, s.context
+	}
+	c.mu.Unlock()
+	if s == nil {
+		return nil, fmt.Errorf("Server app instance not found: %s", id)
+	}
+	lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
+	defer cancel()
+	v, err := worker.Call(lctx, "get_logs", id, rpc.Kwargs{"type": typ, "offset": offset, "limit": limit, "context": wctx})
+	if err != nil {
+		if cached != nil {
+			return pageLogs(cached, typ, offset, limit), nil
+		}
+		return nil, err
+	}
+	return v, nil
+}
+
+// pageLogs filters and pages cached {items} logs like a worker would.
+func pageLogs(cached map[string]any, typ any, offset int64, limit any) map[string]any {
+	items, _ := cached["items"].([]any)
+	var sel []any
+	for _, it := range items {
+		im, _ := it.(map[string]any)
+		if typ != nil && (im == nil || im["type"] != typ) {
+			continue
+		}
+		sel = append(sel, it)
+	}
+	total := int64(len(sel))
+	start := min(max(offset, 0), total)
+	end := total
+	if l, ok := limit.(int64); ok {
+		end = min(start+max(l, 0), total)
+	}
+	page := append([]any{}, sel[start:end]...)
+	return map[string]any{"items": page, "total": total, "offset": offset, "limit": limit}
+}
+
+func (c *Controller) mListRunning(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	if _, err := bind("list_running", call); err != nil {
+		return nil, err
+	}
+	if err := c.need(cl, cl.ws, auth.Read, "list running apps"); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	var recs []map[string]any
+	for _, s := range c.sessions {
+		if s.ws == cl.ws {
+			recs = append(recs, s.record())
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(recs, func(i, j int) bool {
+		return fmt.Sprint(recs[i]["created_at"], recs[i]["id"]) < fmt.Sprint(recs[j]["created_at"], recs[j]["id"])
+	})
+	out := make([]any, len(recs))
+	for i, r := range recs {
+		out[i] = r
+	}
+	return out, nil
+}
+
+func (c *Controller) mGetSessionInfo(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("get_session_info", call, "session_id")
+	if err != nil {
+		return nil, err
+	}
+	id, err := a.str("session_id")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.sessionWorkspace(cl, id, "get session info of "+id); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sessions[id]
+	if s == nil {
+		return nil, fmt.Errorf("Session not found: %s", id)
+	}
+	return s.record(), nil
+}
+
+func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	if _, err := bind("list_apps", call); err != nil {
+		return nil, err
+	}
+	if err := c.need(cl, cl.ws, auth.Read, "list apps"); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.apps[cl.ws]))
+	for id := range c.apps[cl.ws] {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]any, 0, len(ids))
+	for _, id := range ids {
+		m := copyMap(c.apps[cl.ws][id])
+		m["id"] = id
+		out = append(out, m)
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+func (c *Controller) mGetAppInfo(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("get_app_info", call, "app_id", "version", "stage")
+	if err != nil {
+		return nil, err
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	ws, id, err := c.resolveApp(cl, appID, auth.Read, "read apps")
+	if err != nil {
+		return nil, fmt.Errorf("Failed to get app info for %s: %w", appID, err)
+	}
+	m := c.appManifest(ws, id)
+	if m == nil {
+		return nil, fmt.Errorf("Failed to get app info for %s: app not found in workspace %s", appID, ws)
+	}
+	m["id"] = id
+	files, _ := c.store.list(ws, id, "")
+	fl := make([]any, len(files))
+	for i, f := range files {
+		fl[i] = f.toMap()
+	}
+	return map[string]any{
+		"id": ws + "/" + id, "alias": id, "workspace": ws, "type": "application",
+		"manifest": m, "files": fl,
+	}, nil
+}
+
+func (c *Controller) mUninstall(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("uninstall", call, "app_id")
+	if err != nil {
+		return nil, err
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	ws, id, err := c.resolveApp(cl, appID, auth.ReadWrite, "uninstall apps")
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.uninstall(ctx, cl, ws, id)
+}
+
+func (c *Controller) uninstall(ctx context.Context, _ *caller, ws, id string) error {
+	key := ws + "/" + id
+	c.mu.Lock()
+	if c.apps[ws][id] == nil {
+		c.mu.Unlock()
+		return fmt.Errorf("App not found: %s (workspace %s)", id, ws)
+	}
+	var sessions []string
+	for sid, s := range c.sessions {
+		if s.ws == ws && s.appID == id {
+			sessions = append(sessions, sid)
+		}
+	}
+	c.mu.Unlock()
+	if err := c.store.remove(ws, id); err != nil {
+		return fmt.Errorf("uninstall %s: %w", id, err)
+	}
+	c.mu.Lock()
+	delete(c.apps[ws], id)
+	if len(c.apps[ws]) == 0 {
+		delete(c.apps, ws)
+	}
+	c.mu.Unlock()
+	for _, sid := range sessions {
+		_ = c.stopSession(ctx, sid, false)
+	}
+	c.log.Info("app uninstalled", "app", key)
+	return nil
+}
+
+func (c *Controller) mListFiles(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("list_files", call, "app_id", "dir_path")
+	if err != nil {
+		return nil, err
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := a.str("dir_path")
+	if err != nil {
+		return nil, err
+	}
+	return c.listFiles(cl, appID, dir)
+}
+
+func (c *Controller) listFiles(cl *caller, appID, dir string) (any, error) {
+	ws, id, err := c.resolveApp(cl, appID, auth.Read, "read apps")
+	if err != nil {
+		return nil, err
+	}
+	if c.appManifest(ws, id) == nil {
+		return nil, fmt.Errorf("App not found: %s (workspace %s)", id, ws)
+	}
+	dir = strings.Trim(dir, "/")
+	if dir != "" {
+		if _, err := cleanFilePath(dir); err != nil {
+			return nil, err
+		}
+	}
+	list, err := c.store.list(ws, id, dir)
+	if err != nil {
+		return nil, fmt.Errorf("list files of %s: directory %q not found", id, dir)
+	}
+	out := make([]any, len(list))
+	for i, e := range list {
+		out[i] = e.toMap()
+	}
+	return out, nil
+}
+
+func (c *Controller) mReadFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+	a, err := bind("read_file", call, "app_id", "file_path", "format")
+	if err != nil {
+		return nil, err
+	}
+	appID, err := a.str("app_id")
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.str("file_path")
+	if err != nil {
+		return nil, err
+	}
+	format, err := a.str("format")
+	if err != nil {
+		return nil, err
+	}
+	ws, id, err := c.resolveApp(cl, appID, auth.Read, "read apps")
+	if err != nil {
+		return nil, err
+	}
+	if c.appManifest(ws, id) == nil {
+		return nil, fmt.Errorf("App not found: %s (workspace %s)", id, ws)
+	}
+	if _, err := cleanFilePath(p); err != nil {
+		return nil, err
+	}
+	root, err := c.store.openRoot(ws, id)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("File not found: %s", p)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	switch format {
+	case "", "text":
+		return string(b), nil
+	case "binary":
+		return b, nil
+	case "json":
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("file %s is not JSON: %w", p, err)
+		}
+		return fromJSONFloat(v), nil
+	}
+	return nil, fmt.Errorf("invalid format %q: text, json or binary", format)
+}
+
+// fromJSONFloat turns integral float64s from encoding/json into int64.
+func fromJSONFloat(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = fromJSONFloat(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = fromJSONFloat(e)
+		}
+	case float64:
+		if x == float64(int64(x)) && x < 1<<53 && x > -(1<<53) {
+			return int64(x)
+		}
+	}
+	return v
+}

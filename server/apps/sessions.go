@@ -1,0 +1,607 @@
+package apps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+)
+
+// Session status values (the worker-side SessionStatus names).
+const (
+	statusStarting = "starting"
+	statusRunning  = "running"
+	statusStopping = "stopping"
+	statusStopped  = "stopped"
+)
+
+// session is one running app instance, "<ws>/<client_id>".
+type session struct {
+	id, ws, cid, appID, appType string
+	daemon, workerManaged       bool
+	createdAt                   time.Time
+
+	info    map[string]any // the public record, without status
+	status  string
+	appGone bool // the app's client disconnected while starting
+
+	worker       *rpc.RemoteService // through a client in the worker's workspace
+	workerID     string             // "<ws>/<client_id>:<service>"
+	workerClient string             // "<ws>/<client_id>" of the worker
+	context      map[string]any     // the explicit context passed to the worker
+	release      func()             // lets go of the workspace client
+
+	logs   map[string]any // python-eval logs cached after start ({items, ...})
+	expire *time.Timer    // removal of a stopped python-eval session
+}
+
+// record is the session as list_running and get_session_info return it.
+func (s *session) record() map[string]any {
+	out := copyMap(s.info)
+	out["status"] = s.status
+	return out
+}
+
+// waiter collects the services an app registers while it starts and fires
+// when the awaited one (or, for wait_for_service "", the client) appears.
+type waiter struct {
+	sid        string
+	service    string // "" = wait for the client to connect
+	services   []map[string]any
+	defaultSvc map[string]any
+	done       chan struct{}
+	once       sync.Once
+	err        error
+	progress   *progress
+}
+
+func newWaiter(sid, service string, p *progress) *waiter {
+	return &waiter{sid: sid, service: service, done: make(chan struct{}), progress: p}
+}
+
+func (w *waiter) fire(err error) {
+	w.once.Do(func() {
+		w.err = err
+		close(w.done)
+	})
+}
+
+// serviceAdded runs under c.mu.
+func (w *waiter) serviceAdded(svc string, info map[string]any) {
+	cp := copyMap(info)
+	w.services = append(w.services, cp)
+	w.progress.send("success", fmt.Sprintf("Service '%s' registered successfully", svc))
+	if svc == "default" {
+		w.defaultSvc = cp
+		w.progress.send("success", "Default service configured")
+	}
+	if w.service != "" && svc == w.service {
+		w.progress.send("success", fmt.Sprintf("Target service '%s' found", svc))
+		w.fire(nil)
+	}
+}
+
+func (w *waiter) clientConnected() {
+	w.progress.send("success", "Client connection established")
+	if w.service == "" {
+		w.progress.send("success", "Application ready")
+		w.fire(nil)
+	}
+}
+
+// dropLocked forgets a session (c.mu held).
+func (c *Controller) dropLocked(id string, s *session) {
+	if c.sessions[id] != s {
+		return
+	}
+	delete(c.sessions, id)
+	if s.expire != nil {
+		s.expire.Stop()
+	}
+	if s.release != nil {
+		s.release()
+	}
+}
+
+// clientGone handles client_disconnected: an app's client going stops its
+// session (unless daemon or worker_managed); a worker's client going drops
+// the sessions it ran, without calling it.
+func (c *Controller) clientGone(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if s := c.sessions[id]; s != nil {
+		switch {
+		case s.status == statusStarting:
+			s.appGone = true
+		case s.status != statusRunning:
+		case s.daemon || s.workerManaged:
+			c.log.Info("app client disconnected, session kept", "session", id, "daemon", s.daemon, "worker_managed", s.workerManaged)
+		case s.appType == "python-eval":
+			c.markStoppedLocked(s)
+		default:
+			s.status = statusStopping
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.log.Info("app client disconnected, stopping session", "session", id)
+				ctx, cancel := context.WithTimeout(c.baseCtx, workerCallTimeout)
+				defer cancel()
+				if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+					c.log.Warn("stop after app disconnect failed", "session", id, "err", err)
+				}
+				c.mu.Lock()
+				c.dropLocked(id, s)
+				c.mu.Unlock()
+			}()
+		}
+	}
+	for sid, s := range c.sessions {
+		if s.workerClient == id {
+			c.log.Info("worker disconnected, dropping its session", "worker", id, "session", sid)
+			c.dropLocked(sid, s)
+		}
+	}
+	// A start waiting on a session its worker took down fails at once.
+	for sid, w := range c.waiters {
+		if _, ok := c.sessions[sid]; !ok {
+			w.fire(fmt.Errorf("the worker %s disconnected", id))
+		}
+	}
+}
+
+// markStoppedLocked keeps a python-eval session (and its logs) readable
+// for a while after its client left, as upstream does.
+func (c *Controller) markStoppedLocked(s *session) {
+	s.status = statusStopped
+	if s.expire != nil {
+		return
+	}
+	s.expire = time.AfterFunc(stoppedSessionTTL, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.dropLocked(s.id, s)
+	})
+}
+
+// startOptions are start's arguments after parsing.
+type startOptions struct {
+	appID            string
+	timeout          time.Duration
+	hasTimeout       bool
+	waitForService   any // nil, bool or string
+	additionalKwargs map[string]any
+	workerID         string
+	selectionMode    string
+	progress         *progress
+	version          string
+	stage            bool
+	fresh            bool // never reuse a running instance (install verification)
+}
+
+// startApp starts an app of workspace ws for the caller.
+func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o startOptions) (map[string]any, error) {
+	pg := o.progress
+	if err := c.need(cl, ws, readPerm, "run app "+o.appID); err != nil {
+		return nil, err
+	}
+	alias := o.appID
+	if aws, a, ok := strings.Cut(o.appID, "/"); ok {
+		if aws != ws {
+			return nil, fmt.Errorf("app %s is not in workspace %s: apps run in the workspace they are installed in", o.appID, ws)
+		}
+		alias = a
+	}
+	c.mu.Lock()
+	m := copyMap(c.apps[ws][alias])
+	c.mu.Unlock()
+	if m == nil {
+		return nil, fmt.Errorf("App not found: %s (workspace %s)", alias, ws)
+	}
+	if m["disabled"] == true {
+		return nil, fmt.Errorf("App %s is disabled", alias)
+	}
+	appType, _ := m["type"].(string)
+	if appType == "" || appType == "application" {
+		return nil, errors.New("Application type should not be application or None")
+	}
+
+	// startup_config: arguments beat the manifest; defaults timeout 60 s,
+	// wait_for_service "default".
+	sc, _ := m["startup_config"].(map[string]any)
+	timeout := defaultStartTimeout
+	if o.hasTimeout {
+		timeout = o.timeout
+	} else if f, ok := number(sc["timeout"]); ok && f > 0 {
+		timeout = time.Duration(f * float64(time.Second))
+	}
+	wfs := o.waitForService
+	if wfs == nil {
+		wfs = sc["wait_for_service"]
+	}
+	additional := o.additionalKwargs
+	if additional == nil {
+		additional, _ = sc["additional_kwargs"].(map[string]any)
+	}
+	detached := false
+	waitFor := "default"
+	switch v := wfs.(type) {
+	case nil:
+	case bool:
+		detached = !v
+	case string:
+		waitFor = v
+		if _, after, ok := strings.Cut(v, ":"); ok {
+			waitFor = after
+		}
+	default:
+		return nil, fmt.Errorf("wait_for_service must be a string or a boolean, got %T", wfs)
+	}
+	daemon := m["daemon"] == true
+	singleton := m["singleton"] == true
+
+	// One instance per workspace unless singleton, daemon or autoscaling;
+	// a singleton has one instance in all workspaces.
+	if !o.fresh {
+		autoscale := false
+		if as, ok := m["autoscaling"].(map[string]any); ok && as["enabled"] == true {
+			autoscale = true
+		}
+		c.mu.Lock()
+		var existing *session
+		for _, s := range c.sessions {
+			if s.appID != alias || s.status != statusRunning {
+				continue
+			}
+			if (singleton) || (!daemon && !autoscale && s.ws == ws) {
+				existing = s
+				break
+			}
+		}
+		var rec map[string]any
+		if existing != nil {
+			rec = existing.record()
+		}
+		c.mu.Unlock()
+		if rec != nil {
+			pg.send("info", "Returning the running instance of "+alias)
+			return rec, nil
+		}
+	}
+
+	pg.send("info", fmt.Sprintf("Initializing %s worker...", appType))
+	wk, err := c.pickWorker(ctx, cl, ws, appType, alias, o.workerID, o.selectionMode)
+	if err != nil {
+		return nil, err
+	}
+	workerReleased := false
+	defer func() {
+		if !workerReleased {
+			wk.release()
+		}
+	}()
+
+	cid := "_rapp_" + readableID() + "__rlb"
+	sid := ws + "/" + cid
+	token, err := c.appToken(cl, ws, cid, timeout)
+	if err != nil {
+		return nil, err
+	}
+	serverURL := c.host.URL()
+	if s, ok := wk.useLocalURL.(string); ok && s != "" {
+		serverURL = strings.TrimSuffix(s, "/")
+	}
+	wctx := cl.contextMap(ws)
+	entry, _ := m["entry_point"].(string)
+	cfg := map[string]any{
+		"id":                 sid,
+		"app_id":             alias,
+		"workspace":          ws,
+		"client_id":          cid,
+		"server_url":         serverURL,
+		"app_files_base_url": serverURL + "/" + ws + "/artifacts/" + alias + "/files",
+		"token":              token,
+		"entry_point":        nilIfEmpty(entry),
+		"artifact_id":        ws + "/" + alias,
+		"timeout":            timeout.Seconds(),
+		"manifest":           workerManifest(m),
+		"progress_callback":  func(msg any) { pg.fromWorker(msg) },
+		"disable_ssl":        false,
+	}
+	maps.Copy(cfg, additional)
+
+	s := &session{
+		id: sid, ws: ws, cid: cid, appID: alias, appType: appType,
+		daemon: daemon, workerManaged: m["worker_managed"] == true, createdAt: time.Now().UTC(),
+		status: statusStarting, worker: wk.svc, workerID: wk.id, workerClient: wk.clientKey,
+		context: wctx, release: wk.release,
+	}
+	var version any
+	if o.version != "" {
+		version = o.version
+	}
+	s.info = map[string]any{
+		"id": sid, "app_id": alias, "workspace": ws, "client_id": cid, "app_type": appType,
+		"entry_point": nilIfEmpty(entry), "name": m["name"], "description": m["description"],
+		"version": version, "source_hash": m["source_hash"], "worker_id": wk.id,
+		"daemon": daemon, "worker_managed": s.workerManaged,
+		"created_at": s.createdAt.Format(time.RFC3339),
+	}
+	var w *waiter
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errors.New("server apps controller is closed")
+	}
+	c.sessions[sid] = s
+	workerReleased = true // the session owns it now
+	if !detached {
+		svcName := waitFor
+		w = newWaiter(sid, svcName, pg)
+		c.waiters[sid] = w
+	}
+	c.mu.Unlock()
+	defer func() {
+		if w != nil {
+			c.mu.Lock()
+			delete(c.waiters, sid)
+			c.mu.Unlock()
+		}
+	}()
+
+	pg.send("info", fmt.Sprintf("Starting %s application...", appType))
+	c.log.Info("starting app", "app_id", alias, "session", sid, "worker", wk.id, "wait_for_service", wfs)
+	_, startErr := wk.svc.Call(ctx, "start", cfg, rpc.Kwargs{"context": wctx})
+	if startErr == nil && appType == "python-eval" {
+		lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
+		if v, err := wk.svc.Call(lctx, "get_logs", sid, rpc.Kwargs{"context": wctx}); err == nil {
+			if lm, ok := v.(map[string]any); ok {
+				c.mu.Lock()
+				s.logs = lm
+				c.mu.Unlock()
+			}
+		}
+		cancel()
+	}
+	if startErr == nil {
+		switch {
+		case detached:
+			pg.send("success", "Application started in detached mode")
+		case waitFor != "":
+			pg.send("info", fmt.Sprintf("Waiting for service '%s'...", waitFor))
+		default:
+			pg.send("info", "Waiting for client connection...")
+		}
+	}
+	timedOut := false
+	if startErr == nil && w != nil {
+		t := time.NewTimer(timeout)
+		select {
+		case <-w.done:
+			startErr = w.err
+		case <-t.C:
+			timedOut = true
+			startErr = errors.New("Application startup timed out")
+		case <-ctx.Done():
+			startErr = ctx.Err()
+		}
+		t.Stop()
+	}
+	if startErr != nil {
+		return nil, c.failStart(s, alias, startErr, timedOut, pg)
+	}
+
+	// Success: record what the app registered.
+	c.mu.Lock()
+	if c.sessions[sid] != s {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("Failed to start app '%s', error: the session ended while starting (its worker disconnected or it was stopped)", alias)
+	}
+	var services []map[string]any
+	var defaultSvc map[string]any
+	if w != nil {
+		services, defaultSvc = w.services, w.defaultSvc
+	}
+	svcList := make([]any, len(services))
+	for i, sv := range services {
+		svcList[i] = sv
+	}
+	if waitFor != "" && !detached {
+		s.info["service_id"] = sid + ":" + waitFor + "@" + alias
+	}
+	s.info["services"] = svcList
+	if s.info["name"] == nil && defaultSvc != nil {
+		s.info["name"] = defaultSvc["name"]
+	}
+	if s.info["description"] == nil && defaultSvc != nil {
+		s.info["description"] = defaultSvc["description"]
+	}
+	cfgOut := map[string]any{}
+	if defaultSvc != nil {
+		if dc, ok := defaultSvc["config"].(map[string]any); ok {
+			cfgOut = dc
+		}
+	}
+	s.info["config"] = cfgOut
+	s.info["session_id"] = sid
+	s.status = statusRunning
+	gone := s.appGone
+	rec := s.record()
+	c.mu.Unlock()
+
+	if !detached {
+		pg.send("info", "Updating application manifest...")
+		c.saveServices(ws, alias, services, defaultSvc)
+	}
+	if gone {
+		// The app's client came and went during the start.
+		c.clientGone(sid)
+	}
+	pg.send("success", "Application startup completed successfully")
+	c.log.Info("app started", "app_id", alias, "session", sid)
+	return rec, nil
+}
+
+// failStart fetches the worker's logs, stops the session and builds the
+// error upstream raises: "Failed to start app '<id>', error: <core>, logs:\n<logs>".
+func (c *Controller) failStart(s *session, alias string, cause error, timedOut bool, pg *progress) error {
+	ctx, cancel := context.WithTimeout(c.baseCtx, workerCallTimeout)
+	defer cancel()
+	var logs any
+	if v, err := s.worker.Call(ctx, "get_logs", s.id, rpc.Kwargs{"context": s.context}); err == nil {
+		logs = v
+	} else {
+		logs = "(could not fetch the worker logs: " + err.Error() + ")"
+	}
+	c.mu.Lock()
+	s.status = statusStopping
+	c.mu.Unlock()
+	if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+		c.log.Debug("stop after failed start", "session", s.id, "err", err)
+	}
+	c.mu.Lock()
+	c.dropLocked(s.id, s)
+	c.mu.Unlock()
+	core := cause.Error()
+	if timedOut {
+		core = "Application startup timed out"
+	}
+	if lm, ok := logs.(map[string]any); ok {
+		if el, ok := lm["error"].([]any); ok && len(el) > 0 {
+			parts := make([]string, len(el))
+			for i, e := range el {
+				parts[i] = fmt.Sprint(e)
+			}
+			core = strings.Join(parts, "\n")
+		}
+	}
+	pg.send("error", "Failed to start app "+alias+": "+core)
+	c.log.Info("app failed to start", "app_id", alias, "session", s.id, "err", core)
+	return fmt.Errorf("Failed to start app '%s', error: %s, logs:\n%s", alias, core, formatLogs(logs))
+}
+
+// formatLogs renders worker logs (the items shape or the old dict shape).
+func formatLogs(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "(no logs)"
+	case string:
+		return x
+	case map[string]any:
+		if items, ok := x["items"].([]any); ok {
+			var b strings.Builder
+			for _, it := range items {
+				if im, ok := it.(map[string]any); ok {
+					fmt.Fprintf(&b, "[%v] %v\n", im["type"], im["content"])
+				} else {
+					fmt.Fprintf(&b, "%v\n", it)
+				}
+			}
+			if b.Len() == 0 {
+				return "(no logs)"
+			}
+			return strings.TrimSuffix(b.String(), "\n")
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			if l, ok := x[k].([]any); ok {
+				for _, e := range l {
+					fmt.Fprintf(&b, "[%s] %v\n", k, e)
+				}
+			} else {
+				fmt.Fprintf(&b, "[%s] %v\n", k, x[k])
+			}
+		}
+		return strings.TrimSuffix(b.String(), "\n")
+	}
+	return fmt.Sprint(v)
+}
+
+// saveServices writes the services an app registered into its manifest
+// (ids as "<ws>/*:<service>"), as upstream does after every start.
+func (c *Controller) saveServices(ws, alias string, services []map[string]any, defaultSvc map[string]any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.apps[ws][alias]
+	if m == nil {
+		return
+	}
+	m = copyMap(m)
+	list := make([]any, 0, len(services))
+	for _, sv := range services {
+		sv = copyMap(sv)
+		if id, _ := sv["id"].(string); id != "" {
+			if _, name, ok := strings.Cut(id, ":"); ok {
+				sv["id"] = ws + "/*:" + name
+			}
+		}
+		list = append(list, sv)
+	}
+	m["services"] = list
+	if m["name"] == nil && defaultSvc != nil && defaultSvc["name"] != nil {
+		m["name"] = defaultSvc["name"]
+	}
+	if m["description"] == nil && defaultSvc != nil && defaultSvc["description"] != nil {
+		m["description"] = defaultSvc["description"]
+	}
+	if err := c.store.writeManifest(ws, alias, m); err != nil {
+		c.log.Warn("could not save the app's services", "workspace", ws, "app_id", alias, "err", err)
+		return
+	}
+	c.apps[ws][alias] = m
+}
+
+// stopSession stops a session through its worker. If the worker fails the
+// session is kept (upstream keeps it "for manual cleanup").
+func (c *Controller) stopSession(ctx context.Context, id string, raise bool) error {
+	c.mu.Lock()
+	s := c.sessions[id]
+	if s == nil {
+		c.mu.Unlock()
+		if raise {
+			return fmt.Errorf("Server app instance not found: %s", id)
+		}
+		return nil
+	}
+	prev := s.status
+	s.status = statusStopping
+	c.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
+	defer cancel()
+	_, err := s.worker.Call(sctx, "stop", id, rpc.Kwargs{"context": s.context})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.sessions[id] == s {
+			s.status = prev
+		}
+		c.log.Warn("failed to stop session", "session", id, "err", err)
+		if raise {
+			return fmt.Errorf("failed to stop session %s: %w", id, err)
+		}
+		return nil
+	}
+	c.dropLocked(id, s)
+	c.log.Info("session stopped", "session", id)
+	return nil
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

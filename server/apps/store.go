@@ -1,0 +1,347 @@
+package apps
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hypha-go/hypha/internal/idgen"
+)
+
+// store keeps installed apps on disk:
+//
+//	<data>/apps/<workspace>/<app_id>/manifest.json
+//	<data>/apps/<workspace>/<app_id>/files/<path>
+//
+// An app is written completely into a temporary sibling directory
+// (".tmp-<app_id>-<rand>") and renamed into place, so a crash never leaves a
+// half-written app. Replacing an app first renames the old one to
+// ".old-<app_id>-<rand>"; deleting renames it to ".del-<app_id>-<rand>".
+// Dot-prefixed names can never be app ids; openStore cleans them up.
+type store struct {
+	root string
+	log  *slog.Logger
+}
+
+const (
+	manifestFile = "manifest.json"
+	filesDir     = "files"
+)
+
+func openStore(dataDir string, log *slog.Logger) (*store, error) {
+	root := filepath.Join(dataDir, "apps")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("create app storage %s: %w", root, err)
+	}
+	return &store{root: root, log: log}, nil
+}
+
+func (s *store) wsDir(ws string) string      { return filepath.Join(s.root, ws) }
+func (s *store) appDir(ws, id string) string { return filepath.Join(s.root, ws, id) }
+
+// load reads every app, after recovering from interrupted writes.
+func (s *store) load() (map[string]map[string]map[string]any, error) {
+	out := map[string]map[string]map[string]any{}
+	wss, err := os.ReadDir(s.root)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range wss {
+		if !w.IsDir() || validWorkspace(w.Name()) != nil {
+			continue
+		}
+		ws := w.Name()
+		s.recover(ws)
+		entries, err := os.ReadDir(s.wsDir(ws))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if !e.IsDir() || validAppID(e.Name()) != nil {
+				continue
+			}
+			m, err := s.readManifest(ws, e.Name())
+			if err != nil {
+				s.log.Warn("skipping unreadable app", "workspace", ws, "app_id", e.Name(), "err", err)
+				continue
+			}
+			m["id"] = e.Name()
+			if out[ws] == nil {
+				out[ws] = map[string]map[string]any{}
+			}
+			out[ws][e.Name()] = m
+		}
+	}
+	return out, nil
+}
+
+// recover finishes or undoes operations a crash interrupted in ws.
+func (s *store) recover(ws string) {
+	dir := s.wsDir(ws)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, ".tmp-"), strings.HasPrefix(name, ".del-"):
+			_ = os.RemoveAll(filepath.Join(dir, name))
+		case strings.HasPrefix(name, ".old-"):
+			id := strings.TrimPrefix(name, ".old-")
+			if i := strings.LastIndexByte(id, '-'); i > 0 {
+				id = id[:i]
+			}
+			if _, err := os.Stat(filepath.Join(dir, id)); err == nil || validAppID(id) != nil {
+				_ = os.RemoveAll(filepath.Join(dir, name))
+			} else if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, id)); err != nil {
+				s.log.Warn("could not restore app backup", "path", filepath.Join(dir, name), "err", err)
+			}
+		}
+	}
+}
+
+func (s *store) readManifest(ws, id string) (map[string]any, error) {
+	b, err := os.ReadFile(filepath.Join(s.appDir(ws, id), manifestFile))
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %w", manifestFile, err)
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%s is not an object", manifestFile)
+	}
+	return fromJSON(m).(map[string]any), nil
+}
+
+func writeFileSync(p string, data []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+func marshalManifest(m map[string]any) ([]byte, error) {
+	b, err := json.MarshalIndent(jsonSafe(m), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode manifest: %w", err)
+	}
+	return b, nil
+}
+
+// put writes an app into a temporary directory and renames it into place,
+// moving an existing app aside. It returns the backup path ("" when the app
+// is new) for keep/restore.
+func (s *store) put(ws, id string, manifest map[string]any, files map[string][]byte) (backup string, err error) {
+	if err := validWorkspace(ws); err != nil {
+		return "", err
+	}
+	dir := s.wsDir(ws)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(dir, ".tmp-"+id+"-"+idgen.New())
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.MkdirAll(filepath.Join(tmp, filesDir), 0o755); err != nil {
+		return "", err
+	}
+	mb, err := marshalManifest(manifest)
+	if err != nil {
+		return "", err
+	}
+	if err := writeFileSync(filepath.Join(tmp, manifestFile), mb); err != nil {
+		return "", err
+	}
+	for p, data := range files {
+		if _, err := cleanFilePath(p); err != nil {
+			return "", err
+		}
+		full := filepath.Join(tmp, filesDir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return "", err
+		}
+		if err := writeFileSync(full, data); err != nil {
+			return "", err
+		}
+	}
+	syncDir(tmp)
+	final := s.appDir(ws, id)
+	if _, statErr := os.Stat(final); statErr == nil {
+		backup = filepath.Join(dir, ".old-"+id+"-"+idgen.New())
+		if err := os.Rename(final, backup); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		if backup != "" {
+			_ = os.Rename(backup, final)
+		}
+		return "", err
+	}
+	syncDir(dir)
+	return backup, nil
+}
+
+// keep drops the backup of a replaced app.
+func (s *store) keep(backup string) {
+	if backup != "" {
+		_ = os.RemoveAll(backup)
+	}
+}
+
+// restore undoes put: the new app goes, the backup (if any) comes back.
+func (s *store) restore(ws, id, backup string) error {
+	if err := s.remove(ws, id); err != nil {
+		return err
+	}
+	if backup != "" {
+		if err := os.Rename(backup, s.appDir(ws, id)); err != nil {
+			return err
+		}
+		syncDir(s.wsDir(ws))
+	}
+	return nil
+}
+
+// remove deletes an app (rename first, so a crash leaves nothing half-deleted).
+func (s *store) remove(ws, id string) error {
+	final := s.appDir(ws, id)
+	trash := filepath.Join(s.wsDir(ws), ".del-"+id+"-"+idgen.New())
+	if err := os.Rename(final, trash); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	syncDir(s.wsDir(ws))
+	return os.RemoveAll(trash)
+}
+
+// writeManifest replaces an app's manifest.json atomically.
+func (s *store) writeManifest(ws, id string, m map[string]any) error {
+	dir := s.appDir(ws, id)
+	if _, err := os.Stat(dir); err != nil {
+		return err
+	}
+	b, err := marshalManifest(m)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".manifest-"+idgen.New())
+	if err := writeFileSync(tmp, b); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, manifestFile)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	syncDir(dir)
+	return nil
+}
+
+// fileEntry is one entry of list_files.
+type fileEntry struct {
+	Name string
+	Dir  bool
+	Size int64
+}
+
+func (e fileEntry) toMap() map[string]any {
+	t := "file"
+	if e.Dir {
+		t = "directory"
+	}
+	return map[string]any{"name": e.Name, "type": t, "size": e.Size}
+}
+
+// openRoot opens the files directory of an app, confined to it.
+func (s *store) openRoot(ws, id string) (*os.Root, error) {
+	return os.OpenRoot(filepath.Join(s.appDir(ws, id), filesDir))
+}
+
+// list returns the direct children of dir ("" = the app's top level).
+func (s *store) list(ws, id, dir string) ([]fileEntry, error) {
+	root, err := s.openRoot(ws, id)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	name := "."
+	if dir != "" {
+		name = dir
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory", dir)
+	}
+	des, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fileEntry, 0, len(des))
+	for _, de := range des {
+		info, err := de.Info()
+		if err != nil {
+			continue
+		}
+		e := fileEntry{Name: de.Name(), Dir: de.IsDir()}
+		if !e.Dir {
+			e.Size = info.Size()
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// hasFile reports whether the app has a regular file at p.
+func (s *store) hasFile(ws, id, p string) bool {
+	root, err := s.openRoot(ws, id)
+	if err != nil {
+		return false
+	}
+	defer root.Close()
+	st, err := root.Stat(path.Clean(p))
+	return err == nil && st.Mode().IsRegular()
+}

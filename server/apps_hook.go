@@ -1,0 +1,99 @@
+package server
+
+// Hook for the server-apps controller (package server/apps).
+//
+// The controller is an ordinary RPC client of this server; it needs only
+// what this file exposes: in-process connections (Connect), the token issuer,
+// the effective permission of a user on a workspace, and a synchronous
+// observer of the workspace events the router broadcasts (service_added,
+// client_connected, client_disconnected, …) in every workspace. It is started
+// when Config.DataDir is set.
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hypha-go/hypha/server/apps"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// extensions holds the server-apps controller and the event observers.
+type extensions struct {
+	mu        sync.Mutex
+	observers map[int]func(ws, typ string, data map[string]any)
+	next      int
+	apps      *apps.Controller
+}
+
+// Observe calls fn for every workspace event the server broadcasts, in every
+// workspace, synchronously from the goroutine that emits it (fn must not
+// block or call back into the server). data must not be modified. It
+// returns a function that removes the observer.
+func (s *Server) Observe(fn func(ws, typ string, data map[string]any)) (off func()) {
+	s.ext.mu.Lock()
+	defer s.ext.mu.Unlock()
+	if s.ext.observers == nil {
+		s.ext.observers = map[int]func(string, string, map[string]any){}
+	}
+	id := s.ext.next
+	s.ext.next++
+	s.ext.observers[id] = fn
+	return func() {
+		s.ext.mu.Lock()
+		delete(s.ext.observers, id)
+		s.ext.mu.Unlock()
+	}
+}
+
+// notifyObservers is called by the router for every broadcast event.
+func (s *Server) notifyObservers(ws, typ string, data any) {
+	s.ext.mu.Lock()
+	if len(s.ext.observers) == 0 {
+		s.ext.mu.Unlock()
+		return
+	}
+	fns := make([]func(string, string, map[string]any), 0, len(s.ext.observers))
+	for _, fn := range s.ext.observers {
+		fns = append(fns, fn)
+	}
+	s.ext.mu.Unlock()
+	m, _ := data.(map[string]any)
+	for _, fn := range fns {
+		fn(ws, typ, m)
+	}
+}
+
+// Permission is u's effective permission on workspace ws (token grants,
+// workspace ownership, and read access to public for everyone).
+func (s *Server) Permission(u *auth.UserInfo, ws string) auth.Permission {
+	return s.permission(u, ws)
+}
+
+// startExtensions starts the server-apps controller when a data directory is
+// configured, and mounts its HTTP route for app files.
+func (s *Server) startExtensions() error {
+	if s.cfg.DataDir == "" {
+		return nil
+	}
+	ctl, err := apps.New(context.Background(), s, apps.Config{DataDir: s.cfg.DataDir, Logger: s.log.With("component", "server-apps")})
+	if err != nil {
+		return fmt.Errorf("start server apps: %w", err)
+	}
+	s.ext.mu.Lock()
+	s.ext.apps = ctl
+	s.ext.mu.Unlock()
+	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/files", ctl.ServeFiles)
+	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/files/{path...}", ctl.ServeFiles)
+	return nil
+}
+
+// stopExtensions stops the controller (before the server drops its clients).
+func (s *Server) stopExtensions() {
+	s.ext.mu.Lock()
+	ctl := s.ext.apps
+	s.ext.mu.Unlock()
+	if ctl != nil {
+		ctl.Close()
+	}
+}

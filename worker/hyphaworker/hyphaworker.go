@@ -1,0 +1,527 @@
+// Package hyphaworker registers a worker.Worker as a Hypha service of type
+// "server-app-worker" on an *rpc.Client and translates between the wire and
+// the worker SDK: it decodes the arguments of start, stop, get_logs, … into
+// worker types, attaches the trusted caller to every call (worker.WithCaller),
+// enforces workspace isolation and renders results in wire shape.
+//
+// Register adds the service and returns its full id; Serve registers, waits
+// until its context ends (or the connection is closed for good) and then
+// unregisters and stops every session.
+//
+// Isolation. Every method applies the caller's workspace before the worker
+// sees the call: a caller that is not trusted (see TrustedCaller) can only
+// start sessions in its own workspace and only see, log, stop or execute
+// sessions whose id is "<its workspace>/…"; anything else is reported as
+// worker.ErrSessionNotFound, exactly like a missing session. The worker's
+// own lookups (worker.Registry.LookupFor, ListFor) apply the same rule a
+// second time from the Caller in ctx.
+package hyphaworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker"
+)
+
+// ErrPermission reports a call the caller may not make (a start or a
+// workspace operation in another workspace, or a shutdown by someone other
+// than the server or the worker's owner). It is rpc.ErrPermission.
+var ErrPermission = rpc.ErrPermission
+
+// DefaultShutdownTimeout bounds the final stop of every session in Serve.
+const DefaultShutdownTimeout = 30 * time.Second
+
+// Options tunes the registration. Zero values keep the worker's Properties.
+type Options struct {
+	// ServiceID overrides Properties().ServiceID (the CLI's --service-id).
+	ServiceID string
+	// Visibility overrides Properties().Visibility.
+	Visibility worker.Visibility
+	// AuthorizedWorkspaces overrides Properties().AuthorizedWorkspaces.
+	AuthorizedWorkspaces []string
+	// Overwrite replaces a service with the same id on this client.
+	Overwrite bool
+	// Trusted replaces the trusted-caller rule (TrustedCaller). Use with
+	// care: a trusted caller sees every workspace's sessions.
+	Trusted func(*rpc.CallContext) bool
+	// ShutdownTimeout bounds Serve's final unregister and stop of every
+	// session (default DefaultShutdownTimeout).
+	ShutdownTimeout time.Duration
+	// Logger receives registration and shutdown events; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Properties returns the worker's properties with the overrides of opts and
+// the defaults applied, validated.
+func (o Options) Properties(w worker.Worker) (worker.Properties, error) {
+	p := w.Properties()
+	if o.ServiceID != "" {
+		p.ServiceID = o.ServiceID
+	}
+	if o.Visibility != "" {
+		p.Visibility = o.Visibility
+	}
+	if o.AuthorizedWorkspaces != nil {
+		p.AuthorizedWorkspaces = o.AuthorizedWorkspaces
+	}
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		return worker.Properties{}, err
+	}
+	return p, nil
+}
+
+// NewService builds the rpc.Service for w without registering it. owner is
+// the user id allowed to call shutdown besides trusted callers (Register
+// passes the client's own user); empty means trusted callers only.
+//
+// The service carries the keys of Properties.ServiceMap (type
+// "server-app-worker", name, description, supported_types, use_local_url,
+// config{visibility, require_context, run_in_executor,
+// authorized_workspaces}) and the methods start, stop, list_sessions,
+// get_session_info, get_logs, prepare_workspace and close_workspace, plus
+// compile, execute and shutdown when w provides them (worker.AsCompiler, …).
+//
+// config.require_context is always true: the adapter needs the caller's
+// context for isolation, whatever Properties.RequireContext says.
+func NewService(w worker.Worker, opts Options, owner string) (rpc.Service, error) {
+	p, err := opts.Properties(w)
+	if err != nil {
+		return rpc.Service{}, err
+	}
+	a := &adapter{w: w, trusted: opts.Trusted, owner: owner}
+	if a.trusted == nil {
+		a.trusted = TrustedCaller
+	}
+	sm := p.ServiceMap()
+	fns := map[string]any{
+		"supported_types":  sm["supported_types"],
+		"use_local_url":    sm["use_local_url"],
+		"start":            rpc.HandlerFunc(a.start),
+		"stop":             rpc.HandlerFunc(a.stop),
+		"list_sessions":    rpc.HandlerFunc(a.listSessions),
+		"get_session_info": rpc.HandlerFunc(a.getSessionInfo),
+		"get_logs":         rpc.HandlerFunc(a.getLogs),
+		"prepare_workspace": rpc.HandlerFunc(func(ctx context.Context, c *rpc.Call) (any, error) {
+			return a.workspaceOp(ctx, c, "prepare_workspace", w.PrepareWorkspace)
+		}),
+		"close_workspace": rpc.HandlerFunc(func(ctx context.Context, c *rpc.Call) (any, error) {
+			return a.workspaceOp(ctx, c, "close_workspace", w.CloseWorkspace)
+		}),
+	}
+	if comp, ok := worker.AsCompiler(w); ok {
+		a.compiler = comp
+		fns[worker.MethodCompile] = rpc.HandlerFunc(a.compile)
+	}
+	if ex, ok := worker.AsExecutor(w); ok {
+		a.executor = ex
+		fns[worker.MethodExecute] = rpc.HandlerFunc(a.execute)
+	}
+	if sd, ok := worker.AsShutdowner(w); ok {
+		a.shutdowner = sd
+		fns[worker.MethodShutdown] = rpc.HandlerFunc(a.shutdown)
+	}
+	return rpc.Service{
+		ID:          p.ServiceID,
+		Name:        p.Name,
+		Type:        worker.ServiceType,
+		Description: p.Description,
+		Config: rpc.ServiceConfig{
+			Visibility:           string(p.Visibility),
+			RequireContext:       true,
+			AuthorizedWorkspaces: p.AuthorizedWorkspaces,
+			RunInExecutor:        p.RunInExecutor,
+		},
+		Functions: fns,
+	}, nil
+}
+
+// Register registers w on c and returns the full service id
+// ("<workspace>/<client_id>:<service id>", the server's worker_id). The rpc
+// client registers it again after every reconnection. The caller owns the
+// worker's sessions: stop them (StopAll) and unregister when done, or use
+// Serve, which does both.
+func Register(ctx context.Context, c *rpc.Client, w worker.Worker, opts Options) (string, error) {
+	owner := ""
+	if u := c.Info().User; !u.IsAnonymous {
+		owner = u.ID
+	}
+	svc, err := NewService(w, opts, owner)
+	if err != nil {
+		return "", err
+	}
+	var ropts []rpc.RegisterOption
+	if opts.Overwrite {
+		ropts = append(ropts, rpc.Overwrite())
+	}
+	id, err := c.RegisterService(ctx, svc, ropts...)
+	if err != nil {
+		return "", fmt.Errorf("register worker %q: %w", svc.Name, err)
+	}
+	logger(opts).Debug("hyphaworker: registered", "service", id)
+	return id, nil
+}
+
+// Serve registers w on c, then blocks until ctx ends or c is closed for
+// good. It then unregisters the service (if c is still connected) and stops
+// every session (StopAll), bounded by opts.ShutdownTimeout. It returns nil
+// when ctx ended, and an error when registration failed, the connection was
+// closed first, or the shutdown failed.
+func Serve(ctx context.Context, c *rpc.Client, w worker.Worker, opts Options) error {
+	id, err := Register(ctx, c, w, opts)
+	if err != nil {
+		// A worker that could not be registered may still hold sessions
+		// started in-process; release them too.
+		sctx, cancel := shutdownContext(ctx, opts)
+		defer cancel()
+		return errors.Join(err, StopAll(sctx, w))
+	}
+	var cause error
+	select {
+	case <-ctx.Done():
+	case <-c.Done():
+		cause = fmt.Errorf("worker %s: %w", id, rpc.ErrClosed)
+	}
+	sctx, cancel := shutdownContext(ctx, opts)
+	defer cancel()
+	return errors.Join(cause, Shutdown(sctx, c, w, id))
+}
+
+// Shutdown unregisters the service id from c (skipped when c is closed)
+// and then stops every session of w (StopAll). Both are attempted; the
+// errors are joined.
+func Shutdown(ctx context.Context, c *rpc.Client, w worker.Worker, serviceID string) error {
+	var errs []error
+	select {
+	case <-c.Done():
+	default:
+		if err := c.UnregisterService(ctx, serviceID); err != nil && !errors.Is(err, rpc.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if err := StopAll(ctx, w); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// StopAll stops every session of w: through Shutdown when w provides it,
+// else by listing all sessions (an in-process call sees every workspace)
+// and stopping each.
+func StopAll(ctx context.Context, w worker.Worker) error {
+	if sd, ok := worker.AsShutdowner(w); ok {
+		return sd.Shutdown(ctx)
+	}
+	list, err := w.ListSessions(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list sessions: %w", err)
+	}
+	var errs []error
+	for _, s := range list {
+		if err := w.Stop(ctx, s.SessionID); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", s.SessionID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func shutdownContext(ctx context.Context, opts Options) (context.Context, context.CancelFunc) {
+	d := opts.ShutdownTimeout
+	if d <= 0 {
+		d = DefaultShutdownTimeout
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+func logger(o Options) *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
+}
+
+// ProgressFunc wraps a remote progress_callback into a worker.ProgressFunc;
+// nil when v is not a remote function.
+func ProgressFunc(v any) worker.ProgressFunc {
+	switch f := v.(type) {
+	case *rpc.RemoteFunc:
+		if f == nil {
+			return nil
+		}
+		return func(ctx context.Context, p worker.Progress) error {
+			_, err := f.Call(ctx, p.ToMap())
+			return err
+		}
+	case worker.ProgressFunc:
+		return f
+	case func(context.Context, worker.Progress) error:
+		return f
+	}
+	return nil
+}
+
+// adapter holds the worker and the per-service rules.
+type adapter struct {
+	w          worker.Worker
+	trusted    func(*rpc.CallContext) bool
+	owner      string
+	compiler   worker.Compiler
+	executor   worker.Executor
+	shutdowner worker.Shutdowner
+}
+
+// enter attaches the caller to ctx.
+func (a *adapter) enter(ctx context.Context, c *rpc.Call) (context.Context, worker.Caller) {
+	caller := CallerOf(c.Context, c.Kwargs, a.trusted)
+	return worker.WithCaller(ctx, caller), caller
+}
+
+// checkSession applies isolation by session id: the server names sessions
+// "<workspace>/<client_id>", so an untrusted caller may only touch ids under
+// its own workspace. A foreign id is reported like a missing one.
+func checkSession(caller worker.Caller, id string) error {
+	if caller.Trusted {
+		return nil
+	}
+	ws, _, ok := strings.Cut(id, "/")
+	if !ok || ws == "" || ws != caller.Workspace {
+		return worker.SessionNotFound(id)
+	}
+	return nil
+}
+
+// sessionArg reads a required session id argument.
+func sessionArg(c *rpc.Call, method string) (string, error) {
+	v := c.Arg(0, "session_id")
+	id, ok := v.(string)
+	if !ok || id == "" {
+		return "", fmt.Errorf("%s: %w: session_id: want a non-empty string, got %T", method, worker.ErrInvalidConfig, v)
+	}
+	return id, nil
+}
+
+func (a *adapter) start(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	raw := c.Arg(0, "config")
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("start: %w: config: want a map, got %T", worker.ErrInvalidConfig, raw)
+	}
+	if !caller.Trusted {
+		// Only the caller's own workspace. Fill what the caller left out so
+		// that the derived id lands there too.
+		if ws, _ := m["workspace"].(string); ws == "" {
+			m = cloneMap(m)
+			m["workspace"] = caller.Workspace
+		}
+	}
+	cfg, err := worker.ConfigFromMap(m)
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	if !caller.Trusted {
+		if cfg.Workspace != caller.Workspace || checkSession(caller, cfg.ID) != nil {
+			return nil, fmt.Errorf("start: %w: a client of workspace %q can only start sessions in it (got workspace %q, id %q)",
+				ErrPermission, caller.Workspace, cfg.Workspace, cfg.ID)
+		}
+	}
+	cfg.ProgressFunc = ProgressFunc(cfg.ProgressCallback)
+	id, err := a.w.Start(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", cfg.ID, err)
+	}
+	if id == "" {
+		id = cfg.ID
+	}
+	return id, nil
+}
+
+func (a *adapter) stop(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	id, err := sessionArg(c, "stop")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSession(caller, id); err != nil {
+		return nil, fmt.Errorf("stop: %w", err)
+	}
+	if err := a.w.Stop(ctx, id); err != nil {
+		return nil, fmt.Errorf("stop %s: %w", id, err)
+	}
+	return nil, nil
+}
+
+func (a *adapter) listSessions(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	v := c.Arg(0, "workspace")
+	ws, ok := v.(string)
+	if v != nil && !ok {
+		return nil, fmt.Errorf("list_sessions: %w: workspace: want a string, got %T", worker.ErrInvalidConfig, v)
+	}
+	if !caller.Trusted {
+		if ws == "" {
+			ws = caller.Workspace
+		}
+		if ws != caller.Workspace || ws == "" {
+			return []any{}, nil
+		}
+	}
+	list, err := a.w.ListSessions(ctx, ws)
+	if err != nil {
+		return nil, fmt.Errorf("list_sessions: %w", err)
+	}
+	out := make([]any, 0, len(list))
+	for _, s := range list {
+		if !caller.Trusted && s.Workspace != caller.Workspace {
+			continue // the worker ignored the caller; do not leak
+		}
+		out = append(out, s.ToMap())
+	}
+	return out, nil
+}
+
+func (a *adapter) getSessionInfo(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	id, err := sessionArg(c, "get_session_info")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSession(caller, id); err != nil {
+		return nil, fmt.Errorf("get_session_info: %w", err)
+	}
+	info, err := a.w.GetSessionInfo(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get_session_info: %w", err)
+	}
+	if !caller.Trusted && info.Workspace != caller.Workspace {
+		return nil, fmt.Errorf("get_session_info: %w", worker.SessionNotFound(id))
+	}
+	return info.ToMap(), nil
+}
+
+func (a *adapter) getLogs(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	id, err := sessionArg(c, "get_logs")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSession(caller, id); err != nil {
+		return nil, fmt.Errorf("get_logs: %w", err)
+	}
+	q, err := worker.ParseLogQuery(c.Arg(1, "type"), c.Arg(2, "offset"), c.Arg(3, "limit"))
+	if err != nil {
+		return nil, fmt.Errorf("get_logs: %w", err)
+	}
+	page, err := a.w.GetLogs(ctx, id, q)
+	if err != nil {
+		return nil, fmt.Errorf("get_logs: %w", err)
+	}
+	return page.ToMap(), nil
+}
+
+func (a *adapter) workspaceOp(ctx context.Context, c *rpc.Call, method string, op func(context.Context, string) error) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	v := c.Arg(0, "workspace")
+	ws, ok := v.(string)
+	if v != nil && !ok {
+		return nil, fmt.Errorf("%s: %w: workspace: want a string, got %T", method, worker.ErrInvalidConfig, v)
+	}
+	if ws == "" {
+		ws = caller.Workspace
+	}
+	if ws == "" {
+		return nil, fmt.Errorf("%s: %w: no workspace given", method, worker.ErrInvalidConfig)
+	}
+	if !caller.Trusted && ws != caller.Workspace {
+		return nil, fmt.Errorf("%s: %w: a client of workspace %q cannot act on workspace %q", method, ErrPermission, caller.Workspace, ws)
+	}
+	if err := op(ctx, ws); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, ws, err)
+	}
+	return nil, nil
+}
+
+func (a *adapter) compile(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, _ = a.enter(ctx, c)
+	req, err := worker.CompileRequestFromArgs(c.Arg(0, "manifest"), c.Arg(1, "files"), c.Arg(2, "config"))
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	req.Config.ProgressFunc = ProgressFunc(req.Config.ProgressCallback)
+	res, err := a.compiler.Compile(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	return res.ToList(), nil
+}
+
+func (a *adapter) execute(ctx context.Context, c *rpc.Call) (any, error) {
+	ctx, caller := a.enter(ctx, c)
+	id, err := sessionArg(c, "execute")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSession(caller, id); err != nil {
+		return nil, fmt.Errorf("execute: %w", err)
+	}
+	script, ok := c.Arg(1, "script").(string)
+	if !ok {
+		return nil, fmt.Errorf("execute: %w: script: want a string, got %T", worker.ErrInvalidConfig, c.Arg(1, "script"))
+	}
+	req := worker.ExecuteRequest{SessionID: id, Script: script, ProgressCallback: c.Arg(3, "progress_callback")}
+	if v := c.Arg(2, "config"); v != nil {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("execute: %w: config: want a map, got %T", worker.ErrInvalidConfig, v)
+		}
+		req.Config = m
+	}
+	for k, v := range c.Kwargs {
+		switch k {
+		case "session_id", "script", "config", "progress_callback", "context":
+		default:
+			if req.Extra == nil {
+				req.Extra = map[string]any{}
+			}
+			req.Extra[k] = v
+		}
+	}
+	req.ProgressFunc = ProgressFunc(req.ProgressCallback)
+	res, err := a.executor.Execute(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("execute %s: %w", id, err)
+	}
+	return res, nil
+}
+
+// shutdown stops the whole worker; only trusted callers and the user that
+// registered the worker may call it (upstream leaves it open to anyone who
+// can reach the service, which lets one workspace stop every other's apps).
+//
+// Once allowed, Shutdown runs without a Caller in ctx (as an in-process
+// call): it is a worker-wide operation and must reach every workspace.
+func (a *adapter) shutdown(ctx context.Context, c *rpc.Call) (any, error) {
+	caller := CallerOf(c.Context, c.Kwargs, a.trusted)
+	if !caller.Trusted && (a.owner == "" || c.Context == nil || c.Context.User.ID != a.owner) {
+		return nil, fmt.Errorf("shutdown: %w: only the server or the worker's owner may shut it down", ErrPermission)
+	}
+	if err := a.shutdowner.Shutdown(ctx); err != nil {
+		return nil, fmt.Errorf("shutdown: %w", err)
+	}
+	return nil, nil
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

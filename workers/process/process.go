@@ -1,0 +1,744 @@
+// Package process is the built-in worker that runs an app's entry point in
+// a local interpreter process: app type "python-eval" (upstream's name) with
+// Python and "node-eval" with Node.js.
+//
+// start fetches the app's files into a fresh working directory, spawns the
+// interpreter on the entry point in its own process group with a minimal
+// environment (the HYPHA_* connection variables, PATH, HOME, LANG,
+// NODE_PATH and the manifest's env) and returns as soon as the process
+// runs. The session is then running; it becomes completed when the process
+// exits with code 0 and failed otherwise. stdout and stderr are captured line
+// by line into the session's logs. stop terminates the whole process group
+// (SIGTERM, then SIGKILL after a grace period) and removes the working
+// directory.
+//
+// Unlike upstream's python-eval worker, start does not block for the whole
+// run: a long-lived app (one that connects back and serves) is the normal
+// case for the server, which treats the app as started when its client
+// registers a service.
+//
+// Security: the app runs as the worker's user with no sandbox, like
+// upstream. Whoever may call start on the worker service can run code on
+// this host; keep the service protected (the default) or authorise
+// workspaces explicitly.
+package process
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/worker"
+)
+
+// The app types this worker runs.
+const (
+	TypePython = "python-eval"
+	TypeNode   = "node-eval"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxSessions  = 100
+	DefaultStopGrace    = 5 * time.Second
+	DefaultStartTimeout = 60 * time.Second
+	DefaultKeepFinished = 5 * time.Minute
+	DefaultMaxLineBytes = 16 << 10
+	DefaultMaxFileBytes = 64 << 20
+	DefaultMaxFiles     = 1000
+)
+
+// Options configures a Worker. Zero values mean the defaults.
+type Options struct {
+	// Python is the interpreter for python-eval apps (default "python3",
+	// looked up in the worker's PATH).
+	Python string
+	// Node is the interpreter for node-eval apps (default "node").
+	Node string
+	// NodePath, when set, is passed to apps as NODE_PATH.
+	NodePath string
+
+	// MaxSessions caps sessions (default DefaultMaxSessions). Finished
+	// sessions kept for their logs are evicted, oldest first, to make room.
+	MaxSessions int
+	// StopGrace is how long stop waits after SIGTERM before SIGKILL
+	// (default DefaultStopGrace).
+	StopGrace time.Duration
+	// StartTimeout bounds a start (fetching files and spawning) when the
+	// config carries no timeout (default DefaultStartTimeout).
+	StartTimeout time.Duration
+	// KeepFinished is how long a session whose process exited by itself
+	// stays listed with its logs before it is removed (default
+	// DefaultKeepFinished, like the server's 300 s for python-eval).
+	KeepFinished time.Duration
+
+	// WorkDir is the parent of the per-session working directories
+	// (default os.TempDir()).
+	WorkDir string
+	// MaxLineBytes bounds one log line; the rest of a longer line is
+	// dropped and the entry marked "[line truncated]".
+	MaxLineBytes int
+	// MaxFileBytes bounds one fetched file; MaxFiles the number of files.
+	MaxFileBytes int64
+	MaxFiles     int
+	// Logs caps each session's log store.
+	Logs worker.LogLimits
+
+	// HTTPClient fetches app files (default: a client with its own
+	// transport). DisableSSL skips TLS verification for every fetch (the
+	// CLI's --disable-ssl); a start config with disable_ssl does the same
+	// for its own fetches.
+	HTTPClient *http.Client
+	DisableSSL bool
+
+	// Registration properties. Name defaults to "Process Worker",
+	// ServiceID to "process-worker".
+	ServiceID            string
+	Name                 string
+	Description          string
+	Visibility           worker.Visibility
+	AuthorizedWorkspaces []string
+	// UseLocalURL asks the server for its local URL in config.server_url
+	// (true for a worker on the server's host; LocalURL gives the URL
+	// explicitly).
+	UseLocalURL bool
+	LocalURL    string
+
+	// Logger receives worker events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Python == "" {
+		o.Python = "python3"
+	}
+	if o.Node == "" {
+		o.Node = "node"
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = DefaultMaxSessions
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = DefaultStopGrace
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	if o.KeepFinished <= 0 {
+		o.KeepFinished = DefaultKeepFinished
+	}
+	if o.WorkDir == "" {
+		o.WorkDir = os.TempDir()
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if o.MaxFileBytes <= 0 {
+		o.MaxFileBytes = DefaultMaxFileBytes
+	}
+	if o.MaxFiles <= 0 {
+		o.MaxFiles = DefaultMaxFiles
+	}
+	if o.Name == "" {
+		o.Name = "Process Worker"
+	}
+	if o.ServiceID == "" {
+		o.ServiceID = "process-worker"
+	}
+	if o.Description == "" {
+		o.Description = "Runs python-eval and node-eval apps as local interpreter processes"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.NodePath = absPathList(o.NodePath)
+	return o
+}
+
+// absPathList makes every entry of a PATH-style list absolute: apps run in
+// their own working directory, where a relative entry would point elsewhere.
+func absPathList(list string) string {
+	if list == "" {
+		return ""
+	}
+	parts := filepath.SplitList(list)
+	for i, p := range parts {
+		if a, err := filepath.Abs(p); err == nil && p != "" {
+			parts[i] = a
+		}
+	}
+	return strings.Join(parts, string(filepath.ListSeparator))
+}
+
+// Worker runs python-eval and node-eval apps as local processes. It embeds
+// worker.Base for list_sessions, get_session_info, get_logs,
+// prepare_workspace and close_workspace. Create it with New; release it with
+// Shutdown.
+type Worker struct {
+	worker.Base
+	opts     Options
+	client   *http.Client // verifies TLS (unless opts.DisableSSL)
+	insecure *http.Client // skips TLS verification
+
+	ctx    context.Context // cancelled by Shutdown: aborts starts in flight
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	inflight sync.WaitGroup // Start calls
+	bg       sync.WaitGroup // monitors and retention timers
+}
+
+var (
+	_ worker.Worker     = (*Worker)(nil)
+	_ worker.Shutdowner = (*Worker)(nil)
+)
+
+// New returns a Worker.
+func New(opts Options) *Worker {
+	opts = opts.withDefaults()
+	w := &Worker{opts: opts}
+	w.Base = worker.Base{
+		Sessions: worker.NewRegistry(worker.RegistryOptions{
+			MaxSessions: opts.MaxSessions, Logs: opts.Logs, Logger: opts.Logger,
+		}),
+		Stopper: w,
+	}
+	if opts.HTTPClient != nil {
+		w.client = opts.HTTPClient
+	} else {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if opts.DisableSSL {
+			tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		}
+		w.client = &http.Client{Transport: tr}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	w.insecure = &http.Client{Transport: tr, Timeout: w.client.Timeout, CheckRedirect: w.client.CheckRedirect}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w
+}
+
+// Options returns the options in effect (defaults applied).
+func (w *Worker) Options() Options { return w.opts }
+
+// Properties describes the worker for registration.
+func (w *Worker) Properties() worker.Properties {
+	return worker.Properties{
+		ServiceID:            w.opts.ServiceID,
+		Name:                 w.opts.Name,
+		Description:          w.opts.Description,
+		SupportedTypes:       []string{TypePython, TypeNode},
+		Visibility:           w.opts.Visibility,
+		AuthorizedWorkspaces: w.opts.AuthorizedWorkspaces,
+		RequireContext:       true,
+		UseLocalURL:          w.opts.UseLocalURL,
+		LocalURL:             w.opts.LocalURL,
+	}
+}
+
+// proc is a session's runtime state (its worker.Session handle).
+type proc struct {
+	workdir string
+
+	mu      sync.Mutex
+	stopped bool // a stop took over: never spawn after this
+	pid     int  // process group id, 0 until spawned
+	timer   *time.Timer
+
+	exited    chan struct{} // closed once the leader is reaped and the group killed
+	done      chan struct{} // closed once the monitor finished (logs drained, dir removed)
+	startDone chan struct{} // closed when Start has decided the initial status
+}
+
+// interpreter returns the interpreter for an app type.
+func (w *Worker) interpreter(appType string) (string, error) {
+	switch appType {
+	case "":
+		return "", fmt.Errorf("%w: manifest.type is empty (want %s or %s)", worker.ErrInvalidConfig, TypePython, TypeNode)
+	case TypePython:
+		return w.opts.Python, nil
+	case TypeNode:
+		return w.opts.Node, nil
+	}
+	return "", fmt.Errorf("%w: app type %q is not supported (want %s or %s)", worker.ErrInvalidConfig, appType, TypePython, TypeNode)
+}
+
+// Start fetches the app's files, spawns the interpreter and returns the
+// session id as soon as the process runs.
+func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return "", fmt.Errorf("%w: the process worker is shutting down", worker.ErrWorkerNotAvailable)
+	}
+	w.inflight.Add(1)
+	w.mu.Unlock()
+	defer w.inflight.Done()
+
+	rep := worker.NewReporter(cfg.ProgressFunc, worker.ReporterOptions{Logger: w.opts.Logger})
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = rep.Close(cctx)
+	}()
+	fail := func(err error) (string, error) {
+		rep.Error(err.Error())
+		return "", err
+	}
+
+	if !supported {
+		return fail(fmt.Errorf("%w: process groups are not supported on this platform", worker.ErrWorkerNotAvailable))
+	}
+	appType := cfg.Manifest.Type()
+	interp, err := w.interpreter(appType)
+	if err != nil {
+		return fail(err)
+	}
+	entry := cfg.EntryPoint
+	if entry == "" {
+		entry = cfg.Manifest.EntryPoint()
+	}
+	if entry == "" {
+		return fail(fmt.Errorf("%w: no entry point (config.entry_point and manifest.entry_point are empty)", worker.ErrInvalidConfig))
+	}
+	files, err := appFiles(entry, cfg.Manifest, w.opts.MaxFiles)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkBaseURL(cfg.AppFilesBaseURL); err != nil {
+		return fail(err)
+	}
+	interpPath, err := exec.LookPath(interp)
+	if err != nil {
+		return fail(fmt.Errorf("%w: interpreter %q for %s not found: %v", worker.ErrWorkerNotAvailable, interp, appType, err))
+	}
+	env, dropped := w.appEnv(cfg, appType)
+
+	w.evictFinished()
+	h := &proc{exited: make(chan struct{}), done: make(chan struct{}), startDone: make(chan struct{})}
+	s, err := w.Sessions.CreateFromConfig(cfg, h)
+	if err != nil {
+		return fail(err)
+	}
+	// From here on, every failure must release what was made and Discard.
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = w.opts.StartTimeout
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stopWatch := context.AfterFunc(s.Context(), cancel) // a stop aborts the start
+	defer stopWatch()
+	shutdownWatch := context.AfterFunc(w.ctx, cancel)
+	defer shutdownWatch()
+	abort := func(err error) (string, error) {
+		switch {
+		case errors.Is(sctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
+			err = fmt.Errorf("startup timed out after %s: %w", timeout, err)
+		case s.Context().Err() != nil:
+			err = fmt.Errorf("session stopped during start: %w", err)
+		case w.ctx.Err() != nil:
+			err = fmt.Errorf("%w: the process worker is shutting down", worker.ErrWorkerNotAvailable)
+		}
+		h.mu.Lock()
+		dir := h.workdir
+		h.mu.Unlock()
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+		close(h.startDone)
+		rep.Error(err.Error())
+		return "", w.Sessions.Discard(s, err)
+	}
+
+	rep.Info(fmt.Sprintf("Preparing a working directory for %s session %s", appType, s.ID()))
+	dir, err := os.MkdirTemp(w.opts.WorkDir, "hypha-app-")
+	if err != nil {
+		return abort(fmt.Errorf("create working directory: %w", err))
+	}
+	h.mu.Lock()
+	h.workdir = dir
+	h.mu.Unlock()
+	s.Log(worker.LogInfo, "working directory "+dir)
+	for _, k := range dropped {
+		s.Log(worker.LogInfo, fmt.Sprintf("env %s ignored: value is not a string", k))
+	}
+
+	rep.Info(fmt.Sprintf("Fetching %d app file(s)", len(files)))
+	client := w.client
+	if cfg.DisableSSL {
+		client = w.insecure
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return abort(fmt.Errorf("open working directory: %w", err))
+	}
+	err = w.fetchFiles(sctx, client, root, cfg.AppFilesBaseURL, cfg.Token, files)
+	root.Close()
+	if err != nil {
+		return abort(err)
+	}
+	s.Log(worker.LogInfo, fmt.Sprintf("fetched %d file(s): %s", len(files), strings.Join(files, ", ")))
+	if err := sctx.Err(); err != nil {
+		return abort(err)
+	}
+
+	rep.Info(fmt.Sprintf("Starting %s %s", interp, files[0]))
+	if err := w.spawn(s, h, interpPath, files[0], env); err != nil {
+		return abort(err)
+	}
+	// The process runs. Report running unless a stop took over meanwhile,
+	// in which case the stop kills the process and Start reports the stop.
+	err = s.SetStatus(worker.StatusRunning)
+	close(h.startDone)
+	if err != nil {
+		err = fmt.Errorf("session stopped during start: %w", err)
+		rep.Error(err.Error())
+		return "", err
+	}
+	rep.Success(fmt.Sprintf("Process started (pid %d)", h.pid))
+	return s.ID(), nil
+}
+
+// appEnv builds the child's whole environment: PATH, HOME and LANG from the
+// worker's environment (PATH falls back to a standard one), NODE_PATH from
+// Options, PYTHONUNBUFFERED=1 for Python (so output reaches the logs line by
+// line), then the manifest's env, then config.env (the server's
+// additional_kwargs), then the HYPHA_* connection variables, which always
+// win. Nothing else is inherited. It also returns the env keys ignored
+// because their values are not strings.
+func (w *Worker) appEnv(cfg worker.Config, appType string) ([]string, []string) {
+	m := map[string]string{}
+	if v := os.Getenv("PATH"); v != "" {
+		m["PATH"] = v
+	} else {
+		m["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+	}
+	for _, k := range []string{"HOME", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			m[k] = v
+		}
+	}
+	if w.opts.NodePath != "" {
+		m["NODE_PATH"] = w.opts.NodePath
+	}
+	if appType == TypePython {
+		m["PYTHONUNBUFFERED"] = "1"
+	}
+	var dropped []string
+	merge := func(src string, v any) {
+		em, ok := v.(map[string]any)
+		if !ok {
+			if v != nil {
+				dropped = append(dropped, src)
+			}
+			return
+		}
+		for k, val := range em {
+			s, ok := val.(string)
+			if !ok || k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(s, 0) {
+				dropped = append(dropped, src+"."+k)
+				continue
+			}
+			m[k] = s
+		}
+	}
+	merge("manifest.env", cfg.Manifest["env"])
+	merge("config.env", cfg.Extra["env"])
+	for k, v := range cfg.AppEnv() {
+		m[k] = v
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	slices.Sort(dropped)
+	return out, dropped
+}
+
+// spawn starts the interpreter and the monitor. It refuses when a stop has
+// already taken over the session.
+func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []string) error {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("create pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return fmt.Errorf("create pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        interp,
+		Args:        []string{interp, entry},
+		Env:         env,
+		Dir:         h.workdir,
+		Stdin:       nil, // /dev/null
+		Stdout:      outW,
+		Stderr:      errW,
+		SysProcAttr: sysProcAttr(),
+	}
+	w.mu.Lock()
+	closed := w.closed
+	if !closed {
+		w.bg.Add(1) // the monitor
+	}
+	w.mu.Unlock()
+	if closed {
+		for _, f := range []*os.File{outR, outW, errR, errW} {
+			f.Close()
+		}
+		return fmt.Errorf("%w: the process worker is shutting down", worker.ErrWorkerNotAvailable)
+	}
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		w.bg.Done()
+		for _, f := range []*os.File{outR, outW, errR, errW} {
+			f.Close()
+		}
+		return errors.New("session stopped before the process started")
+	}
+	err = cmd.Start()
+	if err == nil {
+		h.pid = cmd.Process.Pid
+	}
+	h.mu.Unlock()
+	outW.Close() // the child holds its own copies
+	errW.Close()
+	if err != nil {
+		w.bg.Done()
+		outR.Close()
+		errR.Close()
+		return fmt.Errorf("start %s: %w", filepath.Base(interp), err)
+	}
+	s.Log(worker.LogInfo, fmt.Sprintf("started %s %s (pid %d)", filepath.Base(interp), entry, h.pid))
+	go w.monitor(s, h, cmd, outR, errR)
+	return nil
+}
+
+// monitor waits for the process, kills whatever is left of its group,
+// drains the output, removes the working directory and sets the final
+// status.
+func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *os.File) {
+	defer w.bg.Done()
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); w.pump(s, outR, worker.LogStdout) }()
+	go func() { defer readers.Done(); w.pump(s, errR, worker.LogStderr) }()
+
+	werr := cmd.Wait()
+	// Children left in the group would be orphans: kill them now. The group
+	// id cannot be reused while any member is alive.
+	_ = signalGroup(h.pid, sigKill)
+	close(h.exited)
+
+	// The pipes reach EOF when every holder is gone. A process that left the
+	// group (setsid) may keep them open; do not wait for it forever.
+	drained := make(chan struct{})
+	go func() { readers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second):
+		outR.Close()
+		errR.Close()
+		<-drained
+	}
+	outR.Close()
+	errR.Close()
+
+	h.mu.Lock()
+	dir := h.workdir
+	stopped := h.stopped
+	h.mu.Unlock()
+	if dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			s.Log(worker.LogError, "remove working directory: "+err.Error())
+		}
+	}
+
+	<-h.startDone
+	code := cmd.ProcessState.ExitCode()
+	switch {
+	case stopped:
+		s.Log(worker.LogInfo, "process stopped: "+describeExit(cmd.ProcessState, werr))
+	case werr == nil && code == 0:
+		s.Log(worker.LogInfo, "process exited with code 0")
+		_ = s.SetStatus(worker.StatusCompleted)
+	default:
+		_ = s.Fail(fmt.Errorf("process %s", describeExit(cmd.ProcessState, werr)))
+	}
+	close(h.done)
+	if !stopped {
+		w.scheduleRemoval(s, h)
+	}
+}
+
+// describeExit renders an exit: "exited with code N" or "killed by signal X".
+func describeExit(ps *os.ProcessState, err error) string {
+	if ps == nil {
+		return fmt.Sprintf("failed: %v", err)
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return fmt.Sprintf("exited with code %d", code)
+	}
+	return "ended: " + ps.String() // e.g. "signal: killed"
+}
+
+// pump reads one stream line by line into the logs. Lines longer than
+// MaxLineBytes keep their first MaxLineBytes bytes.
+func (w *Worker) pump(s *worker.Session, r io.Reader, typ worker.LogType) {
+	br := bufio.NewReaderSize(r, w.opts.MaxLineBytes)
+	truncating := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			full := line[len(line)-1] == '\n'
+			if !truncating {
+				text := strings.TrimRight(string(line), "\r\n")
+				text = strings.ToValidUTF8(text, "\uFFFD")
+				if !full && errors.Is(err, bufio.ErrBufferFull) {
+					text += " [line truncated]"
+				}
+				s.Log(typ, text)
+			}
+			truncating = !full && errors.Is(err, bufio.ErrBufferFull)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// scheduleRemoval removes a finished session after KeepFinished.
+func (w *Worker) scheduleRemoval(s *worker.Session, h *proc) {
+	id := s.ID()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	h.timer = time.AfterFunc(w.opts.KeepFinished, func() {
+		w.mu.Lock()
+		if w.closed {
+			w.mu.Unlock()
+			return
+		}
+		w.bg.Add(1)
+		w.mu.Unlock()
+		defer w.bg.Done()
+		_ = w.Sessions.StopSession(context.Background(), id, w.cleanup)
+	})
+}
+
+// evictFinished makes room for one session by stopping the oldest finished
+// (completed or failed) sessions while the registry is full.
+func (w *Worker) evictFinished() {
+	if w.Sessions.Len() < w.opts.MaxSessions {
+		return
+	}
+	for _, info := range w.Sessions.List("") {
+		if w.Sessions.Len() < w.opts.MaxSessions {
+			return
+		}
+		if info.Status == worker.StatusCompleted || info.Status == worker.StatusFailed {
+			_ = w.Sessions.StopSession(context.Background(), info.SessionID, w.cleanup)
+		}
+	}
+}
+
+// Stop stops a session: SIGTERM to its process group, SIGKILL after
+// StopGrace, wait, remove the working directory. Unknown ids are not an
+// error; concurrent stops wait for each other.
+func (w *Worker) Stop(ctx context.Context, sessionID string) error {
+	return w.Sessions.StopSession(ctx, sessionID, w.cleanup)
+}
+
+// cleanup releases one session's process and directory (run by
+// Registry.StopSession with the session in status stopping).
+func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
+	h, ok := worker.HandleOf[*proc](s)
+	if !ok {
+		return nil
+	}
+	h.mu.Lock()
+	h.stopped = true
+	pid, dir, timer := h.pid, h.workdir, h.timer
+	h.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
+	if pid == 0 {
+		// Never spawned: Start is still fetching (it sees the stop through
+		// the session context and gives up) or failed. Its directory goes.
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+		return nil
+	}
+	select {
+	case <-h.exited:
+	default:
+		s.Log(worker.LogInfo, "stopping: SIGTERM to the process group")
+		if err := signalGroup(pid, sigTerm); err != nil {
+			s.Log(worker.LogError, "SIGTERM: "+err.Error())
+		}
+		grace := time.NewTimer(w.opts.StopGrace)
+		select {
+		case <-h.exited:
+		case <-grace.C:
+			s.Log(worker.LogInfo, fmt.Sprintf("still running after %s: SIGKILL to the process group", w.opts.StopGrace))
+		case <-ctx.Done():
+			s.Log(worker.LogInfo, "stop cancelled: SIGKILL to the process group")
+		}
+		grace.Stop()
+		if err := signalGroup(pid, sigKill); err != nil {
+			s.Log(worker.LogError, "SIGKILL: "+err.Error())
+		}
+	}
+	// SIGKILL cannot be ignored; the wait below only guards against a
+	// process stuck in the kernel (uninterruptible I/O).
+	select {
+	case <-h.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("process group %d did not end after SIGKILL", pid)
+	}
+}
+
+// Shutdown refuses new starts, aborts the ones in flight, stops every
+// session and waits for all background work. Safe to call more than once.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.cancel()
+	w.inflight.Wait() // starts end promptly: their contexts are cancelled
+	err := w.StopAll(ctx)
+	done := make(chan struct{})
+	go func() { w.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("shutdown: %w", ctx.Err()))
+	}
+	w.client.CloseIdleConnections()
+	w.insecure.CloseIdleConnections()
+	return err
+}

@@ -1,0 +1,46 @@
+package process
+
+import (
+	"context"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
+)
+
+// Registered is a process worker registered on a client.
+type Registered struct {
+	Worker *Worker
+	// ServiceID is the full service id, the server's worker_id.
+	ServiceID string
+	client    *rpc.Client
+}
+
+// Register creates a process worker with opts and registers it on c. This
+// is what the embedded server calls to offer python-eval and node-eval
+// in-process: connect a client as root in the "public" workspace (so that
+// every workspace finds the worker through the public fallback), pass
+// Options{UseLocalURL: true}, and Close the result on shutdown.
+//
+// hopts may be the zero value.
+func Register(ctx context.Context, c *rpc.Client, opts Options, hopts hyphaworker.Options) (*Registered, error) {
+	w := New(opts)
+	id, err := hyphaworker.Register(ctx, c, w, hopts)
+	if err != nil {
+		_ = w.Shutdown(ctx)
+		return nil, err
+	}
+	return &Registered{Worker: w, ServiceID: id, client: c}, nil
+}
+
+// Close unregisters the service (if the client is still connected) and
+// stops every session and background goroutine of the worker.
+func (r *Registered) Close(ctx context.Context) error {
+	return hyphaworker.Shutdown(ctx, r.client, r.Worker, r.ServiceID)
+}
+
+// Serve creates a process worker and serves it on c until ctx ends (see
+// hyphaworker.Serve): then every session is stopped and the service
+// unregistered.
+func Serve(ctx context.Context, c *rpc.Client, opts Options, hopts hyphaworker.Options) error {
+	return hyphaworker.Serve(ctx, c, New(opts), hopts)
+}

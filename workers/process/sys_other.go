@@ -1,0 +1,23 @@
+//go:build !unix
+
+package process
+
+import (
+	"errors"
+	"syscall"
+)
+
+// The process worker needs process groups; elsewhere New works but Start
+// fails with ErrWorkerNotAvailable.
+const supported = false
+
+var (
+	sigTerm = syscall.Signal(15)
+	sigKill = syscall.Signal(9)
+)
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+func signalGroup(pgid int, sig syscall.Signal) error {
+	return errors.New("process groups are not supported on this platform")
+}
