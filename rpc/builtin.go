@@ -89,12 +89,18 @@ func cacheArgs(c *Call) (key string, heartbeat bool) {
 }
 
 // touchSession resets the timer of the pending call a chunked reply belongs to.
-func (p *Peer) touchSession(key string) error {
+// Only the peer the session talks to may do so: a heartbeat chunk keyed by
+// someone else's session would otherwise let any peer keep that call alive
+// or claim the key of its reply.
+func (p *Peer) touchSession(key, from string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.sessions[key]
 	if !ok {
 		return fmt.Errorf("session %s does not exist", key)
+	}
+	if s.target != from {
+		return fmt.Errorf("%w: session %s does not belong to %s", ErrPermission, key, from)
 	}
 	s.touched = time.Now()
 	if s.call != nil && s.call.timer != nil {
@@ -122,14 +128,20 @@ func (p *Peer) cacheCreate(_ context.Context, c *Call) (any, error) {
 		return nil, fmt.Errorf("message_cache.create: empty key")
 	}
 	if hb {
-		if err := p.touchSession(key); err != nil {
+		if err := p.touchSession(key, c.Context.From); err != nil {
 			return nil, err
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, exists := p.cache[key]; exists && !overwrite {
-		return nil, fmt.Errorf("message cache key already exists: %s", key)
+	if old, exists := p.cache[key]; exists {
+		if old.owner != c.Context.From {
+			// overwrite replaces one's own entry, never another peer's.
+			return nil, fmt.Errorf("%w: message cache key %s belongs to another peer", ErrPermission, key)
+		}
+		if !overwrite {
+			return nil, fmt.Errorf("message cache key already exists: %s", key)
+		}
 	}
 	if len(p.cache) >= maxCacheEntries {
 		return nil, fmt.Errorf("too many chunked messages in flight (%d)", maxCacheEntries)
@@ -140,7 +152,7 @@ func (p *Peer) cacheCreate(_ context.Context, c *Call) (any, error) {
 
 func (p *Peer) cachePut(c *Call, key string, index int, data []byte, hb bool) error {
 	if hb {
-		if err := p.touchSession(key); err != nil {
+		if err := p.touchSession(key, c.Context.From); err != nil {
 			return err
 		}
 	}
@@ -197,7 +209,7 @@ func (p *Peer) cacheProcess(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	hb, _ := c.Arg(1, "heartbeat").(bool)
 	if hb {
-		if err := p.touchSession(key); err != nil {
+		if err := p.touchSession(key, c.Context.From); err != nil {
 			return nil, err
 		}
 	}

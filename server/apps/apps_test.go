@@ -1,7 +1,6 @@
 package apps_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,7 +32,7 @@ func setup(t *testing.T) (*server.Server, *testWorker, *rpc.Client, *rpc.RemoteS
 }
 
 func TestLifecycle(t *testing.T) {
-	s, w, alice, apps, dir := setup(t)
+	s, w, _, apps, dir := setup(t)
 	ctx := ctxT(t)
 
 	var mu sync.Mutex
@@ -164,7 +163,6 @@ func TestLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "apps", aliceWS, "my-app")); !os.IsNotExist(err) {
 		t.Fatalf("app directory still there: %v", err)
 	}
-	_ = alice
 }
 
 func TestDetachedStart(t *testing.T) {
@@ -243,7 +241,7 @@ func TestInstallValidation(t *testing.T) {
 		kw   rpc.Kwargs
 		want string
 	}{
-		{"unknown type", rpc.Kwargs{"manifest": map[string]any{"type": "nope", "entry_point": "main.txt"}, "files": files}, `no worker for type "nope"`},
+		{"unknown type", rpc.Kwargs{"manifest": map[string]any{"type": "nope", "entry_point": "main.txt"}, "files": files}, "no worker for type nope"},
 		{"no type", rpc.Kwargs{"manifest": map[string]any{"entry_point": "main.txt"}, "files": files}, "Application type should not be application"},
 		{"application type", rpc.Kwargs{"manifest": map[string]any{"type": "application", "entry_point": "main.txt"}, "files": files}, "Application type should not be application"},
 		{"bad field", rpc.Kwargs{"manifest": map[string]any{"type": "test-app", "entry_point": "main.txt", "daemon": "yes"}, "files": files}, "field daemon must be a bool"},
@@ -328,7 +326,7 @@ func TestWorkerDisconnectDropsSessions(t *testing.T) {
 }
 
 func TestAppDisconnectStopsSession(t *testing.T) {
-	s, w, alice, apps, _ := setup(t)
+	_, w, alice, apps, _ := setup(t)
 	ctx := ctxT(t)
 	call(t, apps, "install", with(testApp(""), "app_id", "app"))
 	info := asMap(t, call(t, apps, "start", "app"))
@@ -358,7 +356,6 @@ func TestAppDisconnectStopsSession(t *testing.T) {
 		t.Fatalf("worker_managed session gone: %v", l)
 	}
 	call(t, apps, "stop", sid)
-	_ = s
 }
 
 func TestWorkspaceIsolation(t *testing.T) {
@@ -578,9 +575,7 @@ func TestFilesHTTPAndArtifactManager(t *testing.T) {
 	}
 }
 
-// The controller's own client must not be needed by callers: start works
-// through the public service from any workspace and stops cleanly when the
-// server closes with sessions still running.
+// Closing the server stops the sessions still running.
 func TestCloseWithRunningSessions(t *testing.T) {
 	s, w, _, apps, _ := setup(t)
 	call(t, apps, "install", with(testApp(""), "app_id", "app"))
@@ -590,5 +585,3 @@ func TestCloseWithRunningSessions(t *testing.T) {
 		t.Fatalf("server close did not stop the session: %v", w.stops())
 	}
 }
-
-var _ = context.Background

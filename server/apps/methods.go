@@ -375,6 +375,7 @@ func (c *Controller) verify(ctx context.Context, cl *caller, ws, appID string, a
 	o.appID = appID
 	o.fresh = true
 	o.stage = true
+	o.completedIsReady = true
 	info, err := c.startApp(ctx, cl, ws, o)
 	if err != nil {
 		return err
@@ -596,7 +597,7 @@ func (c *Controller) mListRunning(_ context.Context, cl *caller, call *rpc.Call)
 	return out, nil
 }
 
-func (c *Controller) mGetSessionInfo(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+func (c *Controller) mGetSessionInfo(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
 	a, err := bind("get_session_info", call, "session_id")
 	if err != nil {
 		return nil, err
@@ -609,12 +610,24 @@ func (c *Controller) mGetSessionInfo(_ context.Context, cl *caller, call *rpc.Ca
 		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	s := c.sessions[id]
+	c.mu.Unlock()
 	if s == nil {
 		return nil, fmt.Errorf("Session not found: %s", id)
 	}
-	return s.record(), nil
+	// The worker knows when an app ended by itself (a script that
+	// completed or crashed); its answer refreshes the status.
+	st, msg, ok := c.workerStatus(ctx, s)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec := s.record()
+	if ok && (st == "completed" || st == "failed") && s.status == statusRunning {
+		rec["status"] = st
+		if msg != "" {
+			rec["error"] = msg
+		}
+	}
+	return rec, nil
 }
 
 func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (any, error) {

@@ -185,6 +185,9 @@ type startOptions struct {
 	version          string
 	stage            bool
 	fresh            bool // never reuse a running instance (install verification)
+	// completedIsReady accepts an app that ends cleanly while it is awaited
+	// (install verification of a script that runs to completion).
+	completedIsReady bool
 }
 
 // startApp starts an app of workspace ws for the caller.
@@ -384,15 +387,39 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	timedOut := false
 	if startErr == nil && w != nil {
 		t := time.NewTimer(timeout)
-		select {
-		case <-w.done:
-			startErr = w.err
-		case <-t.C:
-			timedOut = true
-			startErr = errors.New("Application startup timed out")
-		case <-ctx.Done():
-			startErr = ctx.Err()
+		// The worker is asked now and then whether the app already ended, so
+		// that an app that crashes fails its start at once instead of at the
+		// timeout.
+		poll := time.NewTicker(startPollInterval)
+	wait:
+		for {
+			select {
+			case <-w.done:
+				startErr = w.err
+				break wait
+			case <-t.C:
+				timedOut = true
+				startErr = errors.New("Application startup timed out")
+				break wait
+			case <-ctx.Done():
+				startErr = ctx.Err()
+				break wait
+			case <-poll.C:
+				st, msg, ok := c.workerStatus(ctx, s)
+				if !ok {
+					poll.Stop() // the worker cannot tell; rely on the timeout
+					continue
+				}
+				if st == "completed" && o.completedIsReady {
+					break wait
+				}
+				if st == "failed" || st == "completed" || st == "stopped" {
+					startErr = fmt.Errorf("the app ended before it was ready (status %s)%s", st, prefixed(": ", msg))
+					break wait
+				}
+			}
 		}
+		poll.Stop()
 		t.Stop()
 	}
 	if startErr != nil {
@@ -604,4 +631,32 @@ func nilIfEmpty(s string) any {
 		return nil
 	}
 	return s
+}
+
+// startPollInterval is how often a start asks the worker about the app.
+const startPollInterval = 500 * time.Millisecond
+
+// workerStatus asks the session's worker for the session's status. ok is
+// false when the worker does not answer (it may have no get_session_info).
+func (c *Controller) workerStatus(ctx context.Context, s *session) (status, errMsg string, ok bool) {
+	if s.worker == nil || s.worker.Func("get_session_info") == nil {
+		return "", "", false
+	}
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	v, err := s.worker.Call(qctx, "get_session_info", s.id, rpc.Kwargs{"context": s.context})
+	if err != nil {
+		return "", "", false
+	}
+	m, _ := v.(map[string]any)
+	status, _ = m["status"].(string)
+	errMsg, _ = m["error"].(string)
+	return status, errMsg, status != ""
+}
+
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

@@ -139,7 +139,7 @@ func (c *Controller) pickWorker(ctx context.Context, cl *caller, ws, appType, ap
 		}
 	}
 	if len(cands) == 0 {
-		return nil, fmt.Errorf("No server app worker found for app type: %s (no worker for type %q in workspace %s or public)", appType, appType, ws)
+		return nil, fmt.Errorf("No server app worker found for app type: %s (no worker for type %s in workspace %s or public)", appType, appType, ws)
 	}
 	chosen, err := c.selectWorker(ctx, cands, appType, mode)
 	if err != nil {

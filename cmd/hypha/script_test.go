@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/embedded"
+	"github.com/hypha-go/hypha/server"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"hypha": func() { os.Exit(run(os.Args[1:])) },
+	})
+}
+
+// TestScripts runs the CLI scripts in testdata/script. Each script gets its
+// own embedded server (with apps controller and process worker) and the
+// environment HYPHA_SERVER_URL / HYPHA_TOKEN pointing at it, plus
+// EXAMPLES (the repository's examples directory).
+func TestScripts(t *testing.T) {
+	examples, err := filepath.Abs("../../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			sys, err := embedded.Start(context.Background(), embedded.Options{
+				Server: server.Config{JWTSecret: "script-secret", DataDir: filepath.Join(env.WorkDir, ".hypha-data"),
+					Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+				Addr: "127.0.0.1:0",
+			})
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { sys.Close() })
+			tok, err := sys.RootToken(time.Hour)
+			if err != nil {
+				return err
+			}
+			env.Setenv("HYPHA_SERVER_URL", sys.Server.URL())
+			env.Setenv("HYPHA_TOKEN", tok)
+			env.Setenv("EXAMPLES", examples)
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// stdout2env VAR: set VAR to the last command's stdout, trimmed.
+			"stdout2env": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: stdout2env VAR")
+				}
+				ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile("stdout")))
+			},
+		},
+	})
+}
