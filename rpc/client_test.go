@@ -143,3 +143,31 @@ func TestManyConcurrentCalls(t *testing.T) {
 		}
 	}
 }
+
+// A service may name its functions like the promise callbacks.
+func TestServiceFunctionNamedResolve(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := ctxT(t)
+	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
+	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b"})
+	if _, err := a.RegisterService(ctx, rpc.Service{ID: "promise-like", Functions: map[string]any{
+		"resolve":   func(x int) int { return x + 1 },
+		"reject":    func() string { return "rejected?" },
+		"heartbeat": func() string { return "alive" },
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := b.GetService(ctx, "a:promise-like")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fn, want := range map[string]any{"reject": "rejected?", "heartbeat": "alive"} {
+		got, err := svc.Call(ctx, fn)
+		if err != nil || got != want {
+			t.Errorf("%s() = %v, %v; want %v", fn, got, err, want)
+		}
+	}
+	if got, err := svc.Call(ctx, "resolve", 41); err != nil || got != int64(42) {
+		t.Errorf("resolve(41) = %v, %v", got, err)
+	}
+}

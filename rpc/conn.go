@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
+	"github.com/hypha-go/hypha/internal/batchconn"
 )
 
 // MessageType tells text frames (JSON control messages) from binary frames
@@ -69,7 +73,8 @@ func WebsocketDialer(serverURL string, readLimit int64) Dialer {
 		if err != nil {
 			return nil, err
 		}
-		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled,
+			HTTPClient: batchingClient})
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", u, err)
 		}
@@ -77,6 +82,16 @@ func WebsocketDialer(serverURL string, readLimit int64) Dialer {
 		return &wsConn{c: c}, nil
 	}
 }
+
+// batchingClient dials connections whose writes are batched (see
+// internal/batchconn): messages sent while a write is in progress share one
+// system call.
+var batchingClient = &http.Client{Transport: &http.Transport{
+	Proxy:               http.ProxyFromEnvironment,
+	DialContext:         batchconn.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}),
+	ForceAttemptHTTP2:   false,
+	TLSHandshakeTimeout: 10 * time.Second,
+}}
 
 type wsConn struct{ c *websocket.Conn }
 

@@ -325,10 +325,26 @@ func (p *Peer) decodeUser(raw []byte) any {
 // handleMessage dispatches a decoded message. override, when set, replaces the
 // trusted fields (used for reassembled chunked messages).
 func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any) {
-	for _, k := range []string{"from", "to", "ws", "user"} {
-		if override != nil {
-			if v, ok := override[k]; ok {
-				main[k] = v
+	for k, v := range override {
+		switch k {
+		case "from", "to", "ws", "user":
+			main[k] = v
+		}
+	}
+	typ, _ := main["type"].(string)
+	if typ == "method" {
+		// Results, errors and heartbeats of our own calls are the most
+		// common messages; they need no context.
+		method, _ := main["method"].(string)
+		from, _ := main["from"].(string)
+		if isSettle(method) {
+			args, _ := extra["args"].([]any)
+			ws, _ := splitPeer(from)
+			if handled, err := p.settle(method, from, args, &decState{remoteWS: ws}); handled {
+				if err != nil {
+					p.log.Warn("refused to settle call", "err", err)
+				}
+				return
 			}
 		}
 	}
@@ -341,12 +357,20 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 	}
 	msg := main
 	for k, v := range extra {
+		switch k {
+		case "from", "to", "ws", "user":
+			// The server stamps these into main and forwards the extra
+			// segment untouched: a sender's own values there are ignored.
+			continue
+		}
 		msg[k] = v
 	}
-	typ, _ := msg["type"].(string)
 	if typ != "method" {
 		if typ != "" {
-			if data, ok := msg["data"].(map[string]any); ok && typ == "client_disconnected" {
+			// Only the server announces departures: its events carry no
+			// "from", which the router stamps on every client's frame.
+			_, sentByPeer := msg["from"]
+			if data, ok := msg["data"].(map[string]any); ok && typ == "client_disconnected" && !sentByPeer {
 				p.onClientDisconnected(data)
 			}
 			p.emitLocal(typ, msg)
@@ -354,6 +378,14 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 		return
 	}
 	p.handleMethod(msg, ctx)
+}
+
+// isSettle reports whether a method path ends in .resolve, .reject or .heartbeat.
+func isSettle(method string) bool {
+	if strings.HasPrefix(method, "services.") {
+		return false // a service may have functions called resolve, reject or heartbeat
+	}
+	return strings.HasSuffix(method, ".resolve") || strings.HasSuffix(method, ".reject") || strings.HasSuffix(method, ".heartbeat")
 }
 
 func (p *Peer) onClientDisconnected(data map[string]any) {

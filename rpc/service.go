@@ -538,13 +538,6 @@ func (p *Peer) handleMethod(msg, ctx map[string]any) {
 	rawArgs, _ := msg["args"].([]any)
 	ds := &decState{remoteWS: remoteWS, remoteParent: sessionID}
 
-	if handled, err := p.settle(method, from, rawArgs, ds); handled {
-		if err != nil {
-			p.log.Warn("refused to settle call", "err", err)
-		}
-		return
-	}
-
 	p.mu.Lock()
 	localWS := p.workspace
 	managerID := p.managerID
@@ -662,23 +655,20 @@ func (p *Peer) resolveMethod(method, from, remoteWS, remoteCID, localWS, manager
 
 // run invokes a local function, heartbeating while it runs, and sends the
 // result or error back. The heartbeat is a re-armed timer rather than a
-// goroutine so that quick calls cost nothing extra.
+// goroutine, and the handler's context is the peer's own, so that quick
+// calls cost no extra goroutine, timer or context.
 func (p *Peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *RemoteFunc, interval time.Duration) {
-	ctx, cancel := context.WithCancel(p.baseCtx)
-	defer cancel()
+	ctx := p.baseCtx
 	if heartbeat != nil && interval > 0 {
-		var beat func()
-		var t *time.Timer
 		var mu sync.Mutex
-		beat = func() {
-			if ctx.Err() != nil {
-				return
-			}
+		done := false
+		var t *time.Timer
+		beat := func() {
 			if _, err := heartbeat.Call(ctx); err != nil && ctx.Err() == nil {
 				p.log.Debug("heartbeat failed", "err", err)
 			}
 			mu.Lock()
-			if ctx.Err() == nil {
+			if !done {
 				t.Reset(interval)
 			}
 			mu.Unlock()
@@ -688,12 +678,12 @@ func (p *Peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *Remote
 		mu.Unlock()
 		defer func() {
 			mu.Lock()
+			done = true
 			t.Stop()
 			mu.Unlock()
 		}()
 	}
 	result, err := safeCall(ctx, lf, call)
-	cancel()
 	if err != nil {
 		if reject != nil {
 			p.reply(reject, err)
@@ -717,10 +707,11 @@ func safeCall(ctx context.Context, lf *localFunc, call *Call) (v any, err error)
 }
 
 func (p *Peer) reply(fn *RemoteFunc, v any) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.MethodTimeout)
-	defer cancel()
+	// Replies are fire-and-forget; they are bounded by the peer's life (and
+	// large ones by the chunk calls' own timeouts), not by a timer here.
+	ctx := p.baseCtx
 	if _, err := fn.Call(ctx, v); err != nil {
-		if errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 			return
 		}
 		// A result that cannot be encoded is reported to the caller instead.

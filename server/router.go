@@ -205,6 +205,15 @@ func (r *router) route(src *conn, frame []byte) error {
 	tws, tcid, _ := strings.Cut(target, "/")
 	if stampWS == "*" {
 		stampWS = tws
+	} else if tcid == "*" {
+		// However it is spelled ("*" or "<ws>/*"), a client's broadcast
+		// reaches its own workspace only, and never from a read-only connection.
+		if tws != src.ws {
+			return fmt.Errorf("%w: cannot broadcast to workspace %s", rpcPermission, tws)
+		}
+		if src.readOnly {
+			return fmt.Errorf("%w: read-only connections may not broadcast", rpcPermission)
+		}
 	}
 	out := m.Restamp(frame, src.id, target, stampWS, src.userRaw)
 	if tcid == "*" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/hypha-go/hypha/internal/batchconn"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -49,7 +50,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wg.Done()
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	c, err := websocket.Accept(batchconn.HijackWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
 		CompressionMode:    websocket.CompressionDisabled,
 	})

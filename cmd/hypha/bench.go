@@ -23,7 +23,8 @@ func newBenchCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			target := o.ServerURL
-			if o.ServerURL == "" {
+			embedded := o.ServerURL == ""
+			if embedded {
 				srv, err := server.New(server.Config{JWTSecret: "bench", RootToken: "bench-root-token", Logger: o.Logger,
 					MsgRateLimit: 1e9, MsgBurstLimit: 1e9})
 				if err != nil {
@@ -45,6 +46,11 @@ func newBenchCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "calls/s: %.0f\np50: %s\np90: %s\np99: %s\ncalls: %d errors: %d\n",
 				r.PerSec, r.P50.Round(time.Microsecond), r.P90.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Calls, r.Errors)
+			scope := "clients only"
+			if embedded {
+				scope = "clients and server"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cpu per call (this process: %s): %s\n", scope, r.CPUPerCall.Round(100*time.Nanosecond))
 			if r.FirstErr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "first error: %v\n", r.FirstErr)
 			}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/idgen"
@@ -33,12 +34,24 @@ type Result struct {
 	PerSec   float64
 	P50, P90 time.Duration
 	P99      time.Duration
-	FirstErr error
+	// CPUPerCall is this process's CPU time (user+system) per call while
+	// measuring; with the embedded server it covers both clients and the
+	// server, and is steadier than calls/s on a busy machine.
+	CPUPerCall time.Duration
+	FirstErr   error
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("calls=%d errors=%d elapsed=%s calls/s=%.0f p50=%s p90=%s p99=%s",
-		r.Calls, r.Errors, r.Elapsed.Round(time.Millisecond), r.PerSec, r.P50, r.P90, r.P99)
+	return fmt.Sprintf("calls=%d errors=%d elapsed=%s calls/s=%.0f p50=%s p90=%s p99=%s cpu/call=%s",
+		r.Calls, r.Errors, r.Elapsed.Round(time.Millisecond), r.PerSec, r.P50, r.P90, r.P99, r.CPUPerCall)
 }
 
 // RPC registers an echo service on one connection and calls it from another
@@ -90,6 +103,7 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	lat := make([][]time.Duration, o.Concurrency)
 	deadline := time.Now().Add(o.Duration)
 	start := time.Now()
+	cpu0 := cpuTime()
 	var wg sync.WaitGroup
 	for w := range o.Concurrency {
 		wg.Add(1)
@@ -113,6 +127,7 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -120,6 +135,9 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	slices.Sort(all)
 	r := Result{Calls: calls.Load(), Errors: errs.Load(), Elapsed: elapsed}
 	r.PerSec = float64(r.Calls) / elapsed.Seconds()
+	if r.Calls > 0 {
+		r.CPUPerCall = cpu / time.Duration(r.Calls)
+	}
 	if fe, ok := firstErr.Load().(error); ok {
 		r.FirstErr = fe
 	}

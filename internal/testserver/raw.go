@@ -245,19 +245,22 @@ func (r *Raw) Read(ctx context.Context) (Frame, error) {
 
 // Call sends a method call with promise "*" to `to` and waits for its
 // resolve or reject, skipping heartbeats and unrelated frames. A reject
-// returns an error holding the remote message. main may add or override
-// main-segment fields (e.g. a spoofed "from").
-func (r *Raw) Call(ctx context.Context, to, method string, args []any, main map[string]any) (any, error) {
+// returns an error holding the remote message. main and extra add or
+// override fields of the two segments (e.g. a spoofed "from").
+func (r *Raw) Call(ctx context.Context, to, method string, args []any, main, extra map[string]any) (any, error) {
 	sid := fmt.Sprintf("rawsess%d", r.seq.Add(1))
 	m := map[string]any{"type": "method", "from": r.ID, "to": to, "method": method, "session": sid}
 	for k, v := range main {
 		m[k] = v
 	}
-	extra := map[string]any{"promise": "*", "t": 15.0}
+	x := map[string]any{"promise": "*", "t": 15.0}
 	if args != nil {
-		extra["args"] = args
+		x["args"] = args
 	}
-	if err := r.Send(m, extra); err != nil {
+	for k, v := range extra {
+		x[k] = v
+	}
+	if err := r.Send(m, x); err != nil {
 		return nil, err
 	}
 	for {
@@ -290,7 +293,7 @@ func (r *Raw) CallManager(ctx context.Context, fn string, args ...any) (any, err
 	if args == nil {
 		args = []any{}
 	}
-	return r.Call(ctx, r.ManagerID(), "services.default."+fn, args, nil)
+	return r.Call(ctx, r.ManagerID(), "services.default."+fn, args, nil, nil)
 }
 
 // HTTPGetJSON is a small helper for HTTP tests: it performs req and decodes the JSON body.

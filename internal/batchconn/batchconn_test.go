@@ -1,0 +1,117 @@
+package batchconn
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, <-accepted
+}
+
+// Messages written by one goroutine arrive whole and in order, and Close
+// delivers what was still queued.
+func TestOrderAndFlushOnClose(t *testing.T) {
+	c, s := tcpPair(t)
+	defer s.Close()
+	b := New(c)
+	var want bytes.Buffer
+	for i := range 5000 {
+		msg := []byte(fmt.Sprintf("message %05d;", i))
+		want.Write(msg)
+		if _, err := b.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan []byte)
+	go func() {
+		data, _ := io.ReadAll(s)
+		got <- data
+	}()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if data := <-got; !bytes.Equal(data, want.Bytes()) {
+		t.Fatalf("received %d bytes, want %d in order", len(data), want.Len())
+	}
+	if _, err := b.Write([]byte("late")); err == nil {
+		t.Fatal("write after close succeeded")
+	}
+}
+
+// Concurrent writers never interleave inside one Write.
+func TestConcurrentWritesStayWhole(t *testing.T) {
+	c, s := tcpPair(t)
+	defer s.Close()
+	b := New(c)
+	const writers, each = 8, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := b.Write([]byte(fmt.Sprintf("<%d:%04d>", w, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	got := make(chan []byte)
+	go func() {
+		data, _ := io.ReadAll(s)
+		got <- data
+	}()
+	wg.Wait()
+	b.Close()
+	data := <-got
+	seen := map[string]bool{}
+	for _, part := range bytes.Split(bytes.Trim(data, "<>"), []byte("><")) {
+		seen[string(part)] = true
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("got %d distinct whole messages, want %d", len(seen), writers*each)
+	}
+}
+
+// A write error (the peer went away) is reported by a later Write.
+func TestWriteErrorSurfaces(t *testing.T) {
+	c, s := tcpPair(t)
+	b := New(c)
+	s.Close()
+	c.(*net.TCPConn).CloseWrite()
+	var err error
+	for range 1000 {
+		if _, err = b.Write(make([]byte, 64<<10)); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Fatal("no error after the peer closed")
+	}
+	b.Close()
+}
