@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}", s.httpServiceInfo)
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}/{function...}", s.httpCall)
 	s.mux.HandleFunc("POST /{workspace}/services/{service_id}/{function...}", s.httpCall)
+	if s.cfg.Pprof {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s.wg.Add(1)
 	go s.idleSweep()
 }

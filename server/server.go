@@ -43,6 +43,9 @@ type Config struct {
 	// binary frames (defaults 2000/s and 20000: generous, as the issue asks).
 	MsgRateLimit  float64
 	MsgBurstLimit float64
+	// Pprof serves Go's profiler under /debug/pprof/ (for measurements;
+	// never expose it publicly).
+	Pprof bool
 	// MaxServicesPerClient bounds registrations per client (default 1000).
 	MaxServicesPerClient int
 	// ReconnectionTokenLife is the lifetime of reconnection tokens (default 2 days).

@@ -118,6 +118,9 @@ func (w *workspaces) maybeUnload(id string, r *router) {
 	}
 }
 
+// owned reports whether u itself owns the workspace. A child token (one
+// minted by generate_token, whose Parent is the minter) does not inherit its
+// parent's ownership: its scope is the permission it was minted with.
 func (w *workspaces) owned(id string, u *auth.UserInfo) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -125,7 +128,7 @@ func (w *workspaces) owned(id string, u *auth.UserInfo) bool {
 	if !ok {
 		return false
 	}
-	return slices.Contains(ws.Owners, u.ID) || (u.Parent != "" && slices.Contains(ws.Owners, u.Parent))
+	return slices.Contains(ws.Owners, u.ID)
 }
 
 // permission is a user's effective permission on a workspace: the token's

@@ -96,26 +96,33 @@ func refuse(code int, format string, args ...any) *setupError {
 func (s *Server) serveConn(t transport, remote string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Shutting down interrupts the wait for the first message.
-	stop := context.AfterFunc(s.ctx, cancel)
+	stop := context.AfterFunc(s.ctx, cancel) // shutting down ends admission
 	defer stop()
-	actx, acancel := context.WithTimeout(ctx, s.cfg.AuthTimeout)
+	// The wait for the first message ends with a close frame on timeout or
+	// shutdown; the close also ends the pending read. (Expiring the read's
+	// context instead would drop the socket without a close frame: the
+	// websocket library closes a connection whose read is cancelled.)
+	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
+		t.CloseWith(closePolicy, "Authentication payload timeout")
+	})
+	stopShutdownClose := context.AfterFunc(s.ctx, func() {
+		t.CloseWith(closeGoingAway, "Server is shutting down")
+	})
 	var typ rpc.MessageType
 	var data []byte
 	var err error
 	for {
-		typ, data, err = t.Read(actx)
+		typ, data, err = t.Read(context.Background())
 		if err != nil || typ == rpc.Text {
 			break
 		}
 	}
-	acancel()
+	timedOut, shutDown := !authTimer.Stop(), !stopShutdownClose()
+	if timedOut || shutDown {
+		return // closed by the timer or by Close
+	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			t.CloseWith(closePolicy, "Authentication payload timeout")
-		} else {
-			t.CloseWith(closeGoingAway, "connection closed during authentication")
-		}
+		t.CloseWith(closeGoingAway, "connection closed during authentication")
 		return
 	}
 	var h hello

@@ -64,7 +64,7 @@ func newBenchCmd() *cobra.Command {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to call")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent callers")
 	fs.IntVar(&o.Payload, "payload", 0, "bytes sent in each call (0 sends a short string)")
-	cmd.AddCommand(rpcCmd, newBenchConnsCmd())
+	cmd.AddCommand(rpcCmd, newBenchConnsCmd(), newBenchSessionsCmd())
 	return cmd
 }
 
@@ -104,5 +104,36 @@ func newBenchConnsCmd() *cobra.Command {
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process whose RSS is measured")
 	fs.StringVar(&o.Token, "token", envOr("HYPHA_TOKEN", ""), "token (HYPHA_TOKEN)")
 	fs.IntVar(&o.Connections, "connections", 1000, "idle connections to open")
+	return cmd
+}
+
+func newBenchSessionsCmd() *cobra.Command {
+	var o bench.SessionsOptions
+	cmd := &cobra.Command{
+		Use:   "sessions",
+		Short: "Measure python-eval session start overhead and many concurrent app sessions",
+		Long: "Starts the embedded server, apps controller and process worker in this process (temporary\n" +
+			"data directory) and measures (a) start(wait_for_service=False) of a python-eval app running\n" +
+			"'pass' against a bare '<python> -c pass' (--samples pairs), and (b) --sessions concurrent\n" +
+			"sleeping sessions: time to start and stop them all, this process's RSS, and that no app\n" +
+			"process is left afterwards.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Progress = cmd.ErrOrStderr()
+			ulimitNoFile(o.Sessions*8 + 256)
+			r, err := bench.Sessions(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), r.Report())
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.Sessions, "sessions", 200, "concurrent sleeping sessions in part (b)")
+	fs.IntVar(&o.Samples, "samples", 20, "timed starts in part (a), each paired with a bare interpreter run")
+	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent start and stop calls in part (b)")
+	fs.StringVar(&o.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for the worker and the bare baseline (HYPHA_PYTHON)")
+	fs.IntVar(&o.MaxSessions, "max-sessions", 0, "the process worker's session cap (0: enough for --sessions)")
 	return cmd
 }

@@ -23,7 +23,7 @@ func defaultDataDir() string {
 func newServerCmd() *cobra.Command {
 	var host, publicURL, rootToken, jwtSecret, dataDir string
 	var port, rate, burst int
-	var noWorkers bool
+	var noWorkers, pprof bool
 	var po process.Options
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -33,7 +33,7 @@ func newServerCmd() *cobra.Command {
 			sys, err := embedded.Start(cmd.Context(), embedded.Options{
 				Server: server.Config{
 					PublicBaseURL: publicURL, JWTSecret: jwtSecret, RootToken: rootToken, Logger: log,
-					MsgRateLimit: float64(rate), MsgBurstLimit: float64(burst), DataDir: dataDir,
+					MsgRateLimit: float64(rate), MsgBurstLimit: float64(burst), DataDir: dataDir, Pprof: pprof,
 				},
 				Addr:      net.JoinHostPort(host, strconv.Itoa(port)),
 				NoWorkers: noWorkers,
@@ -62,6 +62,7 @@ func newServerCmd() *cobra.Command {
 	fs.IntVar(&rate, "ws-msg-rate-limit", envInt("HYPHA_WS_MSG_RATE_LIMIT", 2000), "binary messages per second per connection (HYPHA_WS_MSG_RATE_LIMIT)")
 	fs.IntVar(&burst, "ws-msg-burst-limit", envInt("HYPHA_WS_MSG_BURST_LIMIT", 20000), "burst of binary messages per connection (HYPHA_WS_MSG_BURST_LIMIT)")
 	fs.BoolVar(&noWorkers, "no-workers", false, "do not register the built-in workers")
+	fs.BoolVar(&pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ (for measurements only)")
 	fs.StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (HYPHA_PYTHON)")
 	fs.StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (HYPHA_NODE)")
 	fs.StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps")

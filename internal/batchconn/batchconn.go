@@ -32,15 +32,15 @@ type Conn struct {
 	spare    []byte
 	err      error
 	closed   bool
-	flushing bool
-	done     chan struct{}
+	flushing bool          // a flusher goroutine is running
+	done     chan struct{} // closed when the current flusher exits
 }
 
-// New wraps c and starts its flusher.
+// New wraps c. A flusher goroutine runs only while there is something to
+// write, so idle connections cost no goroutine.
 func New(c net.Conn) *Conn {
-	b := &Conn{Conn: c, done: make(chan struct{})}
+	b := &Conn{Conn: c}
 	b.cond = sync.NewCond(&b.mu)
-	go b.flusher()
 	return b
 }
 
@@ -60,28 +60,24 @@ func (b *Conn) Write(p []byte) (int, error) {
 		return 0, errClosed
 	}
 	b.queue = append(b.queue, p...)
-	b.cond.Broadcast()
+	if !b.flushing {
+		b.flushing = true
+		b.done = make(chan struct{})
+		go b.flusher(b.done)
+	}
 	return len(p), nil
 }
 
-func (b *Conn) flusher() {
-	defer close(b.done)
+// flusher writes the queue until it is empty, then exits.
+func (b *Conn) flusher(done chan struct{}) {
+	defer close(done)
 	b.mu.Lock()
-	for {
-		for len(b.queue) == 0 && !b.closed && b.err == nil {
-			b.cond.Wait()
-		}
-		if b.err != nil || (b.closed && len(b.queue) == 0) {
-			b.mu.Unlock()
-			return
-		}
+	for len(b.queue) > 0 && b.err == nil {
 		out := b.queue
 		b.queue = b.spare[:0]
-		b.flushing = true
 		b.mu.Unlock()
 		_, err := b.Conn.Write(out)
 		b.mu.Lock()
-		b.flushing = false
 		if cap(out) <= 1<<20 {
 			b.spare = out[:0]
 		} else {
@@ -92,6 +88,9 @@ func (b *Conn) flusher() {
 		}
 		b.cond.Broadcast()
 	}
+	b.flushing = false
+	b.spare = nil // an idle connection keeps no buffer
+	b.mu.Unlock()
 }
 
 // Close writes what is queued (for at most two seconds), then closes.
@@ -103,13 +102,19 @@ func (b *Conn) Close() error {
 	}
 	b.closed = true
 	b.cond.Broadcast()
+	done := b.done
+	flushing := b.flushing
 	b.mu.Unlock()
-	select {
-	case <-b.done:
-	case <-time.After(2 * time.Second):
+	if flushing {
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	err := b.Conn.Close()
-	<-b.done
+	if flushing {
+		<-done
+	}
 	return err
 }
 
@@ -136,7 +141,8 @@ func (h HijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	bc := New(c)
-	return bc, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(bc, 4096)), nil
+	brw.Writer.Reset(bc) // reuse the server's buffer rather than adding one per connection
+	return bc, brw, nil
 }
 
 // Dialer returns a DialContext function producing batching connections (for
