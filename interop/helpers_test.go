@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hypha-go/hypha/internal/testserver"
+	"github.com/hypha-go/hypha/rpc"
 )
 
 // isCI reports whether the tests run in CI (CI=true, as set by GitHub
@@ -308,4 +311,21 @@ func testdata(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// goConnect connects this module's Go client to url and closes it when the test ends.
+func goConnect(t *testing.T, url string, cfg rpc.Config) *rpc.Client {
+	t.Helper()
+	cfg.ServerURL = url
+	if cfg.Logger == nil {
+		cfg.Logger = testserver.Logger(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := rpc.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

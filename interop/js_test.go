@@ -159,14 +159,18 @@ func TestJSServesGoCalls(t *testing.T) {
 	t.Parallel()
 	needJS(t)
 	s := startServer(t)
+	checkJSServesGo(t, s.URL(), testserver.RootToken)
+}
+
+func checkJSServesGo(t *testing.T, url, rootToken string) {
 	ctx := ctxTimeout(t, 2*time.Minute)
-	serve, ready := jsServe(t, s.URL(), map[string]any{"client_id": "js-serve-1", "service_id": "js-svc"})
+	serve, ready := jsServe(t, url, map[string]any{"client_id": "js-serve-1", "service_id": "js-svc"})
 	sid := str(ready, "service_id")
 	if !strings.HasSuffix(sid, "/js-serve-1:js-svc") || !strings.HasPrefix(sid, "ws-user-anonymouz-") {
 		t.Fatalf("READY service_id = %q", sid)
 	}
 	// a Go client in another workspace (root) calls the public JS service
-	goc := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "go-caller"})
+	goc := goConnect(t, url, rpc.Config{Token: rootToken, ClientID: "go-caller"})
 	svc, err := goc.GetService(ctx, sid)
 	if err != nil {
 		t.Fatalf("get JS service: %v%s", err, serve.diag())
@@ -193,7 +197,7 @@ func TestJSServesGoCalls(t *testing.T) {
 	t.Logf("5 MB echo Go -> JS -> Go: %v", time.Since(start).Round(time.Millisecond))
 
 	// an anonymous Go client in a third workspace sees the JS caller context of its own
-	anon := testserver.Connect(t, s, rpc.Config{})
+	anon := goConnect(t, url, rpc.Config{})
 	svc2, err := anon.GetService(ctx, sid)
 	if err != nil {
 		t.Fatal(err)
@@ -218,8 +222,12 @@ func TestJSCallsGoService(t *testing.T) {
 	t.Parallel()
 	needJS(t)
 	s := startServer(t)
+	checkJSCallsGo(t, s.URL(), testserver.RootToken)
+}
+
+func checkJSCallsGo(t *testing.T, url, rootToken string) {
 	ctx := ctxTimeout(t, 2*time.Minute)
-	goc := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "go-svc-client"})
+	goc := goConnect(t, url, rpc.Config{Token: rootToken, ClientID: "go-svc-client"})
 	var n counters
 	sid, err := goc.RegisterService(ctx, goService("go-svc", "public", &n))
 	if err != nil {
@@ -227,7 +235,7 @@ func TestJSCallsGoService(t *testing.T) {
 	}
 	expect(t, "service id", sid, "ws-user-root/go-svc-client:go-svc")
 
-	r := jsRun(t, "call", s.URL(), map[string]any{
+	r := jsRun(t, "call", url, map[string]any{
 		"service_id": sid,
 		"calls": []any{
 			map[string]any{"fn": "add", "args": []any{2, 3}},
@@ -256,12 +264,12 @@ func TestJSCallsGoService(t *testing.T) {
 	expect(t, "add with empty kwargs", at(res, 7), 11)
 
 	// Go calls a JS callback passed as an argument
-	r = jsRun(t, "callback_to_go", s.URL(), map[string]any{"service_id": sid})
+	r = jsRun(t, "callback_to_go", url, map[string]any{"service_id": sid})
 	expect(t, "callback_to_go result", at(r, "result"), "js:hello")
 	expect(t, "callback_to_go callback_calls", at(r, "callback_calls"), 1)
 
 	// 5 MB JS -> Go -> JS
-	r = jsRun(t, "big", s.URL(), map[string]any{"service_id": sid, "size": bigSize})
+	r = jsRun(t, "big", url, map[string]any{"service_id": sid, "size": bigSize})
 	expect(t, "big equal", at(r, "equal"), true)
 	expect(t, "big recv_size", at(r, "recv_size"), bigSize)
 	t.Logf("5 MB echo JS -> Go -> JS: %v ms", at(r, "ms"))
@@ -277,7 +285,11 @@ func TestJSTwoClients(t *testing.T) {
 	t.Parallel()
 	needJS(t)
 	s := startServer(t)
-	r := jsRun(t, "two_js", s.URL(), nil)
+	checkJSTwoClients(t, s.URL())
+}
+
+func checkJSTwoClients(t *testing.T, url string) {
+	r := jsRun(t, "two_js", url, nil)
 	res := at(r, "results")
 	expect(t, "add", at(res, "add"), 5)
 	expect(t, "echo_bytes_equal", at(res, "echo_bytes_equal"), true)
@@ -293,7 +305,7 @@ func TestJSTwoClients(t *testing.T) {
 	}
 	expect(t, "served", at(r, "served"), map[string]any{"add": 1, "echo": 2, "call_back": 1, "fail": 1, "ctx_who": 1})
 
-	r = jsRun(t, "big", s.URL(), map[string]any{"size": bigSize})
+	r = jsRun(t, "big", url, map[string]any{"size": bigSize})
 	expect(t, "big JS <-> JS equal", at(r, "equal"), true)
 	t.Logf("5 MB echo JS -> JS -> JS: %v ms", at(r, "ms"))
 }
@@ -304,15 +316,19 @@ func TestJSTokenThenJoin(t *testing.T) {
 	t.Parallel()
 	needJS(t)
 	s := startServer(t)
+	checkJSTokenThenJoin(t, s.URL(), testserver.RootToken)
+}
+
+func checkJSTokenThenJoin(t *testing.T, url, rootToken string) {
 	for _, tc := range []struct {
 		name string
 		args map[string]any
 	}{
-		{"root", map[string]any{"token": testserver.RootToken}},
+		{"root", map[string]any{"token": rootToken}},
 		{"anonymous", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := jsRun(t, "token_then_join", s.URL(), tc.args)
+			r := jsRun(t, "token_then_join", url, tc.args)
 			aws := str(r, "a", "workspace")
 			if tc.name == "root" {
 				expect(t, "A workspace", aws, "ws-user-root")
@@ -339,18 +355,22 @@ func TestJSProtectedRefused(t *testing.T) {
 	t.Parallel()
 	needJS(t)
 	s := startServer(t)
-	r := jsRun(t, "protected_refused", s.URL(), nil)
+	checkJSProtectedRefused(t, s.URL(), testserver.RootToken)
+}
+
+func checkJSProtectedRefused(t *testing.T, url, rootToken string) {
+	r := jsRun(t, "protected_refused", url, nil)
 	expect(t, "refused", at(r, "refused"), true)
 	checkProtectedError(t, str(r, "error_summary"), str(r, "service_id"))
 
 	ctx := ctxTimeout(t, time.Minute)
-	goc := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "go-prot"})
+	goc := goConnect(t, url, rpc.Config{Token: rootToken, ClientID: "go-prot"})
 	var n counters
 	sid, err := goc.RegisterService(ctx, goService("go-protected", "protected", &n))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = jsRun(t, "protected_refused", s.URL(), map[string]any{"service_id": sid})
+	r = jsRun(t, "protected_refused", url, map[string]any{"service_id": sid})
 	checkProtectedError(t, str(r, "error_summary"), sid)
 
 	// the same Go service is usable from its own workspace (a token-joined JS client)
@@ -358,14 +378,14 @@ func TestJSProtectedRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = jsRun(t, "call", s.URL(), map[string]any{
+	r = jsRun(t, "call", url, map[string]any{
 		"token": tok, "workspace": "ws-user-root", "service_id": "go-prot:go-protected",
 		"calls": []any{map[string]any{"fn": "add", "args": []any{20, 22}}},
 	})
 	expect(t, "protected add from own workspace", at(r, "results", 0), 42)
 
 	// and a JS call of a missing service fails with ERROR
-	p := jsStart(t, "call", s.URL(), map[string]any{"service_id": "ws-user-root/go-prot:nosuch"}, false)
+	p := jsStart(t, "call", url, map[string]any{"service_id": "ws-user-root/go-prot:nosuch"}, false)
 	if _, e := p.finish(); !strings.Contains(e, "not found") {
 		t.Errorf("missing service: ERROR %q, want it to contain \"not found\"", e)
 	}

@@ -158,22 +158,6 @@ func pyRun(t *testing.T, dir, scenario, url string, args map[string]any) map[str
 	return pyStart(t, dir, scenario, url, args, false).mustResult()
 }
 
-func goConnect(t *testing.T, url string, cfg rpc.Config) *rpc.Client {
-	t.Helper()
-	cfg.ServerURL = url
-	if cfg.Logger == nil {
-		cfg.Logger = testserver.Logger(t)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := rpc.Connect(ctx, cfg)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // ---------------------------------------------------------------------------
 // The checks shared by both servers.
 
@@ -429,4 +413,20 @@ func TestUpstreamPythonJoin(t *testing.T) {
 	}
 	u := startUpstream(t, dir)
 	checkPythonJoin(t, dir, u.url, peersRootToken())
+}
+
+// TestUpstreamJS runs the JS checks of js_test.go against the upstream
+// server: it keeps interop/js/scenario.mjs and the expectations of the JS
+// tests honest (they must hold for the reference server too) and covers the
+// Go client <-> JS client pairs on the upstream server.
+func TestUpstreamJS(t *testing.T) {
+	dir := needPeers(t)
+	needJS(t)
+	u := startUpstream(t, dir)
+	root := peersRootToken()
+	t.Run("JSServesGoCalls", func(t *testing.T) { checkJSServesGo(t, u.url, root) })
+	t.Run("JSCallsGoService", func(t *testing.T) { checkJSCallsGo(t, u.url, root) })
+	t.Run("TwoClients", func(t *testing.T) { checkJSTwoClients(t, u.url) })
+	t.Run("TokenThenJoin", func(t *testing.T) { checkJSTokenThenJoin(t, u.url, root) })
+	t.Run("ProtectedRefused", func(t *testing.T) { checkJSProtectedRefused(t, u.url, root) })
 }

@@ -32,7 +32,13 @@ func TestChunkedBothDirections(t *testing.T) {
 	const n = 10 << 20
 	mustRegister(t, a, rpc.Service{ID: "big", Functions: map[string]any{
 		"make": func(n, seed int) []byte { return pattern(n, seed) },
-		"sum":  func(x []byte) int { s := 0; for _, c := range x { s += int(c) }; return s },
+		"sum": func(x []byte) int {
+			s := 0
+			for _, c := range x {
+				s += int(c)
+			}
+			return s
+		},
 		"echo": func(x []byte) []byte { return x },
 		"push": func(ctx context.Context, cb func(context.Context, []byte) (int, error)) (int, error) {
 			return cb(ctx, pattern(n, 3))

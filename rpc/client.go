@@ -233,6 +233,14 @@ func (c *Client) bootstrap(ctx context.Context) error {
 	c.mu.Unlock()
 	for _, info := range c.peer.ServiceInfos() {
 		if _, err := mgr.Call(ctx, "register_service", info); err != nil {
+			// A read-only token may not register anything, not even the
+			// built-in service; such a client can still call others, as with
+			// the reference clients, which only log this refusal.
+			var re *RemoteError
+			if info["type"] == "built-in" && errors.As(err, &re) && strings.Contains(re.Message, "Permission denied") {
+				c.log.Info("the server refused the built-in service (read-only access)", "err", err)
+				continue
+			}
 			return fmt.Errorf("rpc: register service %s: %w", info["id"], err)
 		}
 	}
@@ -263,6 +271,24 @@ func (c *Client) getManager(ctx context.Context) (*RemoteService, error) {
 }
 
 func (c *Client) send(ctx context.Context, frame []byte) error {
+	// A send waits for a reconnection at most one method timeout (the
+	// connection timeout), whatever ctx says: a caller's timer only starts
+	// once its request is sent. The timer is armed only when waiting.
+	var giveUp *time.Timer
+	defer func() {
+		if giveUp != nil {
+			giveUp.Stop()
+		}
+	}()
+	wait := func() <-chan time.Time {
+		if giveUp == nil {
+			giveUp = time.NewTimer(c.cfg.MethodTimeout)
+		}
+		return giveUp.C
+	}
+	errReconnecting := func() error {
+		return fmt.Errorf("%w: still reconnecting to the server after %s", ErrTimeout, c.cfg.MethodTimeout)
+	}
 	for {
 		c.mu.Lock()
 		conn, ready, closing := c.conn, c.ready, c.closing
@@ -272,10 +298,16 @@ func (c *Client) send(ctx context.Context, frame []byte) error {
 		}
 		select {
 		case <-ready:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.done:
-			return ErrClosed
+		default:
+			select {
+			case <-ready:
+			case <-wait():
+				return errReconnecting()
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.done:
+				return ErrClosed
+			}
 		}
 		c.mu.Lock()
 		same := c.conn == conn
@@ -298,6 +330,8 @@ func (c *Client) send(ctx context.Context, frame []byte) error {
 		if !changed {
 			select {
 			case <-time.After(50 * time.Millisecond):
+			case <-wait():
+				return errReconnecting()
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-c.done:

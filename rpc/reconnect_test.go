@@ -155,3 +155,34 @@ func TestReconnectAfterServerDrop(t *testing.T) {
 	default:
 	}
 }
+
+// TestCallWhileServerDown: with the server gone for good, a call made while
+// the client tries to reconnect fails within about one method timeout, even
+// with a context that has no deadline; so does one already in flight.
+func TestCallWhileServerDown(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a", MethodTimeout: time.Second})
+	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b", MethodTimeout: time.Second})
+	started := make(chan struct{}, 1)
+	mustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{
+		"wait": func(ctx context.Context) error { started <- struct{}{}; <-ctx.Done(); return ctx.Err() },
+	}})
+	svc, err := b.GetService(ctxT(t), "a:svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inflight := make(chan error, 1)
+	go func() { _, err := svc.Call(context.Background(), "wait"); inflight <- err }()
+	recv(t, started, 5*time.Second, "the call to start", nil)
+	s.Close()
+	t0 := time.Now()
+	fresh := make(chan error, 1)
+	go func() { _, err := b.Echo(context.Background(), "x"); fresh <- err }()
+	for name, ch := range map[string]chan error{"in-flight call": inflight, "new call": fresh} {
+		err := recv(t, ch, 10*time.Second, name+" to fail", nil)
+		if err == nil {
+			t.Errorf("%s succeeded with the server down", name)
+		}
+		t.Logf("%s: %v after %s", name, err, time.Since(t0))
+	}
+}

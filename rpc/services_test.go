@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -433,9 +434,10 @@ func TestValueRoundTrip(t *testing.T) {
 	ctx := ctxT(t)
 	prov := rootClient(t, s, "prov")
 	caller := rootClient(t, s, "caller")
+	var mu sync.Mutex
 	var seen any
 	mustRegister(t, prov, rpc.Service{ID: "echo", Functions: map[string]any{
-		"echo": func(x any) any { seen = x; return x },
+		"echo": func(x any) any { mu.Lock(); seen = x; mu.Unlock(); return x },
 	}})
 	svc, err := caller.GetService(ctx, "prov:echo")
 	if err != nil {
@@ -489,6 +491,8 @@ func TestValueRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("round trip (-want +got)\n%s", diff)
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if diff := cmp.Diff(tc.want, seen); diff != "" {
 				t.Errorf("the handler saw (-want +got)\n%s", diff)
 			}

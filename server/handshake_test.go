@@ -134,9 +134,15 @@ func TestDuplicateClientID(t *testing.T) {
 
 	first := rootRaw(t, s, "sup")
 	tok := first.Info["reconnection_token"].(string)
+	// first is not reading (as a half-dead socket would): the new
+	// connection must not wait for the old one's close handshake.
+	t0 := time.Now()
 	second := testserver.ConnectRaw(t, s, map[string]any{"client_id": "sup", "reconnection_token": tok})
 	if second.ID != "ws-user-root/sup" {
 		t.Fatalf("superseding connection is %s", second.ID)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("superseding took %s: it waited for the old connection", d)
 	}
 	cl, err := first.WaitClose(5 * time.Second)
 	if err != nil || !strings.Contains(cl.Reason, "superseded") {
@@ -228,6 +234,9 @@ func TestMalformedFrames(t *testing.T) {
 		mainTo("ws-user-root/prov", deep...),
 		mainTo(mgr, 0x81, 0xa4, 'a', 'r', 'g', 's', 0x05), // args is not a list
 		mainTo("*", 0x92, 0x01),                           // broadcast with junk
+		// 15 MiB of nesting in a main-segment value: skipping it must not
+		// recurse without bound (a stack overflow kills the process).
+		append(append([]byte{0x82, 0xa2, 't', 'o', 0xa1, 'x', 0xa1, 'y'}, bytes.Repeat([]byte{0x91}, 15<<20)...), 0xc0),
 	}
 	for _, f := range frames {
 		if err := r.SendBinary(f); err != nil {

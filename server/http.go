@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -233,7 +234,11 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	v, err := s.callPeer(ctx, e.ClientKey(), "services.built-in.get_service", e.Name)
+	// The call is made as the HTTP user, not as the manager: the provider
+	// must see (and may authorise) who is calling.
+	peer, release := s.userPeer(u, e.Workspace)
+	defer release()
+	v, err := peer.Func(e.ClientKey(), "services.built-in.get_service").Call(ctx, e.Name)
 	if err != nil {
 		httpError(w, http.StatusBadGateway, err.Error())
 		return
@@ -270,6 +275,32 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// userPeer is a short-lived peer in workspace ws acting for an HTTP user:
+// the router stamps that user on its frames, as it does for a connected
+// client (upstream makes HTTP calls through such a workspace interface).
+// release disconnects it.
+func (s *Server) userPeer(u *auth.UserInfo, ws string) (peer *rpc.Peer, release func()) {
+	cid := "http-" + idgen.New()
+	user := u.Clone()
+	user.Scope.CurrentWorkspace, user.CurrentWorkspace, user.Scope.ClientID = ws, ws, cid
+	c := &conn{id: ws + "/" + cid, ws: ws, cid: cid, user: user, userRaw: mustRawUser(user),
+		readOnly: true, closed: make(chan struct{}), subs: map[string]bool{}}
+	peer = rpc.NewPeer(rpc.PeerConfig{
+		ClientID: cid, Workspace: ws, ServerBaseURL: s.URL(), ManagerID: s.managerID,
+		Logger: s.log.With("peer", c.id),
+		Send:   func(_ context.Context, frame []byte) error { return s.router.route(c, frame) },
+	})
+	c.deliverFn = func(frame []byte) error {
+		peer.HandleFrame(frame)
+		return nil
+	}
+	s.router.add(c)
+	return peer, func() {
+		s.router.remove(c)
+		peer.Close()
+	}
 }
 
 func normalizeQueryValue(s string) any {

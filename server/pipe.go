@@ -87,7 +87,9 @@ func (p *pipeEnd) Write(ctx context.Context, typ rpc.MessageType, data []byte) e
 func (p *pipeEnd) CloseWith(code int, reason string) {
 	p.once.Do(func() {
 		p.mu.Lock()
+		// Both ends report the close (the reader is usually the other end).
 		p.code, p.reason = code, reason
+		p.peer.code, p.peer.reason = code, reason
 		p.mu.Unlock()
 		close(p.closed)
 	})

@@ -74,7 +74,11 @@ func (c *conn) sendText(msg []byte) {
 func (c *conn) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		if c.t != nil {
-			c.sendText(errorFrame(reason))
+			// Bounded, unlike c.write: the peer being closed may have stopped
+			// reading, and closing is rare enough to afford a timer.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = c.t.Write(ctx, rpc.Text, errorFrame(reason))
+			cancel()
 			c.t.CloseWith(code, reason)
 		}
 		close(c.closed)

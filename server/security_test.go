@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,12 +132,13 @@ func TestNoBroadcastIntoAnotherWorkspace(t *testing.T) {
 	ctx := ctxT(t)
 	tap := testserver.NewTap(s.URL())
 	victim := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "victim", Dialer: tap.Dial})
+	var mu sync.Mutex
 	var got []string
-	gotCh := make(chan struct{}, 16)
 	tap.OnFrame(func(main map[string]any) {
 		if main["type"] == "my-event" {
+			mu.Lock()
 			got = append(got, main["from"].(string))
-			gotCh <- struct{}{}
+			mu.Unlock()
 		}
 	})
 	if err := victim.Subscribe(ctx, "my-event"); err != nil {
@@ -156,6 +158,8 @@ func TestNoBroadcastIntoAnotherWorkspace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if diff := cmp.Diff([]string{"ws-user-root/friend"}, got); diff != "" {
 		t.Errorf("my-event senders seen by the victim (-want +got)\n%s", diff)
 	}

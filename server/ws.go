@@ -138,7 +138,9 @@ func (s *Server) serveConn(t transport, remote string) {
 	}
 	c.t = t
 	if old := s.router.add(c); old != nil {
-		old.close(closeGoingAway, "Old connection for "+c.id+" superseded")
+		// In the background: the old socket is typically the half-dead one,
+		// and its close handshake must not delay this connection.
+		s.closeLater(old, "Old connection for "+c.id+" superseded")
 	}
 	if s.closing() {
 		// Close's closeAll may have run before the add: do its job here.
@@ -170,6 +172,16 @@ func (s *Server) serveConn(t transport, remote string) {
 	s.log.Debug("client connected", "id", c.id, "user", c.user.ID, "remote", remote)
 	s.readLoop(ctx, c)
 	s.disconnected(c)
+}
+
+// closeLater closes c (1001, reason) on a goroutine counted in s.wg; the
+// caller must itself be counted (serveConn is), so that Close waits for it.
+func (s *Server) closeLater(c *conn, reason string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.close(closeGoingAway, reason)
+	}()
 }
 
 func sendAndClose(t transport, code int, reason string) {
@@ -268,7 +280,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 			if s.alive(ctx, old) {
 				return nil, refuse(closeGoingAway, "Failed to establish connection: Client already exists and is active: %s", id)
 			}
-			old.close(closeGoingAway, "Stale connection for "+id+" replaced")
+			s.closeLater(old, "Stale connection for "+id+" replaced")
 		}
 	}
 	c := &conn{

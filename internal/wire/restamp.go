@@ -45,6 +45,9 @@ func ScanMain(frame []byte) (*Main, error) {
 		if err != nil || !msgpcode.IsString(c) {
 			return nil, fmt.Errorf("%w: main segment key is not a string", ErrMalformed)
 		}
+		if err := dd.fits(c); err != nil {
+			return nil, err
+		}
 		key, err := d.DecodeString()
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -60,13 +63,16 @@ func ScanMain(frame []byte) (*Main, error) {
 		}
 		if dst != nil {
 			if c, err := d.PeekCode(); err == nil && msgpcode.IsString(c) {
+				if err := dd.fits(c); err != nil {
+					return nil, err
+				}
 				if *dst, err = d.DecodeString(); err != nil {
 					return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 				}
-			} else if err := d.Skip(); err != nil {
+			} else if err := dd.skip(1); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 			}
-		} else if err := d.Skip(); err != nil {
+		} else if err := dd.skip(1); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
 		if trusted[key] {

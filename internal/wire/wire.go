@@ -167,16 +167,20 @@ func (dd *decoder) value(depth int) (any, error) {
 	case c == msgpcode.Float || c == msgpcode.Double:
 		v, err = d.DecodeFloat64()
 	case msgpcode.IsString(c):
-		v, err = d.DecodeString()
+		if err = dd.fits(c); err == nil {
+			v, err = d.DecodeString()
+		}
 	case msgpcode.IsBin(c):
-		v, err = d.DecodeBytes()
+		v, err = dd.bin()
 	case msgpcode.IsFixedMap(c), c == msgpcode.Map16, c == msgpcode.Map32:
 		return dd.mapValue(depth)
 	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
 		return dd.arrayValue(depth)
 	case msgpcode.IsExt(c):
 		// Only the timestamp extension (-1) is used by the reference clients (JS Date).
-		v, err = d.DecodeInterface()
+		if err = dd.fits(c); err == nil {
+			v, err = d.DecodeInterface()
+		}
 	default:
 		return nil, fmt.Errorf("%w: unexpected code 0x%02x", ErrMalformed, c)
 	}
@@ -208,7 +212,7 @@ func (dd *decoder) mapValue(depth int) (any, error) {
 		if depth == 0 && dd.rawUser {
 			if ks, _ := k.(string); ks == "user" {
 				start := len(dd.buf) - dd.r.Len()
-				if err := dd.d.Skip(); err != nil {
+				if err := dd.skip(depth + 1); err != nil {
 					return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 				}
 				dd.user = dd.buf[start : len(dd.buf)-dd.r.Len() : len(dd.buf)-dd.r.Len()]
