@@ -419,12 +419,20 @@ func (c *Client) reconnect(ctx context.Context) Conn {
 		conn, info, err := c.handshake(ctx, tok)
 		if err != nil {
 			var refused *RefusedError
-			if errors.As(err, &refused) && tok != "" {
+			if errors.As(err, &refused) {
+				if tok == "" {
+					// The server refuses our own credentials: retrying cannot
+					// help, so give up as the reference clients do.
+					c.log.Error("the server refused the reconnection; giving up", "err", err)
+					c.shutdown(fmt.Errorf("%w: reconnection refused: %v", ErrClosed, err))
+					return nil
+				}
 				// The reconnection token may have expired (e.g. the server
 				// restarted with another secret): try the original credentials.
 				c.mu.Lock()
 				c.reconnToken = ""
 				c.mu.Unlock()
+				attempt = -1 // retry at once
 			}
 			c.log.Debug("reconnect attempt failed", "attempt", attempt, "err", err)
 			if ctx.Err() != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/server/auth"
 )
 
 func reconnected(c *rpc.Client) <-chan struct{} {
@@ -184,5 +185,29 @@ func TestCallWhileServerDown(t *testing.T) {
 			t.Errorf("%s succeeded with the server down", name)
 		}
 		t.Logf("%s: %v after %s", name, err, time.Since(t0))
+	}
+}
+
+// A server that refuses the client's own credentials on reconnection (here:
+// restarted with another JWT secret) makes the client give up and close,
+// instead of retrying forever.
+func TestReconnectRefusedGivesUp(t *testing.T) {
+	s1 := testserver.Start(t, server.Config{JWTSecret: "first-secret"})
+	addr := strings.TrimPrefix(s1.URL(), "http://")
+	tok, err := s1.Issuer().Generate(auth.RootUser(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testserver.Connect(t, s1, rpc.Config{Token: tok, ClientID: "jwt-client"})
+	s1.Close()
+	testserver.StartAt(t, server.Config{JWTSecret: "second-secret"}, addr)
+	select {
+	case <-c.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the client kept retrying with credentials the server refuses")
+	}
+	_, err = c.Echo(ctxT(t), "x")
+	if !errors.Is(err, rpc.ErrClosed) {
+		t.Fatalf("call after giving up: %v, want ErrClosed", err)
 	}
 }
