@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -166,6 +167,19 @@ func (dd *decoder) value(depth int) (any, error) {
 		}
 	case c == msgpcode.Float || c == msgpcode.Double:
 		v, err = d.DecodeFloat64()
+	case msgpcode.IsFixedString(c):
+		// Short strings (map keys, routing fields) are read in place and the
+		// protocol's common ones are not allocated at all.
+		pos := len(dd.buf) - dd.r.Len()
+		n := int(c & msgpcode.FixedStrMask)
+		if pos+1+n > len(dd.buf) {
+			return nil, fmt.Errorf("%w: string of %d bytes exceeds the frame", ErrMalformed, n)
+		}
+		b := dd.buf[pos+1 : pos+1+n]
+		if _, err := dd.r.Seek(int64(1+n), io.SeekCurrent); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return intern(b), nil
 	case msgpcode.IsString(c):
 		if err = dd.fits(c); err == nil {
 			v, err = d.DecodeString()
@@ -318,4 +332,64 @@ func MustRaw(v any) Raw {
 		panic(err)
 	}
 	return Raw(b)
+}
+
+// intern returns the protocol's frequent short strings without allocating
+// (a switch on string(b) does not copy b).
+func intern(b []byte) string {
+	switch string(b) {
+	case "type":
+		return "type"
+	case "method":
+		return "method"
+	case "from":
+		return "from"
+	case "to":
+		return "to"
+	case "session":
+		return "session"
+	case "parent":
+		return "parent"
+	case "ws":
+		return "ws"
+	case "user":
+		return "user"
+	case "args":
+		return "args"
+	case "with_kwargs":
+		return "with_kwargs"
+	case "promise":
+		return "promise"
+	case "t":
+		return "t"
+	case "*":
+		return "*"
+	case "_rtype":
+		return "_rtype"
+	case "_rtarget":
+		return "_rtarget"
+	case "_rmethod":
+		return "_rmethod"
+	case "_rpromise":
+		return "_rpromise"
+	case "_rserver":
+		return "_rserver"
+	case "_rname":
+		return "_rname"
+	case "_rdoc":
+		return "_rdoc"
+	case "_rvalue":
+		return "_rvalue"
+	case "_rtrace":
+		return "_rtrace"
+	case "data":
+		return "data"
+	case "id":
+		return "id"
+	case "config":
+		return "config"
+	case "name":
+		return "name"
+	}
+	return string(b)
 }
