@@ -26,11 +26,11 @@ func pattern(n, seed int) []byte {
 // message keyed by the caller's session).
 func TestChunkedBothDirections(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	a := rootClient(t, s, "a")
-	b := rootClient(t, s, "b")
+	ctx := testserver.Ctx(t)
+	a := testserver.RootClient(t, s, "a")
+	b := testserver.RootClient(t, s, "b")
 	const n = 10 << 20
-	mustRegister(t, a, rpc.Service{ID: "big", Functions: map[string]any{
+	testserver.MustRegister(t, a, rpc.Service{ID: "big", Functions: map[string]any{
 		"make": func(n, seed int) []byte { return pattern(n, seed) },
 		"sum": func(x []byte) int {
 			s := 0
@@ -95,15 +95,15 @@ func TestChunkedBothDirections(t *testing.T) {
 // chunked reply to someone else's call.
 func TestMessageCacheOwnerChecked(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	a, tap := tapClient(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
-	b := rootClient(t, s, "b")
-	owner := rootClient(t, s, "owner")
-	intruder := rootClient(t, s, "intruder")
+	b := testserver.RootClient(t, s, "b")
+	owner := testserver.RootClient(t, s, "owner")
+	intruder := testserver.RootClient(t, s, "intruder")
 
 	release := make(chan struct{})
 	const n = 1 << 20
-	mustRegister(t, a, rpc.Service{ID: "v", Functions: map[string]any{
+	testserver.MustRegister(t, a, rpc.Service{ID: "v", Functions: map[string]any{
 		"slow": func(ctx context.Context) ([]byte, error) {
 			select {
 			case <-release:
@@ -135,7 +135,7 @@ func TestMessageCacheOwnerChecked(t *testing.T) {
 		}
 		result <- v
 	}()
-	waitFor(t, 5*time.Second, "the call to reach a", func() bool { mu.Lock(); defer mu.Unlock(); return session != "" })
+	testserver.WaitFor(t, 5*time.Second, "the call to reach a", func() bool { mu.Lock(); defer mu.Unlock(); return session != "" })
 
 	mcOf := func(c *rpc.Client) *rpc.RemoteService {
 		m, err := c.GetService(ctx, "b:built-in")

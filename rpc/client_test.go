@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hypha-go/hypha/internal/testserver"
@@ -15,15 +14,9 @@ import (
 	"github.com/hypha-go/hypha/server"
 )
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func TestRegisterAndCall(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b"})
 	if a.Info().Workspace != "ws-user-root" {
@@ -86,7 +79,7 @@ func TestRegisterAndCall(t *testing.T) {
 
 func TestBigPayload(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b"})
 	_, err := a.RegisterService(ctx, rpc.Service{ID: "echo", Functions: map[string]any{
@@ -114,7 +107,7 @@ func TestBigPayload(t *testing.T) {
 
 func TestManyConcurrentCalls(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b"})
 	_, err := a.RegisterService(ctx, rpc.Service{ID: "sq", Functions: map[string]any{
@@ -147,7 +140,7 @@ func TestManyConcurrentCalls(t *testing.T) {
 // A service may name its functions like the promise callbacks.
 func TestServiceFunctionNamedResolve(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b"})
 	if _, err := a.RegisterService(ctx, rpc.Service{ID: "promise-like", Functions: map[string]any{

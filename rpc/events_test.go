@@ -15,8 +15,8 @@ import (
 // TestEvents subscribes to the workspace events and receives each of them.
 func TestEvents(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	watcher := rootClient(t, s, "watcher")
+	ctx := testserver.Ctx(t)
+	watcher := testserver.RootClient(t, s, "watcher")
 	ch := events(watcher, "client_connected", "client_disconnected", "service_added", "service_removed")
 	if err := watcher.Subscribe(ctx, "client_connected", "client_disconnected", "service_added", "service_removed"); err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestEvents(t *testing.T) {
 	if e.Data["workspace"] != "ws-user-root" {
 		t.Errorf("client_connected data = %v", e.Data)
 	}
-	mustRegister(t, b, rpc.Service{ID: "evsvc", Type: "ev-type", Functions: map[string]any{"f": func() {}}})
+	testserver.MustRegister(t, b, rpc.Service{ID: "evsvc", Type: "ev-type", Functions: map[string]any{"f": func() {}}})
 	e = recv(t, ch, d, "service_added", is("service_added", "ws-user-root/b:evsvc"))
 	if e.Data["type"] != "ev-type" {
 		t.Errorf("service_added data = %v", e.Data)
@@ -51,7 +51,7 @@ func TestEvents(t *testing.T) {
 // after the registration proves every earlier frame was already seen.
 func TestUnsubscribedEventsAreNotDelivered(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	watcher, tap := tapClient(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "watcher"})
 	var mu sync.Mutex
 	var seen []string
@@ -62,9 +62,9 @@ func TestUnsubscribedEventsAreNotDelivered(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	prov := rootClient(t, s, "prov")
+	prov := testserver.RootClient(t, s, "prov")
 	registerAndSync := func(id string) {
-		mustRegister(t, prov, rpc.Service{ID: id, Functions: map[string]any{"f": func() {}}})
+		testserver.MustRegister(t, prov, rpc.Service{ID: id, Functions: map[string]any{"f": func() {}}})
 		if _, err := watcher.Echo(ctx, "sync"); err != nil {
 			t.Fatal(err)
 		}
@@ -98,11 +98,11 @@ func TestPendingCallFailsWhenCalleeLeaves(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testserver.Start(t, server.Config{})
-			ctx := ctxT(t)
+			ctx := testserver.Ctx(t)
 			a, tap := tapClient(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 			b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b", MethodTimeout: 30 * time.Second})
 			started := make(chan struct{}, 1)
-			mustRegister(t, a, rpc.Service{ID: "block", Functions: map[string]any{
+			testserver.MustRegister(t, a, rpc.Service{ID: "block", Functions: map[string]any{
 				"wait": func(ctx context.Context) error {
 					started <- struct{}{}
 					<-ctx.Done()

@@ -33,11 +33,11 @@ func TestHeartbeats(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testserver.Start(t, server.Config{})
-			ctx := ctxT(t)
+			ctx := testserver.Ctx(t)
 			a, tap := tapClient(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 			t.Cleanup(tap.Thaw)
 			b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b", MethodTimeout: timeout})
-			mustRegister(t, a, rpc.Service{ID: "hb", Functions: map[string]any{
+			testserver.MustRegister(t, a, rpc.Service{ID: "hb", Functions: map[string]any{
 				"slow": func(ctx context.Context) (string, error) {
 					select {
 					case <-time.After(2 * time.Second):

@@ -1,7 +1,6 @@
 package rpc_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -18,18 +17,6 @@ import (
 // client is closed and every server stopped by the tests' cleanups.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // recv waits for a value on ch matching ok.
@@ -70,12 +57,6 @@ func eventID(e rpc.Event) string {
 	return id
 }
 
-// rootClient connects a root-token client with this id.
-func rootClient(t *testing.T, s *server.Server, id string) *rpc.Client {
-	t.Helper()
-	return testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: id})
-}
-
 // tapClient connects a client through a Tap (to kill, freeze or observe its transport).
 func tapClient(t *testing.T, s *server.Server, cfg rpc.Config) (*rpc.Client, *testserver.Tap) {
 	t.Helper()
@@ -89,15 +70,4 @@ func tapClient(t *testing.T, s *server.Server, cfg rpc.Config) (*rpc.Client, *te
 func isDisconnectError(err error) bool {
 	return errors.Is(err, rpc.ErrClientDisconnect) ||
 		(err != nil && strings.Contains(err.Error(), "is not connected"))
-}
-
-func mustRegister(t *testing.T, c *rpc.Client, svc rpc.Service) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	id, err := c.RegisterService(ctx, svc)
-	if err != nil {
-		t.Fatalf("register %s: %v", svc.ID, err)
-	}
-	return id
 }

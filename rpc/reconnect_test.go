@@ -32,13 +32,13 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 	cfg := server.Config{JWTSecret: "restart-secret"}
 	s1 := testserver.Start(t, cfg)
 	addr := strings.TrimPrefix(s1.URL(), "http://")
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	a := testserver.Connect(t, s1, rpc.Config{Token: testserver.RootToken, ClientID: "a"})
 	b := testserver.Connect(t, s1, rpc.Config{Token: testserver.RootToken, ClientID: "b", MethodTimeout: 3 * time.Second})
 	aBack, bBack := reconnected(a), reconnected(b)
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
-	mustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{
+	testserver.MustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{
 		"echo": func(x any) any { return x },
 		"slow": func(ctx context.Context) (string, error) {
 			started <- struct{}{}
@@ -96,7 +96,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 		}
 	}
 	// b's subscription was restored.
-	mustRegister(t, a, rpc.Service{ID: "late", Functions: map[string]any{"f": func() {}}})
+	testserver.MustRegister(t, a, rpc.Service{ID: "late", Functions: map[string]any{"f": func() {}}})
 	recv(t, added, 5*time.Second, "service_added for the late service", func(e rpc.Event) bool {
 		return eventID(e) == "ws-user-root/a:late"
 	})
@@ -127,17 +127,17 @@ func contains(l []string, s string) bool {
 // timeout); the client reconnects and its service is usable again.
 func TestReconnectAfterServerDrop(t *testing.T) {
 	s := testserver.Start(t, server.Config{IdleTimeout: time.Second})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	// a sends no keep-alive within the idle timeout.
 	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a", PingInterval: time.Hour})
 	back := reconnected(a)
-	mustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{"echo": func(x any) any { return x }}})
+	testserver.MustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{"echo": func(x any) any { return x }}})
 	// b keeps itself alive with frequent pings.
 	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b", PingInterval: 100 * time.Millisecond})
 	recv(t, back, 10*time.Second, "a to reconnect after the idle timeout", nil)
 	// a keeps being dropped and reconnecting; within a window it works again.
 	var lastErr error
-	waitFor(t, 10*time.Second, "a's service to answer after the reconnection", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "a's service to answer after the reconnection", func() bool {
 		svc, err := b.GetService(ctx, "a:svc")
 		if err == nil {
 			var v any
@@ -165,10 +165,10 @@ func TestCallWhileServerDown(t *testing.T) {
 	a := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "a", MethodTimeout: time.Second})
 	b := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "b", MethodTimeout: time.Second})
 	started := make(chan struct{}, 1)
-	mustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{
+	testserver.MustRegister(t, a, rpc.Service{ID: "svc", Functions: map[string]any{
 		"wait": func(ctx context.Context) error { started <- struct{}{}; <-ctx.Done(); return ctx.Err() },
 	}})
-	svc, err := b.GetService(ctxT(t), "a:svc")
+	svc, err := b.GetService(testserver.Ctx(t), "a:svc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestReconnectRefusedGivesUp(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the client kept retrying with credentials the server refuses")
 	}
-	_, err = c.Echo(ctxT(t), "x")
+	_, err = c.Echo(testserver.Ctx(t), "x")
 	if !errors.Is(err, rpc.ErrClosed) {
 		t.Fatalf("call after giving up: %v, want ErrClosed", err)
 	}

@@ -20,16 +20,16 @@ import (
 // ws/svc, client:svc, ws/client:svc, each with and without @app.
 func TestGetServiceIDForms(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	other := rootClient(t, s, "other")
-	caller := rootClient(t, s, "caller")
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	other := testserver.RootClient(t, s, "other")
+	caller := testserver.RootClient(t, s, "caller")
 	anon := testserver.Connect(t, s, rpc.Config{ClientID: "anon"})
 
-	mustRegister(t, prov, rpc.Service{ID: "forms", AppID: "app1", Config: rpc.ServiceConfig{Visibility: "public"},
+	testserver.MustRegister(t, prov, rpc.Service{ID: "forms", AppID: "app1", Config: rpc.ServiceConfig{Visibility: "public"},
 		Functions: map[string]any{"who": func() string { return "prov" }}})
-	mustRegister(t, prov, rpc.Service{ID: "dup", Functions: map[string]any{"who": func() string { return "prov" }}})
-	mustRegister(t, other, rpc.Service{ID: "dup", Functions: map[string]any{"who": func() string { return "other" }}})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "dup", Functions: map[string]any{"who": func() string { return "prov" }}})
+	testserver.MustRegister(t, other, rpc.Service{ID: "dup", Functions: map[string]any{"who": func() string { return "other" }}})
 
 	for _, tc := range []struct {
 		name    string
@@ -98,15 +98,15 @@ func ids(list []rpc.ServiceInfo) []string {
 // and what a caller of another workspace may see.
 func TestListServicesFilters(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	root := rootClient(t, s, "lister")
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	root := testserver.RootClient(t, s, "lister")
 	anon := testserver.Connect(t, s, rpc.Config{ClientID: "anon"})
 	anonWS := anon.Info().Workspace
 	fn := map[string]any{"f": func() {}}
-	mustRegister(t, prov, rpc.Service{ID: "pub-t1", Type: "t1", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: fn})
-	mustRegister(t, prov, rpc.Service{ID: "prot-t2", Type: "t2", Config: rpc.ServiceConfig{Visibility: "protected"}, Functions: fn})
-	mustRegister(t, prov, rpc.Service{ID: "unl-t1", Type: "t1", Config: rpc.ServiceConfig{Visibility: "unlisted"}, Functions: fn})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "pub-t1", Type: "t1", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: fn})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "prot-t2", Type: "t2", Config: rpc.ServiceConfig{Visibility: "protected"}, Functions: fn})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "unl-t1", Type: "t1", Config: rpc.ServiceConfig{Visibility: "unlisted"}, Functions: fn})
 
 	notBuiltin := func(l []string) []string {
 		return slices.DeleteFunc(l, func(id string) bool { return strings.HasSuffix(id, ":built-in") })
@@ -163,10 +163,10 @@ func TestListServicesFilters(t *testing.T) {
 // listed or called, and unregistering twice fails.
 func TestUnregisterService(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	caller := rootClient(t, s, "caller")
-	mustRegister(t, prov, rpc.Service{ID: "gone", Functions: map[string]any{"f": func() string { return "ok" }}})
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	caller := testserver.RootClient(t, s, "caller")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "gone", Functions: map[string]any{"f": func() string { return "ok" }}})
 	svc, err := caller.GetService(ctx, "prov:gone")
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestUnregisterService(t *testing.T) {
 		t.Errorf("second unregister: %v", err)
 	}
 	// The full id is accepted too.
-	mustRegister(t, prov, rpc.Service{ID: "gone2", Functions: map[string]any{"f": func() {}}})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "gone2", Functions: map[string]any{"f": func() {}}})
 	if err := prov.UnregisterService(ctx, "ws-user-root/prov:gone2"); err != nil {
 		t.Errorf("unregister by full id: %v", err)
 	}
@@ -209,13 +209,13 @@ func TestUnregisterService(t *testing.T) {
 // back to a caller's callback.
 func TestKwargs(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	caller := rootClient(t, s, "caller")
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	caller := testserver.RootClient(t, s, "caller")
 	raw := rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
 		return map[string]any{"args": c.Args, "kwargs": c.Kwargs}, nil
 	})
-	mustRegister(t, prov, rpc.Service{ID: "kw", Functions: map[string]any{
+	testserver.MustRegister(t, prov, rpc.Service{ID: "kw", Functions: map[string]any{
 		"sub": rpc.Params(func(a, b int) int { return a - b }, "a", "b"),
 		"raw": raw,
 		"rest": rpc.Params(func(a int, kw rpc.Kwargs) map[string]any {
@@ -272,11 +272,11 @@ func TestKwargs(t *testing.T) {
 // identity as stamped by the server, never what the caller claims.
 func TestRequireContext(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	root := rootClient(t, s, "rc")
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	root := testserver.RootClient(t, s, "rc")
 	anon := testserver.Connect(t, s, rpc.Config{ClientID: "anon"})
-	mustRegister(t, prov, rpc.Service{ID: "ctx", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: map[string]any{
+	testserver.MustRegister(t, prov, rpc.Service{ID: "ctx", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: map[string]any{
 		"who": rpc.Params(func(cc *rpc.CallContext, note string) map[string]any {
 			return map[string]any{"from": cc.From, "to": cc.To, "ws": cc.WS, "user": cc.User.ID, "note": note}
 		}, "note"),
@@ -323,10 +323,10 @@ func TestRequireContext(t *testing.T) {
 // function returned inside a result.
 func TestCallbacks(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	caller := rootClient(t, s, "caller")
-	mustRegister(t, prov, rpc.Service{ID: "cb", Functions: map[string]any{
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	caller := testserver.RootClient(t, s, "caller")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "cb", Functions: map[string]any{
 		"apply": func(ctx context.Context, cb func(context.Context, string) (string, error), x string) (string, error) {
 			return cb(ctx, x)
 		},
@@ -387,10 +387,10 @@ func TestCallbacks(t *testing.T) {
 // TestRemoteErrors: the handler's error message reaches the caller intact.
 func TestRemoteErrors(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	caller := rootClient(t, s, "caller")
-	mustRegister(t, prov, rpc.Service{ID: "err", Functions: map[string]any{
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	caller := testserver.RootClient(t, s, "caller")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "err", Functions: map[string]any{
 		"fail":  func(msg string) error { return errors.New(msg) },
 		"fail2": func(msg string) (int, error) { return 0, errors.New(msg) },
 		"panic": func() { panic("kaboom") },
@@ -431,12 +431,12 @@ func TestRemoteErrors(t *testing.T) {
 // TestValueRoundTrip echoes values of every kind through another client.
 func TestValueRoundTrip(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	caller := rootClient(t, s, "caller")
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	caller := testserver.RootClient(t, s, "caller")
 	var mu sync.Mutex
 	var seen any
-	mustRegister(t, prov, rpc.Service{ID: "echo", Functions: map[string]any{
+	testserver.MustRegister(t, prov, rpc.Service{ID: "echo", Functions: map[string]any{
 		"echo": func(x any) any { mu.Lock(); seen = x; mu.Unlock(); return x },
 	}})
 	svc, err := caller.GetService(ctx, "prov:echo")

@@ -22,7 +22,7 @@ func jsonMsg(v any) []byte {
 // reason (and, after the first message, an error frame with the same text).
 func TestHandshakeRefusals(t *testing.T) {
 	s := testserver.Start(t, server.Config{AuthTimeout: 300 * time.Millisecond})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	root := rootRaw(t, s, "root-raw")
 	for _, ws := range []string{"ws-a", "ws-b"} {
 		if _, err := root.CallManager(ctx, "create_workspace", map[string]any{"id": ws}); err != nil {
@@ -118,8 +118,8 @@ func TestHandshakeRefusals(t *testing.T) {
 // refused; one that presents the reconnection token supersedes the old one.
 func TestDuplicateClientID(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	live := rootClient(t, s, "dup")
+	ctx := testserver.Ctx(t)
+	live := testserver.RootClient(t, s, "dup")
 	r := testserver.DialRaw(t, s, "")
 	reply, err := r.Hello(map[string]any{"client_id": "dup", "token": testserver.RootToken})
 	if err != nil || reply["type"] != "error" || !strings.Contains(reply["message"].(string), "Client already exists and is active: ws-user-root/dup") {
@@ -179,8 +179,8 @@ func TestRateLimit(t *testing.T) {
 // the server keeps serving the others.
 func TestMaxMessageSize(t *testing.T) {
 	s := testserver.Start(t, server.Config{MaxMessageSize: 64 << 10})
-	ctx := ctxT(t)
-	other := rootClient(t, s, "other")
+	ctx := testserver.Ctx(t)
+	other := testserver.RootClient(t, s, "other")
 	r := anonRaw(t, s, "big")
 	big := bytes.Repeat([]byte{0xc0}, 100<<10)
 	_ = r.SendBinary(big)
@@ -203,9 +203,9 @@ func TestMaxMessageSize(t *testing.T) {
 // connection, the manager or the peer it was addressed to.
 func TestMalformedFrames(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	mustRegister(t, prov, rpc.Service{ID: "e", Config: rpc.ServiceConfig{Visibility: "public"},
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "e", Config: rpc.ServiceConfig{Visibility: "public"},
 		Functions: map[string]any{"echo": func(x any) any { return x }}})
 	r := anonRaw(t, s, "junk")
 	mgr := r.ManagerID()
@@ -304,7 +304,7 @@ func TestIdleTimeout(t *testing.T) {
 	if err != nil || cl.Code != 1001 || cl.Reason != "Idle timeout (1s)" {
 		t.Fatalf("close %+v, %v", cl, err)
 	}
-	if _, err := chatty.CallManager(ctxT(t), "echo", 1); err != nil {
+	if _, err := chatty.CallManager(testserver.Ctx(t), "echo", 1); err != nil {
 		t.Fatalf("the pinging client was dropped: %v", err)
 	}
 }

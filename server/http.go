@@ -171,31 +171,33 @@ func (s *Server) httpFind(r *http.Request, u *auth.UserInfo) (*registry.Entry, i
 	return cands[0], 0, nil
 }
 
-func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
+// httpEntry authenticates the request and resolves its service; on failure
+// it has already written the error response.
+func (s *Server) httpEntry(w http.ResponseWriter, r *http.Request) (*auth.UserInfo, *registry.Entry, bool) {
 	u, err := s.httpUser(r)
 	if err != nil {
 		httpError(w, http.StatusUnauthorized, err.Error())
-		return
+		return nil, nil, false
 	}
 	e, code, err := s.httpFind(r, u)
 	if err != nil {
 		httpError(w, code, err.Error())
-		return
+		return nil, nil, false
 	}
-	writeJSON(w, http.StatusOK, e.Info)
+	return u, e, true
+}
+
+func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
+	if _, e, ok := s.httpEntry(w, r); ok {
+		writeJSON(w, http.StatusOK, e.Info)
+	}
 }
 
 // httpCall calls a service function: query parameters (GET) or a JSON body
 // (POST: an object for keyword arguments, an array for positional ones).
 func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
-	u, err := s.httpUser(r)
-	if err != nil {
-		httpError(w, http.StatusUnauthorized, err.Error())
-		return
-	}
-	e, code, err := s.httpFind(r, u)
-	if err != nil {
-		httpError(w, code, err.Error())
+	u, e, ok := s.httpEntry(w, r)
+	if !ok {
 		return
 	}
 	fn := r.PathValue("function")

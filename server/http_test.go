@@ -19,8 +19,8 @@ import (
 // positional arguments), with and without a Bearer token.
 func TestHTTPEndpoints(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	prov := rootClient(t, s, "prov")
-	mustRegister(t, prov, rpc.Service{ID: "calc", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: map[string]any{
+	prov := testserver.RootClient(t, s, "prov")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "calc", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: map[string]any{
 		"add": rpc.Params(func(a, b int) int { return a + b }, "a", "b"),
 		"echo_kw": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
 			return map[string]any{"args": c.Args, "kwargs": c.Kwargs}, nil
@@ -30,7 +30,7 @@ func TestHTTPEndpoints(t *testing.T) {
 		"version": "1.2",
 		"ns":      map[string]any{"twice": rpc.Params(func(s string) string { return s + s }, "s")},
 	}})
-	mustRegister(t, prov, rpc.Service{ID: "secret", Config: rpc.ServiceConfig{Visibility: "protected"}, Functions: map[string]any{
+	testserver.MustRegister(t, prov, rpc.Service{ID: "secret", Config: rpc.ServiceConfig{Visibility: "protected"}, Functions: map[string]any{
 		"get": func() string { return "s3cret" },
 	}})
 	const root = "Bearer " + testserver.RootToken

@@ -19,9 +19,9 @@ import (
 // segment, or a "context" keyword argument).
 func TestSpoofedTrustedFields(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	mustRegister(t, prov, rpc.Service{ID: "ctx", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: map[string]any{
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "ctx", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: map[string]any{
 		"who": func(cc *rpc.CallContext) map[string]any {
 			return map[string]any{"from": cc.From, "ws": cc.WS, "user": cc.User.ID, "to": cc.To}
 		},
@@ -71,12 +71,12 @@ func TestForgedDisconnectEvent(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testserver.Start(t, server.Config{})
-			ctx := ctxT(t)
-			a := rootClient(t, s, "a")
-			b := rootClient(t, s, "b")
+			ctx := testserver.Ctx(t)
+			a := testserver.RootClient(t, s, "a")
+			b := testserver.RootClient(t, s, "b")
 			started := make(chan struct{}, 1)
 			release := make(chan struct{})
-			mustRegister(t, a, rpc.Service{ID: "w", Functions: map[string]any{
+			testserver.MustRegister(t, a, rpc.Service{ID: "w", Functions: map[string]any{
 				"wait": func(ctx context.Context) (string, error) {
 					started <- struct{}{}
 					select {
@@ -129,7 +129,7 @@ func TestForgedDisconnectEvent(t *testing.T) {
 // workspace only.
 func TestNoBroadcastIntoAnotherWorkspace(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	tap := testserver.NewTap(s.URL())
 	victim := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "victim", Dialer: tap.Dial})
 	var mu sync.Mutex
@@ -170,17 +170,17 @@ func TestNoBroadcastIntoAnotherWorkspace(t *testing.T) {
 // work, and authorized_workspaces lets the named workspace in.
 func TestProtectedAcrossWorkspaces(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	prov := rootClient(t, s, "prov")
-	same := rootClient(t, s, "same")
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	same := testserver.RootClient(t, s, "same")
 	outsider := testserver.Connect(t, s, rpc.Config{ClientID: "outsider"})
 	outsiderRaw := anonRaw(t, s, "outsider-raw")
 	stranger := anonRaw(t, s, "stranger") // a third workspace, not authorized
 	hi := map[string]any{"hi": func() string { return "hi" }}
-	mustRegister(t, prov, rpc.Service{ID: "prot", Config: rpc.ServiceConfig{Visibility: "protected"}, Functions: hi})
-	mustRegister(t, prov, rpc.Service{ID: "pub", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: hi})
-	mustRegister(t, prov, rpc.Service{ID: "unl", Config: rpc.ServiceConfig{Visibility: "unlisted"}, Functions: hi})
-	mustRegister(t, prov, rpc.Service{ID: "auth", Config: rpc.ServiceConfig{Visibility: "protected",
+	testserver.MustRegister(t, prov, rpc.Service{ID: "prot", Config: rpc.ServiceConfig{Visibility: "protected"}, Functions: hi})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "pub", Config: rpc.ServiceConfig{Visibility: "public"}, Functions: hi})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "unl", Config: rpc.ServiceConfig{Visibility: "unlisted"}, Functions: hi})
+	testserver.MustRegister(t, prov, rpc.Service{ID: "auth", Config: rpc.ServiceConfig{Visibility: "protected",
 		AuthorizedWorkspaces: []string{outsider.Info().Workspace, outsiderRaw.Workspace()}}, Functions: hi})
 
 	for _, tc := range []struct {
@@ -235,9 +235,9 @@ func TestProtectedAcrossWorkspaces(t *testing.T) {
 // or under another client's id.
 func TestRegisterServiceRestrictions(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	a := rootClient(t, s, "a")
-	rootClient(t, s, "b")
+	ctx := testserver.Ctx(t)
+	a := testserver.RootClient(t, s, "a")
+	testserver.RootClient(t, s, "b")
 	anon := testserver.Connect(t, s, rpc.Config{ClientID: "anon"})
 	anonWS := anon.Info().Workspace
 	info := func(id string) map[string]any {

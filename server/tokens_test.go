@@ -30,8 +30,8 @@ func connectWith(ctx context.Context, t *testing.T, s *server.Server, cfg rpc.Co
 // client-scoped token admits that client id only; expiry is honoured.
 func TestGeneratedTokens(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	root := rootClient(t, s, "root-client")
+	ctx := testserver.Ctx(t)
+	root := testserver.RootClient(t, s, "root-client")
 	if _, err := root.Manager().Call(ctx, "create_workspace", map[string]any{"id": "ws-team", "description": "test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestGeneratedTokens(t *testing.T) {
 		c.Close()
 		var lastErr error
 		attempt := 0
-		waitFor(t, 6*time.Second, "the token to expire", func() bool {
+		testserver.WaitFor(t, 6*time.Second, "the token to expire", func() bool {
 			attempt++
 			var c *rpc.Client
 			c, lastErr = connectWith(ctx, t, s, rpc.Config{Workspace: "ws-team", Token: tok,
@@ -186,8 +186,8 @@ func TestGeneratedTokens(t *testing.T) {
 // token generated for it; the workspace's services are reachable from it.
 func TestCreateWorkspaceThenConnect(t *testing.T) {
 	s := testserver.Start(t, server.Config{})
-	ctx := ctxT(t)
-	root := rootClient(t, s, "root-client")
+	ctx := testserver.Ctx(t)
+	root := testserver.RootClient(t, s, "root-client")
 	v, err := root.Manager().Call(ctx, "create_workspace", map[string]any{"id": "ws-fresh", "description": "d"})
 	if err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestCreateWorkspaceThenConnect(t *testing.T) {
 	if c.Info().Workspace != "ws-fresh" {
 		t.Fatalf("joined %s", c.Info().Workspace)
 	}
-	mustRegister(t, c, rpc.Service{ID: "svc", Functions: map[string]any{"ws": func(cc *rpc.CallContext) string { return cc.WS }}})
+	testserver.MustRegister(t, c, rpc.Service{ID: "svc", Functions: map[string]any{"ws": func(cc *rpc.CallContext) string { return cc.WS }}})
 	svc, err := c.GetService(ctx, "svc")
 	if err != nil {
 		t.Fatal(err)

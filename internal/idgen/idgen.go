@@ -7,6 +7,7 @@ package idgen
 
 import (
 	"crypto/rand"
+	"fmt"
 	"encoding/binary"
 	"math/bits"
 )
@@ -61,26 +62,29 @@ func encode(hi, lo uint64) string {
 // It has about 29 bits of entropy: use it for display names and defaults,
 // never for secrets or where collisions would be harmful.
 func Readable() string {
-	var b [8]byte
+	return ReadableDigits(5)
+}
+
+// ReadableDigits is Readable with n digits (1 to 12) after the words; the
+// server uses 8 for user ids, where more entropy matters.
+func ReadableDigits(n int) string {
+	n = min(max(n, 1), 12)
+	var b [16]byte
 	_, _ = rand.Read(b[:])
-	x := binary.LittleEndian.Uint64(b[:])
+	x := binary.LittleEndian.Uint64(b[:8])
 	// The modulo bias over 64 random bits is below 2^-40; negligible here.
 	adj := adjectives[x%uint64(len(adjectives))]
 	x /= uint64(len(adjectives))
 	noun := nouns[x%uint64(len(nouns))]
-	x /= uint64(len(nouns))
-	n := 10000 + x%90000
-
-	buf := make([]byte, 0, len(adj)+len(noun)+7)
+	lo := uint64(1)
+	for range n - 1 {
+		lo *= 10
+	}
+	v := lo + binary.LittleEndian.Uint64(b[8:])%(lo*9) // n digits, no leading zero
+	buf := make([]byte, 0, len(adj)+len(noun)+2+n)
 	buf = append(buf, adj...)
 	buf = append(buf, '-')
 	buf = append(buf, noun...)
 	buf = append(buf, '-')
-	var d [5]byte
-	for i := 4; i >= 0; i-- {
-		d[i] = byte('0' + n%10)
-		n /= 10
-	}
-	buf = append(buf, d[:]...)
-	return string(buf)
+	return fmt.Sprintf("%s%d", buf, v)
 }

@@ -66,3 +66,40 @@ func Connect(t testing.TB, s *server.Server, cfg rpc.Config) *rpc.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// Ctx returns a context that ends after 20 s or with the test.
+func Ctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// WaitFor polls cond every 10 ms until it holds, failing the test after d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RootClient connects a client with the root token and the given client id.
+func RootClient(t testing.TB, s *server.Server, id string) *rpc.Client {
+	t.Helper()
+	return Connect(t, s, rpc.Config{Token: RootToken, ClientID: id})
+}
+
+// MustRegister registers svc on c or fails the test.
+func MustRegister(t testing.TB, c *rpc.Client, svc rpc.Service) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := c.RegisterService(ctx, svc)
+	if err != nil {
+		t.Fatalf("register %s: %v", svc.ID, err)
+	}
+	return id
+}

@@ -33,7 +33,7 @@ func setup(t *testing.T) (*server.Server, *testWorker, *rpc.Client, *rpc.RemoteS
 
 func TestLifecycle(t *testing.T) {
 	s, w, _, apps, dir := setup(t)
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 
 	var mu sync.Mutex
 	var progress []string
@@ -270,7 +270,7 @@ func TestInstallValidation(t *testing.T) {
 
 func TestInstallSourceAndFormats(t *testing.T) {
 	s, _, _, apps, _ := setup(t)
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	m := asMap(t, call(t, apps, "install", rpc.Kwargs{
 		"source":   "print('hi')",
 		"manifest": map[string]any{"type": "test-app", "entry_point": "main.py"},
@@ -316,7 +316,7 @@ func TestWorkerDisconnectDropsSessions(t *testing.T) {
 	}
 	nstops := len(w.stops())
 	w.client.Close()
-	waitFor(t, 5*time.Second, "the session to go", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "the session to go", func() bool {
 		return len(asList(t, call(t, apps, "list_running"))) == 0
 	})
 	if len(w.stops()) != nstops {
@@ -327,7 +327,7 @@ func TestWorkerDisconnectDropsSessions(t *testing.T) {
 
 func TestAppDisconnectStopsSession(t *testing.T) {
 	_, w, alice, apps, _ := setup(t)
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	call(t, apps, "install", with(testApp(""), "app_id", "app"))
 	info := asMap(t, call(t, apps, "start", "app"))
 	sid := info["id"].(string)
@@ -338,7 +338,7 @@ func TestAppDisconnectStopsSession(t *testing.T) {
 	if _, err := ws.Call(ctx, "kill", sid); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the session to be stopped", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "the session to be stopped", func() bool {
 		return len(asList(t, call(t, apps, "list_running"))) == 0 && slices.Contains(w.stops(), sid)
 	})
 
@@ -360,7 +360,7 @@ func TestAppDisconnectStopsSession(t *testing.T) {
 
 func TestWorkspaceIsolation(t *testing.T) {
 	s, _, _, apps, _ := setup(t)
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	call(t, apps, "install", with(testApp(""), "app_id", "secret-app"))
 	info := asMap(t, call(t, apps, "start", "secret-app"))
 	sid := info["id"].(string)
@@ -479,7 +479,7 @@ func TestRestartPersistence(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "apps", aliceWS, ".tmp-half-abc")); !os.IsNotExist(err) {
 		t.Fatalf("temporary directory not cleaned: %v", err)
 	}
-	body, err := httpGet(ctxT(t), s2.URL()+"/"+aliceWS+"/artifacts/keep/files/main.txt", userToken(t, s2, "alice"))
+	body, err := httpGet(testserver.Ctx(t), s2.URL()+"/"+aliceWS+"/artifacts/keep/files/main.txt", userToken(t, s2, "alice"))
 	if err != nil || body != "hello from main" {
 		t.Fatalf("file after restart = %q, %v", body, err)
 	}
@@ -487,7 +487,7 @@ func TestRestartPersistence(t *testing.T) {
 
 func TestFilesHTTPAndArtifactManager(t *testing.T) {
 	s, w, alice, apps, _ := setup(t)
-	ctx := ctxT(t)
+	ctx := testserver.Ctx(t)
 	call(t, apps, "install", rpc.Kwargs{
 		"manifest": map[string]any{"type": "test-app", "entry_point": "main.txt"},
 		"files": []any{

@@ -24,12 +24,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // startServer runs a server with server apps enabled on dataDir.
 func startServer(t *testing.T, dataDir string) *server.Server {
 	t.Helper()
@@ -66,23 +60,11 @@ func connectUser(t *testing.T, s *server.Server, id, clientID string) *rpc.Clien
 
 func appsService(t *testing.T, c *rpc.Client) *rpc.RemoteService {
 	t.Helper()
-	svc, err := c.GetService(ctxT(t), "public/server-apps")
+	svc, err := c.GetService(testserver.Ctx(t), "public/server-apps")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testWorker is a server-app-worker written as an ordinary client service.
@@ -116,7 +98,7 @@ func newTestWorker(t *testing.T, s *server.Server, cfg rpc.Config, visibility st
 	w := &testWorker{t: t, apps: map[string]*rpc.Client{}, logs: map[string][]any{}}
 	w.client = testserver.Connect(t, s, cfg)
 	t.Cleanup(w.closeApps)
-	id, err := w.client.RegisterService(ctxT(t), rpc.Service{
+	id, err := w.client.RegisterService(testserver.Ctx(t), rpc.Service{
 		ID: "test-worker", Name: "Test Worker", Description: "emulates apps for tests",
 		Type:   "server-app-worker",
 		Config: rpc.ServiceConfig{Visibility: visibility, RequireContext: true},
@@ -328,7 +310,7 @@ func httpDo(ctx context.Context, url, token string) (int, string, error) {
 
 func call(t *testing.T, svc *rpc.RemoteService, fn string, args ...any) any {
 	t.Helper()
-	v, err := svc.Call(ctxT(t), fn, args...)
+	v, err := svc.Call(testserver.Ctx(t), fn, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", fn, err)
 	}
@@ -337,7 +319,7 @@ func call(t *testing.T, svc *rpc.RemoteService, fn string, args ...any) any {
 
 func callErr(t *testing.T, svc *rpc.RemoteService, fn string, want string, args ...any) error {
 	t.Helper()
-	_, err := svc.Call(ctxT(t), fn, args...)
+	_, err := svc.Call(testserver.Ctx(t), fn, args...)
 	if err == nil {
 		t.Fatalf("%s: no error, want one containing %q", fn, want)
 	}
