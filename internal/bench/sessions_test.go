@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"github.com/hypha-go/hypha/internal/testserver"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,9 +15,8 @@ func TestSessionsSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts interpreter processes")
 	}
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not found")
-	}
+	_, err := exec.LookPath("python3")
+	testserver.NeedOrSkip(t, err == nil, "python3")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	r, err := Sessions(ctx, SessionsOptions{Samples: 3, Sessions: 3, Concurrency: 2})

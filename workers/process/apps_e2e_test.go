@@ -37,16 +37,14 @@ const { hyphaWebsocketClient } = require("hypha-rpc");
 // registered in public, the app process connects back and serves, and stop
 // ends the process.
 func TestServerAppsNodeEval(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
+	_, err := exec.LookPath("node")
+	testserver.NeedOrSkip(t, err == nil, "node")
 	modules, err := filepath.Abs("../../interop/js/node_modules")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(modules, "hypha-rpc")); err != nil {
-		t.Skip("interop/js/node_modules/hypha-rpc not installed")
-	}
+	_, err = os.Stat(filepath.Join(modules, "hypha-rpc"))
+	testserver.NeedOrSkip(t, err == nil, "interop/js/node_modules (npm ci in interop/js)")
 	s := testserver.Start(t, server.Config{DataDir: t.TempDir()})
 	wc := publicRoot(t, s, "builtin-process-worker")
 	reg, err := Register(ctxT(t), wc, Options{NodePath: modules, UseLocalURL: true, WorkDir: t.TempDir()}, hyphaworker.Options{})

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/worker"
 )
 
@@ -109,9 +110,8 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func needPython(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 not installed")
-	}
+	_, err := exec.LookPath("python3")
+	testserver.NeedOrSkip(t, err == nil, "python3")
 }
 
 // waitStatus polls until the session has status want.
@@ -313,9 +313,8 @@ func TestFailingScript(t *testing.T) {
 }
 
 func TestNodeEval(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node not installed")
-	}
+	_, err := exec.LookPath("node")
+	testserver.NeedOrSkip(t, err == nil, "node")
 	modDir := t.TempDir()
 	if err := os.MkdirAll(modDir+"/greet", 0o755); err != nil {
 		t.Fatal(err)
