@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -93,7 +94,12 @@ var batchingClient = &http.Client{Transport: &http.Transport{
 	TLSHandshakeTimeout: 10 * time.Second,
 }}
 
-type wsConn struct{ c *websocket.Conn }
+type wsConn struct {
+	c *websocket.Conn
+	// wmu serialises writes before the library's own channel-based lock:
+	// with many concurrent callers a sync.Mutex is much cheaper.
+	wmu sync.Mutex
+}
 
 func (w *wsConn) Read(ctx context.Context) (MessageType, []byte, error) {
 	t, b, err := w.c.Read(ctx)
@@ -114,6 +120,8 @@ func (w *wsConn) Write(ctx context.Context, typ MessageType, data []byte) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
 	return w.c.Write(context.Background(), websocket.MessageType(typ), data)
 }
 

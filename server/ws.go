@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -26,7 +27,12 @@ const (
 
 const legacyRejection = "Connection rejected, please  upgrade to `hypha-rpc` which pass the authentication information in the first message"
 
-type wsTransport struct{ c *websocket.Conn }
+type wsTransport struct {
+	c *websocket.Conn
+	// wmu serialises writes before the library's channel-based lock, which
+	// is costly when several goroutines deliver to one client at once.
+	wmu sync.Mutex
+}
 
 func (w *wsTransport) Read(ctx context.Context) (rpc.MessageType, []byte, error) {
 	t, b, err := w.c.Read(ctx)
@@ -34,6 +40,12 @@ func (w *wsTransport) Read(ctx context.Context) (rpc.MessageType, []byte, error)
 }
 
 func (w *wsTransport) Write(ctx context.Context, typ rpc.MessageType, data []byte) error {
+	if ctx.Done() == nil {
+		// Deliveries (no deadline) queue on a sync.Mutex; a write with a
+		// deadline keeps the library's lock, which honours it.
+		w.wmu.Lock()
+		defer w.wmu.Unlock()
+	}
 	return w.c.Write(ctx, websocket.MessageType(typ), data)
 }
 
