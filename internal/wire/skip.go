@@ -77,48 +77,121 @@ func (dd *decoder) bin() ([]byte, error) {
 	return b, nil
 }
 
-// skip skips one value like msgpack's Decoder.Skip, but refuses nesting
-// deeper than MaxDepth: the library's Skip recurses without bound, and a
-// frame of a few MiB of nested one-element arrays would overflow the stack,
-// a fatal error that no recover catches.
+// skip skips one value, refusing nesting deeper than MaxDepth (msgpack's own
+// Skip recurses without bound: a few MiB of nested one-element arrays would
+// overflow the stack, a fatal error no recover catches) and lengths the
+// frame cannot hold. It works on the frame's bytes directly: skipping is on
+// the router's hot path (every main segment, every stamped user).
 func (dd *decoder) skip(depth int) error {
-	if depth > MaxDepth {
-		return fmt.Errorf("%w: nesting deeper than %d", ErrMalformed, MaxDepth)
-	}
-	d := dd.d
-	c, err := d.PeekCode()
+	pos := len(dd.buf) - dd.r.Len()
+	end, err := skipRaw(dd.buf, pos, depth)
 	if err != nil {
 		return err
 	}
+	_, err = dd.r.Seek(int64(end-pos), io.SeekCurrent)
+	return err
+}
+
+// skipRaw returns the offset just past the msgpack value starting at pos.
+func skipRaw(b []byte, pos, depth int) (int, error) {
+	if depth > MaxDepth {
+		return 0, fmt.Errorf("%w: nesting deeper than %d", ErrMalformed, MaxDepth)
+	}
+	if pos >= len(b) {
+		return 0, fmt.Errorf("%w: truncated value", ErrMalformed)
+	}
+	c := b[pos]
+	// fixed-size headers: hdr bytes of header, then size bytes of payload,
+	// or n nested values (n2: key-value pairs).
+	hdr, size, n, pairs := 1, 0, -1, false
+	lenAt := func(width int) (int, error) {
+		if pos+1+width > len(b) {
+			return 0, fmt.Errorf("%w: truncated header", ErrMalformed)
+		}
+		switch width {
+		case 1:
+			return int(b[pos+1]), nil
+		case 2:
+			return int(binary.BigEndian.Uint16(b[pos+1:])), nil
+		default:
+			return int(binary.BigEndian.Uint32(b[pos+1:])), nil
+		}
+	}
+	var err error
 	switch {
-	case msgpcode.IsFixedMap(c), c == msgpcode.Map16, c == msgpcode.Map32:
-		n, err := d.DecodeMapLen()
-		if err != nil {
-			return err
+	case c <= 0x7f || c >= 0xe0, c == msgpcode.Nil, c == msgpcode.True, c == msgpcode.False:
+	case msgpcode.IsFixedMap(c):
+		n, pairs = int(c&msgpcode.FixedMapMask), true
+	case msgpcode.IsFixedArray(c):
+		n = int(c & msgpcode.FixedArrayMask)
+	case msgpcode.IsFixedString(c):
+		size = int(c & msgpcode.FixedStrMask)
+	default:
+		switch c {
+		case msgpcode.Str8, msgpcode.Bin8:
+			hdr = 2
+			size, err = lenAt(1)
+		case msgpcode.Str16, msgpcode.Bin16:
+			hdr = 3
+			size, err = lenAt(2)
+		case msgpcode.Str32, msgpcode.Bin32:
+			hdr = 5
+			size, err = lenAt(4)
+		case msgpcode.Ext8:
+			hdr = 3
+			size, err = lenAt(1)
+		case msgpcode.Ext16:
+			hdr = 4
+			size, err = lenAt(2)
+		case msgpcode.Ext32:
+			hdr = 6
+			size, err = lenAt(4)
+		case msgpcode.Float, msgpcode.Uint32, msgpcode.Int32:
+			size = 4
+		case msgpcode.Double, msgpcode.Uint64, msgpcode.Int64:
+			size = 8
+		case msgpcode.Uint8, msgpcode.Int8:
+			size = 1
+		case msgpcode.Uint16, msgpcode.Int16:
+			size = 2
+		case msgpcode.FixExt1, msgpcode.FixExt2, msgpcode.FixExt4, msgpcode.FixExt8, msgpcode.FixExt16:
+			hdr, size = 2, 1<<(c-msgpcode.FixExt1)
+		case msgpcode.Array16:
+			hdr = 3
+			n, err = lenAt(2)
+		case msgpcode.Array32:
+			hdr = 5
+			n, err = lenAt(4)
+		case msgpcode.Map16:
+			hdr, pairs = 3, true
+			n, err = lenAt(2)
+		case msgpcode.Map32:
+			hdr, pairs = 5, true
+			n, err = lenAt(4)
+		default:
+			return 0, fmt.Errorf("%w: unexpected code 0x%02x", ErrMalformed, c)
 		}
-		for range max(n, 0) {
-			if err := dd.skip(depth + 1); err != nil {
-				return err
-			}
-			if err := dd.skip(depth + 1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
-		n, err := d.DecodeArrayLen()
-		if err != nil {
-			return err
-		}
-		for range max(n, 0) {
-			if err := dd.skip(depth + 1); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
-	if err := dd.fits(c); err != nil {
-		return err
+	if err != nil {
+		return 0, err
 	}
-	return d.Skip() // scalars, strings, bin and ext do not nest
+	pos += hdr
+	if n < 0 {
+		if size > len(b)-pos || pos > len(b) {
+			return 0, fmt.Errorf("%w: a value of %d bytes exceeds the frame", ErrMalformed, size)
+		}
+		return pos + size, nil
+	}
+	if pairs {
+		n *= 2
+	}
+	if n > len(b)-pos { // every nested value takes at least one byte
+		return 0, fmt.Errorf("%w: %d nested values exceed the frame", ErrMalformed, n)
+	}
+	for range n {
+		if pos, err = skipRaw(b, pos, depth+1); err != nil {
+			return 0, err
+		}
+	}
+	return pos, nil
 }
