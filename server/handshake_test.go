@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
@@ -306,5 +308,57 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	if _, err := chatty.CallManager(testserver.Ctx(t), "echo", 1); err != nil {
 		t.Fatalf("the pinging client was dropped: %v", err)
+	}
+}
+
+// TestTextControlMessages: {"type":"ping"} is answered with a pong, and
+// {"type":"refresh_token"} with a new reconnection token that reconnects the
+// same client id in the same workspace.
+func TestTextControlMessages(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	r := anonRaw(t, s, "texter")
+	readText := func(want string) map[string]any {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for {
+			typ, data, err := r.C.Read(ctx)
+			if err != nil {
+				t.Fatalf("waiting for %s: %v", want, err)
+			}
+			if typ != websocket.MessageText {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatalf("text frame %q: %v", data, err)
+			}
+			if m["type"] == want {
+				return m
+			}
+		}
+	}
+	if err := r.SendText([]byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	readText("pong")
+	if err := r.SendText([]byte(`{"type":"refresh_token"}`)); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := readText("reconnection_token")["reconnection_token"].(string)
+	if tok == "" {
+		t.Fatal("no reconnection token")
+	}
+	ws := r.Workspace()
+	r.C.CloseNow()
+	again := testserver.ConnectRaw(t, s, map[string]any{"client_id": "texter", "reconnection_token": tok})
+	if again.Workspace() != ws {
+		t.Fatalf("reconnected to %q, want %q", again.Workspace(), ws)
+	}
+	// The token is bound to its client id.
+	other := testserver.DialRaw(t, s, "")
+	reply, err := other.Hello(map[string]any{"client_id": "someone-else", "reconnection_token": tok})
+	if err == nil && reply["type"] != "error" {
+		t.Fatalf("a reconnection token worked for another client id: %v", reply)
 	}
 }

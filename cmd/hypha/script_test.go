@@ -4,8 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,9 +52,35 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HYPHA_SERVER_URL", sys.Server.URL())
 			env.Setenv("HYPHA_TOKEN", tok)
 			env.Setenv("EXAMPLES", examples)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			env.Setenv("FREE_PORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+			ln.Close()
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waithttp URL: wait up to 15 s for URL to answer 200.
+			"waithttp": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: waithttp URL")
+				}
+				deadline := time.Now().Add(15 * time.Second)
+				for {
+					resp, err := http.Get(args[0])
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusOK {
+							return
+						}
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s did not answer 200 within 15 s (last error: %v)", args[0], err)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			},
 			// stdout2env VAR: set VAR to the last command's stdout, trimmed.
 			"stdout2env": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
