@@ -61,6 +61,37 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// waitfile PATH: wait up to 15 s for PATH to exist.
+			"waitfile": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: waitfile PATH")
+				}
+				path := ts.MkAbs(args[0])
+				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					if _, err := os.Stat(path); err == nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s did not appear within 15 s", path)
+					}
+				}
+			},
+			// pidgone FILE: the process whose pid FILE holds must be gone
+			// within 10 s.
+			"pidgone": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: pidgone FILE")
+				}
+				pid := strings.TrimSpace(ts.ReadFile(args[0]))
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					if _, err := os.Stat("/proc/" + pid); err != nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("process %s is still running", pid)
+					}
+				}
+			},
 			// waithttp URL: wait up to 15 s for URL to answer 200.
 			"waithttp": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
