@@ -82,12 +82,6 @@ func (p *Peer) builtinGetService(_ context.Context, c *Call) (any, error) {
 	return serviceValue{svc}, nil
 }
 
-func cacheArgs(c *Call) (key string, heartbeat bool) {
-	key = asString(c.Arg(0, "key"))
-	heartbeat, _ = c.Kwargs["heartbeat"].(bool)
-	return key, heartbeat
-}
-
 // touchSession resets the timer of the pending call a chunked reply belongs to.
 // Only the peer the session talks to may do so: a heartbeat chunk keyed by
 // someone else's session would otherwise let any peer keep that call alive

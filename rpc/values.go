@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"fmt"
 	"strings"
 )
 
@@ -79,13 +78,6 @@ type CallContext struct {
 	User UserInfo
 	// Raw holds every context field (including connection_type).
 	Raw map[string]any
-}
-
-func (c *CallContext) toMap() map[string]any {
-	if c == nil {
-		return nil
-	}
-	return c.Raw
 }
 
 // Call is what a HandlerFunc receives: positional and keyword arguments and
@@ -172,8 +164,6 @@ func asFloat(v any) (float64, bool) {
 	}
 	return 0, false
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 // WireValue keeps these values intact when they are nested in structs that
 // are encoded by reflection.

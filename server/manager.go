@@ -21,8 +21,7 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 	mc := &conn{id: "*/" + s.managerID, ws: "*", cid: s.managerID, user: root,
 		closed: make(chan struct{}), subs: map[string]bool{}}
 	mc.userRaw = mustRawUser(root)
-	var peer *rpc.Peer
-	peer = rpc.NewPeer(rpc.PeerConfig{
+	peer := rpc.NewPeer(rpc.PeerConfig{
 		ClientID: s.managerID, Workspace: "*", ServerBaseURL: s.URL(), ManagerID: s.managerID,
 		Logger: s.log.With("peer", "manager"),
 		Send: func(ctx context.Context, frame []byte) error {

@@ -14,10 +14,6 @@ import (
 	"github.com/hypha-go/hypha/server/auth"
 )
 
-// recentWindow is how long a departed client's id answers calls with an
-// immediate "not connected" instead of silence.
-const recentWindow = 120 * time.Second
-
 // writeTimeout bounds one delivery to a slow client.
 const writeTimeout = 30 * time.Second
 
@@ -86,16 +82,15 @@ func (c *conn) close(code int, reason string) {
 }
 
 type router struct {
-	s      *Server
-	mu     sync.RWMutex
-	conns  map[string]*conn
-	byWS   map[string]map[*conn]struct{}
-	recent map[string]time.Time
-	gen    atomic.Uint64
+	s     *Server
+	mu    sync.RWMutex
+	conns map[string]*conn
+	byWS  map[string]map[*conn]struct{}
+	gen   atomic.Uint64
 }
 
 func newRouter(s *Server) *router {
-	return &router{s: s, conns: map[string]*conn{}, byWS: map[string]map[*conn]struct{}{}, recent: map[string]time.Time{}}
+	return &router{s: s, conns: map[string]*conn{}, byWS: map[string]map[*conn]struct{}{}}
 }
 
 func (r *router) get(id string) *conn {
@@ -120,7 +115,6 @@ func (r *router) add(c *conn) (old *conn) {
 		r.byWS[c.ws] = m
 	}
 	m[c] = struct{}{}
-	delete(r.recent, c.id)
 	return old
 }
 
@@ -137,21 +131,7 @@ func (r *router) remove(c *conn) bool {
 		return false
 	}
 	delete(r.conns, c.id)
-	now := time.Now()
-	r.recent[c.id] = now
-	for id, t := range r.recent {
-		if now.Sub(t) > recentWindow {
-			delete(r.recent, id)
-		}
-	}
 	return true
-}
-
-func (r *router) wasRecent(id string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	t, ok := r.recent[id]
-	return ok && time.Since(t) < recentWindow
 }
 
 func (r *router) inWorkspace(ws string) []*conn {
@@ -197,7 +177,7 @@ func (r *router) route(src *conn, frame []byte) error {
 	switch {
 	case to == "*":
 		if src.readOnly {
-			return fmt.Errorf("%w: read-only connections may not broadcast", rpcPermission)
+			return fmt.Errorf("%w: read-only connections may not broadcast", errReadOnlyBroadcast)
 		}
 		target = src.ws + "/*"
 	case !strings.Contains(to, "/"):
@@ -213,10 +193,10 @@ func (r *router) route(src *conn, frame []byte) error {
 		// However it is spelled ("*" or "<ws>/*"), a client's broadcast
 		// reaches its own workspace only, and never from a read-only connection.
 		if tws != src.ws {
-			return fmt.Errorf("%w: cannot broadcast to workspace %s", rpcPermission, tws)
+			return fmt.Errorf("%w: cannot broadcast to workspace %s", errReadOnlyBroadcast, tws)
 		}
 		if src.readOnly {
-			return fmt.Errorf("%w: read-only connections may not broadcast", rpcPermission)
+			return fmt.Errorf("%w: read-only connections may not broadcast", errReadOnlyBroadcast)
 		}
 	}
 	out := m.Restamp(frame, src.id, target, stampWS, src.userRaw)
@@ -244,7 +224,7 @@ func (r *router) route(src *conn, frame []byte) error {
 	return nil
 }
 
-var rpcPermission = errors.New("permission denied")
+var errReadOnlyBroadcast = errors.New("permission denied")
 
 // rejectUnreachable answers a call to a peer that is not connected with an
 // immediate reject, so the caller does not wait for its timeout.
