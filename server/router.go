@@ -154,10 +154,21 @@ func (r *router) all() []*conn {
 	return out
 }
 
+// closeAll closes every connection, many at a time: each close may wait
+// seconds for an unresponsive peer's close handshake.
 func (r *router) closeAll(code int, reason string) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
 	for _, c := range r.all() {
-		c.close(code, reason)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.close(code, reason)
+		}()
 	}
+	wg.Wait()
 }
 
 var errNoTarget = errors.New("message has no target")
