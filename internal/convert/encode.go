@@ -347,7 +347,7 @@ func newPtrEncoder(t reflect.Type) encoderFunc {
 }
 
 func newSliceEncoder(t reflect.Type) encoderFunc {
-	elem := typeEncoder(t.Elem())
+	elems := newElemsEncoder(t)
 	return func(v reflect.Value, depth int) (any, error) {
 		if v.IsNil() {
 			return nil, nil
@@ -355,15 +355,7 @@ func newSliceEncoder(t reflect.Type) encoderFunc {
 		if depth > maxDepth {
 			return nil, errDepth()
 		}
-		out := make([]any, v.Len())
-		for i := range out {
-			e, err := elem(v.Index(i), depth+1)
-			if err != nil {
-				return nil, atIndex(err, i)
-			}
-			out[i] = e
-		}
-		return out, nil
+		return elems(v, depth)
 	}
 }
 
@@ -377,6 +369,11 @@ func newArrayEncoder(t reflect.Type) encoderFunc {
 			return out, nil
 		}
 	}
+	return newElemsEncoder(t)
+}
+
+// newElemsEncoder encodes the elements of a slice or array as []any.
+func newElemsEncoder(t reflect.Type) encoderFunc {
 	elem := typeEncoder(t.Elem())
 	return func(v reflect.Value, depth int) (any, error) {
 		out := make([]any, v.Len())

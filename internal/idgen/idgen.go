@@ -7,8 +7,8 @@ package idgen
 
 import (
 	"crypto/rand"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"math/bits"
 )
 
