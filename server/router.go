@@ -180,6 +180,7 @@ func (r *router) route(src *conn, frame []byte) error {
 	if err != nil {
 		return err
 	}
+	defer m.Release()
 	to := m.To
 	if to == "" {
 		return errNoTarget

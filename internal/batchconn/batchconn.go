@@ -59,6 +59,9 @@ func (b *Conn) Write(p []byte) (int, error) {
 	if b.closed {
 		return 0, errClosed
 	}
+	if b.queue == nil {
+		b.queue = getBuf()
+	}
 	b.queue = append(b.queue, p...)
 	if !b.flushing {
 		b.flushing = true
@@ -74,14 +77,13 @@ func (b *Conn) flusher(done chan struct{}) {
 	b.mu.Lock()
 	for len(b.queue) > 0 && b.err == nil {
 		out := b.queue
-		b.queue = b.spare[:0]
+		b.queue = b.spare
+		b.spare = nil
 		b.mu.Unlock()
 		_, err := b.Conn.Write(out)
 		b.mu.Lock()
-		if cap(out) <= 1<<20 {
+		if b.spare == nil && cap(out) <= maxPooled {
 			b.spare = out[:0]
-		} else {
-			b.spare = nil
 		}
 		if err != nil {
 			b.err = err
@@ -89,8 +91,28 @@ func (b *Conn) flusher(done chan struct{}) {
 		b.cond.Broadcast()
 	}
 	b.flushing = false
-	b.spare = nil // an idle connection keeps no buffer
+	// An idle connection keeps no buffer: both go back to the shared pool.
+	putBuf(b.queue)
+	putBuf(b.spare)
+	b.queue, b.spare = nil, nil
 	b.mu.Unlock()
+}
+
+// maxPooled bounds the buffers kept for reuse.
+const maxPooled = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() []byte {
+	return (*bufPool.Get().(*[]byte))[:0]
+}
+
+func putBuf(b []byte) {
+	if b == nil || cap(b) > maxPooled {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
 }
 
 // Close writes what is queued (for at most two seconds), then closes.
