@@ -160,6 +160,15 @@ func (p *Peer) cachePut(c *Call, key string, index int, data []byte, hb bool) er
 		delete(p.cache, key)
 		return fmt.Errorf("chunked message %s exceeds %d bytes", key, maxReassembled)
 	}
+	// All messages being reassembled together are bounded too, so that many
+	// half-sent messages cannot exhaust memory either.
+	total := len(data)
+	for _, e := range p.cache {
+		total += e.size
+	}
+	if total > maxCacheTotal {
+		return fmt.Errorf("chunked messages in flight exceed %d bytes", maxCacheTotal)
+	}
 	if old, ok := b.chunks[index]; ok {
 		b.size -= len(old)
 	}

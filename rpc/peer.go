@@ -29,7 +29,8 @@ const (
 	chunkSize         = 256 * 1024
 	chunkThreshold    = chunkSize + 1024
 	chunkConcurrency  = 8
-	maxReassembled    = 512 << 20
+	maxReassembled    = 256 << 20 // one chunked message
+	maxCacheTotal     = 512 << 20 // all chunked messages being reassembled
 	sessionIdleExpiry = 10 * time.Minute
 )
 
