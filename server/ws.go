@@ -61,7 +61,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Server is shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.wg.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.wg.Done()
+		}
+	}()
 	c, err := websocket.Accept(batchconn.HijackWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
 		CompressionMode:    websocket.CompressionDisabled,
@@ -77,7 +82,16 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.serveConn(&wsTransport{c: c}, r.RemoteAddr)
+	// The connection is served on a fresh goroutine and this handler returns:
+	// the HTTP server's goroutine, whose stack grew while parsing the
+	// upgrade request, goes away, and an idle connection keeps only the
+	// small stack of its read loop.
+	handedOff = true
+	remote := r.RemoteAddr
+	go func() {
+		defer s.wg.Done()
+		s.serveConn(&wsTransport{c: c}, remote)
+	}()
 }
 
 func errorFrame(msg string) []byte {
