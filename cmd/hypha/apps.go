@@ -277,7 +277,7 @@ func newAppsCmd() *cobra.Command {
 		Short: "Print the logs of an app session",
 		Args:  cobra.ExactArgs(1),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
-			_, err := streamLogs(ctx, apps, args[0], logType, follow, cmd.OutOrStdout())
+			_, err := streamLogs(ctx, apps, args[0], logType, follow, cmd.OutOrStdout(), cmd.OutOrStdout())
 			return err
 		}),
 	}
@@ -347,7 +347,11 @@ func newAppsCmd() *cobra.Command {
 // streamLogs prints log entries from offset 0; with follow it polls until
 // the session has ended, then prints what is left. It returns the final
 // status when following ("" otherwise).
-func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ string, follow bool, w io.Writer) (string, error) {
+//
+// The app's own output (stdout and the seed's "log" entries) goes to out as
+// is; every other entry (stderr, info, error, …) goes to diag prefixed with
+// its type, so that `hypha run app > file` captures just the app's output.
+func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ string, follow bool, out, diag io.Writer) (string, error) {
 	offset := 0
 	for {
 		ended, status := false, ""
@@ -370,10 +374,11 @@ func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ str
 		for _, it := range items {
 			e, _ := it.(map[string]any)
 			content, _ := e["content"].(string)
-			if t, _ := e["type"].(string); t == "stderr" || t == "error" {
-				fmt.Fprintf(w, "[%s] %s\n", t, strings.TrimRight(content, "\n"))
-			} else {
-				fmt.Fprintln(w, strings.TrimRight(content, "\n"))
+			switch t, _ := e["type"].(string); t {
+			case "stdout", "log", "":
+				fmt.Fprintln(out, strings.TrimRight(content, "\n"))
+			default:
+				fmt.Fprintf(diag, "[%s] %s\n", t, strings.TrimRight(content, "\n"))
 			}
 		}
 		offset += len(items)

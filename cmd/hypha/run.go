@@ -99,7 +99,7 @@ func newRunCmd() *cobra.Command {
 			m, _ := v.(map[string]any)
 			sid, _ := m["id"].(string)
 			fmt.Fprintf(stderr, "[info] session %s running; Ctrl-C stops it\n", sid)
-			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout())
+			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout(), stderr)
 			if ctx.Err() != nil {
 				sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 				defer cancel()
