@@ -112,7 +112,7 @@ func (s *Server) httpUser(r *http.Request) (*auth.UserInfo, error) {
 	if tok == "" {
 		return s.issuer.NewAnonymous(), nil
 	}
-	u, err := s.issuer.Parse(tok)
+	u, err := s.parseToken(tok)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,16 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 		"unsubscribe":        rpc.HandlerFunc(s.mUnsubscribe),
 		"check_status":       rpc.HandlerFunc(s.mCheckStatus),
 		"get_summary":        rpc.HandlerFunc(s.mGetSummary),
+		// manager_extra.go
+		"revoke_token":          rpc.HandlerFunc(s.mRevokeToken),
+		"set_env":               rpc.HandlerFunc(s.mSetEnv),
+		"get_env":               rpc.HandlerFunc(s.mGetEnv),
+		"register_service_type": rpc.HandlerFunc(s.mRegisterServiceType),
+		"get_service_type":      rpc.HandlerFunc(s.mGetServiceType),
+		"list_service_types":    rpc.HandlerFunc(s.mListServiceTypes),
+		"log_event":             rpc.HandlerFunc(s.mLogEvent),
+		"get_events":            rpc.HandlerFunc(s.mGetEvents),
+		"get_event_stats":       rpc.HandlerFunc(s.mGetEventStats),
 	}
 	_, err := peer.AddService(rpc.Service{
 		ID: "default", Name: "Default workspace management service", Description: "Services for managing workspace.",
@@ -467,7 +477,7 @@ func (s *Server) mGenerateToken(_ context.Context, c *rpc.Call) (any, error) {
 
 func (s *Server) mParseToken(_ context.Context, c *rpc.Call) (any, error) {
 	tok, _ := c.Arg(0, "token").(string)
-	u, err := s.issuer.Parse(tok)
+	u, err := s.parseToken(tok)
 	if err != nil {
 		return nil, err
 	}

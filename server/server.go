@@ -82,7 +82,8 @@ type Server struct {
 	wg        sync.WaitGroup
 	httpSrv   *http.Server
 
-	ext extensions // server-apps hook (apps_hook.go)
+	ext   extensions // server-apps hook (apps_hook.go)
+	extra extraState // manager_extra.go
 }
 
 // New creates a server.
@@ -125,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.managerID = "manager-" + s.serverID
+	s.extra.init()
 	s.work = newWorkspaces()
 	s.router = newRouter(s)
 	s.manager = s.newManagerPeer()

@@ -239,7 +239,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 	}
 	switch {
 	case h.ReconnectionToken != "":
-		u, err := s.issuer.Parse(h.ReconnectionToken)
+		u, err := s.parseToken(h.ReconnectionToken)
 		if err != nil {
 			return nil, authFail(err)
 		}
@@ -259,7 +259,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 		user = u
 		reconnecting = true
 	case h.Token != "":
-		u, err := s.issuer.Parse(h.Token)
+		u, err := s.parseToken(h.Token)
 		if err != nil {
 			return nil, authFail(err)
 		}

@@ -1,0 +1,321 @@
+package server
+
+// Manager functions beyond what clients need to connect: workspace
+// environment variables, service types, an event log and token revocation.
+// State lives in memory, like the rest of the embedded server.
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+)
+
+// maxEventsPerWorkspace bounds the in-memory event log of a workspace (the
+// oldest events are dropped).
+const maxEventsPerWorkspace = 1000
+
+type extraState struct {
+	mu      sync.Mutex
+	env     map[string]map[string]string         // workspace → key → value
+	types   map[string]map[string]map[string]any // workspace → type id → info
+	events  map[string][]map[string]any          // workspace → events, oldest first
+	revoked map[[32]byte]time.Time               // sha256(token) → its expiry
+}
+
+func (e *extraState) init() {
+	e.env = map[string]map[string]string{}
+	e.types = map[string]map[string]map[string]any{}
+	e.events = map[string][]map[string]any{}
+	e.revoked = map[[32]byte]time.Time{}
+}
+
+// parseToken parses a token and refuses revoked ones.
+func (s *Server) parseToken(tok string) (*auth.UserInfo, error) {
+	u, err := s.issuer.Parse(tok)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(strings.TrimPrefix(tok, "Bearer ")))
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	if exp, ok := s.extra.revoked[sum]; ok {
+		if time.Now().Before(exp) {
+			return nil, fmt.Errorf("%w: the token has been revoked", auth.ErrTokenInvalid)
+		}
+		delete(s.extra.revoked, sum)
+	}
+	return u, nil
+}
+
+func (s *Server) mRevokeToken(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.need(u, ws, auth.Admin); err != nil {
+		return nil, err
+	}
+	tok, _ := c.Arg(0, "token").(string)
+	target, err := s.issuer.Parse(tok)
+	if err != nil {
+		return nil, fmt.Errorf("Invalid token: %w", err)
+	}
+	if target.ExpiresAt == 0 || time.Unix(target.ExpiresAt, 0).Before(time.Now()) {
+		return nil, errors.New("Token has already expired")
+	}
+	sum := sha256.Sum256([]byte(strings.TrimPrefix(tok, "Bearer ")))
+	s.extra.mu.Lock()
+	s.extra.revoked[sum] = time.Unix(target.ExpiresAt, 0)
+	s.extra.mu.Unlock()
+	return nil, nil
+}
+
+func (s *Server) mSetEnv(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.need(u, ws, auth.ReadWrite); err != nil {
+		return nil, err
+	}
+	key, _ := c.Arg(0, "key").(string)
+	if key == "" {
+		return nil, errors.New("set_env: key is required")
+	}
+	value := c.Arg(1, "value")
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	if value == nil {
+		delete(s.extra.env[ws], key)
+		return nil, nil
+	}
+	str, ok := value.(string)
+	if !ok {
+		return nil, fmt.Errorf("set_env: value must be a string, got %T", value)
+	}
+	if s.extra.env[ws] == nil {
+		s.extra.env[ws] = map[string]string{}
+	}
+	s.extra.env[ws][key] = str
+	return nil, nil
+}
+
+func (s *Server) mGetEnv(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.need(u, ws, auth.ReadWrite); err != nil {
+		return nil, err
+	}
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	env := s.extra.env[ws]
+	key, _ := c.Arg(0, "key").(string)
+	if key == "" {
+		out := make(map[string]any, len(env))
+		for k, v := range env {
+			out[k] = v
+		}
+		return out, nil
+	}
+	v, ok := env[key]
+	if !ok {
+		return nil, fmt.Errorf("Environment variable '%s' not found in workspace %s", key, ws)
+	}
+	return v, nil
+}
+
+func (s *Server) mRegisterServiceType(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.need(u, ws, auth.ReadWrite); err != nil {
+		return nil, err
+	}
+	info, ok := c.Arg(0, "type_info").(map[string]any)
+	if !ok {
+		return nil, errors.New("register_service_type: type_info must be a map")
+	}
+	id, _ := info["id"].(string)
+	if tws, tid, found := strings.Cut(id, "/"); found {
+		if tws != ws {
+			return nil, fmt.Errorf("Workspace mismatch: %s != %s, you can only register service type in your own workspace.", tws, ws)
+		}
+		id = tid
+	}
+	if id == "" {
+		return nil, errors.New("register_service_type: type_info.id is required")
+	}
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	if _, exists := s.extra.types[ws][id]; exists {
+		return nil, fmt.Errorf("Service type already exists: %s", id)
+	}
+	if s.extra.types[ws] == nil {
+		s.extra.types[ws] = map[string]map[string]any{}
+	}
+	stored := cloneMap(info)
+	stored["id"] = id
+	s.extra.types[ws][id] = stored
+	return stored, nil
+}
+
+func (s *Server) mGetServiceType(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	id, _ := c.Arg(0, "type_id").(string)
+	if tws, tid, found := strings.Cut(id, "/"); found {
+		ws, id = tws, tid
+	}
+	s.extra.mu.Lock()
+	info, ok := s.extra.types[ws][id]
+	s.extra.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("Service type not found: %s", id)
+	}
+	cfg, _ := info["config"].(map[string]any)
+	if vis, _ := cfg["visibility"].(string); vis != "public" {
+		if err := s.need(u, ws, auth.Read); err != nil {
+			return nil, err
+		}
+	}
+	out := cloneMap(info)
+	out["id"] = ws + "/" + id
+	return out, nil
+}
+
+func (s *Server) mListServiceTypes(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if w, _ := c.Arg(0, "workspace").(string); w != "" {
+		ws = w
+	}
+	if err := s.need(u, ws, auth.Read); err != nil {
+		return nil, err
+	}
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	ids := make([]string, 0, len(s.extra.types[ws]))
+	for id := range s.extra.types[ws] {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = s.extra.types[ws][id]
+	}
+	return out, nil
+}
+
+func (s *Server) mLogEvent(_ context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.need(u, ws, auth.ReadWrite); err != nil {
+		return nil, err
+	}
+	typ, _ := c.Arg(0, "event_type").(string)
+	if typ == "" || strings.Contains(typ, " ") {
+		return nil, errors.New("log_event: event_type must be a non-empty string without spaces")
+	}
+	data, _ := c.Arg(1, "data").(map[string]any)
+	ev := map[string]any{"event_type": typ, "workspace": ws, "user_id": u.ID, "data": data,
+		"timestamp": time.Now().UTC().Format(time.RFC3339Nano)}
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	evs := append(s.extra.events[ws], ev)
+	if len(evs) > maxEventsPerWorkspace {
+		evs = slices.Delete(evs, 0, len(evs)-maxEventsPerWorkspace)
+	}
+	s.extra.events[ws] = evs
+	return nil, nil
+}
+
+// userEvents returns the caller's events in its workspace, filtered by type
+// and by RFC 3339 start_time / end_time, as upstream's get_events does.
+func (s *Server) userEvents(c *rpc.Call) ([]map[string]any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.need(u, ws, auth.Read); err != nil {
+		return nil, err
+	}
+	typ, _ := c.Arg(0, "event_type").(string)
+	var from, to time.Time
+	for i, name := range []string{"start_time", "end_time"} {
+		if v, _ := c.Arg(1+i, name).(string); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if i == 0 {
+				from = t
+			} else {
+				to = t
+			}
+		}
+	}
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	var out []map[string]any
+	for _, ev := range s.extra.events[ws] {
+		if ev["user_id"] != u.ID || (typ != "" && ev["event_type"] != typ) {
+			continue
+		}
+		ts, _ := time.Parse(time.RFC3339Nano, ev["timestamp"].(string))
+		if (!from.IsZero() && ts.Before(from)) || (!to.IsZero() && ts.After(to)) {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+func (s *Server) mGetEvents(_ context.Context, c *rpc.Call) (any, error) {
+	evs, err := s.userEvents(c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, len(evs))
+	for i, ev := range evs {
+		out[i] = ev
+	}
+	return out, nil
+}
+
+func (s *Server) mGetEventStats(_ context.Context, c *rpc.Call) (any, error) {
+	evs, err := s.userEvents(c)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int64{}
+	var order []string
+	for _, ev := range evs {
+		t := ev["event_type"].(string)
+		if _, seen := counts[t]; !seen {
+			order = append(order, t)
+		}
+		counts[t]++
+	}
+	out := make([]any, len(order))
+	for i, t := range order {
+		out[i] = map[string]any{"event_type": t, "count": counts[t]}
+	}
+	return out, nil
+}
