@@ -64,6 +64,9 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 		"log_event":             rpc.HandlerFunc(s.mLogEvent),
 		"get_events":            rpc.HandlerFunc(s.mGetEvents),
 		"get_event_stats":       rpc.HandlerFunc(s.mGetEventStats),
+		"cleanup":               rpc.HandlerFunc(s.mCleanup),
+		"bookmark":              rpc.HandlerFunc(s.mBookmark),
+		"unbookmark":            rpc.HandlerFunc(s.mUnbookmark),
 	}
 	_, err := peer.AddService(rpc.Service{
 		ID: "default", Name: "Default workspace management service", Description: "Services for managing workspace.",
@@ -571,7 +574,11 @@ func (s *Server) mGetWorkspaceInfo(_ context.Context, c *rpc.Call) (any, error) 
 	if !ok {
 		return nil, fmt.Errorf("Workspace %s does not exist", ws)
 	}
-	return w.toMap(), nil
+	info := w.toMap()
+	if ws == u.Workspace() {
+		info["config"] = map[string]any{"bookmarks": s.userBookmarks(ws)}
+	}
+	return info, nil
 }
 
 func (s *Server) mListWorkspaces(_ context.Context, c *rpc.Call) (any, error) {

@@ -28,6 +28,8 @@ type extraState struct {
 	types   map[string]map[string]map[string]any // workspace → type id → info
 	events  map[string][]map[string]any          // workspace → events, oldest first
 	revoked map[[32]byte]time.Time               // sha256(token) → its expiry
+	// bookmarks of each user, by the user's own workspace
+	bookmarks map[string][]map[string]any
 }
 
 func (e *extraState) init() {
@@ -35,6 +37,7 @@ func (e *extraState) init() {
 	e.types = map[string]map[string]map[string]any{}
 	e.events = map[string][]map[string]any{}
 	e.revoked = map[[32]byte]time.Time{}
+	e.bookmarks = map[string][]map[string]any{}
 }
 
 // parseToken parses a token and refuses revoked ones.
@@ -318,4 +321,118 @@ func (s *Server) mGetEventStats(_ context.Context, c *rpc.Call) (any, error) {
 		out[i] = map[string]any{"event_type": t, "count": counts[t]}
 	}
 	return out, nil
+}
+
+// mCleanup pings every client of the workspace and disconnects those that do
+// not answer (their services go with them).
+func (s *Server) mCleanup(ctx context.Context, c *rpc.Call) (any, error) {
+	u, ws, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	if w, _ := c.Arg(0, "workspace").(string); w != "" {
+		ws = w
+	}
+	if err := s.need(u, ws, auth.Admin); err != nil {
+		return nil, err
+	}
+	timeout := 5 * time.Second
+	if d, ok := asSeconds(c.Arg(1, "timeout")); ok && d > 0 {
+		timeout = d
+	}
+	conns := s.router.inWorkspace(ws)
+	var mu sync.Mutex
+	removed := []any{}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for _, cn := range conns {
+		if cn.id == c.Context.From {
+			continue // the caller is alive
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if s.alivePing(ctx, cn, timeout) {
+				return
+			}
+			s.closeLater(cn, "Removed by cleanup: not responding")
+			mu.Lock()
+			removed = append(removed, cn.id)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return map[string]any{"removed_clients": removed}, nil
+}
+
+func (s *Server) alivePing(ctx context.Context, cn *conn, timeout time.Duration) bool {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, err := s.callPeer(pctx, cn.id, "services.built-in.ping", "ping")
+	return err == nil && v == "pong"
+}
+
+// Bookmarks are kept per user (in the user's own workspace, as upstream).
+func (s *Server) mBookmark(ctx context.Context, c *rpc.Call) (any, error) {
+	return s.bookmarks(ctx, c, true)
+}
+
+func (s *Server) mUnbookmark(ctx context.Context, c *rpc.Call) (any, error) {
+	return s.bookmarks(ctx, c, false)
+}
+
+func (s *Server) bookmarks(_ context.Context, c *rpc.Call, add bool) (any, error) {
+	u, _, err := caller(c)
+	if err != nil {
+		return nil, err
+	}
+	item, _ := c.Arg(0, "item").(map[string]any)
+	kind, _ := item["bookmark_type"].(string)
+	id, _ := item["id"].(string)
+	if kind == "" || id == "" {
+		return nil, errors.New("bookmark: item needs bookmark_type and id")
+	}
+	entry := map[string]any{"bookmark_type": kind, "id": id}
+	if add {
+		switch kind {
+		case "workspace":
+			w, ok := s.work.get(id)
+			if !ok || s.permission(u, id) < auth.Read {
+				return nil, fmt.Errorf("Workspace %s does not exist or is not accessible", id)
+			}
+			entry["name"], entry["description"] = w.Name, w.Description
+		case "service":
+			info, err := s.mGetServiceInfo(context.Background(), &rpc.Call{Args: []any{id}, Context: c.Context})
+			if err != nil {
+				return nil, err
+			}
+			m, _ := info.(map[string]any)
+			entry["id"], entry["name"], entry["description"], entry["config"] = m["id"], m["name"], m["description"], m["config"]
+		default:
+			return nil, fmt.Errorf("Invalid bookmark type: %s", kind)
+		}
+	}
+	key := u.Workspace()
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	list := slices.DeleteFunc(s.extra.bookmarks[key], func(b map[string]any) bool { return b["id"] == entry["id"] })
+	if add {
+		list = append(list, entry)
+	}
+	s.extra.bookmarks[key] = list
+	return nil, nil
+}
+
+// userBookmarks lists a user's bookmarks (shown in get_workspace_info of the
+// user's own workspace, under config.bookmarks).
+func (s *Server) userBookmarks(ws string) []any {
+	s.extra.mu.Lock()
+	defer s.extra.mu.Unlock()
+	out := make([]any, len(s.extra.bookmarks[ws]))
+	for i, b := range s.extra.bookmarks[ws] {
+		out[i] = b
+	}
+	return out
 }

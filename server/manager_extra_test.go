@@ -152,3 +152,62 @@ func TestRevokeToken(t *testing.T) {
 		t.Fatal("a read-only client revoked a token")
 	}
 }
+
+func TestBookmarks(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	root := testserver.RootClient(t, s, "bm-root")
+	testserver.MustRegister(t, root, rpc.Service{ID: "tool", Name: "Tool", Functions: map[string]any{"f": func() {}}})
+	m := root.Manager()
+	for _, item := range []map[string]any{
+		{"bookmark_type": "workspace", "id": "public"},
+		{"bookmark_type": "service", "id": "bm-root:tool"},
+	} {
+		if _, err := m.Call(ctx, "bookmark", item); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Call(ctx, "bookmark", map[string]any{"bookmark_type": "planet", "id": "x"}); err == nil {
+		t.Fatal("an unknown bookmark type was accepted")
+	}
+	info, err := m.Call(ctx, "get_workspace_info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bms := info.(map[string]any)["config"].(map[string]any)["bookmarks"].([]any)
+	if len(bms) != 2 || bms[1].(map[string]any)["name"] != "Tool" {
+		t.Fatalf("bookmarks = %v", bms)
+	}
+	if _, err := m.Call(ctx, "unbookmark", map[string]any{"bookmark_type": "workspace", "id": "public"}); err != nil {
+		t.Fatal(err)
+	}
+	info, _ = m.Call(ctx, "get_workspace_info")
+	if bms := info.(map[string]any)["config"].(map[string]any)["bookmarks"].([]any); len(bms) != 1 {
+		t.Fatalf("after unbookmark: %v", bms)
+	}
+}
+
+// cleanup disconnects clients that no longer answer pings and keeps the rest.
+func TestCleanup(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	admin := testserver.RootClient(t, s, "cleanup-admin")
+	testserver.RootClient(t, s, "cleanup-alive")
+	frozen := testserver.NewTap(s.URL())
+	if _, err := connectWith(ctx, t, s, rpc.Config{Token: testserver.RootToken, ClientID: "cleanup-frozen",
+		Dialer: frozen.Dial, NoReconnect: true}); err != nil {
+		t.Fatal(err)
+	}
+	frozen.Freeze()
+	v, err := admin.Manager().Call(ctx, "cleanup", rpc.Kwargs{"timeout": 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"removed_clients": []any{"ws-user-root/cleanup-frozen"}}, v); diff != "" {
+		t.Errorf("cleanup (-want +got)\n%s", diff)
+	}
+	anon := testserver.Connect(t, s, rpc.Config{ClientID: "cleanup-anon"})
+	if _, err := anon.Manager().Call(ctx, "cleanup", "ws-user-root"); err == nil {
+		t.Fatal("a non-admin cleaned up another workspace")
+	}
+}
