@@ -376,7 +376,10 @@ func (c *Client) readLoop(ctx context.Context, conn Conn) {
 }
 
 func (c *Client) handleText(data []byte) {
-	if len(data) > 1000 {
+	// Control messages are small; a refreshed reconnection token (a JWT
+	// carrying the user's scopes) can exceed the 1000 characters the server
+	// accepts from clients, so the client's bound is larger.
+	if len(data) > 64<<10 {
 		return
 	}
 	var m map[string]any
