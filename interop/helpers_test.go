@@ -329,3 +329,23 @@ func goConnect(t *testing.T, url string, cfg rpc.Config) *rpc.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// checkJoined asserts what the JS and Python join scenarios share: client A
+// minted a token, B joined A's workspace with it as a new user, listed and
+// called A's probe service. It returns A's workspace.
+func checkJoined(t *testing.T, r map[string]any, asRoot bool) string {
+	t.Helper()
+	aws := str(r, "a", "workspace")
+	if asRoot {
+		expect(t, "A workspace", aws, "ws-user-root")
+	}
+	expect(t, "B workspace", str(r, "b", "workspace"), aws)
+	if str(r, "b", "user") == str(r, "a", "user") {
+		t.Errorf("B user = A user = %q; want a new user id", str(r, "b", "user"))
+	}
+	expect(t, "token_is_jwt", at(r, "token_is_jwt"), true)
+	expect(t, "called", at(r, "called"), "hello B")
+	expect(t, "probe_id", str(r, "probe_id"), aws+"/"+str(r, "a", "client_id")+":join-probe")
+	expectContains(t, "listed", mustJSON(at(r, "listed")), `"`+str(r, "probe_id")+`"`)
+	return aws
+}

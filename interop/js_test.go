@@ -329,18 +329,7 @@ func checkJSTokenThenJoin(t *testing.T, url, rootToken string) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := jsRun(t, "token_then_join", url, tc.args)
-			aws := str(r, "a", "workspace")
-			if tc.name == "root" {
-				expect(t, "A workspace", aws, "ws-user-root")
-			}
-			expect(t, "B workspace", str(r, "b", "workspace"), aws)
-			if str(r, "b", "user") == str(r, "a", "user") {
-				t.Errorf("B user = A user = %q; want a new user id", str(r, "b", "user"))
-			}
-			expect(t, "token_is_jwt", at(r, "token_is_jwt"), true)
-			expect(t, "called", at(r, "called"), "hello B")
-			expect(t, "probe_id", str(r, "probe_id"), aws+"/"+str(r, "a", "client_id")+":join-probe")
-			expectContains(t, "listed", mustJSON(at(r, "listed")), `"`+str(r, "probe_id")+`"`)
+			aws := checkJoined(t, r, tc.name == "root")
 			if p := at(r, "b_user_scope", "workspaces", aws); p != "rw" && p != "a" {
 				t.Errorf("B scope on %s = %v, want rw or a", aws, p)
 			}

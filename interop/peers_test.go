@@ -252,18 +252,7 @@ func checkPythonJoin(t *testing.T, dir, url, rootToken string) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := pyRun(t, dir, "join", url, tc.args)
-			aws := str(r, "a", "workspace")
-			if tc.name == "root" {
-				expect(t, "A workspace", aws, "ws-user-root")
-			}
-			expect(t, "B workspace", str(r, "b", "workspace"), aws)
-			if str(r, "b", "user") == str(r, "a", "user") {
-				t.Errorf("B user = A user = %q; want a new user id", str(r, "b", "user"))
-			}
-			expect(t, "token_is_jwt", at(r, "token_is_jwt"), true)
-			expect(t, "called", at(r, "called"), "hello B")
-			expect(t, "probe_id", str(r, "probe_id"), aws+"/"+str(r, "a", "client_id")+":join-probe")
-			expectContains(t, "listed", mustJSON(at(r, "listed")), `"`+str(r, "probe_id")+`"`)
+			aws := checkJoined(t, r, tc.name == "root")
 			expectContains(t, "C refused", str(r, "c_refused"), "Permission denied for non-public service in workspace "+aws)
 			expect(t, "C public call", at(r, "c_public"), "pong")
 		})

@@ -28,24 +28,7 @@ func Logger(t testing.TB) *slog.Logger {
 // Start runs a server on 127.0.0.1:0 until the test ends.
 func Start(t testing.TB, cfg server.Config) *server.Server {
 	t.Helper()
-	if cfg.JWTSecret == "" {
-		cfg.JWTSecret = "test-secret"
-	}
-	if cfg.RootToken == "" {
-		cfg.RootToken = RootToken
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = Logger(t)
-	}
-	s, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return StartAt(t, cfg, "127.0.0.1:0")
 }
 
 // Connect opens a websocket client to s and closes it when the test ends.

@@ -32,6 +32,8 @@ print("to stderr", file=sys.stderr, flush=True)
 time.sleep(600)
 """
 
+# The same app as examples/hello-node/index.js: run-py.sh copies this script
+# alone into the peers chroot, where the repository cannot be read.
 NODE_APP = r"""
 const WebSocket = require("ws");
 if (typeof globalThis.WebSocket === "undefined") globalThis.WebSocket = WebSocket;
