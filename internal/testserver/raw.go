@@ -80,6 +80,13 @@ func DialRaw(t testing.TB, s *server.Server, query string) *Raw {
 	if query != "" {
 		u += "?" + query
 	}
+	return DialRawURL(t, u)
+}
+
+// DialRawURL opens a websocket to the websocket URL u of any Hypha server
+// (ours or upstream) without sending anything. It is closed when the test ends.
+func DialRawURL(t testing.TB, u string) *Raw {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var nc net.Conn
