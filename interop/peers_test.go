@@ -79,6 +79,7 @@ type upstream struct {
 	port int
 	url  string
 	env  []string
+	args []string // extra hypha.server arguments
 }
 
 func peersLog(port int) string {
@@ -120,7 +121,7 @@ func (u *upstream) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(u.dir, "start-hypha.sh"), strconv.Itoa(u.port))
+	cmd := exec.CommandContext(ctx, filepath.Join(u.dir, "start-hypha.sh"), append([]string{strconv.Itoa(u.port)}, u.args...)...)
 	cmd.Env = append(os.Environ(), u.env...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
