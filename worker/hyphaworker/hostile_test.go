@@ -258,6 +258,8 @@ func TestAdmitRule(t *testing.T) {
 		{"own user workspace", "ws-user-u", "shutdown", &rpc.CallContext{From: "ws-user-u/c", WS: "ws-user-u", User: user("u", nil)}, true},
 		{"public has no members", "public", "get_logs", &rpc.CallContext{From: "public/c", WS: "public", User: user("u", map[string]any{"public": "a"})}, false},
 		{"unknown home", "", "list_sessions", &rpc.CallContext{From: "ws-a/c", WS: "ws-a", User: user("u", map[string]any{"ws-a": "a"})}, false},
+		{"manager relay, public worker", "public", "start", &rpc.CallContext{From: "*/manager-x", WS: "public", User: root}, false},
+		{"manager relay, user worker", "ws-a", "stop", &rpc.CallContext{From: "*/manager-x", WS: "ws-a", User: root}, false},
 		{"unknown function", "ws-a", "frobnicate", &rpc.CallContext{From: "ws-a/c", WS: "ws-a", User: user("u", map[string]any{"ws-a": "a"})}, false},
 	} {
 		_, err := hyphaworker.Admit(tc.cc, nil, tc.home, tc.fn, nil)

@@ -533,7 +533,7 @@ func TestTrustedCallerRule(t *testing.T) {
 	}{
 		{"nil", nil, false},
 		{"root in public", &rpc.CallContext{From: "public/server-apps", WS: "public", User: root}, true},
-		{"manager", &rpc.CallContext{From: "*/manager-x", WS: "ws-a", User: root}, true},
+		{"manager (a relay, never a caller)", &rpc.CallContext{From: "*/manager-x", WS: "public", User: root}, false},
 		{"root elsewhere", &rpc.CallContext{From: "ws-user-root/c", WS: "ws-user-root", User: root}, false},
 		{"user in public", &rpc.CallContext{From: "public/c", WS: "public", User: rpc.UserInfo{ID: "alice"}}, false},
 		{"anonymous root id", &rpc.CallContext{From: "public/c", WS: "public", User: rpc.UserInfo{ID: "root", IsAnonymous: true}}, false},

@@ -53,15 +53,11 @@ func MemberNeeds(method string) (auth.Permission, bool) {
 // TrustedCaller is the default rule recognising the server's apps
 // controller (worker-contract §0.6). A trusted caller may call every
 // function and sees the sessions of every workspace. The server stamped the
-// call as coming from
-//
-//   - the server's root user connected in the "public" workspace (its From is
-//     "public/<client_id>"): that is how the server's apps controller calls
-//     workers (with require_context the caller is the server's root client
-//     in public, not the end user; upstream's controller does the same); or
-//   - the server's manager peer (its From is "*/<manager id>", user root): no
-//     client can connect with a workspace containing '*', so only the
-//     manager carries that prefix.
+// call as coming from the server's root user connected in the "public"
+// workspace (its From is "public/<client_id>"): that is how the server's
+// apps controller calls workers (with require_context the caller is the
+// server's root client in public, not the end user; upstream's controller
+// does the same).
 //
 // Everything checked here comes from the trusted fields the server stamps
 // on every message (from, ws, user); nothing is taken from the call's
@@ -70,19 +66,25 @@ func MemberNeeds(method string) (auth.Permission, bool) {
 // as root (a token root mints with generate_token carries a new user id,
 // with root only as its parent), so a user of another workspace can never
 // be trusted.
+//
+// The server's manager peer ("*/<manager id>", user root) is not trusted:
+// it never calls worker functions on its own, so a call from it can only be
+// a callable some client handed it (a confused deputy).
 func TrustedCaller(cc *rpc.CallContext) bool {
-	if !isRoot(cc) {
-		return false
-	}
-	if strings.HasPrefix(cc.From, "*/") {
-		return true
-	}
-	return cc.WS == PublicWorkspace && strings.HasPrefix(cc.From, PublicWorkspace+"/")
+	return isRoot(cc) && cc.WS == PublicWorkspace && strings.HasPrefix(cc.From, PublicWorkspace+"/")
 }
 
-// isRoot reports whether the stamped user is the server's root user.
+// isRoot reports whether the stamped user is the server's root user on a
+// client connection; the manager ("*/…", workspace "*") is excluded.
 func isRoot(cc *rpc.CallContext) bool {
-	return cc != nil && cc.User.ID == RootUserID && !cc.User.IsAnonymous
+	return cc != nil && cc.User.ID == RootUserID && !cc.User.IsAnonymous && !fromManager(cc)
+}
+
+// fromManager reports a call relayed by the server's manager peer: no
+// client can connect with a '*' in its workspace, so only the manager
+// carries it.
+func fromManager(cc *rpc.CallContext) bool {
+	return strings.HasPrefix(cc.From, "*/") || strings.Contains(cc.WS, "*")
 }
 
 // Admit applies the worker access rule to one call of method on a worker
@@ -92,7 +94,7 @@ func isRoot(cc *rpc.CallContext) bool {
 // The rule, decided from the server-stamped context only:
 //
 //  1. the apps controller (trusted) may call everything and sees every
-//     workspace;
+//     workspace; a call relayed by the server's manager is always refused;
 //  2. root may call everything; connected outside public it is confined to
 //     the workspace it is connected in;
 //  3. for a worker registered in a user workspace (not public), a client
@@ -107,6 +109,10 @@ func Admit(cc *rpc.CallContext, kwargs map[string]any, home, method string, trus
 	}
 	if cc == nil {
 		return worker.Caller{}, fmt.Errorf("%s: %w: the call carries no caller context", method, ErrPermission)
+	}
+	if fromManager(cc) {
+		return worker.Caller{}, fmt.Errorf("%s: %w: the call comes from the server's manager (%s), which never calls workers itself; refused as a relayed call",
+			method, ErrPermission, cc.From)
 	}
 	if trusted(cc) {
 		return CallerOf(cc, kwargs, trusted), nil
