@@ -293,8 +293,10 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	daemon := m["daemon"] == true
 	singleton := m["singleton"] == true
 
-	// One instance per workspace unless singleton, daemon or autoscaling;
-	// a singleton has one instance in all workspaces.
+	// One instance unless daemon or autoscaling; a singleton always has
+	// one. An app is "<ws>/<alias>": a session of an app with the same
+	// alias in another workspace is another app, never returned here (it
+	// would hand one workspace's session record to another).
 	if !o.fresh {
 		autoscale := false
 		if as, ok := m["autoscaling"].(map[string]any); ok && as["enabled"] == true {
@@ -303,10 +305,10 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		c.mu.Lock()
 		var existing *session
 		for _, s := range c.sessions {
-			if s.appID != alias || s.status != statusRunning {
+			if s.ws != ws || s.appID != alias || s.status != statusRunning {
 				continue
 			}
-			if (singleton) || (!daemon && !autoscale && s.ws == ws) {
+			if singleton || (!daemon && !autoscale) {
 				existing = s
 				break
 			}

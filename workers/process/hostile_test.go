@@ -94,11 +94,16 @@ func (hs *hostileSystem) marker(name string) string { return filepath.Join(hs.di
 
 // install stores a sleeper app (without the verification run) in the
 // caller's workspace.
-func (hs *hostileSystem) install(t *testing.T, c *rpc.Client, appID string, env map[string]any) {
+func (hs *hostileSystem) install(t *testing.T, c *rpc.Client, appID string, env map[string]any, extra ...map[string]any) {
 	t.Helper()
 	manifest := map[string]any{"type": TypePython, "name": appID, "entry_point": "main.py"}
 	if env != nil {
 		manifest["env"] = env
+	}
+	for _, e := range extra {
+		for k, v := range e {
+			manifest[k] = v
+		}
 	}
 	if _, err := service(t, c, "public/server-apps").Call(ctxT(t), "install", rpc.Kwargs{
 		"app_id": appID, "manifest": manifest, "stage": true,
@@ -424,5 +429,46 @@ func TestHostileMembersOfWorkerWorkspace(t *testing.T) {
 	}
 	if n := own.Worker.Sessions.Len(); n != 0 {
 		t.Fatalf("%d sessions after close_workspace", n)
+	}
+}
+
+// TestHostileSingletonAliasAcrossWorkspaces: bob's app with the same alias
+// as alice's running singleton is another app: bob's start runs his own
+// session and never receives alice's session record.
+func TestHostileSingletonAliasAcrossWorkspaces(t *testing.T) {
+	hs := newHostileSystem(t)
+	ctx := ctxT(t)
+	// Each app writes its own marker: the alias is the same, the files differ.
+	for _, u := range []struct {
+		c  *rpc.Client
+		ws string
+	}{{hs.alice, "ws-user-alice"}, {hs.bob, "ws-user-bob"}} {
+		if _, err := service(t, u.c, "public/server-apps").Call(ctx, "install", rpc.Kwargs{
+			"app_id": "dup", "stage": true,
+			"manifest": map[string]any{"type": TypePython, "name": "dup", "entry_point": "main.py", "singleton": true},
+			"files":    []any{map[string]any{"path": "main.py", "content": sleeperApp(hs.marker("dup-" + u.ws))}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func(c *rpc.Client) map[string]any {
+		v, err := service(t, c, "public/server-apps").Call(ctx, "start", "dup", rpc.Kwargs{"wait_for_service": false})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(map[string]any)
+	}
+	a := start(hs.alice)
+	b := start(hs.bob)
+	if a["workspace"] != "ws-user-alice" || b["workspace"] != "ws-user-bob" || a["id"] == b["id"] {
+		t.Fatalf("alice's session %v, bob's session %v", a["id"], b["id"])
+	}
+	testserver.WaitFor(t, 20*time.Second, "bob's own app", func() bool {
+		_, err := os.Stat(hs.marker("dup-ws-user-bob"))
+		return err == nil
+	})
+	// alice's singleton still returns her one instance.
+	if again := start(hs.alice); again["id"] != a["id"] {
+		t.Fatalf("alice's second start = %v, want %v", again["id"], a["id"])
 	}
 }
