@@ -300,6 +300,18 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 	user.Scope.CurrentWorkspace = ws
 	user.CurrentWorkspace = ws
 	user.Scope.ClientID = h.ClientID
+	// The user stamped on every message carries the effective permission on
+	// the connection's workspace (ownership included), so that services
+	// deciding from the stamped user (workers, see worker/hyphaworker) see
+	// what the server sees. Tokens minted from the connection keep the
+	// token's own grants.
+	stamped := user.Clone()
+	if perm > stamped.Scope.Workspaces[ws] {
+		if stamped.Scope.Workspaces == nil {
+			stamped.Scope.Workspaces = map[string]auth.Permission{}
+		}
+		stamped.Scope.Workspaces[ws] = perm
+	}
 	id := ws + "/" + h.ClientID
 	if !reconnecting {
 		if old := s.router.get(id); old != nil {
@@ -310,7 +322,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 		}
 	}
 	c := &conn{
-		id: id, ws: ws, cid: h.ClientID, user: user, userRaw: wire.MustRaw(user.ToMap()),
+		id: id, ws: ws, cid: h.ClientID, user: user, userRaw: wire.MustRaw(stamped.ToMap()),
 		readOnly: perm == auth.Read, closed: make(chan struct{}), subs: map[string]bool{},
 	}
 	c.lastActive.Store(time.Now().UnixNano())

@@ -153,28 +153,36 @@ func (cl *caller) contextMap(ws string) map[string]any {
 	return map[string]any{"ws": ws, "user": cl.raw}
 }
 
+// ErrPermission is what every refusal of the controller wraps (it is
+// rpc.ErrPermission); the message keeps upstream's "Permission denied: …".
+var ErrPermission = rpc.ErrPermission
+
+type permissionError struct{ msg string }
+
+func (e *permissionError) Error() string { return e.msg }
+func (e *permissionError) Unwrap() error { return ErrPermission }
+
+func denied(format string, args ...any) error {
+	return &permissionError{msg: "Permission denied: " + fmt.Sprintf(format, args...)}
+}
+
 // need checks the caller's permission on ws.
 func (c *Controller) need(cl *caller, ws string, p auth.Permission, what string) error {
 	if c.host.Permission(cl.user, ws) < p {
-		return fmt.Errorf("Permission denied: user %s needs %s permission on workspace %s to %s", cl.user.ID, p.Name(), ws, what)
+		return denied("user %s needs %s permission on workspace %s to %s", cl.user.ID, p.Name(), ws, what)
 	}
 	return nil
 }
 
-// sessionWorkspace checks that the caller may act on a session id
-// "<ws>/<client_id>": its own workspace, or one it can read.
-func (c *Controller) sessionWorkspace(cl *caller, sessionID, what string) (string, error) {
+// sessionWorkspace checks that the caller holds p on the workspace of a
+// session id "<ws>/<client_id>" (its own workspace or another one).
+func (c *Controller) sessionWorkspace(cl *caller, sessionID string, p auth.Permission, what string) (string, error) {
 	ws, cid, ok := strings.Cut(sessionID, "/")
 	if !ok || ws == "" || cid == "" {
 		return "", fmt.Errorf("invalid session id %q: expected <workspace>/<client_id>", sessionID)
 	}
-	if err := c.need(cl, cl.ws, auth.Read, what); err != nil {
+	if err := c.need(cl, ws, p, what); err != nil {
 		return "", err
-	}
-	if ws != cl.ws {
-		if err := c.need(cl, ws, auth.Read, what); err != nil {
-			return "", err
-		}
 	}
 	return ws, nil
 }

@@ -159,6 +159,15 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 	if err != nil {
 		return nil, err
 	}
+	// Refuse additional_kwargs that would rewrite the worker config before
+	// any worker is called (checked again after compile and at start).
+	for _, v := range []any{a["additional_kwargs"], startupKwargs(manifest)} {
+		if ak, ok := v.(map[string]any); ok {
+			if err := checkAdditionalKwargs(ak); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	if manifest != nil {
 		manifest = copyMap(manifest)
@@ -278,6 +287,15 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 		}
 	}
 	if sc != nil {
+		if v := sc["additional_kwargs"]; v != nil {
+			ak, ok := v.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("additional_kwargs must be a dict, got %T", v)
+			}
+			if err := checkAdditionalKwargs(ak); err != nil {
+				return nil, err
+			}
+		}
 		manifest["startup_config"] = sc
 	}
 	delete(manifest, "services")
@@ -334,6 +352,12 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 	pg.send("success", "Installation complete!")
 	c.log.Info("app installed", "workspace", ws, "app_id", appID, "type", appType, "verified", !stage)
 	return c.appManifest(ws, appID), nil
+}
+
+// startupKwargs is manifest.startup_config.additional_kwargs, or nil.
+func startupKwargs(manifest map[string]any) any {
+	sc, _ := manifest["startup_config"].(map[string]any)
+	return sc["additional_kwargs"]
 }
 
 // checkTree refuses file sets where one path is a directory of another.
@@ -493,7 +517,7 @@ func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.sessionWorkspace(cl, id, "stop app "+id); err != nil {
+	if _, err := c.sessionWorkspace(cl, id, auth.ReadWrite, "stop app "+id); err != nil {
 		return nil, err
 	}
 	return nil, c.stopSession(ctx, id, raise)
@@ -524,7 +548,7 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 		}
 		limit = l
 	}
-	if _, err := c.sessionWorkspace(cl, id, "get logs of "+id); err != nil {
+	if _, err := c.sessionWorkspace(cl, id, auth.Read, "get logs of "+id); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -606,7 +630,7 @@ func (c *Controller) mGetSessionInfo(ctx context.Context, cl *caller, call *rpc.
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.sessionWorkspace(cl, id, "get session info of "+id); err != nil {
+	if _, err := c.sessionWorkspace(cl, id, auth.Read, "get session info of "+id); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()

@@ -11,7 +11,46 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
 )
+
+// ControllerConfigKeys are the keys of the worker config (start's config)
+// that only the controller sets: the session's identity (id, workspace,
+// client_id, app_id, artifact_id), where the app connects and fetches its
+// files (server_url, app_files_base_url, disable_ssl), its token, what it
+// runs (entry_point, manifest, timeout) and the progress callback; plus
+// context, user and session_id, which workers may read as identity.
+// additional_kwargs (from start, install or the manifest's startup_config)
+// may add other keys, such as env, but never one of these.
+var ControllerConfigKeys = []string{
+	"id", "app_id", "workspace", "client_id", "artifact_id",
+	"server_url", "app_files_base_url", "disable_ssl", "token",
+	"entry_point", "manifest", "timeout", "progress_callback",
+	"context", "user", "session_id",
+}
+
+// checkAdditionalKwargs refuses additional_kwargs that would set a key of
+// ControllerConfigKeys, and an env that is not a map of strings.
+func checkAdditionalKwargs(m map[string]any) error {
+	for _, k := range ControllerConfigKeys {
+		if _, ok := m[k]; ok {
+			return denied("additional_kwargs may not set %q: the controller alone sets %s in the worker config",
+				k, strings.Join(ControllerConfigKeys, ", "))
+		}
+	}
+	if v, ok := m["env"]; ok && v != nil {
+		env, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("additional_kwargs.env must be a dict of strings, got %T", v)
+		}
+		for k, e := range env {
+			if _, ok := e.(string); !ok {
+				return fmt.Errorf("additional_kwargs.env[%q] must be a string, got %T", k, e)
+			}
+		}
+	}
+	return nil
+}
 
 // Session status values (the worker-side SessionStatus names).
 const (
@@ -193,7 +232,7 @@ type startOptions struct {
 // startApp starts an app of workspace ws for the caller.
 func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o startOptions) (map[string]any, error) {
 	pg := o.progress
-	if err := c.need(cl, ws, readPerm, "run app "+o.appID); err != nil {
+	if err := c.need(cl, ws, auth.ReadWrite, "run app "+o.appID); err != nil {
 		return nil, err
 	}
 	alias := o.appID
@@ -234,6 +273,9 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	if additional == nil {
 		additional, _ = sc["additional_kwargs"].(map[string]any)
 	}
+	if err := checkAdditionalKwargs(additional); err != nil {
+		return nil, err
+	}
 	detached := false
 	waitFor := "default"
 	switch v := wfs.(type) {
@@ -251,8 +293,10 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	daemon := m["daemon"] == true
 	singleton := m["singleton"] == true
 
-	// One instance per workspace unless singleton, daemon or autoscaling;
-	// a singleton has one instance in all workspaces.
+	// One instance unless daemon or autoscaling; a singleton always has
+	// one. An app is "<ws>/<alias>": a session of an app with the same
+	// alias in another workspace is another app, never returned here (it
+	// would hand one workspace's session record to another).
 	if !o.fresh {
 		autoscale := false
 		if as, ok := m["autoscaling"].(map[string]any); ok && as["enabled"] == true {
@@ -261,10 +305,10 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		c.mu.Lock()
 		var existing *session
 		for _, s := range c.sessions {
-			if s.appID != alias || s.status != statusRunning {
+			if s.ws != ws || s.appID != alias || s.status != statusRunning {
 				continue
 			}
-			if (singleton) || (!daemon && !autoscale && s.ws == ws) {
+			if singleton || (!daemon && !autoscale) {
 				existing = s
 				break
 			}
@@ -319,6 +363,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		"progress_callback":  func(msg any) { pg.fromWorker(msg) },
 		"disable_ssl":        false,
 	}
+	// checkAdditionalKwargs kept every controller key out of additional.
 	maps.Copy(cfg, additional)
 
 	s := &session{

@@ -18,7 +18,12 @@ const (
 	selectTimeout = 2 * time.Second
 )
 
-var readPerm = auth.Read
+// SelectFunctions are the worker functions a `select:<criteria>:<fn>`
+// worker_selection_mode may name. The controller calls the chosen function
+// on every candidate worker as the server, so a caller must never be able
+// to name another one (shutdown, stop, close_workspace, ...): only
+// zero-argument, read-only load reports are listed here.
+var SelectFunctions = []string{"get_load"}
 
 // workerRef is a worker service obtained through a client of its workspace.
 type workerRef struct {
@@ -180,6 +185,10 @@ func (c *Controller) selectWorker(ctx context.Context, ws []*workerRef, appType,
 		if len(parts) != 3 || parts[2] == "" {
 			return nil, fmt.Errorf("Invalid select mode format: %s. Expected 'select:criteria:function'", mode)
 		}
+		if !slices.Contains(SelectFunctions, parts[2]) {
+			return nil, denied("worker_selection_mode %q names the worker function %q; select: may only call %s",
+				mode, parts[2], strings.Join(SelectFunctions, ", "))
+		}
 		return c.selectByFunction(ctx, ws, parts[1], parts[2])
 	}
 	return nil, fmt.Errorf("Invalid selection mode: %s. Mode must be 'random', 'first', 'last', 'exact', 'min_load', or 'select:criteria:function' format (e.g., 'select:min:get_load')", mode)
@@ -243,7 +252,9 @@ func (c *Controller) workerByID(ctx context.Context, cl *caller, ws, appType, wo
 	}
 	wws, _, _ := strings.Cut(workerID, "/")
 	if wws != ws && wws != "public" {
-		if err := c.need(cl, wws, auth.Read, "use worker "+workerID); err != nil {
+		// Running an app on a worker of another workspace uses that
+		// workspace's resources: the same permission as starting there.
+		if err := c.need(cl, wws, auth.ReadWrite, "use worker "+workerID); err != nil {
 			return nil, err
 		}
 	}

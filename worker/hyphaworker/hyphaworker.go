@@ -8,9 +8,14 @@
 // until its context ends (or the connection is closed for good) and then
 // unregisters and stops every session.
 //
-// Isolation. Every method applies the caller's workspace before the worker
-// sees the call: a caller that is not trusted (see TrustedCaller) can only
-// start sessions in its own workspace and only see, log, stop or execute
+// Access. Every function first applies the worker access rule (Admit): only
+// the server's apps controller, root, and (for a worker registered in a user
+// workspace) members of that workspace with the permission the function
+// needs get through; everyone else gets ErrPermission before the worker sees
+// the call.
+//
+// Isolation. Every admitted call is then confined to the caller's workspace:
+// a caller that is not the controller can only see, log, stop or execute
 // sessions whose id is "<its workspace>/…"; anything else is reported as
 // worker.ErrSessionNotFound, exactly like a missing session. The worker's
 // own lookups (worker.Registry.LookupFor, ListFor) apply the same rule a
@@ -29,9 +34,8 @@ import (
 	"github.com/hypha-go/hypha/worker"
 )
 
-// ErrPermission reports a call the caller may not make (a start or a
-// workspace operation in another workspace, or a shutdown by someone other
-// than the server or the worker's owner). It is rpc.ErrPermission.
+// ErrPermission reports a call the caller may not make (see Admit). It is
+// rpc.ErrPermission.
 var ErrPermission = rpc.ErrPermission
 
 // DefaultShutdownTimeout bounds the final stop of every session in Serve.
@@ -47,8 +51,9 @@ type Options struct {
 	AuthorizedWorkspaces []string
 	// Overwrite replaces a service with the same id on this client.
 	Overwrite bool
-	// Trusted replaces the trusted-caller rule (TrustedCaller). Use with
-	// care: a trusted caller sees every workspace's sessions.
+	// Trusted replaces the rule recognising the server's apps controller
+	// (TrustedCaller). Use with care: a trusted caller may call every
+	// function and sees every workspace's sessions.
 	Trusted func(*rpc.CallContext) bool
 	// ShutdownTimeout bounds Serve's final unregister and stop of every
 	// session (default DefaultShutdownTimeout).
@@ -78,9 +83,10 @@ func (o Options) Properties(w worker.Worker) (worker.Properties, error) {
 	return p, nil
 }
 
-// NewService builds the rpc.Service for w without registering it. owner is
-// the user id allowed to call shutdown besides trusted callers (Register
-// passes the client's own user); empty means trusted callers only.
+// NewService builds the rpc.Service for w without registering it. home is
+// the workspace the service will be registered in (Register passes its
+// client's workspace): members of a user workspace may use the worker as
+// Admit allows; "" or "public" means only the apps controller and root.
 //
 // The service carries the keys of Properties.ServiceMap (type
 // "server-app-worker", name, description, supported_types, use_local_url,
@@ -91,12 +97,12 @@ func (o Options) Properties(w worker.Worker) (worker.Properties, error) {
 //
 // config.require_context is always true: the adapter needs the caller's
 // context for isolation, whatever Properties.RequireContext says.
-func NewService(w worker.Worker, opts Options, owner string) (rpc.Service, error) {
+func NewService(w worker.Worker, opts Options, home string) (rpc.Service, error) {
 	p, err := opts.Properties(w)
 	if err != nil {
 		return rpc.Service{}, err
 	}
-	a := &adapter{w: w, trusted: opts.Trusted, owner: owner}
+	a := &adapter{w: w, trusted: opts.Trusted, home: home}
 	if a.trusted == nil {
 		a.trusted = TrustedCaller
 	}
@@ -149,11 +155,7 @@ func NewService(w worker.Worker, opts Options, owner string) (rpc.Service, error
 // worker's sessions: stop them (StopAll) and unregister when done, or use
 // Serve, which does both.
 func Register(ctx context.Context, c *rpc.Client, w worker.Worker, opts Options) (string, error) {
-	owner := ""
-	if u := c.Info().User; !u.IsAnonymous {
-		owner = u.ID
-	}
-	svc, err := NewService(w, opts, owner)
+	svc, err := NewService(w, opts, c.Info().Workspace)
 	if err != nil {
 		return "", err
 	}
@@ -271,16 +273,19 @@ func ProgressFunc(v any) worker.ProgressFunc {
 type adapter struct {
 	w          worker.Worker
 	trusted    func(*rpc.CallContext) bool
-	owner      string
+	home       string // the workspace the worker is registered in
 	compiler   worker.Compiler
 	executor   worker.Executor
 	shutdowner worker.Shutdowner
 }
 
-// enter attaches the caller to ctx.
-func (a *adapter) enter(ctx context.Context, c *rpc.Call) (context.Context, worker.Caller) {
-	caller := CallerOf(c.Context, c.Kwargs, a.trusted)
-	return worker.WithCaller(ctx, caller), caller
+// enter applies the access rule for method and attaches the caller to ctx.
+func (a *adapter) enter(ctx context.Context, c *rpc.Call, method string) (context.Context, worker.Caller, error) {
+	caller, err := Admit(c.Context, c.Kwargs, a.home, method, a.trusted)
+	if err != nil {
+		return ctx, worker.Caller{}, err
+	}
+	return worker.WithCaller(ctx, caller), caller, nil
 }
 
 // checkSession applies isolation by session id: the server names sessions
@@ -308,7 +313,10 @@ func sessionArg(c *rpc.Call, method string) (string, error) {
 }
 
 func (a *adapter) start(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, "start")
+	if err != nil {
+		return nil, err
+	}
 	raw := c.Arg(0, "config")
 	m, ok := raw.(map[string]any)
 	if !ok {
@@ -344,7 +352,10 @@ func (a *adapter) start(ctx context.Context, c *rpc.Call) (any, error) {
 }
 
 func (a *adapter) stop(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, "stop")
+	if err != nil {
+		return nil, err
+	}
 	id, err := sessionArg(c, "stop")
 	if err != nil {
 		return nil, err
@@ -359,7 +370,10 @@ func (a *adapter) stop(ctx context.Context, c *rpc.Call) (any, error) {
 }
 
 func (a *adapter) listSessions(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, "list_sessions")
+	if err != nil {
+		return nil, err
+	}
 	v := c.Arg(0, "workspace")
 	ws, ok := v.(string)
 	if v != nil && !ok {
@@ -388,7 +402,10 @@ func (a *adapter) listSessions(ctx context.Context, c *rpc.Call) (any, error) {
 }
 
 func (a *adapter) getSessionInfo(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, "get_session_info")
+	if err != nil {
+		return nil, err
+	}
 	id, err := sessionArg(c, "get_session_info")
 	if err != nil {
 		return nil, err
@@ -407,7 +424,10 @@ func (a *adapter) getSessionInfo(ctx context.Context, c *rpc.Call) (any, error) 
 }
 
 func (a *adapter) getLogs(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, "get_logs")
+	if err != nil {
+		return nil, err
+	}
 	id, err := sessionArg(c, "get_logs")
 	if err != nil {
 		return nil, err
@@ -427,7 +447,10 @@ func (a *adapter) getLogs(ctx context.Context, c *rpc.Call) (any, error) {
 }
 
 func (a *adapter) workspaceOp(ctx context.Context, c *rpc.Call, method string, op func(context.Context, string) error) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, method)
+	if err != nil {
+		return nil, err
+	}
 	v := c.Arg(0, "workspace")
 	ws, ok := v.(string)
 	if v != nil && !ok {
@@ -449,7 +472,10 @@ func (a *adapter) workspaceOp(ctx context.Context, c *rpc.Call, method string, o
 }
 
 func (a *adapter) compile(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, _ = a.enter(ctx, c)
+	ctx, _, err := a.enter(ctx, c, worker.MethodCompile)
+	if err != nil {
+		return nil, err
+	}
 	req, err := worker.CompileRequestFromArgs(c.Arg(0, "manifest"), c.Arg(1, "files"), c.Arg(2, "config"))
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
@@ -463,7 +489,10 @@ func (a *adapter) compile(ctx context.Context, c *rpc.Call) (any, error) {
 }
 
 func (a *adapter) execute(ctx context.Context, c *rpc.Call) (any, error) {
-	ctx, caller := a.enter(ctx, c)
+	ctx, caller, err := a.enter(ctx, c, "execute")
+	if err != nil {
+		return nil, err
+	}
 	id, err := sessionArg(c, "execute")
 	if err != nil {
 		return nil, err
@@ -501,16 +530,16 @@ func (a *adapter) execute(ctx context.Context, c *rpc.Call) (any, error) {
 	return res, nil
 }
 
-// shutdown stops the whole worker; only trusted callers and the user that
-// registered the worker may call it (upstream leaves it open to anyone who
-// can reach the service, which lets one workspace stop every other's apps).
+// shutdown stops the whole worker: the apps controller, root, or an admin
+// of the (user) workspace the worker is registered in (upstream leaves it
+// open to anyone who can reach the service, which lets one workspace stop
+// every other's apps).
 //
 // Once allowed, Shutdown runs without a Caller in ctx (as an in-process
 // call): it is a worker-wide operation and must reach every workspace.
 func (a *adapter) shutdown(ctx context.Context, c *rpc.Call) (any, error) {
-	caller := CallerOf(c.Context, c.Kwargs, a.trusted)
-	if !caller.Trusted && (a.owner == "" || c.Context == nil || c.Context.User.ID != a.owner) {
-		return nil, fmt.Errorf("shutdown: %w: only the server or the worker's owner may shut it down", ErrPermission)
+	if _, err := Admit(c.Context, c.Kwargs, a.home, worker.MethodShutdown, a.trusted); err != nil {
+		return nil, err
 	}
 	if err := a.shutdowner.Shutdown(ctx); err != nil {
 		return nil, fmt.Errorf("shutdown: %w", err)

@@ -257,7 +257,9 @@ func TestOverrides(t *testing.T) {
 func TestLifecycleShapes(t *testing.T) {
 	wd := newWorld(t, true)
 	ctx := ctxT(t)
-	svc := wd.svc(t, wd.a)
+	// The worker is registered in public: the apps controller (root in
+	// public) drives it, on behalf of the end user's workspace ws.
+	svc := wd.svc(t, wd.trusted)
 	ws := wsOf(wd.a)
 
 	var mu sync.Mutex
@@ -268,7 +270,7 @@ func TestLifecycleShapes(t *testing.T) {
 		progress = append(progress, fmt.Sprint(p["type"], ":", p["message"]))
 		mu.Unlock()
 	}
-	id, err := svc.Call(ctx, "start", cfg, rpc.Kwargs{"context": map[string]any{"ws": "someone-else"}})
+	id, err := svc.Call(ctx, "start", cfg, rpc.Kwargs{"context": map[string]any{"ws": ws}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,16 +283,16 @@ func TestLifecycleShapes(t *testing.T) {
 	if diff := cmp.Diff([]string{"info:starting " + ws + "/c1", "success:started"}, gotProgress); diff != "" {
 		t.Fatalf("progress (-want +got):\n%s", diff)
 	}
-	// The worker saw the stamped caller, not the explicit context.
+	// The worker saw the trusted caller, with the end user's workspace
+	// from the explicit context.
 	wd.echo.mu.Lock()
 	c := wd.echo.callers[0]
 	wd.echo.mu.Unlock()
-	if c.Trusted || c.Workspace != ws || c.From != ws+"/alice" || c.UserID() == "" {
+	if !c.Trusted || c.Workspace != ws || c.From != "public/controller" || c.UserID() != "root" {
 		t.Fatalf("caller = %+v", c)
 	}
 
-	// list_sessions with no argument: the caller's workspace.
-	list, err := svc.Call(ctx, "list_sessions")
+	list, err := svc.Call(ctx, "list_sessions", ws)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +398,7 @@ func TestLifecycleShapes(t *testing.T) {
 func TestErrorsAreClear(t *testing.T) {
 	wd := newWorld(t, false)
 	ctx := ctxT(t)
-	svc := wd.svc(t, wd.a)
+	svc := wd.svc(t, wd.trusted)
 	ws := wsOf(wd.a)
 	for _, tc := range []struct {
 		name string
@@ -421,76 +423,72 @@ func TestErrorsAreClear(t *testing.T) {
 }
 
 func TestWorkspaceIsolation(t *testing.T) {
-	wd := newWorld(t, true)
+	mw := newMemberWorld(t)
 	ctx := ctxT(t)
-	sa, sb, st := wd.svc(t, wd.a), wd.svc(t, wd.b), wd.svc(t, wd.trusted)
-	wsA, wsB := wsOf(wd.a), wsOf(wd.b)
-	idA := wsA + "/a1"
-	if _, err := sa.Call(ctx, "start", startConfig(wsA, "a1", "app-a")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sb.Call(ctx, "start", startConfig(wsB, "b1", "app-b")); err != nil {
-		t.Fatal(err)
+	home := mw.home
+	st := mw.svc(t, mw.trusted)
+	// The controller starts one session in the worker's workspace and one
+	// in another workspace (a public-visibility worker serves both).
+	idHome, idOther := home+"/h1", "ws-other/o1"
+	for _, cfg := range []map[string]any{startConfig(home, "h1", "app-h"), startConfig("ws-other", "o1", "app-o")} {
+		if _, err := st.Call(ctx, "start", cfg, rpc.Kwargs{"context": map[string]any{"ws": cfg["workspace"]}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	// B cannot see, log, execute or stop A's session, even when it claims
-	// A's workspace in the explicit context argument.
-	claim := rpc.Kwargs{"context": map[string]any{"ws": wsA, "user": map[string]any{"id": "root"}}}
-	for _, args := range [][]any{nil, {wsA}, {wsA, claim}, {"", claim}} {
-		list, err := sb.Call(ctx, "list_sessions", args...)
+	// A member (read) sees only its workspace's sessions, even when it
+	// names another workspace or claims it in the explicit context.
+	sr := mw.svc(t, mw.reader)
+	claim := rpc.Kwargs{"context": map[string]any{"ws": "ws-other", "user": map[string]any{"id": "root"}}}
+	for _, args := range [][]any{nil, {"ws-other"}, {"ws-other", claim}, {"", claim}} {
+		list, err := sr.Call(ctx, "list_sessions", args...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, it := range list.([]any) {
-			if it.(map[string]any)["workspace"] != wsB {
-				t.Fatalf("B listed %v with args %v", it, args)
+			if it.(map[string]any)["workspace"] != home {
+				t.Fatalf("member listed %v with args %v", it, args)
 			}
 		}
 	}
-	notFound := "session not found: " + idA
+	if list, _ := sr.Call(ctx, "list_sessions"); len(list.([]any)) != 1 {
+		t.Fatalf("member list_sessions = %v", list)
+	}
+	sa := mw.svc(t, mw.admin)
+	notFound := "session not found: " + idOther
 	for _, call := range []struct {
 		fn   string
 		args []any
 	}{
-		{"get_session_info", []any{idA}},
-		{"get_session_info", []any{idA, claim}},
-		{"get_logs", []any{idA}},
-		{"execute", []any{idA, "x"}},
-		{"stop", []any{idA}},
-		{"stop", []any{idA, claim}},
+		{"get_session_info", []any{idOther}},
+		{"get_session_info", []any{idOther, claim}},
+		{"get_logs", []any{idOther}},
+		{"execute", []any{idOther, "x"}},
+		{"stop", []any{idOther}},
+		{"stop", []any{idOther, claim}},
 	} {
-		_, err := sb.Call(ctx, call.fn, call.args...)
+		_, err := sa.Call(ctx, call.fn, call.args...)
 		if err == nil || !strings.Contains(err.Error(), notFound) {
-			t.Errorf("B %s(%v): err = %v, want %q", call.fn, call.args, err, notFound)
+			t.Errorf("admin member %s(%v): err = %v, want %q", call.fn, call.args, err, notFound)
 		}
 	}
-	if _, err := sb.Call(ctx, "close_workspace", wsA); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("B close_workspace(A): %v", err)
+	if _, err := sa.Call(ctx, "close_workspace", "ws-other"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("admin member close_workspace(ws-other): %v", err)
 	}
-	if _, err := sb.Call(ctx, "start", startConfig(wsA, "b2", "intruder")); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("B start in A: %v", err)
-	}
-	cfg := startConfig(wsB, "b3", "sneaky")
-	cfg["id"] = wsA + "/b3"
-	if _, err := sb.Call(ctx, "start", cfg); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("B start with an id in A: %v", err)
-	}
-	if _, err := sb.Call(ctx, "shutdown"); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Errorf("B shutdown: %v", err)
-	}
-	// A's session survived all that.
-	if info, err := sa.Call(ctx, "get_session_info", idA); err != nil || info.(map[string]any)["status"] != "running" {
-		t.Fatalf("A's session: %v %v", info, err)
+	// The other workspace's session survived all that.
+	if info, err := st.Call(ctx, "get_session_info", idOther); err != nil || info.(map[string]any)["status"] != "running" {
+		t.Fatalf("ws-other's session: %v %v", info, err)
 	}
 
-	// The root user in another workspace is just a client of it.
-	rootElsewhere := testserver.Connect(t, wd.s, rpc.Config{Token: testserver.RootToken, ClientID: "root-home"})
-	sr := wd.svc(t, rootElsewhere)
-	if list, err := sr.Call(ctx, "list_sessions"); err != nil || len(list.([]any)) != 0 {
+	// The root user in another workspace may call the worker but is
+	// confined to the workspace it is connected in.
+	rootElsewhere := testserver.Connect(t, mw.s, rpc.Config{Token: testserver.RootToken, ClientID: "root-home"})
+	sroot := mw.svc(t, rootElsewhere)
+	if list, err := sroot.Call(ctx, "list_sessions"); err != nil || len(list.([]any)) != 0 {
 		t.Fatalf("root in %s listed %v %v", wsOf(rootElsewhere), list, err)
 	}
-	if _, err := sr.Call(ctx, "get_logs", idA); err == nil {
-		t.Fatal("root outside public read A's logs")
+	if _, err := sroot.Call(ctx, "get_logs", idHome); err == nil {
+		t.Fatal("root outside the session's workspace read its logs")
 	}
 
 	// The trusted caller (root in public, as the apps controller) sees all.
@@ -501,36 +499,28 @@ func TestWorkspaceIsolation(t *testing.T) {
 	if len(list.([]any)) != 2 {
 		t.Fatalf("trusted list_sessions = %v", list)
 	}
-	if list, _ := st.Call(ctx, "list_sessions", wsA); len(list.([]any)) != 1 {
-		t.Fatalf("trusted list_sessions(A) = %v", list)
+	if list, _ := st.Call(ctx, "list_sessions", home); len(list.([]any)) != 1 {
+		t.Fatalf("trusted list_sessions(home) = %v", list)
 	}
-	if _, err := st.Call(ctx, "get_logs", idA, rpc.Kwargs{"context": map[string]any{"ws": wsA}}); err != nil {
-		t.Fatalf("trusted get_logs: %v", err)
-	}
-	// The trusted caller starts in any workspace; the explicit context
-	// names the end user's workspace.
-	if _, err := st.Call(ctx, "start", startConfig(wsB, "t1", "by-controller"),
-		rpc.Kwargs{"context": map[string]any{"ws": wsB, "user": map[string]any{"id": "bob-user"}}}); err != nil {
-		t.Fatal(err)
-	}
-	wd.echo.mu.Lock()
-	c := wd.echo.callers[len(wd.echo.callers)-1]
-	wd.echo.mu.Unlock()
-	if !c.Trusted || c.Workspace != wsB || c.UserID() != "bob-user" || c.From != "public/controller" {
+	wd := mw.echo
+	wd.mu.Lock()
+	c := wd.callers[len(wd.callers)-1]
+	wd.mu.Unlock()
+	if !c.Trusted || c.Workspace != "ws-other" || c.From != "public/controller" {
 		t.Fatalf("trusted caller = %+v", c)
 	}
-	if _, err := st.Call(ctx, "stop", idA); err != nil {
+	if _, err := st.Call(ctx, "stop", idOther); err != nil {
 		t.Fatalf("trusted stop: %v", err)
 	}
-	if _, err := sa.Call(ctx, "get_session_info", idA); err == nil {
-		t.Fatal("A's session survived the trusted stop")
+	if _, err := st.Call(ctx, "get_session_info", idOther); err == nil {
+		t.Fatal("the session survived the trusted stop")
 	}
-	// B closes its own workspace.
-	if _, err := sb.Call(ctx, "close_workspace"); err != nil {
+	// An admin member closes its own workspace.
+	if _, err := sa.Call(ctx, "close_workspace"); err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := sb.Call(ctx, "list_sessions"); len(list.([]any)) != 0 {
-		t.Fatalf("B after close_workspace: %v", list)
+	if list, _ := sa.Call(ctx, "list_sessions"); len(list.([]any)) != 0 {
+		t.Fatalf("after close_workspace: %v", list)
 	}
 }
 
@@ -543,7 +533,7 @@ func TestTrustedCallerRule(t *testing.T) {
 	}{
 		{"nil", nil, false},
 		{"root in public", &rpc.CallContext{From: "public/server-apps", WS: "public", User: root}, true},
-		{"manager", &rpc.CallContext{From: "*/manager-x", WS: "ws-a", User: root}, true},
+		{"manager (a relay, never a caller)", &rpc.CallContext{From: "*/manager-x", WS: "public", User: root}, false},
 		{"root elsewhere", &rpc.CallContext{From: "ws-user-root/c", WS: "ws-user-root", User: root}, false},
 		{"user in public", &rpc.CallContext{From: "public/c", WS: "public", User: rpc.UserInfo{ID: "alice"}}, false},
 		{"anonymous root id", &rpc.CallContext{From: "public/c", WS: "public", User: rpc.UserInfo{ID: "root", IsAnonymous: true}}, false},
@@ -558,10 +548,10 @@ func TestTrustedCallerRule(t *testing.T) {
 func TestShutdownByOwner(t *testing.T) {
 	wd := newWorld(t, true)
 	ctx := ctxT(t)
-	if _, err := wd.svc(t, wd.a).Call(ctx, "start", startConfig(wsOf(wd.a), "s1", "x")); err != nil {
+	if _, err := wd.svc(t, wd.trusted).Call(ctx, "start", startConfig(wsOf(wd.a), "s1", "x")); err != nil {
 		t.Fatal(err)
 	}
-	// The worker's client is root: any root connection is its owner.
+	// Root, connected anywhere, may shut the worker down.
 	owner := testserver.Connect(t, wd.s, rpc.Config{Token: testserver.RootToken, ClientID: "owner"})
 	if _, err := wd.svc(t, owner).Call(ctx, "shutdown"); err != nil {
 		t.Fatal(err)
