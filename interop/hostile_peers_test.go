@@ -416,13 +416,24 @@ func probeController(ctx context.Context, t *testing.T, tg probeTarget, root *rp
 	if err != nil {
 		return fail("server-apps as read-only: %s", short(err))
 	}
+	// The two attacks on the worker config are made by a read_write member
+	// (who may start apps), the stop by a read-only one.
+	rwtok, err := root.GenerateToken(ctx, rpc.TokenConfig{Workspace: ws, Permission: "read_write"})
+	if err != nil {
+		return fail("read_write token: %s", short(err))
+	}
+	rw := goConnect(t, tg.url, rpc.Config{Token: rwtok, Workspace: ws, ClientID: "probe-rw-" + tg.name})
+	rwApps, err := rw.GetService(ctx, "public/server-apps")
+	if err != nil {
+		return fail("server-apps as read_write: %s", short(err))
+	}
 	nstarts := func() int { mu.Lock(); defer mu.Unlock(); return len(starts) }
 
-	// 1. select:first_success:shutdown from a read-only user.
-	_, err = roApps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false, "timeout": 10, "worker_selection_mode": "select:first_success:shutdown"})
+	// 1. select:first_success:shutdown from a member.
+	_, err = rwApps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false, "timeout": 10, "worker_selection_mode": "select:first_success:shutdown"})
 	time.Sleep(500 * time.Millisecond)
 	if n := shutdowns.Load(); n > 0 {
-		res["ctl-select-shutdown"] = open("the controller called the worker's shutdown %d time(s) for a read-only user (start: %v)", n, err)
+		res["ctl-select-shutdown"] = open("the controller called the worker's shutdown %d time(s) for a read_write member (start: %v)", n, err)
 	} else if err != nil {
 		res["ctl-select-shutdown"] = closed("start: %s", short(err))
 	} else {
@@ -446,7 +457,7 @@ func probeController(ctx context.Context, t *testing.T, tg probeTarget, root *rp
 	// 2. additional_kwargs rewriting the trusted fields of the worker config.
 	before := nstarts()
 	evil := map[string]any{"workspace": "victim-ws", "app_files_base_url": "http://attacker.invalid/files", "id": "victim-ws/evil", "token": "forged"}
-	_, err = roApps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false, "timeout": 10, "additional_kwargs": evil})
+	_, err = rwApps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false, "timeout": 10, "additional_kwargs": evil})
 	mu.Lock()
 	var rewritten []string
 	for _, s := range starts[before:] {
@@ -459,7 +470,7 @@ func probeController(ctx context.Context, t *testing.T, tg probeTarget, root *rp
 	mu.Unlock()
 	switch {
 	case len(rewritten) > 0:
-		res["ctl-kwargs-identity"] = open("a read-only user's additional_kwargs set %v in the worker config", rewritten)
+		res["ctl-kwargs-identity"] = open("a member's additional_kwargs set %v in the worker config", rewritten)
 	case err != nil:
 		res["ctl-kwargs-identity"] = closed("start: %s", short(err))
 	case nstarts() > before:
