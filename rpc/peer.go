@@ -382,6 +382,15 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 		msg[k] = v
 	}
 	if typ != "method" {
+		if from, sentByPeer := msg["from"].(string); sentByPeer {
+			// Events come only from this peer's workspace or from the
+			// server ("*"); a server that forwards others is not trusted
+			// for them.
+			if fws, _ := splitPeer(from); fws != "*" && fws != p.ws() {
+				p.log.Debug("dropped an event from another workspace", "type", typ, "from", from)
+				return
+			}
+		}
 		if typ != "" {
 			// Only the server announces departures: its events carry no
 			// "from", which the router stamps on every client's frame.
