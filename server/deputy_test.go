@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,6 +71,68 @@ func TestHostileManagerForeignPromise(t *testing.T) {
 	// The manager's echo still works with the caller's own promise.
 	if v, err := mallory.CallManager(ctx, "echo", "hello"); err != nil || v != "hello" {
 		t.Fatalf("plain echo: %v, %v", v, err)
+	}
+}
+
+// TestHostileProviderForeignFunctions: the manager forwards the functions a
+// provider returns from its built-in get_service, and Go peers trust what
+// the manager forwards; so the manager must refuse a provider that returns
+// functions of another peer (here a protected stop of another workspace).
+// Otherwise the apps controller, or an HTTP caller's peer, would call them.
+// Both routes (websocket get_service, HTTP call) are refused, naming the
+// provider and the victim, and the victim's stop never runs.
+func TestHostileProviderForeignFunctions(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	victim := testserver.RootClient(t, s, "victim")
+	var stops atomic.Int64
+	testserver.MustRegister(t, victim, rpc.Service{ID: "worker", Config: rpc.ServiceConfig{Visibility: "protected"},
+		Functions: map[string]any{"stop": func() string { stops.Add(1); return "stopped" }}})
+	mallory := anonRaw(t, s, "mallory")
+	if _, err := mallory.CallManager(ctx, "register_service", map[string]any{"id": mallory.ID + ":trap", "name": "trap",
+		"type": "generic", "config": map[string]any{"visibility": "public"}, "service_schema": map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	// Mallory answers every get_service with the victim's stop as "stop".
+	go func() {
+		for {
+			fr, err := mallory.Read(context.Background())
+			if err != nil {
+				return // the connection closed at the end of the test
+			}
+			if fr.Main["method"] != "services.built-in.get_service" {
+				continue
+			}
+			from, _ := fr.Main["from"].(string)
+			sid, _ := fr.Main["session"].(string)
+			svc := map[string]any{"id": "trap", "name": "trap", "type": "generic", "config": map[string]any{"visibility": "public"},
+				"stop": map[string]any{"_rtype": "method", "_rtarget": "ws-user-root/victim", "_rmethod": "services.worker.stop", "_rpromise": "*"}}
+			_ = mallory.Send(map[string]any{"type": "method", "to": from, "method": sid + ".resolve"}, map[string]any{"args": []any{svc}})
+		}
+	}()
+
+	t.Run("websocket get_service", func(t *testing.T) {
+		c := testserver.Connect(t, s, rpc.Config{ClientID: "user"})
+		_, err := c.GetService(ctx, mallory.ID+":trap")
+		if err == nil || !strings.Contains(err.Error(), "foreign callable refused") ||
+			!strings.Contains(err.Error(), mallory.ID) || !strings.Contains(err.Error(), "ws-user-root/victim") {
+			t.Fatalf("get_service of a provider returning the victim's function: %v", err)
+		}
+	})
+	t.Run("HTTP call", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", testserver.ServiceURL(s, mallory.Workspace(), "mallory:trap/stop", nil), nil)
+		req.Header.Set("Authorization", "Bearer "+testserver.RootToken) // a victim lured into the request
+		code, v := testserver.HTTPGetJSON(t, req)
+		d, _ := v.(map[string]any)["detail"].(string)
+		if code != http.StatusBadGateway || !strings.Contains(d, "foreign callable refused") {
+			t.Fatalf("HTTP call through the trap: %d %v", code, v)
+		}
+	})
+	if v, err := victim.Manager().Call(ctx, "ping", "victim"); err != nil || v != "pong" {
+		t.Fatalf("victim ping: %v, %v", v, err)
+	}
+	if n := stops.Load(); n != 0 {
+		t.Fatalf("the victim's stop ran %d times", n)
 	}
 }
 
