@@ -84,7 +84,9 @@ type Peer struct {
 	users     map[string]any
 	wg        sync.WaitGroup
 
-	refusals rateLog
+	// Refusals caused by what other peers send are logged at most once a
+	// minute each, so a hostile peer cannot flood the log.
+	refusals, settleRefusals rateLog
 }
 
 type session struct {
@@ -358,7 +360,7 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 			ws, _ := splitPeer(from)
 			if handled, err := p.settle(method, from, args, &decState{from: from, remoteWS: ws}); handled {
 				if err != nil {
-					p.log.Warn("refused to settle call", "err", err)
+					p.settleRefusals.log(p.log, "refused to settle call", "err", err)
 				}
 				return
 			}
