@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,14 +26,14 @@ type deputyFixture struct {
 	cbErr    atomic.Value // error of call_result's callback call
 }
 
-func newDeputyFixture(t *testing.T, allowForeign bool) *deputyFixture {
+func newDeputyFixture(t *testing.T, allowForeign bool, logger *slog.Logger) *deputyFixture {
 	t.Helper()
 	f := &deputyFixture{s: testserver.Start(t, server.Config{})}
 	victim := testserver.RootClient(t, f.s, "victim")
 	f.victim = victim.Info().Workspace + "/victim"
 	testserver.MustRegister(t, victim, rpc.Service{ID: "worker", Config: rpc.ServiceConfig{Visibility: "public"},
 		Functions: map[string]any{"stop": func() string { f.stops.Add(1); return "stopped" }}})
-	deputy := testserver.Connect(t, f.s, rpc.Config{ClientID: "deputy", AllowForeignCallables: allowForeign})
+	deputy := testserver.Connect(t, f.s, rpc.Config{ClientID: "deputy", AllowForeignCallables: allowForeign, Logger: logger})
 	f.deputyID = deputy.Info().Workspace + "/deputy"
 	testserver.MustRegister(t, deputy, rpc.Service{ID: "svc", Config: rpc.ServiceConfig{Visibility: "public"},
 		Functions: map[string]any{
@@ -81,7 +82,7 @@ func (f *deputyFixture) sync(t *testing.T, ctx context.Context) {
 // refused with ErrForeignCallable naming the sender and the owner, before
 // the handler runs, and the victim's function is never invoked.
 func TestHostileForeignCallable(t *testing.T) {
-	f := newDeputyFixture(t, false)
+	f := newDeputyFixture(t, false, nil)
 	ctx := testserver.Ctx(t)
 	mal := f.mallory.ID
 	victimStop := ref(f.victim, "services.worker.stop", "*")
@@ -207,10 +208,44 @@ func TestHostileForeignCallable(t *testing.T) {
 	}
 }
 
+// TestHostileForeignCallableLogBounded: a peer sending foreign functions
+// over and over gets a refusal each time, but the log gets one line.
+func TestHostileForeignCallableLogBounded(t *testing.T) {
+	var warns atomic.Int64
+	f := newDeputyFixture(t, false, slog.New(countHandler{&warns}))
+	ctx := testserver.Ctx(t)
+	stop := ref(f.victim, "services.worker.stop", "*")
+	for i := 0; i < 200; i++ {
+		if _, err := f.mallory.Call(ctx, f.deputyID, "services.svc.call_back", []any{stop}, nil, nil); err == nil ||
+			!strings.Contains(err.Error(), "foreign callable refused") {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := warns.Load(); n != 1 {
+		t.Errorf("%d warnings logged for 200 refusals, want 1", n)
+	}
+	if n := f.stops.Load(); n != 0 {
+		t.Fatalf("the victim's stop ran %d times", n)
+	}
+}
+
+// countHandler counts the warnings logged through it.
+type countHandler struct{ n *atomic.Int64 }
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level == slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
 // TestForeignCallableAllowedByOption: AllowForeignCallables restores the
 // old behaviour for trusted setups: the same foreign function is called.
 func TestForeignCallableAllowedByOption(t *testing.T) {
-	f := newDeputyFixture(t, true)
+	f := newDeputyFixture(t, true, nil)
 	ctx := testserver.Ctx(t)
 	v, err := f.mallory.Call(ctx, f.deputyID, "services.svc.call_back", []any{ref(f.victim, "services.worker.stop", "*")}, nil, nil)
 	if err != nil || v != "stopped" {
