@@ -20,6 +20,9 @@ type RemoteFunc struct {
 	name         string
 	doc          string
 	raw          map[string]any
+	// refused is set when the function was received from a peer that does
+	// not own it (ErrForeignCallable); calling or forwarding it fails.
+	refused error
 }
 
 func (p *Peer) newRemoteFunc(x map[string]any, ds *decState) *RemoteFunc {
@@ -40,6 +43,12 @@ func (p *Peer) newRemoteFunc(x map[string]any, ds *decState) *RemoteFunc {
 	if ds != nil {
 		f.remoteParent = ds.remoteParent
 		f.localParent = ds.localParent
+		if err := p.foreignErr(ds.from, target, f.method); err != nil {
+			f.refused = err
+			if ds.err == nil {
+				ds.err = err
+			}
+		}
 	}
 	return f
 }
@@ -86,6 +95,9 @@ func (f *RemoteFunc) CallInto(ctx context.Context, out any, args ...any) error {
 }
 
 func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error) {
+	if f.refused != nil {
+		return nil, f.refused
+	}
 	var kwargs Kwargs
 	if n := len(args); n > 0 {
 		if kw, ok := args[n-1].(Kwargs); ok {
@@ -247,6 +259,13 @@ func (p *Peer) settle(method, from string, args []any, ds *decState) (handled bo
 	var v any
 	if len(args) > 0 {
 		v = p.decode(args[0], ds)
+	}
+	if ds.err != nil {
+		// A result or error carrying a function of a third peer: the call
+		// fails rather than hand it to the caller (who may be a deputy).
+		p.refused(ds.err, from)
+		pc.finish(callResult{err: fmt.Errorf("result of %s: %w", pc.desc, ds.err)})
+		return true, nil
 	}
 	if op == "resolve" {
 		pc.finish(callResult{value: v})

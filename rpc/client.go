@@ -35,6 +35,12 @@ type Config struct {
 	// Dialer replaces the websocket transport (the embedded server uses it
 	// for in-process clients).
 	Dialer Dialer
+	// AllowForeignCallables lets this client call functions that a peer
+	// sent but does not own (see PeerConfig.AllowForeignCallables). By
+	// default they are refused with ErrForeignCallable: a client that calls
+	// a function given by X under its own identity must be sure the
+	// function is X's.
+	AllowForeignCallables bool
 }
 
 // ConnectionInfo is what the server said about this connection.
@@ -109,7 +115,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c.peer = NewPeer(PeerConfig{
 		ClientID: cfg.ClientID, Workspace: info.Workspace, ServerBaseURL: info.PublicBaseURL,
 		ManagerID: info.ManagerID, Send: c.send, MethodTimeout: cfg.MethodTimeout, Logger: cfg.Logger,
-		DefaultContext: map[string]any{"connection_type": "websocket"},
+		DefaultContext:        map[string]any{"connection_type": "websocket"},
+		AllowForeignCallables: cfg.AllowForeignCallables,
 	})
 	c.conn, c.info = conn, info
 	ready := make(chan struct{})

@@ -58,6 +58,9 @@ func (p *Peer) encode(v any, st *encState) (any, error) {
 		}
 		return out, nil
 	case *RemoteFunc:
+		if x.refused != nil {
+			return nil, x.refused
+		}
 		return x.raw, nil
 	case *RemoteService:
 		return p.encode(x.Members(), st)
@@ -144,6 +147,10 @@ func nilIfEmpty(s string) any {
 // decState says where a decoded value came from, for resolving relative
 // targets and binding callbacks to the sender's session.
 type decState struct {
+	// from is the server-stamped sender of the frame; functions it sends
+	// must be its own (see foreignErr). err records the first that is not.
+	from         string
+	err          error
 	remoteWS     string
 	remoteParent string // session in the sender's store the references belong to
 	localParent  string // session in our store replies should nest under

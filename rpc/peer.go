@@ -20,6 +20,10 @@ var (
 	ErrClientDisconnect = errors.New("client disconnected")
 	ErrNotFound         = errors.New("not found")
 	ErrPermission       = errors.New("permission denied")
+	// ErrForeignCallable refuses a function received from one peer that
+	// belongs to another: calling it would act for the sender under this
+	// peer's identity (a confused deputy). See PeerConfig.AllowForeignCallables.
+	ErrForeignCallable = errors.New("foreign callable refused")
 )
 
 const (
@@ -48,6 +52,15 @@ type PeerConfig struct {
 	MethodTimeout  time.Duration
 	Logger         *slog.Logger
 	DefaultContext map[string]any
+	// AllowForeignCallables accepts functions whose owner (_rtarget) is not
+	// the peer that sent them. By default such a function is refused when it
+	// is decoded (ErrForeignCallable): the call carrying it in its arguments
+	// or promise is rejected before the handler runs, and a result carrying
+	// it fails the call; functions forwarded by the server's manager are
+	// accepted, since the manager checks them itself. Set it only when every
+	// peer that can reach this one is trusted not to aim this peer's
+	// identity at a third party.
+	AllowForeignCallables bool
 }
 
 // Peer is one RPC endpoint: an object store of services and call sessions
@@ -70,6 +83,10 @@ type Peer struct {
 	handlers  map[string][]*eventHandler
 	users     map[string]any
 	wg        sync.WaitGroup
+
+	// Refusals caused by what other peers send are logged at most once a
+	// minute each, so a hostile peer cannot flood the log.
+	refusals, settleRefusals rateLog
 }
 
 type session struct {
@@ -341,9 +358,9 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 		if isSettle(method) {
 			args, _ := extra["args"].([]any)
 			ws, _ := splitPeer(from)
-			if handled, err := p.settle(method, from, args, &decState{remoteWS: ws}); handled {
+			if handled, err := p.settle(method, from, args, &decState{from: from, remoteWS: ws}); handled {
 				if err != nil {
-					p.log.Warn("refused to settle call", "err", err)
+					p.settleRefusals.log(p.log, "refused to settle call", "err", err)
 				}
 				return
 			}
@@ -367,6 +384,15 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 		msg[k] = v
 	}
 	if typ != "method" {
+		if from, sentByPeer := msg["from"].(string); sentByPeer {
+			// Events come only from this peer's workspace or from the
+			// server ("*"); a server that forwards others is not trusted
+			// for them.
+			if fws, _ := splitPeer(from); fws != "*" && fws != p.ws() {
+				p.log.Debug("dropped an event from another workspace", "type", typ, "from", from)
+				return
+			}
+		}
 		if typ != "" {
 			// Only the server announces departures: its events carry no
 			// "from", which the router stamps on every client's frame.

@@ -536,7 +536,7 @@ func (p *Peer) handleMethod(msg, ctx map[string]any) {
 	sessionID := asString(msg["session"])
 	parent := asString(msg["parent"])
 	rawArgs, _ := msg["args"].([]any)
-	ds := &decState{remoteWS: remoteWS, remoteParent: sessionID}
+	ds := &decState{from: from, remoteWS: remoteWS, remoteParent: sessionID}
 
 	p.mu.Lock()
 	localWS := p.workspace
@@ -561,12 +561,23 @@ func (p *Peer) handleMethod(msg, ctx map[string]any) {
 			}
 		}
 	case map[string]any:
-		pds := &decState{remoteWS: remoteWS, remoteParent: sessionID, localParent: parent}
+		pds := &decState{from: from, remoteWS: remoteWS, remoteParent: sessionID, localParent: parent}
 		resolve, _ = p.decode(pr["resolve"], pds).(*RemoteFunc)
 		reject, _ = p.decode(pr["reject"], pds).(*RemoteFunc)
 		heartbeat, _ = p.decode(pr["heartbeat"], pds).(*RemoteFunc)
 		if f, ok := asFloat(pr["interval"]); ok {
 			interval = time.Duration(f * float64(time.Second))
+		}
+		if pds.err != nil {
+			// A promise aimed at a third peer: neither the function nor any
+			// of the callbacks is called. The sender hears why through its
+			// own session's reject, the compact form, which targets it.
+			p.refused(pds.err, from)
+			if sessionID != "" {
+				go p.reply(&RemoteFunc{peer: p, target: from, method: sessionID + ".reject", promise: false,
+					remoteParent: sessionID, localParent: parent}, pds.err)
+			}
+			return
 		}
 	}
 	fail := func(err error) {
@@ -592,6 +603,11 @@ func (p *Peer) handleMethod(msg, ctx map[string]any) {
 		}
 	}
 	args := p.decode(rawArgs, ds).([]any)
+	if ds.err != nil {
+		p.refused(ds.err, from)
+		fail(fmt.Errorf("call %s: %w", method, ds.err))
+		return
+	}
 	if args == nil {
 		args = []any{}
 	}

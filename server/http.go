@@ -130,16 +130,15 @@ func (s *Server) httpListServices(w http.ResponseWriter, r *http.Request) {
 	}
 	ws := r.PathValue("workspace")
 	perm := func(x string) auth.Permission { return s.permission(u, x) }
-	list, err := s.registry.List(registry.ListQuery{Workspace: ws}, ws, perm, false)
+	// Visibility as for a websocket client of the caller's own workspace,
+	// never as a member of the workspace in the URL.
+	list, err := s.registry.List(registry.ListQuery{Workspace: ws}, s.httpWorkspace(u), perm, false)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	out := make([]any, 0, len(list))
 	for _, e := range list {
-		if perm(ws) < auth.Read && e.Visibility != registry.Public {
-			continue
-		}
 		info := cloneMap(e.Info)
 		info["id"] = e.ClientID + ":" + e.Name
 		out = append(out, info)
@@ -147,19 +146,33 @@ func (s *Server) httpListServices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// httpFind resolves /{workspace}/services/{service_id} for an HTTP user.
-func (s *Server) httpFind(r *http.Request, u *auth.UserInfo) (*registry.Entry, int, error) {
+// httpWorkspace is the workspace an HTTP caller acts from: the one a
+// websocket client with the same token would be admitted to without asking
+// for a workspace (the token's current workspace when the user has
+// permission there), else the user's own (ws-user-<id>, for an anonymous
+// user its own anonymous workspace). It is never taken from the URL: a
+// caller reaching /{ws}/services/... is not thereby a member of ws.
+func (s *Server) httpWorkspace(u *auth.UserInfo) string {
+	if ws := u.Scope.CurrentWorkspace; ws != "" && validWorkspaceID(ws) == nil && s.permission(u, ws) >= auth.Read {
+		return ws
+	}
+	return u.Workspace()
+}
+
+// httpFind resolves /{workspace}/services/{service_id} for an HTTP user,
+// with the visibility rules of get_service for a caller in callerWS.
+func (s *Server) httpFind(r *http.Request, u *auth.UserInfo, callerWS string) (*registry.Entry, int, error) {
 	ws := r.PathValue("workspace")
 	sid := r.PathValue("service_id")
-	q, err := registry.ParseServiceID(ws+"/"+sid, ws)
+	q, err := registry.ParseServiceID(ws+"/"+sid, callerWS)
 	if err != nil {
 		return nil, http.StatusBadRequest, err
 	}
 	perm := func(x string) auth.Permission { return s.permission(u, x) }
 	var cands []*registry.Entry
 	for _, e := range s.registry.Find(q) {
-		if registry.CanGet(e, ws, perm) && (e.Visibility != registry.Protected || perm(e.Workspace) >= auth.Read) {
-			cands = append(cands, e)
+		if registry.CanGet(e, callerWS, perm) {
+			cands = append(cands, registry.ViewFor(e, callerWS, perm))
 		}
 	}
 	switch {
@@ -173,22 +186,23 @@ func (s *Server) httpFind(r *http.Request, u *auth.UserInfo) (*registry.Entry, i
 
 // httpEntry authenticates the request and resolves its service; on failure
 // it has already written the error response.
-func (s *Server) httpEntry(w http.ResponseWriter, r *http.Request) (*auth.UserInfo, *registry.Entry, bool) {
+func (s *Server) httpEntry(w http.ResponseWriter, r *http.Request) (*auth.UserInfo, string, *registry.Entry, bool) {
 	u, err := s.httpUser(r)
 	if err != nil {
 		httpError(w, http.StatusUnauthorized, err.Error())
-		return nil, nil, false
+		return nil, "", nil, false
 	}
-	e, code, err := s.httpFind(r, u)
+	ws := s.httpWorkspace(u)
+	e, code, err := s.httpFind(r, u, ws)
 	if err != nil {
 		httpError(w, code, err.Error())
-		return nil, nil, false
+		return nil, "", nil, false
 	}
-	return u, e, true
+	return u, ws, e, true
 }
 
 func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
-	if _, e, ok := s.httpEntry(w, r); ok {
+	if _, _, e, ok := s.httpEntry(w, r); ok {
 		writeJSON(w, http.StatusOK, e.Info)
 	}
 }
@@ -196,7 +210,7 @@ func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
 // httpCall calls a service function: query parameters (GET) or a JSON body
 // (POST: an object for keyword arguments, an array for positional ones).
 func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
-	u, e, ok := s.httpEntry(w, r)
+	u, callerWS, e, ok := s.httpEntry(w, r)
 	if !ok {
 		return
 	}
@@ -236,9 +250,10 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	// The call is made as the HTTP user, not as the manager: the provider
-	// must see (and may authorise) who is calling.
-	peer, release := s.userPeer(u, e.Workspace)
+	// The call is made as the HTTP user from its own workspace, neither as
+	// the manager nor as a member of the service's workspace: the provider
+	// sees (and authorises) exactly who is calling.
+	peer, release := s.userPeer(u, callerWS)
 	defer release()
 	v, err := peer.Func(e.ClientKey(), "services.built-in.get_service").Call(ctx, e.Name)
 	if err != nil {
@@ -281,8 +296,9 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 
 // userPeer is a short-lived peer in workspace ws acting for an HTTP user:
 // the router stamps that user on its frames, as it does for a connected
-// client (upstream makes HTTP calls through such a workspace interface).
-// release disconnects it.
+// client. ws must be the user's own workspace (httpWorkspace), never the
+// callee's: upstream places this peer in the service's workspace, which
+// made any HTTP caller a member of it. release disconnects it.
 func (s *Server) userPeer(u *auth.UserInfo, ws string) (peer *rpc.Peer, release func()) {
 	cid := "http-" + idgen.New()
 	user := u.Clone()

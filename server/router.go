@@ -199,6 +199,12 @@ func (r *router) route(src *conn, frame []byte) error {
 	}
 	stampWS := src.ws
 	tws, tcid, _ := strings.Cut(target, "/")
+	if m.Type != "method" && src.ws != "*" && tws != src.ws {
+		// Events (every frame that is not an RPC call) reach a client only
+		// from its own workspace or from the server: a client of another
+		// workspace could otherwise feed it forged notifications.
+		return fmt.Errorf("%w: %s may not send event %q to workspace %s", errCrossWorkspaceEvent, src.id, m.Type, tws)
+	}
 	if stampWS == "*" {
 		stampWS = tws
 	} else if tcid == "*" {
@@ -236,7 +242,10 @@ func (r *router) route(src *conn, frame []byte) error {
 	return nil
 }
 
-var errReadOnlyBroadcast = errors.New("permission denied")
+var (
+	errReadOnlyBroadcast   = errors.New("permission denied")
+	errCrossWorkspaceEvent = errors.New("permission denied: events stay in their workspace")
+)
 
 // rejectUnreachable answers a call to a peer that is not connected with an
 // immediate reject, so the caller does not wait for its timeout.

@@ -289,6 +289,12 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 	if ws == "" {
 		ws = user.Workspace()
 	}
+	if strings.ContainsAny(ws, "/:@*") {
+		// "*" is the server's own workspace: a client there (say with a
+		// token whose current workspace is "*") would be stamped as the
+		// server and could speak for any workspace.
+		return nil, refuse(closeGoingAway, "Failed to establish connection: invalid workspace %q", ws)
+	}
 	if err := s.work.ensure(ws, user); err != nil {
 		return nil, refuse(closeGoingAway, "Failed to establish connection: %v", err)
 	}
