@@ -35,6 +35,9 @@ type Config struct {
 	// Dialer replaces the websocket transport (the embedded server uses it
 	// for in-process clients).
 	Dialer Dialer
+	// ChunkLimits bounds the chunked messages other peers send to this
+	// client, per sending peer (zero fields take the defaults).
+	ChunkLimits ChunkLimits
 }
 
 // ConnectionInfo is what the server said about this connection.
@@ -109,7 +112,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	c.peer = NewPeer(PeerConfig{
 		ClientID: cfg.ClientID, Workspace: info.Workspace, ServerBaseURL: info.PublicBaseURL,
 		ManagerID: info.ManagerID, Send: c.send, MethodTimeout: cfg.MethodTimeout, Logger: cfg.Logger,
-		DefaultContext: map[string]any{"connection_type": "websocket"},
+		DefaultContext: map[string]any{"connection_type": "websocket"}, Chunks: cfg.ChunkLimits,
 	})
 	c.conn, c.info = conn, info
 	ready := make(chan struct{})
