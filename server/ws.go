@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/hypha-go/hypha/internal/batchconn"
+	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -128,6 +129,20 @@ func (s *Server) serveConn(t transport, remote string) {
 	// shutdown; the close also ends the pending read. (Expiring the read's
 	// context instead would drop the socket without a close frame: the
 	// websocket library closes a connection whose read is cancelled.)
+	// Connections not yet authenticated are bounded: each costs a socket
+	// and a goroutine for up to AuthTimeout, and anyone can open them.
+	pendingDone := func() {}
+	if remote != "in-process" {
+		if n := s.pending.Add(1); n > int64(s.cfg.MaxPendingConnections) {
+			s.pending.Add(-1)
+			t.CloseWith(closeTryAgainLater, fmt.Sprintf(
+				"Too many connections waiting for authentication (limit %d, max pending connections); try again later",
+				s.cfg.MaxPendingConnections))
+			return
+		}
+		pendingDone = sync.OnceFunc(func() { s.pending.Add(-1) })
+		defer pendingDone()
+	}
 	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
 		t.CloseWith(closePolicy, "Authentication payload timeout")
 	})
@@ -144,6 +159,7 @@ func (s *Server) serveConn(t transport, remote string) {
 		}
 	}
 	timedOut, shutDown := !authTimer.Stop(), !stopShutdownClose()
+	pendingDone()
 	if timedOut || shutDown {
 		return // closed by the timer or by Close
 	}
@@ -312,6 +328,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 	c := &conn{
 		id: id, ws: ws, cid: h.ClientID, user: user, userRaw: wire.MustRaw(user.ToMap()),
 		readOnly: perm == auth.Read, closed: make(chan struct{}), subs: map[string]bool{},
+		badLog: lograte.New(malformedLogEvery),
 	}
 	c.lastActive.Store(time.Now().UnixNano())
 	return c, nil
@@ -355,9 +372,37 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 		}
 		tokens--
 		if err := s.router.route(c, data); err != nil {
+			if errors.Is(err, errMalformedFrame) {
+				if s.malformedFrame(c, err) {
+					return
+				}
+				continue
+			}
 			s.log.Debug("dropped a frame", "from", c.id, "err", err)
 		}
 	}
+}
+
+// malformedLogEvery is how often a connection's malformed frames are logged.
+const malformedLogEvery = 10 * time.Second
+
+// malformedFrame accounts for a frame of c that could not be routed or
+// decoded: one warning per malformedLogEvery per connection (with the count
+// of those not logged), and the connection is closed once it sent
+// MaxMalformedFrames of them (a correct client never sends one). It reports
+// whether c was closed.
+func (s *Server) malformedFrame(c *conn, err error) bool {
+	c.malformed++
+	if ok, suppressed := c.badLog.Allow(); ok {
+		s.log.Warn("dropping malformed frames", "from", c.id, "err", err, "suppressed", suppressed, "total", c.malformed)
+	}
+	if limit := s.cfg.MaxMalformedFrames; limit > 0 && c.malformed >= limit {
+		s.log.Warn("closing a connection that sent too many malformed frames", "id", c.id,
+			"total", c.malformed, "suppressed", c.badLog.Flush())
+		c.close(closePolicy, fmt.Sprintf("Too many malformed frames (limit %d, max malformed frames)", limit))
+		return true
+	}
+	return false
 }
 
 func (s *Server) handleText(c *conn, data []byte) {
@@ -385,6 +430,11 @@ func (s *Server) handleText(c *conn, data []byte) {
 // took over the client id, its services go and the workspace hears of it.
 func (s *Server) disconnected(c *conn) {
 	c.close(closeGoingAway, "Connection closed")
+	if c.badLog != nil {
+		if n := c.badLog.Flush(); n > 0 {
+			s.log.Warn("malformed frames not logged before the client left", "id", c.id, "suppressed", n, "total", c.malformed)
+		}
+	}
 	if !s.router.remove(c) {
 		return
 	}
@@ -392,6 +442,9 @@ func (s *Server) disconnected(c *conn) {
 	s.manager.RejectTarget(c.id, fmt.Errorf("%w: %s", rpc.ErrClientDisconnect, c.id))
 	s.router.event(c.ws, "client_disconnected", map[string]any{"id": c.cid, "workspace": c.ws})
 	s.work.maybeUnload(c.ws, s.router)
+	if _, loaded := s.work.get(c.ws); !loaded {
+		s.extra.forget(c.ws)
+	}
 	s.log.Debug("client disconnected", "id", c.id)
 }
 
