@@ -87,11 +87,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// the HTTP server's goroutine, whose stack grew while parsing the
 	// upgrade request, goes away, and an idle connection keeps only the
 	// small stack of its read loop.
+	t := &wsTransport{c: c}
+	pendingDone, ok := s.admitPending()
+	if !ok {
+		t.CloseWith(closeTryAgainLater, fmt.Sprintf(
+			"Too many connections waiting for authentication (limit %d, max pending connections); try again later",
+			s.cfg.MaxPendingConnections))
+		return
+	}
 	handedOff = true
 	remote := r.RemoteAddr
 	go func() {
 		defer s.wg.Done()
-		s.serveConn(&wsTransport{c: c}, remote)
+		s.serveAdmitting(t, remote, pendingDone)
 	}()
 }
 
@@ -120,7 +128,23 @@ func refuse(code int, format string, args ...any) *setupError {
 }
 
 // serveConn runs one client connection from its first message to its end.
-func (s *Server) serveConn(t transport, remote string) {
+func (s *Server) serveConn(t transport, remote string) { s.serveAdmitting(t, remote, nil) }
+
+// admitPending counts one more connection waiting for its first message and
+// returns the function that stops counting it (idempotent), or false when
+// MaxPendingConnections are already waiting. Each costs a socket and a
+// goroutine for up to AuthTimeout, and anyone can open them.
+func (s *Server) admitPending() (done func(), ok bool) {
+	if n := s.pending.Add(1); n > int64(s.cfg.MaxPendingConnections) {
+		s.pending.Add(-1)
+		return nil, false
+	}
+	return sync.OnceFunc(func() { s.pending.Add(-1) }), true
+}
+
+// serveAdmitting is serveConn for a connection counted by admitPending:
+// pendingDone is called once its first message arrived (or it ended).
+func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // shutting down ends admission
@@ -129,20 +153,10 @@ func (s *Server) serveConn(t transport, remote string) {
 	// shutdown; the close also ends the pending read. (Expiring the read's
 	// context instead would drop the socket without a close frame: the
 	// websocket library closes a connection whose read is cancelled.)
-	// Connections not yet authenticated are bounded: each costs a socket
-	// and a goroutine for up to AuthTimeout, and anyone can open them.
-	pendingDone := func() {}
-	if remote != "in-process" {
-		if n := s.pending.Add(1); n > int64(s.cfg.MaxPendingConnections) {
-			s.pending.Add(-1)
-			t.CloseWith(closeTryAgainLater, fmt.Sprintf(
-				"Too many connections waiting for authentication (limit %d, max pending connections); try again later",
-				s.cfg.MaxPendingConnections))
-			return
-		}
-		pendingDone = sync.OnceFunc(func() { s.pending.Add(-1) })
-		defer pendingDone()
+	if pendingDone == nil {
+		pendingDone = func() {}
 	}
+	defer pendingDone()
 	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
 		t.CloseWith(closePolicy, "Authentication payload timeout")
 	})
