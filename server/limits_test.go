@@ -496,3 +496,19 @@ func TestHostileUnboundedManagerState(t *testing.T) {
 		})
 	})
 }
+
+// TestHostileChunkedMessageAbandoned: a chunked message that its sender
+// abandons (no chunk for Idle) is dropped and its share given back.
+func TestHostileChunkedMessageAbandoned(t *testing.T) {
+	s := testserver.Start(t, server.Config{Chunks: rpc.ChunkLimits{PerSenderMessages: 1, Idle: 300 * time.Millisecond}})
+	ctx := testserver.Ctx(t)
+	m := anonRaw(t, s, "quitter")
+	if err := mcache(ctx, m, m.ManagerID(), "create", "k0"); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, mcache(ctx, m, m.ManagerID(), "create", "k1"), "(per-client limit 1)")
+	testserver.WaitFor(t, 10*time.Second, "the abandoned message to be dropped", func() bool {
+		return mcache(ctx, m, m.ManagerID(), "create", "k1") == nil
+	})
+	wantErr(t, mcache(ctx, m, m.ManagerID(), "append", "k0", []byte("late")), "key not found")
+}

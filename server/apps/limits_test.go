@@ -1,6 +1,7 @@
 package apps_test
 
 import (
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -89,4 +90,42 @@ func TestHostileInstallLimits(t *testing.T) {
 		}
 		callErr(t, art, "get_file", "over the limit of 3 files per app (max install files)", "one", paths)
 	})
+}
+
+// TestHostileChunkQuotaInstall: the observed attack. An anonymous client
+// fills what it may of the apps controller's message cache (chunked
+// messages in flight); installs over 256 KiB, which travel in chunks to the
+// controller, still work for everyone else.
+func TestHostileChunkQuotaInstall(t *testing.T) {
+	limits := rpc.ChunkLimits{PerSenderMessages: 2, PerSenderBytes: 2 << 20, TotalBytes: 4 << 20}
+	s := testserver.Start(t, server.Config{DataDir: t.TempDir(), Chunks: limits})
+	newTestWorker(t, s, rpc.Config{Token: userToken(t, s, "alice")}, "protected")
+	alice := connectUser(t, s, "alice", "alice-client")
+	svc := appsService(t, alice)
+	ctx := testserver.Ctx(t)
+
+	m := testserver.ConnectRaw(t, s, map[string]any{"client_id": "mallory"})
+	const ctl = "public/" + apps.ClientID
+	mc := func(op string, args ...any) error {
+		_, err := m.Call(ctx, ctl, "services.built-in.message_cache."+op, args, nil, nil)
+		return err
+	}
+	for i := range 2 {
+		if err := mc("create", fmt.Sprint("k", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := mc("append", fmt.Sprint("k", i), make([]byte, 1000<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mc("create", "k2"); err == nil || !strings.Contains(err.Error(), "(per-client limit 2)") {
+		t.Fatalf("a third message: %v", err)
+	}
+	big := strings.Repeat("x", 600<<10)
+	kw := with(testApp(""), "app_id", "big", "stage", true)
+	kw["files"] = []any{map[string]any{"path": "main.txt", "content": "hi"}, map[string]any{"path": "big.txt", "content": big}}
+	call(t, svc, "install", kw)
+	if v := call(t, svc, "read_file", "big", "big.txt"); v != big {
+		t.Fatalf("read_file returned %d bytes", len(fmt.Sprint(v)))
+	}
 }
