@@ -421,13 +421,27 @@ func TestHostilePendingConnections(t *testing.T) {
 // error naming the limit, and forget a temporary workspace once its last
 // client left.
 func TestHostileUnboundedManagerState(t *testing.T) {
-	s := testserver.Start(t, server.Config{MaxSubscriptionsPerClient: 5, MaxItemsPerWorkspace: 3, MaxItemBytes: 1024})
+	s := testserver.Start(t, server.Config{MaxSubscriptionsPerClient: 5, MaxItemsPerWorkspace: 3, MaxItemBytes: 1024,
+		MaxServicesPerClient: 2, MaxServiceInfoBytes: 2048})
 	ctx := testserver.Ctx(t)
 	m := anonRaw(t, s, "hoarder")
 	call := func(fn string, args ...any) error {
 		_, err := m.CallManager(ctx, fn, args...)
 		return err
 	}
+	t.Run("services", func(t *testing.T) {
+		svc := func(name, desc string) map[string]any {
+			return map[string]any{"id": m.ID + ":" + name, "name": name, "description": desc,
+				"config": map[string]any{"visibility": "protected"}}
+		}
+		for _, n := range []string{"s1", "s2"} {
+			if err := call("register_service", svc(n, "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wantErr(t, call("register_service", svc("s3", "")), "(limit 2, max services per client)")
+		wantErr(t, call("register_service", svc("s1", strings.Repeat("d", 3000))), "over the limit of 2048 bytes (max service info bytes)")
+	})
 	t.Run("subscriptions", func(t *testing.T) {
 		if err := call("subscribe", []any{"a", "b", "c", "d", "e"}); err != nil {
 			t.Fatal(err)

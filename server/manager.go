@@ -205,7 +205,14 @@ func (s *Server) mRegisterService(_ context.Context, c *rpc.Call) (any, error) {
 	} else {
 		cfg["created_by"] = map[string]any{"id": u.ID}
 		if n := s.registry.Count(ws, cid); n >= s.cfg.MaxServicesPerClient && !s.registry.HasService(ws, cid, name) {
-			return nil, fmt.Errorf("register_service: client %s already has %d services (the limit)", cid, n)
+			return nil, fmt.Errorf("%w: register_service: client %s already has %d services (limit %d, max services per client)",
+				rpc.ErrLimit, cid, n, s.cfg.MaxServicesPerClient)
+		}
+		if size, err := itemSize(info); err != nil {
+			return nil, fmt.Errorf("register_service: %w", err)
+		} else if size > s.cfg.MaxServiceInfoBytes {
+			return nil, fmt.Errorf("%w: register_service: the description of %s is %d bytes, over the limit of %d bytes (max service info bytes)",
+				rpc.ErrLimit, name, size, s.cfg.MaxServiceInfoBytes)
 		}
 	}
 	info["config"] = cfg

@@ -50,6 +50,9 @@ type Config struct {
 	Pprof bool
 	// MaxServicesPerClient bounds registrations per client (default 1000).
 	MaxServicesPerClient int
+	// MaxServiceInfoBytes bounds the description of one registered service
+	// (its encoded info: functions, docs, config; default 256 KiB).
+	MaxServiceInfoBytes int
 	// ReconnectionTokenLife is the lifetime of reconnection tokens (default 2 days).
 	ReconnectionTokenLife time.Duration
 
@@ -151,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxServicesPerClient <= 0 {
 		cfg.MaxServicesPerClient = 1000
+	}
+	if cfg.MaxServiceInfoBytes <= 0 {
+		cfg.MaxServiceInfoBytes = 256 << 10
 	}
 	if cfg.HTTPReadHeaderTimeout <= 0 {
 		cfg.HTTPReadHeaderTimeout = 10 * time.Second

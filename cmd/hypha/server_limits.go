@@ -43,6 +43,8 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config) {
 		"websocket connections waiting for authentication at once (HYPHA_MAX_PENDING_CONNECTIONS)")
 	fs.IntVar(&cfg.MaxServicesPerClient, "max-services-per-client", envInt("HYPHA_MAX_SERVICES_PER_CLIENT", 1000),
 		"services one client may register (HYPHA_MAX_SERVICES_PER_CLIENT)")
+	fs.IntVar(&cfg.MaxServiceInfoBytes, "max-service-info-bytes", envInt("HYPHA_MAX_SERVICE_INFO_BYTES", 256<<10),
+		"size of one registered service's description in bytes (HYPHA_MAX_SERVICE_INFO_BYTES)")
 	fs.IntVar(&cfg.MaxSubscriptionsPerClient, "max-subscriptions-per-client", envInt("HYPHA_MAX_SUBSCRIPTIONS_PER_CLIENT", 256),
 		"event types one client may subscribe to (HYPHA_MAX_SUBSCRIPTIONS_PER_CLIENT)")
 
