@@ -318,7 +318,10 @@ func TestHostileSlowHTTP(t *testing.T) {
 		HTTPReadTimeout: time.Second, MaxHTTPBodyBytes: 1024})
 	root := testserver.RootClient(t, s, "prov")
 	testserver.MustRegister(t, root, rpc.Service{ID: "svc", Config: rpc.ServiceConfig{Visibility: "public"},
-		Functions: map[string]any{"len": func(s string) int { return len(s) }}})
+		Functions: map[string]any{
+			"len":  func(s string) int { return len(s) },
+			"slow": func() string { time.Sleep(1500 * time.Millisecond); return "done" },
+		}})
 
 	// trickle sends head, then one byte every 100 ms until the server closes
 	// the connection; it returns once the server closed it.
@@ -381,6 +384,12 @@ func TestHostileSlowHTTP(t *testing.T) {
 		req, _ = http.NewRequest(http.MethodPost, testserver.ServiceURL(s, "ws-user-root", "prov:svc/len", nil), strings.NewReader(`["abc"]`))
 		if code, v := testserver.HTTPGetJSON(t, req); code != http.StatusOK || v != float64(3) {
 			t.Fatalf("a small body got %d %v", code, v)
+		}
+	})
+	t.Run("a slow service call outlives the read timeout", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, testserver.ServiceURL(s, "ws-user-root", "prov:svc/slow", nil), strings.NewReader("[]"))
+		if code, v := testserver.HTTPGetJSON(t, req); code != http.StatusOK || v != "done" {
+			t.Fatalf("got %d %v", code, v)
 		}
 	})
 	t.Run("websocket outlives the HTTP read timeout", func(t *testing.T) {
