@@ -17,13 +17,71 @@ import (
 // chunk upload with message_cache.set.
 const apiVersion = 3
 
-// maxCacheEntries bounds how many chunked messages may be in flight at once.
-const maxCacheEntries = 256
+// ChunkLimits bound the chunked messages a peer reassembles for the peers
+// sending them (its built-in message_cache). Every limit is counted per
+// sending peer, keyed by the server-stamped `from` of the chunks (never by an
+// argument), so that one sender filling its share leaves the others theirs;
+// a sender's share is released when its message completes, when it removes
+// the message, when the message stays idle for Idle, and when the sender
+// disconnects. Zero fields take the defaults.
+type ChunkLimits struct {
+	// PerSenderMessages bounds the chunked messages one sender may have in
+	// flight (default 32).
+	PerSenderMessages int
+	// PerSenderBytes bounds the bytes one sender may have in flight, and so
+	// the size of one chunked message (default 256 MiB).
+	PerSenderBytes int64
+	// TotalBytes bounds the bytes of all senders together (default 1 GiB).
+	// It is raised to twice PerSenderBytes when lower, so that one sender can
+	// never reach it alone.
+	TotalBytes int64
+	// Idle drops a message that received no chunk for this long (default 2 min).
+	Idle time.Duration
+}
+
+// Default chunk limits.
+const (
+	DefaultChunkedMessagesPerSender = 32
+	DefaultChunkedBytesPerSender    = 256 << 20
+	DefaultChunkedBytesTotal        = 1 << 30
+	DefaultChunkedIdle              = 2 * time.Minute
+)
+
+func (l ChunkLimits) withDefaults() ChunkLimits {
+	if l.PerSenderMessages <= 0 {
+		l.PerSenderMessages = DefaultChunkedMessagesPerSender
+	}
+	if l.PerSenderBytes <= 0 {
+		l.PerSenderBytes = DefaultChunkedBytesPerSender
+	}
+	if l.TotalBytes <= 0 {
+		l.TotalBytes = DefaultChunkedBytesTotal
+	}
+	if l.TotalBytes < 2*l.PerSenderBytes {
+		l.TotalBytes = 2 * l.PerSenderBytes
+	}
+	if l.Idle <= 0 {
+		l.Idle = DefaultChunkedIdle
+	}
+	return l
+}
+
+// chunkUse is what one sender holds in the message cache.
+type chunkUse struct {
+	messages int
+	bytes    int64
+}
+
+// chunkOverhead is what one chunk is charged beyond its bytes (its map entry).
+const chunkOverhead = 64
+
+// maxChunkIndex bounds the index of message_cache.set.
+const maxChunkIndex = 1 << 24
 
 type chunkBuffer struct {
 	owner   string // the peer that created the entry; only it may use it
 	chunks  map[int][]byte
-	size    int
+	size    int // bytes charged to the owner: the chunks plus chunkOverhead each
 	touched time.Time
 }
 
@@ -137,11 +195,64 @@ func (p *Peer) cacheCreate(_ context.Context, c *Call) (any, error) {
 			return nil, fmt.Errorf("message cache key already exists: %s", key)
 		}
 	}
-	if len(p.cache) >= maxCacheEntries {
-		return nil, fmt.Errorf("too many chunked messages in flight (%d)", maxCacheEntries)
+	if old, exists := p.cache[key]; exists {
+		p.dropCacheLocked(key, old) // overwrite starts the message again
 	}
-	p.cache[key] = &chunkBuffer{owner: c.Context.From, chunks: map[int][]byte{}, touched: time.Now()}
+	from := c.Context.From
+	if u := p.cacheUse[from]; u != nil && u.messages >= p.chunks.PerSenderMessages {
+		return nil, fmt.Errorf("%w: message_cache: %s already has %d chunked messages in flight (per-client limit %d)",
+			ErrLimit, from, u.messages, p.chunks.PerSenderMessages)
+	}
+	p.cache[key] = &chunkBuffer{owner: from, chunks: map[int][]byte{}, touched: time.Now()}
+	p.use(from).messages++
 	return nil, nil
+}
+
+// use returns the usage record of sender, creating it.
+func (p *Peer) use(sender string) *chunkUse {
+	u := p.cacheUse[sender]
+	if u == nil {
+		u = &chunkUse{}
+		p.cacheUse[sender] = u
+	}
+	return u
+}
+
+// dropCacheLocked removes one message and gives its share back to its sender.
+func (p *Peer) dropCacheLocked(key string, b *chunkBuffer) {
+	delete(p.cache, key)
+	p.cacheBytes -= int64(b.size)
+	if u := p.cacheUse[b.owner]; u != nil {
+		u.messages--
+		u.bytes -= int64(b.size)
+		if u.messages <= 0 {
+			delete(p.cacheUse, b.owner)
+		}
+	}
+}
+
+// dropSenderLocked removes every message a sender has in flight (it went away).
+func (p *Peer) dropSenderLocked(sender string) {
+	if p.cacheUse[sender] == nil {
+		return
+	}
+	for k, b := range p.cache {
+		if b.owner == sender {
+			p.dropCacheLocked(k, b)
+		}
+	}
+}
+
+// ChunkUsage reports the chunked messages and bytes a sender has in flight
+// in this peer's message cache, and the bytes of all senders (for tests and
+// monitoring).
+func (p *Peer) ChunkUsage(sender string) (messages int, bytes, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if u := p.cacheUse[sender]; u != nil {
+		messages, bytes = u.messages, u.bytes
+	}
+	return messages, bytes, p.cacheBytes
 }
 
 func (p *Peer) cachePut(c *Call, key string, index int, data []byte, hb bool) error {
@@ -156,24 +267,29 @@ func (p *Peer) cachePut(c *Call, key string, index int, data []byte, hb bool) er
 	if err != nil {
 		return err
 	}
-	if b.size+len(data) > maxReassembled {
-		delete(p.cache, key)
-		return fmt.Errorf("chunked message %s exceeds %d bytes", key, maxReassembled)
-	}
-	// All messages being reassembled together are bounded too, so that many
-	// half-sent messages cannot exhaust memory either.
-	total := len(data)
-	for _, e := range p.cache {
-		total += e.size
-	}
-	if total > maxCacheTotal {
-		return fmt.Errorf("chunked messages in flight exceed %d bytes", maxCacheTotal)
-	}
+	// Each chunk is charged a little more than its bytes, so that a flood
+	// of empty chunks counts too.
+	grow := int64(len(data)) + chunkOverhead
 	if old, ok := b.chunks[index]; ok {
-		b.size -= len(old)
+		grow -= int64(len(old)) + chunkOverhead
+	}
+	u := p.use(b.owner)
+	if u.bytes+grow > p.chunks.PerSenderBytes {
+		// A message this large can never complete: free it now.
+		p.dropCacheLocked(key, b)
+		return fmt.Errorf("%w: message_cache: chunked messages in flight from %s would exceed the per-client limit of %d bytes",
+			ErrLimit, b.owner, p.chunks.PerSenderBytes)
+	}
+	// All senders together are bounded too (the limit is at least twice a
+	// sender's share, so no sender reaches it alone).
+	if p.cacheBytes+grow > p.chunks.TotalBytes {
+		return fmt.Errorf("%w: message_cache: chunked messages in flight from all clients would exceed the total limit of %d bytes",
+			ErrLimit, p.chunks.TotalBytes)
 	}
 	b.chunks[index] = data
-	b.size += len(data)
+	b.size += int(grow)
+	u.bytes += grow
+	p.cacheBytes += grow
 	b.touched = time.Now()
 	return nil
 }
@@ -197,8 +313,8 @@ func (p *Peer) cacheAppend(_ context.Context, c *Call) (any, error) {
 func (p *Peer) cacheSet(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	idx, ok := asFloat(c.Arg(1, "index"))
-	if !ok || idx < 0 {
-		return nil, fmt.Errorf("message_cache.set: index must be a non-negative number")
+	if !ok || idx < 0 || idx > maxChunkIndex {
+		return nil, fmt.Errorf("message_cache.set: index must be a number between 0 and %d", maxChunkIndex)
 	}
 	data, ok := c.Arg(2, "data").([]byte)
 	if !ok {
@@ -219,7 +335,7 @@ func (p *Peer) cacheProcess(_ context.Context, c *Call) (any, error) {
 	p.mu.Lock()
 	b, err := p.cacheEntry(key, c.Context.From)
 	if err == nil {
-		delete(p.cache, key)
+		p.dropCacheLocked(key, b)
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -247,10 +363,11 @@ func (p *Peer) cacheRemove(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := p.cacheEntry(key, c.Context.From); err != nil {
+	b, err := p.cacheEntry(key, c.Context.From)
+	if err != nil {
 		return nil, err
 	}
-	delete(p.cache, key)
+	p.dropCacheLocked(key, b)
 	return nil, nil
 }
 

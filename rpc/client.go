@@ -41,6 +41,9 @@ type Config struct {
 	// a function given by X under its own identity must be sure the
 	// function is X's.
 	AllowForeignCallables bool
+	// ChunkLimits bounds the chunked messages other peers send to this
+	// client, per sending peer (zero fields take the defaults).
+	ChunkLimits ChunkLimits
 }
 
 // ConnectionInfo is what the server said about this connection.
@@ -117,6 +120,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		ManagerID: info.ManagerID, Send: c.send, MethodTimeout: cfg.MethodTimeout, Logger: cfg.Logger,
 		DefaultContext:        map[string]any{"connection_type": "websocket"},
 		AllowForeignCallables: cfg.AllowForeignCallables,
+		Chunks:                cfg.ChunkLimits,
 	})
 	c.conn, c.info = conn, info
 	ready := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
 )
 
@@ -24,6 +25,8 @@ var (
 	// belongs to another: calling it would act for the sender under this
 	// peer's identity (a confused deputy). See PeerConfig.AllowForeignCallables.
 	ErrForeignCallable = errors.New("foreign callable refused")
+	// ErrLimit is wrapped by the errors of a configured limit being reached.
+	ErrLimit = errors.New("limit exceeded")
 )
 
 const (
@@ -33,8 +36,6 @@ const (
 	chunkSize         = 256 * 1024
 	chunkThreshold    = chunkSize + 1024
 	chunkConcurrency  = 8
-	maxReassembled    = 256 << 20 // one chunked message
-	maxCacheTotal     = 512 << 20 // all chunked messages being reassembled
 	sessionIdleExpiry = 10 * time.Minute
 )
 
@@ -61,6 +62,8 @@ type PeerConfig struct {
 	// peer that can reach this one is trusted not to aim this peer's
 	// identity at a third party.
 	AllowForeignCallables bool
+	// Chunks bounds the chunked messages reassembled for other peers.
+	Chunks ChunkLimits
 }
 
 // Peer is one RPC endpoint: an object store of services and call sessions
@@ -80,6 +83,12 @@ type Peer struct {
 	services  map[string]*localService
 	sessions  map[string]*session
 	cache     map[string]*chunkBuffer
+	chunks    ChunkLimits
+	// cacheUse is each sender's share of the cache, cacheBytes the sum.
+	cacheUse   map[string]*chunkUse
+	cacheBytes int64
+	// badFrames limits the warnings about frames that cannot be decoded.
+	badFrames *lograte.Limiter
 	handlers  map[string][]*eventHandler
 	users     map[string]any
 	wg        sync.WaitGroup
@@ -129,6 +138,9 @@ func NewPeer(cfg PeerConfig) *Peer {
 		services:  map[string]*localService{},
 		sessions:  map[string]*session{},
 		cache:     map[string]*chunkBuffer{},
+		chunks:    cfg.Chunks.withDefaults(),
+		cacheUse:  map[string]*chunkUse{},
+		badFrames: lograte.New(badFrameLogEvery),
 		handlers:  map[string][]*eventHandler{},
 		users:     map[string]any{},
 	}
@@ -174,6 +186,8 @@ func (p *Peer) Close() {
 			delete(p.sessions, id)
 		}
 		p.cache = map[string]*chunkBuffer{}
+		p.cacheUse = map[string]*chunkUse{}
+		p.cacheBytes = 0
 		p.mu.Unlock()
 		for _, c := range pend {
 			c.finish(callResult{err: fmt.Errorf("%w: %s", ErrClosed, c.desc)})
@@ -198,8 +212,12 @@ func (p *Peer) RejectAll(err error) {
 	p.rejectWhere(func(*session) bool { return true }, err)
 }
 
-// RejectTarget fails pending calls to a peer that has gone away.
+// RejectTarget fails pending calls to a peer that has gone away, and drops
+// the chunked messages it was sending (its share of the message cache).
 func (p *Peer) RejectTarget(target string, err error) {
+	p.mu.Lock()
+	p.dropSenderLocked(target)
+	p.mu.Unlock()
 	p.rejectWhere(func(s *session) bool { return s.target == target }, err)
 }
 
@@ -247,7 +265,7 @@ func (p *Peer) deleteSessionLocked(id string) {
 // activity for sessionIdleExpiry, so fire-and-forget callbacks cannot leak forever.
 func (p *Peer) gcLoop() {
 	defer p.wg.Done()
-	t := time.NewTicker(sessionIdleExpiry / 2)
+	t := time.NewTicker(min(sessionIdleExpiry, p.chunks.Idle) / 2)
 	defer t.Stop()
 	for {
 		select {
@@ -261,8 +279,8 @@ func (p *Peer) gcLoop() {
 				}
 			}
 			for k, b := range p.cache {
-				if now.Sub(b.touched) > sessionIdleExpiry {
-					delete(p.cache, k)
+				if now.Sub(b.touched) > p.chunks.Idle {
+					p.dropCacheLocked(k, b)
 				}
 			}
 			p.mu.Unlock()
@@ -300,18 +318,34 @@ func (p *Peer) emitLocal(eventType string, msg map[string]any) {
 	}
 }
 
+// badFrameLogEvery is how often a peer logs frames it cannot decode: one
+// line per interval, with the count of the ones not logged.
+const badFrameLogEvery = 10 * time.Second
+
 // HandleFrame processes one binary frame from the transport. It decodes on
-// the caller's goroutine and never runs user code there.
+// the caller's goroutine and never runs user code there. Frames that cannot
+// be decoded are dropped and logged at most once per badFrameLogEvery.
 func (p *Peer) HandleFrame(frame []byte) {
+	if err := p.Receive(frame); err != nil {
+		if ok, suppressed := p.badFrames.Allow(); ok {
+			p.log.Warn("dropping undecodable frame", "err", err, "bytes", len(frame), "suppressed", suppressed)
+		}
+	}
+}
+
+// Receive is HandleFrame for callers that account for bad frames themselves
+// (the server counts them per connection): it logs nothing and returns the
+// decoding error, which wraps wire.ErrMalformed.
+func (p *Peer) Receive(frame []byte) error {
 	main, extra, user, err := wire.DecodeFrameRawUser(frame)
 	if err != nil {
-		p.log.Warn("dropping undecodable frame", "err", err, "bytes", len(frame))
-		return
+		return err
 	}
 	if user != nil {
 		main["user"] = p.decodeUser(user)
 	}
 	p.handleMessage(main, extra, nil)
+	return nil
 }
 
 // maxCachedUsers bounds the decoded-user cache.

@@ -76,7 +76,9 @@ func (s *Server) startExtensions() error {
 	if s.cfg.DataDir == "" {
 		return nil
 	}
-	ctl, err := apps.New(context.Background(), s, apps.Config{DataDir: s.cfg.DataDir, Logger: s.log.With("component", "server-apps")})
+	ctl, err := apps.New(context.Background(), s, apps.Config{
+		DataDir: s.cfg.DataDir, Logger: s.log.With("component", "server-apps"), Limits: s.cfg.Apps,
+	})
 	if err != nil {
 		return fmt.Errorf("start server apps: %w", err)
 	}

@@ -20,9 +20,6 @@ import (
 	"github.com/hypha-go/hypha/server/registry"
 )
 
-// maxHTTPBody bounds request bodies of HTTP service calls.
-const maxHTTPBody = 16 << 20
-
 func mustRawUser(u *auth.UserInfo) wire.Raw { return wire.MustRaw(u.ToMap()) }
 
 func (s *Server) routes() {
@@ -225,9 +222,14 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 			kwargs[k] = normalizeQueryValue(vs[0])
 		}
 	} else {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxHTTPBody+1))
-		if err != nil || len(body) > maxHTTPBody {
-			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", maxHTTPBody))
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+				httpError(w, http.StatusRequestEntityTooLarge,
+					fmt.Sprintf("request body over the limit of %d bytes (max HTTP body bytes)", s.cfg.MaxHTTPBodyBytes))
+				return
+			}
+			httpError(w, http.StatusRequestTimeout, "could not read the request body: "+err.Error())
 			return
 		}
 		if len(strings.TrimSpace(string(body))) > 0 {
@@ -307,13 +309,10 @@ func (s *Server) userPeer(u *auth.UserInfo, ws string) (peer *rpc.Peer, release 
 		readOnly: true, closed: make(chan struct{}), subs: map[string]bool{}}
 	peer = rpc.NewPeer(rpc.PeerConfig{
 		ClientID: cid, Workspace: ws, ServerBaseURL: s.URL(), ManagerID: s.managerID,
-		Logger: s.log.With("peer", c.id),
-		Send:   func(_ context.Context, frame []byte) error { return s.router.route(c, frame) },
+		Logger: s.log.With("peer", c.id), Chunks: s.cfg.Chunks,
+		Send: func(_ context.Context, frame []byte) error { return s.router.route(c, frame) },
 	})
-	c.deliverFn = func(frame []byte) error {
-		peer.HandleFrame(frame)
-		return nil
-	}
+	c.deliverFn = peer.Receive
 	s.router.add(c)
 	return peer, func() {
 		s.router.remove(c)

@@ -23,15 +23,14 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 	mc.userRaw = mustRawUser(root)
 	peer := rpc.NewPeer(rpc.PeerConfig{
 		ClientID: s.managerID, Workspace: "*", ServerBaseURL: s.URL(), ManagerID: s.managerID,
-		Logger: s.log.With("peer", "manager"),
+		Logger: s.log.With("peer", "manager"), Chunks: s.cfg.Chunks,
 		Send: func(ctx context.Context, frame []byte) error {
 			return s.router.route(mc, frame)
 		},
 	})
-	mc.deliverFn = func(frame []byte) error {
-		peer.HandleFrame(frame)
-		return nil
-	}
+	// Undecodable frames come back to the router, which accounts for them
+	// per sending connection.
+	mc.deliverFn = peer.Receive
 	s.router.add(mc)
 	fns := map[string]any{
 		"echo":               rpc.HandlerFunc(s.mEcho),
@@ -206,7 +205,14 @@ func (s *Server) mRegisterService(_ context.Context, c *rpc.Call) (any, error) {
 	} else {
 		cfg["created_by"] = map[string]any{"id": u.ID}
 		if n := s.registry.Count(ws, cid); n >= s.cfg.MaxServicesPerClient && !s.registry.HasService(ws, cid, name) {
-			return nil, fmt.Errorf("register_service: client %s already has %d services (the limit)", cid, n)
+			return nil, fmt.Errorf("%w: register_service: client %s already has %d services (limit %d, max services per client)",
+				rpc.ErrLimit, cid, n, s.cfg.MaxServicesPerClient)
+		}
+		if size, err := itemSize(info); err != nil {
+			return nil, fmt.Errorf("register_service: %w", err)
+		} else if size > s.cfg.MaxServiceInfoBytes {
+			return nil, fmt.Errorf("%w: register_service: the description of %s is %d bytes, over the limit of %d bytes (max service info bytes)",
+				rpc.ErrLimit, name, size, s.cfg.MaxServiceInfoBytes)
 		}
 	}
 	info["config"] = cfg
@@ -618,6 +624,9 @@ var allowedEvents = map[string]bool{
 	"workspace_ready": true, "workspace_unloaded": true, "workspace_status_changed": true,
 }
 
+// maxEventTypeLen bounds the name of an event type one subscribes to.
+const maxEventTypeLen = 256
+
 func eventTypes(v any) ([]string, error) {
 	switch x := v.(type) {
 	case string:
@@ -655,6 +664,22 @@ func (s *Server) subscriptions(c *rpc.Call, on bool) (any, error) {
 		return nil, fmt.Errorf("client %s is not connected", c.Context.From)
 	}
 	cn.subsMu.Lock()
+	defer cn.subsMu.Unlock()
+	if on {
+		added := 0
+		for _, t := range types {
+			if len(t) > maxEventTypeLen {
+				return nil, fmt.Errorf("event type %.40q… is longer than %d bytes", t, maxEventTypeLen)
+			}
+			if !cn.subs[t] {
+				added++
+			}
+		}
+		if len(cn.subs)+added > s.cfg.MaxSubscriptionsPerClient {
+			return nil, fmt.Errorf("%w: subscribing to %d more event types would exceed the limit of %d per client (max subscriptions per client)",
+				rpc.ErrLimit, added, s.cfg.MaxSubscriptionsPerClient)
+		}
+	}
 	for _, t := range types {
 		if on {
 			cn.subs[t] = true
@@ -662,7 +687,6 @@ func (s *Server) subscriptions(c *rpc.Call, on bool) (any, error) {
 			delete(cn.subs, t)
 		}
 	}
-	cn.subsMu.Unlock()
 	return true, nil
 }
 

@@ -14,29 +14,74 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 )
-
-// maxEventsPerWorkspace bounds the in-memory event log of a workspace (the
-// oldest events are dropped).
-const maxEventsPerWorkspace = 1000
 
 type extraState struct {
 	mu      sync.Mutex
 	env     map[string]map[string]string         // workspace → key → value
 	types   map[string]map[string]map[string]any // workspace → type id → info
 	events  map[string][]map[string]any          // workspace → events, oldest first
-	revoked map[[32]byte]time.Time               // sha256(token) → its expiry
+	revoked map[[32]byte]revocation              // sha256(token) → its expiry
 	// bookmarks of each user, by the user's own workspace
 	bookmarks map[string][]map[string]any
+}
+
+// revocation is a revoked token, kept until it would have expired.
+type revocation struct {
+	expires time.Time
+	ws      string // the workspace of the admin who revoked it
+}
+
+// forget drops the state of a workspace that was unloaded (a temporary
+// workspace whose last client left): otherwise every anonymous connection
+// could leave environment variables, types, events and bookmarks behind.
+// Revocations stay until the tokens would have expired.
+func (e *extraState) forget(ws string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.env, ws)
+	delete(e.types, ws)
+	delete(e.events, ws)
+	delete(e.bookmarks, ws)
+}
+
+// itemSize is the encoded size of a value stored by the manager; values that
+// cannot be encoded (such as remote functions) are refused.
+func itemSize(v any) (int, error) {
+	b, err := wire.Encode(v)
+	if err != nil {
+		return 0, fmt.Errorf("the value cannot be stored: %w", err)
+	}
+	return len(b), nil
+}
+
+// checkItem refuses one stored entry (env variable, service type, event,
+// bookmark) over MaxItemBytes.
+func (s *Server) checkItem(what string, v any) error {
+	n, err := itemSize(v)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n > s.cfg.MaxItemBytes {
+		return fmt.Errorf("%w: %s is %d bytes, over the limit of %d bytes (max item bytes)", rpc.ErrLimit, what, n, s.cfg.MaxItemBytes)
+	}
+	return nil
+}
+
+// tooMany is the error for a per-workspace store that is full.
+func (s *Server) tooMany(what, ws string) error {
+	return fmt.Errorf("%w: workspace %s already has %d %s, the limit (max items per workspace)",
+		rpc.ErrLimit, ws, s.cfg.MaxItemsPerWorkspace, what)
 }
 
 func (e *extraState) init() {
 	e.env = map[string]map[string]string{}
 	e.types = map[string]map[string]map[string]any{}
 	e.events = map[string][]map[string]any{}
-	e.revoked = map[[32]byte]time.Time{}
+	e.revoked = map[[32]byte]revocation{}
 	e.bookmarks = map[string][]map[string]any{}
 }
 
@@ -49,8 +94,8 @@ func (s *Server) parseToken(tok string) (*auth.UserInfo, error) {
 	sum := sha256.Sum256([]byte(strings.TrimPrefix(tok, "Bearer ")))
 	s.extra.mu.Lock()
 	defer s.extra.mu.Unlock()
-	if exp, ok := s.extra.revoked[sum]; ok {
-		if time.Now().Before(exp) {
+	if r, ok := s.extra.revoked[sum]; ok {
+		if time.Now().Before(r.expires) {
 			return nil, fmt.Errorf("%w: the token has been revoked", auth.ErrTokenInvalid)
 		}
 		delete(s.extra.revoked, sum)
@@ -76,8 +121,23 @@ func (s *Server) mRevokeToken(_ context.Context, c *rpc.Call) (any, error) {
 	}
 	sum := sha256.Sum256([]byte(strings.TrimPrefix(tok, "Bearer ")))
 	s.extra.mu.Lock()
-	s.extra.revoked[sum] = time.Unix(target.ExpiresAt, 0)
-	s.extra.mu.Unlock()
+	defer s.extra.mu.Unlock()
+	if _, done := s.extra.revoked[sum]; !done {
+		// Each workspace's admins may keep MaxItemsPerWorkspace revocations
+		// of tokens not yet expired; expired ones are forgotten first.
+		now, n := time.Now(), 0
+		for k, r := range s.extra.revoked {
+			if !now.Before(r.expires) {
+				delete(s.extra.revoked, k)
+			} else if r.ws == ws {
+				n++
+			}
+		}
+		if n >= s.cfg.MaxItemsPerWorkspace {
+			return nil, s.tooMany("revoked tokens not yet expired", ws)
+		}
+	}
+	s.extra.revoked[sum] = revocation{expires: time.Unix(target.ExpiresAt, 0), ws: ws}
 	return nil, nil
 }
 
@@ -103,6 +163,12 @@ func (s *Server) mSetEnv(_ context.Context, c *rpc.Call) (any, error) {
 	str, ok := value.(string)
 	if !ok {
 		return nil, fmt.Errorf("set_env: value must be a string, got %T", value)
+	}
+	if n := len(key) + len(str); n > s.cfg.MaxItemBytes {
+		return nil, fmt.Errorf("%w: set_env: %s is %d bytes, over the limit of %d bytes (max item bytes)", rpc.ErrLimit, key, n, s.cfg.MaxItemBytes)
+	}
+	if _, exists := s.extra.env[ws][key]; !exists && len(s.extra.env[ws]) >= s.cfg.MaxItemsPerWorkspace {
+		return nil, fmt.Errorf("set_env: %w", s.tooMany("environment variables", ws))
 	}
 	if s.extra.env[ws] == nil {
 		s.extra.env[ws] = map[string]string{}
@@ -159,10 +225,16 @@ func (s *Server) mRegisterServiceType(_ context.Context, c *rpc.Call) (any, erro
 	if id == "" {
 		return nil, errors.New("register_service_type: type_info.id is required")
 	}
+	if err := s.checkItem("register_service_type: type_info", info); err != nil {
+		return nil, err
+	}
 	s.extra.mu.Lock()
 	defer s.extra.mu.Unlock()
 	if _, exists := s.extra.types[ws][id]; exists {
 		return nil, fmt.Errorf("Service type already exists: %s", id)
+	}
+	if len(s.extra.types[ws]) >= s.cfg.MaxItemsPerWorkspace {
+		return nil, fmt.Errorf("register_service_type: %w", s.tooMany("service types", ws))
 	}
 	if s.extra.types[ws] == nil {
 		s.extra.types[ws] = map[string]map[string]any{}
@@ -237,13 +309,16 @@ func (s *Server) mLogEvent(_ context.Context, c *rpc.Call) (any, error) {
 		return nil, errors.New("log_event: event_type must be a non-empty string without spaces")
 	}
 	data, _ := c.Arg(1, "data").(map[string]any)
+	if err := s.checkItem("log_event: data", data); err != nil {
+		return nil, err
+	}
 	ev := map[string]any{"event_type": typ, "workspace": ws, "user_id": u.ID, "data": data,
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano)}
 	s.extra.mu.Lock()
 	defer s.extra.mu.Unlock()
 	evs := append(s.extra.events[ws], ev)
-	if len(evs) > maxEventsPerWorkspace {
-		evs = slices.Delete(evs, 0, len(evs)-maxEventsPerWorkspace)
+	if limit := s.cfg.MaxItemsPerWorkspace; len(evs) > limit {
+		evs = slices.Delete(evs, 0, len(evs)-limit) // the oldest go
 	}
 	s.extra.events[ws] = evs
 	return nil, nil
@@ -414,10 +489,18 @@ func (s *Server) bookmarks(_ context.Context, c *rpc.Call, add bool) (any, error
 			return nil, fmt.Errorf("Invalid bookmark type: %s", kind)
 		}
 	}
+	if add {
+		if err := s.checkItem("bookmark", entry); err != nil {
+			return nil, err
+		}
+	}
 	key := u.Workspace()
 	s.extra.mu.Lock()
 	defer s.extra.mu.Unlock()
 	list := slices.DeleteFunc(s.extra.bookmarks[key], func(b map[string]any) bool { return b["id"] == entry["id"] })
+	if add && len(list) >= s.cfg.MaxItemsPerWorkspace {
+		return nil, fmt.Errorf("bookmark: %w", s.tooMany("bookmarks", key))
+	}
 	if add {
 		list = append(list, entry)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -35,6 +36,12 @@ type conn struct {
 
 	subsMu sync.Mutex
 	subs   map[string]bool
+
+	// malformed counts the frames of this client the server could not
+	// route or decode; badLog limits their warnings. Both belong to the
+	// connection's read loop (badLog is nil for the server's own peers).
+	malformed int
+	badLog    *lograte.Limiter
 }
 
 func (c *conn) subscribed(typ string) bool {
@@ -173,17 +180,21 @@ func (r *router) closeAll(code int, reason string) {
 
 var errNoTarget = errors.New("message has no target")
 
+// errMalformedFrame is wrapped by route's errors for frames that cannot be
+// routed or that their server-side recipient cannot decode.
+var errMalformedFrame = errors.New("malformed frame")
+
 // route stamps the trusted fields of a frame from src and delivers it. The
 // main segment is scanned, not decoded, and the payload is never touched.
 func (r *router) route(src *conn, frame []byte) error {
 	m, err := wire.ScanMain(frame)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errMalformedFrame, err)
 	}
 	defer m.Release()
 	to := m.To
 	if to == "" {
-		return errNoTarget
+		return fmt.Errorf("%w: %w", errMalformedFrame, errNoTarget)
 	}
 	var target string
 	switch {
@@ -234,6 +245,10 @@ func (r *router) route(src *conn, frame []byte) error {
 		return nil
 	}
 	if err := dst.deliver(out); err != nil {
+		if errors.Is(err, wire.ErrMalformed) {
+			// A server-side peer (the manager) could not decode it.
+			return fmt.Errorf("%w: %w", errMalformedFrame, err)
+		}
 		r.s.log.Debug("delivery failed", "to", target, "err", err)
 		if m.Session != "" {
 			r.rejectUnreachable(src, target, m.Session)

@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/server/registry"
 )
@@ -48,8 +50,49 @@ type Config struct {
 	Pprof bool
 	// MaxServicesPerClient bounds registrations per client (default 1000).
 	MaxServicesPerClient int
+	// MaxServiceInfoBytes bounds the description of one registered service
+	// (its encoded info: functions, docs, config; default 256 KiB).
+	MaxServiceInfoBytes int
 	// ReconnectionTokenLife is the lifetime of reconnection tokens (default 2 days).
 	ReconnectionTokenLife time.Duration
+
+	// Chunks bounds the chunked messages (frames over 257 KiB) being
+	// reassembled by the manager and the server's own clients, per sending
+	// client: see rpc.ChunkLimits (defaults: 32 messages and 256 MiB per
+	// client, 1 GiB in all, dropped after 2 min without a chunk).
+	Chunks rpc.ChunkLimits
+
+	// HTTPReadHeaderTimeout bounds the reading of a request's headers,
+	// including a websocket upgrade (default 10 s).
+	HTTPReadHeaderTimeout time.Duration
+	// HTTPReadTimeout bounds the reading of a whole request, body included
+	// (default 60 s); a websocket is exempt once upgraded.
+	HTTPReadTimeout time.Duration
+	// HTTPIdleTimeout closes kept-alive HTTP connections idle that long
+	// (default 120 s).
+	HTTPIdleTimeout time.Duration
+	// MaxHTTPBodyBytes bounds a request body (default 16 MiB).
+	MaxHTTPBodyBytes int64
+	// MaxMalformedFrames closes a connection after that many frames the
+	// server cannot route or decode (default 100; negative: never). They are
+	// logged once per 10 s per connection, with the count of the others.
+	MaxMalformedFrames int
+	// MaxPendingConnections bounds connections accepted but not yet
+	// authenticated (websocket upgraded, first message not yet received;
+	// default 1000): more are refused with 1013 "try again later".
+	MaxPendingConnections int
+	// MaxSubscriptionsPerClient bounds the event types one client subscribes
+	// to (default 256).
+	MaxSubscriptionsPerClient int
+	// MaxItemsPerWorkspace bounds the entries of each per-workspace store of
+	// the manager: environment variables, service types, logged events, and
+	// each user's bookmarks (default 1000; the event log drops its oldest).
+	MaxItemsPerWorkspace int
+	// MaxItemBytes bounds one such entry, encoded (default 64 KiB).
+	MaxItemBytes int
+
+	// Apps bounds app installation (see apps.Limits for the defaults).
+	Apps apps.Limits
 
 	// DataDir, when set, enables the server-apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) and stores
@@ -82,6 +125,9 @@ type Server struct {
 	wg        sync.WaitGroup
 	httpSrv   *http.Server
 
+	// pending counts websocket connections waiting for their first message.
+	pending atomic.Int64
+
 	ext   extensions // server-apps hook (apps_hook.go)
 	extra extraState // manager_extra.go
 }
@@ -109,8 +155,46 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxServicesPerClient <= 0 {
 		cfg.MaxServicesPerClient = 1000
 	}
+	if cfg.MaxServiceInfoBytes <= 0 {
+		cfg.MaxServiceInfoBytes = 256 << 10
+	}
+	if cfg.HTTPReadHeaderTimeout <= 0 {
+		cfg.HTTPReadHeaderTimeout = 10 * time.Second
+	}
+	if cfg.HTTPReadTimeout <= 0 {
+		cfg.HTTPReadTimeout = 60 * time.Second
+	}
+	if cfg.HTTPIdleTimeout <= 0 {
+		cfg.HTTPIdleTimeout = 120 * time.Second
+	}
+	if cfg.MaxHTTPBodyBytes <= 0 {
+		cfg.MaxHTTPBodyBytes = 16 << 20
+	}
+	if cfg.MaxMalformedFrames == 0 {
+		cfg.MaxMalformedFrames = 100
+	}
+	if cfg.MaxPendingConnections <= 0 {
+		cfg.MaxPendingConnections = 1000
+	}
+	if cfg.MaxSubscriptionsPerClient <= 0 {
+		cfg.MaxSubscriptionsPerClient = 256
+	}
+	if cfg.MaxItemsPerWorkspace <= 0 {
+		cfg.MaxItemsPerWorkspace = 1000
+	}
+	if cfg.MaxItemBytes <= 0 {
+		cfg.MaxItemBytes = 64 << 10
+	}
 	if cfg.ReconnectionTokenLife <= 0 {
 		cfg.ReconnectionTokenLife = 48 * time.Hour
+	}
+	perClient := cfg.Chunks.PerSenderBytes
+	if perClient <= 0 {
+		perClient = rpc.DefaultChunkedBytesPerSender
+	}
+	if t := cfg.Chunks.TotalBytes; t > 0 && t < 2*perClient {
+		return nil, fmt.Errorf("server: the total limit of chunked bytes (%d) must be at least twice the per-client limit (%d), so that no client reaches it alone",
+			t, perClient)
 	}
 	if cfg.JWTSecret == "" {
 		cfg.Logger.Warn("no JWT secret set (--jwt-secret / HYPHA_JWT_SECRET): using a random one, tokens will not survive a restart")
@@ -140,8 +224,16 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler serves every endpoint of the server.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler serves every endpoint of the server. Request bodies are bounded
+// by MaxHTTPBodyBytes.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxHTTPBodyBytes)
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
 
 // Listen binds addr and serves until ctx ends or Close is called. It returns
 // the bound address as soon as the server listens, through ready.
@@ -168,7 +260,13 @@ func (s *Server) Addr() string {
 
 // Serve serves HTTP on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.HTTPReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HTTPReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
 	s.mu.Lock()
 	s.httpSrv = hs
 	s.mu.Unlock()
@@ -269,6 +367,9 @@ func (s *Server) Connect(ctx context.Context, cfg rpc.Config) (*rpc.Client, erro
 	}
 	if cfg.ServerURL == "" {
 		cfg.ServerURL = s.URL()
+	}
+	if cfg.ChunkLimits == (rpc.ChunkLimits{}) {
+		cfg.ChunkLimits = s.cfg.Chunks
 	}
 	return rpc.Connect(ctx, cfg)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/hypha-go/hypha/internal/batchconn"
+	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -86,11 +87,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// the HTTP server's goroutine, whose stack grew while parsing the
 	// upgrade request, goes away, and an idle connection keeps only the
 	// small stack of its read loop.
+	t := &wsTransport{c: c}
+	pendingDone, ok := s.admitPending()
+	if !ok {
+		t.CloseWith(closeTryAgainLater, fmt.Sprintf(
+			"Too many connections waiting for authentication (limit %d, max pending connections); try again later",
+			s.cfg.MaxPendingConnections))
+		return
+	}
 	handedOff = true
 	remote := r.RemoteAddr
 	go func() {
 		defer s.wg.Done()
-		s.serveConn(&wsTransport{c: c}, remote)
+		s.serveAdmitting(t, remote, pendingDone)
 	}()
 }
 
@@ -119,7 +128,23 @@ func refuse(code int, format string, args ...any) *setupError {
 }
 
 // serveConn runs one client connection from its first message to its end.
-func (s *Server) serveConn(t transport, remote string) {
+func (s *Server) serveConn(t transport, remote string) { s.serveAdmitting(t, remote, nil) }
+
+// admitPending counts one more connection waiting for its first message and
+// returns the function that stops counting it (idempotent), or false when
+// MaxPendingConnections are already waiting. Each costs a socket and a
+// goroutine for up to AuthTimeout, and anyone can open them.
+func (s *Server) admitPending() (done func(), ok bool) {
+	if n := s.pending.Add(1); n > int64(s.cfg.MaxPendingConnections) {
+		s.pending.Add(-1)
+		return nil, false
+	}
+	return sync.OnceFunc(func() { s.pending.Add(-1) }), true
+}
+
+// serveAdmitting is serveConn for a connection counted by admitPending:
+// pendingDone is called once its first message arrived (or it ended).
+func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // shutting down ends admission
@@ -128,6 +153,10 @@ func (s *Server) serveConn(t transport, remote string) {
 	// shutdown; the close also ends the pending read. (Expiring the read's
 	// context instead would drop the socket without a close frame: the
 	// websocket library closes a connection whose read is cancelled.)
+	if pendingDone == nil {
+		pendingDone = func() {}
+	}
+	defer pendingDone()
 	authTimer := time.AfterFunc(s.cfg.AuthTimeout, func() {
 		t.CloseWith(closePolicy, "Authentication payload timeout")
 	})
@@ -144,6 +173,7 @@ func (s *Server) serveConn(t transport, remote string) {
 		}
 	}
 	timedOut, shutDown := !authTimer.Stop(), !stopShutdownClose()
+	pendingDone()
 	if timedOut || shutDown {
 		return // closed by the timer or by Close
 	}
@@ -330,6 +360,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 	c := &conn{
 		id: id, ws: ws, cid: h.ClientID, user: user, userRaw: wire.MustRaw(stamped.ToMap()),
 		readOnly: perm == auth.Read, closed: make(chan struct{}), subs: map[string]bool{},
+		badLog: lograte.New(malformedLogEvery),
 	}
 	c.lastActive.Store(time.Now().UnixNano())
 	return c, nil
@@ -373,9 +404,37 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 		}
 		tokens--
 		if err := s.router.route(c, data); err != nil {
+			if errors.Is(err, errMalformedFrame) {
+				if s.malformedFrame(c, err) {
+					return
+				}
+				continue
+			}
 			s.log.Debug("dropped a frame", "from", c.id, "err", err)
 		}
 	}
+}
+
+// malformedLogEvery is how often a connection's malformed frames are logged.
+const malformedLogEvery = 10 * time.Second
+
+// malformedFrame accounts for a frame of c that could not be routed or
+// decoded: one warning per malformedLogEvery per connection (with the count
+// of those not logged), and the connection is closed once it sent
+// MaxMalformedFrames of them (a correct client never sends one). It reports
+// whether c was closed.
+func (s *Server) malformedFrame(c *conn, err error) bool {
+	c.malformed++
+	if ok, suppressed := c.badLog.Allow(); ok {
+		s.log.Warn("dropping malformed frames", "from", c.id, "err", err, "suppressed", suppressed, "total", c.malformed)
+	}
+	if limit := s.cfg.MaxMalformedFrames; limit > 0 && c.malformed >= limit {
+		s.log.Warn("closing a connection that sent too many malformed frames", "id", c.id,
+			"total", c.malformed, "suppressed", c.badLog.Flush())
+		c.close(closePolicy, fmt.Sprintf("Too many malformed frames (limit %d, max malformed frames)", limit))
+		return true
+	}
+	return false
 }
 
 func (s *Server) handleText(c *conn, data []byte) {
@@ -403,6 +462,11 @@ func (s *Server) handleText(c *conn, data []byte) {
 // took over the client id, its services go and the workspace hears of it.
 func (s *Server) disconnected(c *conn) {
 	c.close(closeGoingAway, "Connection closed")
+	if c.badLog != nil {
+		if n := c.badLog.Flush(); n > 0 {
+			s.log.Warn("malformed frames not logged before the client left", "id", c.id, "suppressed", n, "total", c.malformed)
+		}
+	}
 	if !s.router.remove(c) {
 		return
 	}
@@ -410,6 +474,9 @@ func (s *Server) disconnected(c *conn) {
 	s.manager.RejectTarget(c.id, fmt.Errorf("%w: %s", rpc.ErrClientDisconnect, c.id))
 	s.router.event(c.ws, "client_disconnected", map[string]any{"id": c.cid, "workspace": c.ws})
 	s.work.maybeUnload(c.ws, s.router)
+	if _, loaded := s.work.get(c.ws); !loaded {
+		s.extra.forget(c.ws)
+	}
 	s.log.Debug("client disconnected", "id", c.id)
 }
 

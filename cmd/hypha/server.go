@@ -25,16 +25,17 @@ func newServerCmd() *cobra.Command {
 	var port, rate, burst int
 	var noWorkers, pprof bool
 	var po process.Options
+	var limits server.Config // the resource limits; addLimitFlags binds them
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the embedded Hypha-compatible server with its apps controller and built-in workers",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
+			cfg := limits
+			cfg.PublicBaseURL, cfg.JWTSecret, cfg.RootToken, cfg.Logger = publicURL, jwtSecret, rootToken, log
+			cfg.MsgRateLimit, cfg.MsgBurstLimit, cfg.DataDir, cfg.Pprof = float64(rate), float64(burst), dataDir, pprof
 			sys, err := embedded.Start(cmd.Context(), embedded.Options{
-				Server: server.Config{
-					PublicBaseURL: publicURL, JWTSecret: jwtSecret, RootToken: rootToken, Logger: log,
-					MsgRateLimit: float64(rate), MsgBurstLimit: float64(burst), DataDir: dataDir, Pprof: pprof,
-				},
+				Server:    cfg,
 				Addr:      net.JoinHostPort(host, strconv.Itoa(port)),
 				NoWorkers: noWorkers,
 				Process:   po,
@@ -67,5 +68,6 @@ func newServerCmd() *cobra.Command {
 	fs.StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (HYPHA_NODE)")
 	fs.StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps")
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
+	addLimitFlags(fs, &limits)
 	return cmd
 }

@@ -156,6 +156,12 @@ func (h HijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// The HTTP server's read deadline (its ReadTimeout, meant for one
+	// request) would otherwise end the long-lived connection.
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
 	if brw.Writer.Buffered() > 0 {
 		if err := brw.Writer.Flush(); err != nil {
 			c.Close()

@@ -44,6 +44,8 @@ type Config struct {
 	// DataDir holds installed apps under DataDir/apps.
 	DataDir string
 	Logger  *slog.Logger
+	// Limits bound installs (zero fields take the defaults).
+	Limits Limits
 }
 
 // ClientID is the client id of the controller's connection in `public`.
@@ -90,6 +92,7 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	st, err := openStore(cfg.DataDir, cfg.Logger)
 	if err != nil {
 		return nil, err

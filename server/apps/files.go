@@ -71,6 +71,10 @@ func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (an
 	default:
 		return nil, fmt.Errorf("file_path must be a string or a list of strings")
 	}
+	if len(paths) > c.cfg.Limits.MaxFiles {
+		return nil, fmt.Errorf("%w: get_file asks for %d files, over the limit of %d files per app (max install files)",
+			ErrLimit, len(paths), c.cfg.Limits.MaxFiles)
+	}
 	tok, err := c.childToken(cl, ws, auth.Read, "", time.Duration(expires)*time.Second)
 	if err != nil {
 		return nil, err

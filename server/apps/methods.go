@@ -168,6 +168,23 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 			}
 		}
 	}
+	// Refuse oversized input before any work (the stored result is checked
+	// again below, after the worker's compile step).
+	lim := c.cfg.Limits
+	inBytes := int64(len(source))
+	for _, f := range files {
+		inBytes += f.rawSize()
+	}
+	if err := lim.checkFiles(len(files), inBytes); err != nil {
+		return nil, err
+	}
+	if manifest != nil {
+		if mb, err := marshalManifest(manifest); err != nil {
+			return nil, err
+		} else if err := lim.checkManifest(len(mb)); err != nil {
+			return nil, err
+		}
+	}
 
 	if manifest != nil {
 		manifest = copyMap(manifest)
@@ -225,6 +242,11 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 	if old != nil && !overwrite {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("App %s already exists in workspace %s; pass overwrite=True to replace it", appID, ws)
+	}
+	if old == nil && len(c.apps[ws]) >= lim.MaxAppsPerWorkspace {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: workspace %s already has %d apps, the limit per workspace (max apps per workspace)",
+			ErrLimit, ws, len(c.apps[ws]))
 	}
 	c.installing[key] = true
 	c.mu.Unlock()
@@ -304,13 +326,29 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 	if err := validateManifest(manifest); err != nil {
 		return nil, err
 	}
+	if err := lim.checkFiles(len(files), 0); err != nil {
+		return nil, err
+	}
 	data := make(map[string][]byte, len(files))
+	var total int64
 	for _, f := range files {
 		b, err := f.decode()
 		if err != nil {
 			return nil, err
 		}
+		if old, dup := data[f.Path]; dup {
+			total -= int64(len(old))
+		}
+		total += int64(len(b))
+		if err := lim.checkFiles(len(files), total); err != nil {
+			return nil, err
+		}
 		data[f.Path] = b
+	}
+	if mb, err := marshalManifest(manifest); err != nil {
+		return nil, err
+	} else if err := lim.checkManifest(len(mb)); err != nil {
+		return nil, err
 	}
 	if err := checkTree(data); err != nil {
 		return nil, err

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/server"
+	"github.com/spf13/pflag"
+)
+
+// TestLimitFlags: every limit takes its default from its HYPHA_* variable,
+// and a flag overrides it.
+func TestLimitFlags(t *testing.T) {
+	t.Setenv("HYPHA_MAX_CHUNKED_BYTES_PER_CLIENT", "1234")
+	t.Setenv("HYPHA_HTTP_READ_TIMEOUT", "7s")
+	t.Setenv("HYPHA_MAX_INSTALL_FILES", "5")
+	var cfg server.Config
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	addLimitFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--max-install-files=9", "--ws-max-malformed-frames=-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Chunks.PerSenderBytes != 1234 || cfg.HTTPReadTimeout != 7*time.Second || cfg.Apps.MaxFiles != 9 ||
+		cfg.MaxMalformedFrames != -1 || cfg.MaxItemsPerWorkspace != 1000 || cfg.HTTPReadHeaderTimeout != 10*time.Second {
+		t.Fatalf("config from flags and env: %+v", cfg)
+	}
+}
