@@ -85,6 +85,7 @@ func (s *Server) startExtensions() error {
 	s.ext.mu.Lock()
 	s.ext.apps = ctl
 	s.ext.mu.Unlock()
+	s.work.setAppCount(ctl.AppCount)
 	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/files", ctl.ServeFiles)
 	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/files/{path...}", ctl.ServeFiles)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -457,11 +458,18 @@ func (s *Server) mGenerateToken(_ context.Context, c *rpc.Call) (any, error) {
 	if err != nil || perm == auth.None {
 		return nil, fmt.Errorf("generate_token: invalid permission %q (read, read_write or admin)", permName)
 	}
-	expires := time.Hour
-	if d, ok := asSeconds(cfg["expires_in"]); ok && d > 0 {
-		expires = d
+	expires, err := s.issuer.ParseLifetime(cfg["expires_in"], time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("generate_token: %w", err)
+	}
+	// The new token carries the caller's token chain, so that revoking
+	// the caller's token (or any it derives from) refuses it too.
+	lineage := s.callerLineage(c)
+	if len(lineage) >= auth.MaxChain {
+		return nil, fmt.Errorf("generate_token: tokens may be derived at most %d levels deep, and the calling token is at that depth; use a token closer to the original credential", auth.MaxChain)
 	}
 	child := u.Clone()
+	child.Chain = lineage
 	if child.Parent == "" {
 		child.Parent = u.ID
 	}
@@ -516,18 +524,21 @@ func (s *Server) mCreateWorkspace(_ context.Context, c *rpc.Call) (any, error) {
 	if strings.HasPrefix(id, auth.UserWorkspacePrefix) && id != u.Workspace() && !u.IsRoot() {
 		return nil, fmt.Errorf("create_workspace: %q is reserved for user workspaces", id)
 	}
-	if existing, ok := s.work.get(id); ok && overwrite && s.permission(u, id) < auth.Admin {
-		_ = existing
+	if _, ok := s.work.get(id); ok && overwrite && s.permission(u, id) < auth.Admin {
 		return nil, fmt.Errorf("create_workspace: permission denied to overwrite %s", id)
 	}
-	ws := &workspace{ID: id, Name: id, Owners: []string{u.ID}, Persistent: true}
+	if id == "public" {
+		return nil, errors.New("create_workspace: the public workspace cannot be replaced")
+	}
+	ws := &workspace{ID: id, Name: id, Owners: []string{u.ID}, Persistent: true,
+		CreatedBy: u.ID, Principal: s.principal(c, u)}
 	ws.Description, _ = cfg["description"].(string)
 	if n, ok := cfg["name"].(string); ok && n != "" {
 		ws.Name = n
 	}
 	if owners, ok := cfg["owners"].([]any); ok {
 		for _, o := range owners {
-			if os, ok := o.(string); ok && os != u.ID {
+			if os, ok := o.(string); ok && os != u.ID && strings.TrimSpace(os) != "" && !slices.Contains(ws.Owners, os) {
 				ws.Owners = append(ws.Owners, os)
 			}
 		}
@@ -535,10 +546,37 @@ func (s *Server) mCreateWorkspace(_ context.Context, c *rpc.Call) (any, error) {
 	if p, ok := cfg["persistent"].(bool); ok {
 		ws.Persistent = p
 	}
-	if err := s.work.create(ws, overwrite); err != nil {
+	if err := s.work.create(ws, overwrite, u, s.cfg.MaxWorkspacesPerUser); err != nil {
+		if errors.Is(err, ErrWorkspaceExists) || errors.Is(err, ErrWorkspaceReserved) {
+			return nil, fmt.Errorf("create_workspace: %w", err)
+		}
 		return nil, err
 	}
 	return ws.toMap(), nil
+}
+
+// principal is what the per-user workspace quota counts for the caller:
+// the first token of its connection's chain (tokens derived from one
+// credential share it), else its user id.
+func (s *Server) principal(c *rpc.Call, u *auth.UserInfo) string {
+	if l := s.callerLineage(c); len(l) > 0 {
+		return "token:" + l[0]
+	}
+	return "user:" + u.ID
+}
+
+// callerLineage is the token chain of the connection a call came from
+// (kept by the server, never sent to clients): generated tokens carry it
+// so that revoking a token also refuses the tokens derived from it.
+func (s *Server) callerLineage(c *rpc.Call) []string {
+	if c.Context == nil {
+		return nil
+	}
+	cn := s.router.get(c.Context.From)
+	if cn == nil || cn.user == nil {
+		return nil
+	}
+	return cn.user.Lineage()
 }
 
 func (s *Server) mDeleteWorkspace(_ context.Context, c *rpc.Call) (any, error) {
@@ -556,7 +594,16 @@ func (s *Server) mDeleteWorkspace(_ context.Context, c *rpc.Call) (any, error) {
 	if err := s.need(u, id, auth.Admin); err != nil {
 		return nil, err
 	}
-	if !s.work.delete(id) {
+	// Installed apps outlive the record: whoever created the workspace
+	// again would own them. They must be uninstalled first.
+	if n := s.work.apps(id); n > 0 {
+		return nil, fmt.Errorf("delete_workspace: workspace %s still has %d installed app(s); uninstall them first", id, n)
+	}
+	ok, err := s.work.delete(id)
+	if err != nil {
+		return nil, fmt.Errorf("delete_workspace: %w", err)
+	}
+	if !ok {
 		return nil, fmt.Errorf("Workspace %s does not exist", id)
 	}
 	for _, cn := range s.router.inWorkspace(id) {

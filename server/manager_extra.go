@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,19 +19,12 @@ import (
 )
 
 type extraState struct {
-	mu      sync.Mutex
-	env     map[string]map[string]string         // workspace → key → value
-	types   map[string]map[string]map[string]any // workspace → type id → info
-	events  map[string][]map[string]any          // workspace → events, oldest first
-	revoked map[[32]byte]revocation              // sha256(token) → its expiry
+	mu     sync.Mutex
+	env    map[string]map[string]string         // workspace → key → value
+	types  map[string]map[string]map[string]any // workspace → type id → info
+	events map[string][]map[string]any          // workspace → events, oldest first
 	// bookmarks of each user, by the user's own workspace
 	bookmarks map[string][]map[string]any
-}
-
-// revocation is a revoked token, kept until it would have expired.
-type revocation struct {
-	expires time.Time
-	ws      string // the workspace of the admin who revoked it
 }
 
 // forget drops the state of a workspace that was unloaded (a temporary
@@ -81,64 +73,91 @@ func (e *extraState) init() {
 	e.env = map[string]map[string]string{}
 	e.types = map[string]map[string]map[string]any{}
 	e.events = map[string][]map[string]any{}
-	e.revoked = map[[32]byte]revocation{}
 	e.bookmarks = map[string][]map[string]any{}
 }
 
-// parseToken parses a token and refuses revoked ones.
+// parseToken authenticates a token. Revocation and expiry are checked by
+// the issuer itself (auth.Issuer.Parse), so that no route can skip them.
 func (s *Server) parseToken(tok string) (*auth.UserInfo, error) {
-	u, err := s.issuer.Parse(tok)
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(strings.TrimPrefix(tok, "Bearer ")))
-	s.extra.mu.Lock()
-	defer s.extra.mu.Unlock()
-	if r, ok := s.extra.revoked[sum]; ok {
-		if time.Now().Before(r.expires) {
-			return nil, fmt.Errorf("%w: the token has been revoked", auth.ErrTokenInvalid)
-		}
-		delete(s.extra.revoked, sum)
-	}
-	return u, nil
+	return s.issuer.Parse(tok)
 }
 
+// mRevokeToken revokes a token, and with it every token derived from it
+// (generate_token called with it, reconnection tokens of its connections).
+// Live connections authenticated by it are closed. The entry is kept (and
+// persisted in the data dir) until no token it refuses can still be valid.
 func (s *Server) mRevokeToken(_ context.Context, c *rpc.Call) (any, error) {
-	u, ws, err := caller(c)
+	u, _, err := caller(c)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.need(u, ws, auth.Admin); err != nil {
-		return nil, err
+	if u.IsAnonymous {
+		return nil, errors.New("revoke_token: anonymous users cannot revoke tokens; log in first")
 	}
 	tok, _ := c.Arg(0, "token").(string)
+	if strings.TrimSpace(tok) == "" {
+		return nil, errors.New("revoke_token: token is required")
+	}
 	target, err := s.issuer.Parse(tok)
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrTokenRevoked):
+		return nil, nil // already revoked
+	case errors.Is(err, auth.ErrTokenExpired):
+		return nil, errors.New("Token has already expired")
+	case err != nil:
 		return nil, fmt.Errorf("Invalid token: %w", err)
 	}
-	if target.ExpiresAt == 0 || time.Unix(target.ExpiresAt, 0).Before(time.Now()) {
-		return nil, errors.New("Token has already expired")
+	if target.TokenID == "" || target.ExpiresAt == 0 {
+		return nil, errors.New("revoke_token: this token never expires and cannot be revoked (the root token is changed with --root-token)")
 	}
-	sum := sha256.Sum256([]byte(strings.TrimPrefix(tok, "Bearer ")))
-	s.extra.mu.Lock()
-	defer s.extra.mu.Unlock()
-	if _, done := s.extra.revoked[sum]; !done {
-		// Each workspace's admins may keep MaxItemsPerWorkspace revocations
-		// of tokens not yet expired; expired ones are forgotten first.
-		now, n := time.Now(), 0
-		for k, r := range s.extra.revoked {
-			if !now.Before(r.expires) {
-				delete(s.extra.revoked, k)
-			} else if r.ws == ws {
-				n++
-			}
-		}
-		if n >= s.cfg.MaxItemsPerWorkspace {
-			return nil, s.tooMany("revoked tokens not yet expired", ws)
-		}
+	if ws, ok := s.mayRevoke(u, target); !ok {
+		return nil, fmt.Errorf("revoke_token: permission denied: only root, the user who generated the token, or an admin of workspace %s may revoke it", ws)
 	}
-	s.extra.revoked[sum] = revocation{expires: time.Unix(target.ExpiresAt, 0), ws: ws}
+	// Tokens derived from this one may expire later than it does; none
+	// was minted with a longer life than the cap (or, for reconnection
+	// tokens, the reconnection token life), so the entry is kept that long.
+	until := time.Now().Add(max(s.cfg.MaxTokenLifetime, s.cfg.ReconnectionTokenLife))
+	if exp := time.Unix(target.ExpiresAt, 0); exp.After(until) {
+		until = exp
+	}
+	if err := s.revoked.Revoke(target.TokenID, until, u.IsRoot()); err != nil {
+		return nil, fmt.Errorf("revoke_token: %w", err)
+	}
+	for _, cn := range s.router.all() {
+		if cn.t == nil || cn.id == c.Context.From || !slices.Contains(cn.user.Lineage(), target.TokenID) {
+			continue
+		}
+		s.closeLater(cn, "Token revoked")
+	}
 	return nil, nil
+}
+
+// mayRevoke reports whether u may revoke target's token: root, the user who
+// generated it, or an admin of every workspace it grants (other than its
+// own user workspace). It returns the workspace that was missing.
+func (s *Server) mayRevoke(u, target *auth.UserInfo) (string, bool) {
+	if u.IsRoot() || (target.Parent != "" && u.ID == target.Parent) {
+		return "", true
+	}
+	var wss []string
+	for w := range target.Scope.Workspaces {
+		if w != target.Workspace() {
+			wss = append(wss, w)
+		}
+	}
+	if cw := target.Scope.CurrentWorkspace; cw != "" && cw != target.Workspace() && !slices.Contains(wss, cw) {
+		wss = append(wss, cw)
+	}
+	if len(wss) == 0 {
+		wss = []string{target.Workspace()}
+	}
+	slices.Sort(wss)
+	for _, w := range wss {
+		if w == "*" || s.permission(u, w) < auth.Admin {
+			return w, false
+		}
+	}
+	return "", true
 }
 
 func (s *Server) mSetEnv(_ context.Context, c *rpc.Call) (any, error) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,17 @@ type Config struct {
 	MaxServiceInfoBytes int
 	// ReconnectionTokenLife is the lifetime of reconnection tokens (default 2 days).
 	ReconnectionTokenLife time.Duration
+	// MaxTokenLifetime caps expires_in of generate_token and the lifetime
+	// of tokens the apps controller mints for users (default 30 days).
+	// The server's internal tokens are not capped (see docs/security.md).
+	MaxTokenLifetime time.Duration
+	// MaxRevokedTokens bounds the live entries of the revocation list
+	// (default 100000); root's revocations are always recorded.
+	MaxRevokedTokens int
+	// MaxWorkspacesPerUser bounds how many workspaces one user (the first
+	// token of its chain) may create (default 100, as upstream's
+	// HYPHA_MAX_WORKSPACES_PER_USER); root is not bounded.
+	MaxWorkspacesPerUser int
 
 	// Chunks bounds the chunked messages (frames over 257 KiB) being
 	// reassembled by the manager and the server's own clients, per sending
@@ -96,7 +108,10 @@ type Config struct {
 
 	// DataDir, when set, enables the server-apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) and stores
-	// installed apps under DataDir/apps. See apps_hook.go and docs/apps.md.
+	// installed apps under DataDir/apps, workspace records under
+	// DataDir/workspaces and revoked tokens in DataDir/tokens/revoked.jsonl.
+	// See apps_hook.go, wsstore.go and docs/apps.md. Without it, workspaces
+	// and revocations live in memory only.
 	DataDir string
 }
 
@@ -127,6 +142,7 @@ type Server struct {
 
 	// pending counts websocket connections waiting for their first message.
 	pending atomic.Int64
+	revoked *auth.Revocations // revoked tokens (manager_extra.go)
 
 	ext   extensions // server-apps hook (apps_hook.go)
 	extra extraState // manager_extra.go
@@ -196,6 +212,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: the total limit of chunked bytes (%d) must be at least twice the per-client limit (%d), so that no client reaches it alone",
 			t, perClient)
 	}
+	if cfg.MaxTokenLifetime <= 0 {
+		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
+	}
+	if cfg.MaxRevokedTokens <= 0 {
+		cfg.MaxRevokedTokens = 100000
+	}
+	if cfg.MaxWorkspacesPerUser <= 0 {
+		cfg.MaxWorkspacesPerUser = 100
+	}
 	if cfg.JWTSecret == "" {
 		cfg.Logger.Warn("no JWT secret set (--jwt-secret / HYPHA_JWT_SECRET): using a random one, tokens will not survive a restart")
 	}
@@ -211,7 +236,10 @@ func New(cfg Config) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.managerID = "manager-" + s.serverID
 	s.extra.init()
-	s.work = newWorkspaces()
+	if err := s.openState(); err != nil {
+		s.cancel()
+		return nil, err
+	}
 	s.router = newRouter(s)
 	s.manager = s.newManagerPeer()
 	s.mux = http.NewServeMux()
@@ -221,6 +249,7 @@ func New(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.checkOrphans()
 	return s, nil
 }
 
@@ -233,6 +262,54 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// DefaultMaxTokenLifetime is the default of Config.MaxTokenLifetime.
+const DefaultMaxTokenLifetime = 30 * 24 * time.Hour
+
+// openState loads the workspace records and the revocation list from the
+// data dir (in memory without one) and arms the issuer with them.
+func (s *Server) openState() error {
+	s.issuer.MaxLifetime = s.cfg.MaxTokenLifetime
+	if s.cfg.DataDir == "" {
+		s.revoked = auth.NewRevocations(s.cfg.MaxRevokedTokens)
+		s.issuer.Revoked = s.revoked
+		s.work, _ = newWorkspaces(nil)
+		return nil
+	}
+	store, err := openWSStore(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if s.work, err = newWorkspaces(store); err != nil {
+		return err
+	}
+	if s.revoked, err = auth.OpenRevocations(filepath.Join(s.cfg.DataDir, "tokens", "revoked.jsonl"), s.cfg.MaxRevokedTokens); err != nil {
+		return err
+	}
+	s.issuer.Revoked = s.revoked
+	s.log.Info("workspace records loaded", "workspaces", len(s.work.list())-1, "revoked_tokens", s.revoked.Len())
+	return nil
+}
+
+// checkOrphans drops idle non-persistent workspaces and reports the
+// workspaces that hold installed apps but have no owner record (data dirs
+// from before workspace records were kept): only root may create those.
+func (s *Server) checkOrphans() {
+	s.ext.mu.Lock()
+	ctl := s.ext.apps
+	s.ext.mu.Unlock()
+	if ctl == nil || s.work.store == nil {
+		return
+	}
+	s.work.dropIdle(s.log)
+	for _, ws := range ctl.AppWorkspaces() {
+		if _, ok := s.work.get(ws); ok || !persisted(ws) {
+			continue
+		}
+		s.log.Warn("workspace has installed apps but no owner record; it is reserved for root, who may create it with its owners",
+			"workspace", ws, "apps", ctl.AppCount(ws))
+	}
 }
 
 // Listen binds addr and serves until ctx ends or Close is called. It returns
@@ -347,6 +424,11 @@ func (s *Server) Close() error {
 		}
 		s.manager.Close()
 		s.wg.Wait()
+		if s.revoked != nil {
+			if err := s.revoked.Close(); err != nil {
+				s.log.Warn("closing the revocation list", "err", err)
+			}
+		}
 	})
 	return nil
 }

@@ -286,6 +286,12 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 			return nil, authFail(errors.New("Client id mismatch, disconnecting"))
 		}
 		ws = u.Scope.CurrentWorkspace
+		// A reconnection token continues its connection: the connection
+		// keeps the chain of the token it first authenticated with (so
+		// that revoking that token still reaches it) but does not add the
+		// reconnection token itself, or the chain would grow with every
+		// reconnection.
+		u.TokenID = ""
 		user = u
 		reconnecting = true
 	case h.Token != "":
@@ -378,6 +384,7 @@ func (s *Server) reconnectionToken(c *conn) (string, error) {
 	u := c.user.Clone()
 	u.Scope.CurrentWorkspace = c.ws
 	u.Scope.ClientID = c.cid
+	u.Chain = c.user.Lineage()
 	return s.issuer.Generate(u, s.cfg.ReconnectionTokenLife)
 }
 

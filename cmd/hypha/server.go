@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/server"
@@ -20,9 +22,28 @@ func defaultDataDir() string {
 	return ".hypha"
 }
 
+// parseLifetime reads a duration ("720h", "90m") or a number of seconds.
+func parseLifetime(v string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 || n > math.MaxInt64/int64(time.Second) {
+			return 0, fmt.Errorf("%d seconds is out of range", n)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither a duration (720h) nor a number of seconds", v)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s must be positive", d)
+	}
+	return d, nil
+}
+
 func newServerCmd() *cobra.Command {
 	var host, publicURL, rootToken, jwtSecret, dataDir string
-	var port, rate, burst int
+	var port, rate, burst, maxRevoked, maxWorkspaces int
+	var maxTokenLife string
 	var noWorkers, pprof bool
 	var po process.Options
 	var limits server.Config // the resource limits; addLimitFlags binds them
@@ -31,9 +52,14 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the embedded Hypha-compatible server with its apps controller and built-in workers",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
+			tokenLife, err := parseLifetime(maxTokenLife)
+			if err != nil {
+				return fmt.Errorf("--max-token-lifetime: %w", err)
+			}
 			cfg := limits
 			cfg.PublicBaseURL, cfg.JWTSecret, cfg.RootToken, cfg.Logger = publicURL, jwtSecret, rootToken, log
 			cfg.MsgRateLimit, cfg.MsgBurstLimit, cfg.DataDir, cfg.Pprof = float64(rate), float64(burst), dataDir, pprof
+			cfg.MaxTokenLifetime, cfg.MaxRevokedTokens, cfg.MaxWorkspacesPerUser = tokenLife, maxRevoked, maxWorkspaces
 			sys, err := embedded.Start(cmd.Context(), embedded.Options{
 				Server:    cfg,
 				Addr:      net.JoinHostPort(host, strconv.Itoa(port)),
@@ -62,6 +88,10 @@ func newServerCmd() *cobra.Command {
 	fs.StringVar(&dataDir, "data-dir", envOr("HYPHA_DATA_DIR", defaultDataDir()), "where installed apps are stored (HYPHA_DATA_DIR)")
 	fs.IntVar(&rate, "ws-msg-rate-limit", envInt("HYPHA_WS_MSG_RATE_LIMIT", 2000), "binary messages per second per connection (HYPHA_WS_MSG_RATE_LIMIT)")
 	fs.IntVar(&burst, "ws-msg-burst-limit", envInt("HYPHA_WS_MSG_BURST_LIMIT", 20000), "burst of binary messages per connection (HYPHA_WS_MSG_BURST_LIMIT)")
+	fs.StringVar(&maxTokenLife, "max-token-lifetime", envOr("HYPHA_MAX_TOKEN_LIFETIME", server.DefaultMaxTokenLifetime.String()),
+		"longest expires_in a user may ask of generate_token: a duration (720h) or seconds (HYPHA_MAX_TOKEN_LIFETIME)")
+	fs.IntVar(&maxRevoked, "max-revoked-tokens", envInt("HYPHA_MAX_REVOKED_TOKENS", 100000), "live entries of the token revocation list; root may always revoke (HYPHA_MAX_REVOKED_TOKENS)")
+	fs.IntVar(&maxWorkspaces, "max-workspaces-per-user", envInt("HYPHA_MAX_WORKSPACES_PER_USER", 100), "workspaces one user may create (HYPHA_MAX_WORKSPACES_PER_USER)")
 	fs.BoolVar(&noWorkers, "no-workers", false, "do not register the built-in workers")
 	fs.BoolVar(&pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ (for measurements only)")
 	fs.StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (HYPHA_PYTHON)")

@@ -28,7 +28,9 @@ func (c *Controller) childToken(cl *caller, ws string, perm auth.Permission, cli
 	child.Scope = auth.Scope{CurrentWorkspace: ws, Workspaces: map[string]auth.Permission{ws: perm}, ClientID: clientID}
 	child.CurrentWorkspace = ws
 	child.ExpiresAt = 0
-	return c.host.Issuer().Generate(child, life)
+	// The lifetime derives from user input (start's timeout, get_file_url's
+	// expires_in): never longer than the server's token lifetime cap.
+	return c.host.Issuer().Generate(child, c.host.Issuer().ClampLifetime(life))
 }
 
 // appToken is the app client's token: read_write on ws, only for client id cid.

@@ -294,6 +294,7 @@ func TestGenerateParseRoundTrip(t *testing.T) {
 				want.Scope.Workspaces = map[string]Permission{}
 			}
 			want.Scope.Workspaces["ws-user-"+want.ID] = Admin
+			want.TokenID = TokenID(tok)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("round trip mismatch (-want +got):\n%s", diff)
 			}

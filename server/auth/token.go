@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ const (
 var (
 	ErrTokenExpired = errors.New("the token has expired, please fetch a new one")
 	ErrTokenInvalid = errors.New("invalid token")
+	// ErrLifetimeTooLong is returned (wrapped) when a requested token
+	// lifetime is over the configured maximum.
+	ErrLifetimeTooLong = errors.New("token lifetime too long")
 )
 
 // Issuer mints and verifies HS256 tokens. Empty Issuer, Audience and
@@ -45,6 +49,14 @@ type Issuer struct {
 	Audience  string // "aud" claim; default DefaultAudience
 	Namespace string // prefix of the roles/email/parent claims; default DefaultNamespace
 	Now       func() time.Time
+	// Revoked, when set, is consulted by Parse: a token whose id or chain
+	// holds a revoked id is refused with ErrTokenRevoked. Every route that
+	// authenticates a token goes through Parse, so none can skip the check.
+	Revoked *Revocations
+	// MaxLifetime caps the lifetime of tokens that users ask for
+	// (ParseLifetime, ClampLifetime); 0 means no cap. Generate itself does not apply it,
+	// so that the server's internal tokens may live longer.
+	MaxLifetime time.Duration
 }
 
 // NewIssuer returns an Issuer with the default issuer, audience and
@@ -138,6 +150,16 @@ func (is *Issuer) Generate(u *UserInfo, expiresIn time.Duration) (string, error)
 	if u.Parent != "" {
 		claims[ns+"parent"] = u.Parent
 	}
+	if len(u.Chain) > MaxChain {
+		return "", fmt.Errorf("cannot generate a token derived from more than %d tokens", MaxChain)
+	}
+	if len(u.Chain) > 0 {
+		chain := make([]any, len(u.Chain))
+		for i, id := range u.Chain {
+			chain[i] = id
+		}
+		claims[ns+"chain"] = chain
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	s, err := tok.SignedString(is.Secret)
 	if err != nil {
@@ -213,8 +235,73 @@ func (is *Issuer) Parse(token string) (*UserInfo, error) {
 	if err := is.checkAudience(claims); err != nil {
 		return nil, err
 	}
-	return is.userFromClaims(claims)
+	u, err := is.userFromClaims(claims)
+	if err != nil {
+		return nil, err
+	}
+	u.TokenID = TokenID(t)
+	if is.Revoked != nil {
+		if is.Revoked.Revoked(u.TokenID) {
+			return nil, ErrTokenRevoked
+		}
+		if is.Revoked.Revoked(u.Chain...) {
+			return nil, fmt.Errorf("%w (it was derived from a revoked token)", ErrTokenRevoked)
+		}
+	}
+	return u, nil
 }
+
+// ClampLifetime bounds a lifetime chosen by the server on a user's behalf
+// (app tokens, file URLs) to MaxLifetime.
+func (is *Issuer) ClampLifetime(d time.Duration) time.Duration {
+	if is.MaxLifetime > 0 && d > is.MaxLifetime {
+		return is.MaxLifetime
+	}
+	return d
+}
+
+// ParseLifetime converts an expires_in value given in seconds (any decoded
+// number) into a duration; nil and 0 give def. Negative, NaN, infinite or
+// non-numeric values are errors; so is a value over MaxLifetime.
+func (is *Issuer) ParseLifetime(v any, def time.Duration) (time.Duration, error) {
+	var secs float64
+	switch n := v.(type) {
+	case nil:
+		return def, nil
+	case int64:
+		secs = float64(n)
+	case int:
+		secs = float64(n)
+	case uint64:
+		secs = float64(n)
+	case float64:
+		secs = n
+	case float32:
+		secs = float64(n)
+	default:
+		return 0, fmt.Errorf("expires_in must be a number of seconds, got %T", v)
+	}
+	switch {
+	case math.IsNaN(secs) || math.IsInf(secs, 0):
+		return 0, fmt.Errorf("expires_in must be a finite number of seconds, got %v", secs)
+	case secs < 0:
+		return 0, fmt.Errorf("expires_in must be a positive number of seconds, got %v", secs)
+	case secs == 0:
+		return def, nil // upstream: "expires_in or 3600"
+	case is.MaxLifetime > 0 && secs > is.MaxLifetime.Seconds():
+		return 0, fmt.Errorf("%w: expires_in %.0f s is over the maximum token lifetime of %d s (%s; --max-token-lifetime / HYPHA_MAX_TOKEN_LIFETIME)",
+			ErrLifetimeTooLong, secs, int64(is.MaxLifetime/time.Second), is.MaxLifetime)
+	case secs > maxLifetimeSeconds:
+		return 0, fmt.Errorf("%w: expires_in %.0f s is out of range", ErrLifetimeTooLong, secs)
+	case secs < 1:
+		return 0, fmt.Errorf("expires_in must be at least 1 second, got %v", secs)
+	}
+	return time.Duration(secs * float64(time.Second)), nil
+}
+
+// maxLifetimeSeconds keeps durations far from time.Duration's overflow
+// (about 292 years) when no cap is configured.
+const maxLifetimeSeconds = 100 * 365 * 24 * 3600
 
 // classify maps a jwt library error to one of our sentinels with a short
 // detail. jwt error texts never contain the token, but we still use our own
@@ -300,6 +387,9 @@ func (is *Issuer) userFromClaims(c jwt.MapClaims) (*UserInfo, error) {
 	}
 	if u.Parent, err = optString(c, ns+"parent"); err != nil {
 		return nil, invalid("parent claim is not a string")
+	}
+	if u.Chain, err = optStrings(c[ns+"chain"], "chain"); err != nil || len(u.Chain) > MaxChain {
+		return nil, invalid("chain claim is not a short list of strings")
 	}
 	exp, err := c.GetExpirationTime()
 	if err != nil || exp == nil {

@@ -24,6 +24,25 @@ type UserInfo struct {
 	Parent           string // id of the user that minted this child token; "" = none
 	ExpiresAt        int64  // unix seconds, 0 = none
 	CurrentWorkspace string // "" = none
+
+	// TokenID is the id (see TokenID) of the token this user was parsed
+	// from, "" for the root token, anonymous users and users built from a
+	// wire map. Chain holds the ids of the tokens that token was derived
+	// from (generate_token, reconnection tokens). Both stay inside the
+	// server: ToMap does not send them. Revoking any of them refuses the
+	// token (Issuer.Parse).
+	TokenID string
+	Chain   []string
+}
+
+// Lineage is the chain a token derived from this user's token carries: the
+// token's own chain and its id.
+func (u *UserInfo) Lineage() []string {
+	out := slices.Clone(u.Chain)
+	if u.TokenID != "" {
+		out = append(out, u.TokenID)
+	}
+	return out
 }
 
 // Workspace returns the user's own workspace, "ws-user-<id>".
@@ -82,6 +101,7 @@ func (u *UserInfo) Clone() *UserInfo {
 	}
 	c := *u
 	c.Roles = slices.Clone(u.Roles)
+	c.Chain = slices.Clone(u.Chain)
 	c.Scope = u.Scope.Clone()
 	return &c
 }
