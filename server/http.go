@@ -287,8 +287,11 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 	res, err := f.Call(ctx, args...)
 	if err != nil {
 		code := http.StatusInternalServerError
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpc.ErrTimeout) {
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpc.ErrTimeout):
 			code = http.StatusGatewayTimeout
+		case isPermissionError(err):
+			code = http.StatusForbidden
 		}
 		httpError(w, code, err.Error())
 		return
@@ -359,4 +362,20 @@ func normalizeNumbers(v any) any {
 		}
 	}
 	return v
+}
+
+// isPermissionError reports a refusal by the callee: rpc.ErrPermission from
+// an in-process peer, or a remote error whose message says so (the wire
+// carries only the text; Go peers write "permission denied", upstream's
+// Python ones "Permission denied" or PermissionError).
+func isPermissionError(err error) bool {
+	if errors.Is(err, rpc.ErrPermission) {
+		return true
+	}
+	var re *rpc.RemoteError
+	if !errors.As(err, &re) {
+		return false
+	}
+	m := strings.ToLower(re.Message)
+	return strings.Contains(m, "permission denied") || strings.Contains(m, "permissionerror")
 }

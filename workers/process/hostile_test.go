@@ -194,7 +194,7 @@ func TestHostileAnonymousStartOnBuiltinWorker(t *testing.T) {
 		}
 		msg, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK || !strings.Contains(string(msg), "permission denied") {
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(msg), "permission denied") {
 			t.Fatalf("%s HTTP start: %d %s", name, resp.StatusCode, msg)
 		}
 	}
