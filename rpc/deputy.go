@@ -2,9 +2,6 @@ package rpc
 
 import (
 	"fmt"
-	"log/slog"
-	"sync"
-	"time"
 )
 
 // A peer never calls a function it received from peer X unless the function
@@ -40,31 +37,5 @@ func (p *Peer) foreignErr(from, target, method string) error {
 // refused logs a refused foreign function, at most once a minute with a
 // count of the refusals in between, so a hostile peer cannot flood the log.
 func (p *Peer) refused(err error, from string) {
-	p.refusals.log(p.log, "refused a foreign callable", "from", from, "err", err)
-}
-
-// rateLog lets one warning through per interval and counts the rest.
-type rateLog struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-const rateLogInterval = time.Minute
-
-func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
-	r.mu.Lock()
-	now := time.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < rateLogInterval {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed_since_last", n)
-	}
-	l.Warn(msg, args...)
+	p.refusals.Warn(p.log, "refused a foreign callable", "from", from, "err", err)
 }

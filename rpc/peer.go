@@ -87,15 +87,13 @@ type Peer struct {
 	// cacheUse is each sender's share of the cache, cacheBytes the sum.
 	cacheUse   map[string]*chunkUse
 	cacheBytes int64
-	// badFrames limits the warnings about frames that cannot be decoded.
-	badFrames *lograte.Limiter
-	handlers  map[string][]*eventHandler
-	users     map[string]any
-	wg        sync.WaitGroup
-
-	// Refusals caused by what other peers send are logged at most once a
-	// minute each, so a hostile peer cannot flood the log.
-	refusals, settleRefusals rateLog
+	// badFrames limits the warnings about frames that cannot be decoded;
+	// refusals and settleRefusals those about foreign callables and refused
+	// settles (once a minute each), so a hostile peer cannot flood the log.
+	badFrames, refusals, settleRefusals *lograte.Limiter
+	handlers                            map[string][]*eventHandler
+	users                               map[string]any
+	wg                                  sync.WaitGroup
 }
 
 type session struct {
@@ -141,8 +139,9 @@ func NewPeer(cfg PeerConfig) *Peer {
 		chunks:    cfg.Chunks.withDefaults(),
 		cacheUse:  map[string]*chunkUse{},
 		badFrames: lograte.New(badFrameLogEvery),
-		handlers:  map[string][]*eventHandler{},
-		users:     map[string]any{},
+		refusals:  lograte.New(time.Minute), settleRefusals: lograte.New(time.Minute),
+		handlers: map[string][]*eventHandler{},
+		users:    map[string]any{},
 	}
 	p.baseCtx, p.cancelBase = context.WithCancel(context.Background())
 	p.addBuiltin()
@@ -327,9 +326,7 @@ const badFrameLogEvery = 10 * time.Second
 // be decoded are dropped and logged at most once per badFrameLogEvery.
 func (p *Peer) HandleFrame(frame []byte) {
 	if err := p.Receive(frame); err != nil {
-		if ok, suppressed := p.badFrames.Allow(); ok {
-			p.log.Warn("dropping undecodable frame", "err", err, "bytes", len(frame), "suppressed", suppressed)
-		}
+		p.badFrames.Warn(p.log, "dropping undecodable frame", "err", err, "bytes", len(frame))
 	}
 }
 
@@ -394,7 +391,7 @@ func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any
 			ws, _ := splitPeer(from)
 			if handled, err := p.settle(method, from, args, &decState{from: from, remoteWS: ws}); handled {
 				if err != nil {
-					p.settleRefusals.log(p.log, "refused to settle call", "err", err)
+					p.settleRefusals.Warn(p.log, "refused to settle call", "err", err)
 				}
 				return
 			}

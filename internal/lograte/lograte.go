@@ -4,6 +4,7 @@
 package lograte
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -46,4 +47,17 @@ func (l *Limiter) Flush() int {
 	n := l.suppressed
 	l.suppressed = 0
 	return n
+}
+
+// Warn logs msg at warning level on log when the limiter lets a line
+// through, with the count of the lines held back since the previous one.
+func (l *Limiter) Warn(log *slog.Logger, msg string, args ...any) {
+	ok, n := l.Allow()
+	if !ok {
+		return
+	}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	log.Warn(msg, args...)
 }
