@@ -535,3 +535,33 @@ func TestHostileChunkedMessageAbandoned(t *testing.T) {
 	})
 	wantErr(t, mcache(ctx, m, m.ManagerID(), "append", "k0", []byte("late")), "key not found")
 }
+
+// TestHostileClientLogFlood: the manager's log function writes a client's
+// message into the server's log; a client calling it in a tight loop with
+// large messages gets a few bounded lines, not one per call.
+func TestHostileClientLogFlood(t *testing.T) {
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s := testserver.Start(t, server.Config{Logger: log})
+	ctx := testserver.Ctx(t)
+	m := anonRaw(t, s, "chatty")
+	big := strings.Repeat("x", 100<<10)
+	const calls = 300
+	for i := range calls {
+		if _, err := m.CallManager(ctx, "log", fmt.Sprintf("line %d %s", i, big)); err != nil {
+			t.Fatalf("log %d: %v", i, err)
+		}
+	}
+	lines := logs.lines(`msg="client log"`)
+	if len(lines) == 0 || len(lines) > calls/3 {
+		t.Fatalf("%d calls gave %d log lines; want a few", calls, len(lines))
+	}
+	for _, l := range lines {
+		if len(l) > 6<<10 {
+			t.Fatalf("a client log line is %d bytes; want it cut to about 4 KiB", len(l))
+		}
+		if !strings.Contains(l, "bytes cut") {
+			t.Fatalf("a cut line does not say so: %.200s", l)
+		}
+	}
+}

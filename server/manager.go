@@ -115,8 +115,27 @@ func (s *Server) mEcho(_ context.Context, c *rpc.Call) (any, error) {
 	return c.Arg(0, "data"), nil
 }
 
+// Client log lines are bounded in size and rate per connection, so that a
+// client cannot flood the server's log through log().
+const (
+	maxClientLogBytes = 4 << 10
+	clientLogEvery    = 100 * time.Millisecond
+)
+
 func (s *Server) mLog(_ context.Context, c *rpc.Call) (any, error) {
-	s.log.Info("client log", "from", c.Context.From, "msg", fmt.Sprint(c.Arg(0, "msg")))
+	msg := fmt.Sprint(c.Arg(0, "msg"))
+	if len(msg) > maxClientLogBytes {
+		msg = msg[:maxClientLogBytes] + fmt.Sprintf("… (%d bytes cut)", len(msg)-maxClientLogBytes)
+	}
+	if cn := s.router.get(c.Context.From); cn != nil && cn.clientLog != nil {
+		ok, suppressed := cn.clientLog.Allow()
+		if !ok {
+			return nil, nil
+		}
+		s.log.Info("client log", "from", c.Context.From, "msg", msg, "suppressed", suppressed)
+		return nil, nil
+	}
+	s.log.Info("client log", "from", c.Context.From, "msg", msg)
 	return nil, nil
 }
 

@@ -42,6 +42,9 @@ type conn struct {
 	// connection's read loop (badLog is nil for the server's own peers).
 	malformed int
 	badLog    *lograte.Limiter
+	// clientLog limits the lines the client writes to the server's log
+	// through the manager's log function (nil: the server's own peers).
+	clientLog *lograte.Limiter
 }
 
 func (c *conn) subscribed(typ string) bool {

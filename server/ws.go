@@ -366,7 +366,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 	c := &conn{
 		id: id, ws: ws, cid: h.ClientID, user: user, userRaw: wire.MustRaw(stamped.ToMap()),
 		readOnly: perm == auth.Read, closed: make(chan struct{}), subs: map[string]bool{},
-		badLog: lograte.New(malformedLogEvery),
+		badLog: lograte.New(malformedLogEvery), clientLog: lograte.New(clientLogEvery),
 	}
 	c.lastActive.Store(time.Now().UnixNano())
 	return c, nil
