@@ -363,34 +363,12 @@ func probeController(ctx context.Context, t *testing.T, tg probeTarget, root *rp
 	var starts []map[string]any
 	var stops []string
 	var shutdowns atomic.Int64
-	wroot := goConnect(t, tg.url, rpc.Config{Token: tg.rootToken, ClientID: "probe-worker-" + tg.name})
-	_, err := wroot.RegisterService(ctx, rpc.Service{
-		ID: "probe-worker", Name: "Probe Worker", Type: "server-app-worker", Description: "records calls",
-		Config: rpc.ServiceConfig{Visibility: "public", RequireContext: true},
-		Functions: map[string]any{
-			"supported_types": []any{"probe-type"},
-			"start": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
-				cfg, _ := c.Arg(0, "config").(map[string]any)
-				mu.Lock()
-				starts = append(starts, cfg)
-				mu.Unlock()
-				return cfg["id"], nil
-			}),
-			"stop": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
-				id, _ := c.Arg(0, "session_id").(string)
-				mu.Lock()
-				stops = append(stops, id)
-				mu.Unlock()
-				return nil, nil
-			}),
-			"get_logs": rpc.HandlerFunc(func(context.Context, *rpc.Call) (any, error) {
-				return map[string]any{"items": []any{}, "total": 0, "offset": 0, "limit": nil}, nil
-			}),
-			"shutdown": rpc.HandlerFunc(func(context.Context, *rpc.Call) (any, error) { shutdowns.Add(1); return nil, nil }),
-		},
-	}, rpc.Overwrite())
-	if err != nil {
-		return fail("register probe worker: %s", short(err))
+	// Two workers, so that the controller has to choose (upstream applies
+	// worker_selection_mode only when several workers match).
+	for i := range 2 {
+		if r := registerProbeWorker(ctx, t, tg, i, &mu, &starts, &stops, &shutdowns); r != "" {
+			return fail("register probe worker: %s", r)
+		}
 	}
 	rootApps, err := root.GetService(ctx, "public/server-apps")
 	if err != nil {
@@ -653,4 +631,40 @@ urllib.request.urlopen(%q, data=data.encode()).read()
 	}
 	t.Logf("%s: the app read: %q", tg.name, a.bodies)
 	return closed("no secret in what the app could read")
+}
+
+// registerProbeWorker registers a server-app-worker for "probe-type" (root,
+// in root's workspace, visibility public) that records every call.
+func registerProbeWorker(ctx context.Context, t *testing.T, tg probeTarget, i int, mu *sync.Mutex,
+	starts *[]map[string]any, stops *[]string, shutdowns *atomic.Int64) string {
+	wroot := goConnect(t, tg.url, rpc.Config{Token: tg.rootToken, ClientID: fmt.Sprintf("probe-worker-%s-%d", tg.name, i)})
+	_, err := wroot.RegisterService(ctx, rpc.Service{
+		ID: "probe-worker", Name: "Probe Worker", Type: "server-app-worker", Description: "records calls",
+		Config: rpc.ServiceConfig{Visibility: "public", RequireContext: true},
+		Functions: map[string]any{
+			"supported_types": []any{"probe-type"},
+			"start": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
+				cfg, _ := c.Arg(0, "config").(map[string]any)
+				mu.Lock()
+				*starts = append(*starts, cfg)
+				mu.Unlock()
+				return cfg["id"], nil
+			}),
+			"stop": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
+				id, _ := c.Arg(0, "session_id").(string)
+				mu.Lock()
+				*stops = append(*stops, id)
+				mu.Unlock()
+				return nil, nil
+			}),
+			"get_logs": rpc.HandlerFunc(func(context.Context, *rpc.Call) (any, error) {
+				return map[string]any{"items": []any{}, "total": 0, "offset": 0, "limit": nil}, nil
+			}),
+			"shutdown": rpc.HandlerFunc(func(context.Context, *rpc.Call) (any, error) { shutdowns.Add(1); return nil, nil }),
+		},
+	}, rpc.Overwrite())
+	if err != nil {
+		return short(err)
+	}
+	return ""
 }
