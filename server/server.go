@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -54,6 +55,8 @@ type Config struct {
 	// DataDir, when set, enables the server-apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) and stores
 	// installed apps under DataDir/apps. See apps_hook.go and docs/apps.md.
+	// The folder and everything in it are made private to the server's user
+	// (folders 0700, files 0600; see internal/datadir).
 	DataDir string
 }
 
@@ -111,6 +114,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReconnectionTokenLife <= 0 {
 		cfg.ReconnectionTokenLife = 48 * time.Hour
+	}
+	if cfg.DataDir != "" {
+		// Private before anything is read or written there (manifests
+		// hold env secrets); an older, looser data dir is tightened.
+		if err := datadir.Prepare(cfg.DataDir, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.JWTSecret == "" {
 		cfg.Logger.Warn("no JWT secret set (--jwt-secret / HYPHA_JWT_SECRET): using a random one, tokens will not survive a restart")
