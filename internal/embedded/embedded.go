@@ -69,6 +69,14 @@ func (s *System) RootToken(d time.Duration) (string, error) {
 	return s.Server.Issuer().Generate(u, d)
 }
 
+// ProcessWorker is the built-in process worker, nil with NoWorkers.
+func (s *System) ProcessWorker() *process.Worker {
+	if len(s.workers) == 0 {
+		return nil
+	}
+	return s.workers[0].Worker
+}
+
 func (s *System) registerWorkers(ctx context.Context, po process.Options) error {
 	tok, err := s.RootToken(365 * 24 * time.Hour)
 	if err != nil {
