@@ -44,8 +44,9 @@ type interpChoice struct {
 
 // setupResult is decided once per worker (see setup).
 type setupResult struct {
-	user   runAs
-	path   string                  // PATH given to apps
+	user    runAs
+	workDir string                  // parent of the session working directories
+	path    string                  // PATH given to apps
 	interp map[string]interpChoice // by app type
 }
 
@@ -80,14 +81,21 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &setupResult{user: u, interp: map[string]interpChoice{}}
+	res := &setupResult{user: u, workDir: w.opts.WorkDir, interp: map[string]interpChoice{}}
 	res.path = os.Getenv("PATH")
 	if res.path == "" {
 		res.path = standardPath
 	}
 	if u.switchUser {
 		log.Info("app sessions run as an unprivileged user", "app_user", u.name)
-		if err := reachable(w.opts.WorkDir, u, 0o1); err != nil {
+		err := reachable(res.workDir, u, 0o1)
+		if err != nil && w.opts.workDirDefault && res.workDir != "/tmp" && reachable("/tmp", u, 0o1) == nil {
+			// A private TMPDIR is common; /tmp is there for everyone.
+			log.Info("the temp dir is out of reach of the app user: app working directories go to /tmp",
+				"temp_dir", res.workDir, "app_user", u.name, "reason", err.Error())
+			res.workDir, err = "/tmp", nil
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w: the working directory parent %s is out of reach of app user %s: %v; choose another --work-dir (HYPHA_WORK_DIR) or --app-user",
 				worker.ErrWorkerNotAvailable, w.opts.WorkDir, u.name, err)
 		}
@@ -150,9 +158,12 @@ func (w *Worker) appUser() (runAs, error) {
 		return self, nil
 	}
 	if os.Geteuid() != 0 {
+		// Said plainly: nothing separates apps from the worker then.
+		msg := "the worker is not root: apps run as its own user and can read and signal whatever it can (its files, the server's data dir and secret files when it runs in the server; see docs/security.md)"
 		if w.opts.AppUser != "" {
-			log.Warn("app user ignored: the worker is not root and cannot change user; apps run as the worker's user and can read what it can (see docs/security.md)",
-				"app_user", w.opts.AppUser, "worker_user", self.name)
+			log.Warn("app user ignored: "+msg, "app_user", w.opts.AppUser, "worker_user", self.name)
+		} else {
+			log.Info(msg, "worker_user", self.name)
 		}
 		return self, nil
 	}

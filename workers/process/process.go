@@ -105,8 +105,10 @@ type Options struct {
 	KeepFinished time.Duration
 
 	// WorkDir is the parent of the per-session working directories
-	// (default os.TempDir()).
-	WorkDir string
+	// (default os.TempDir(), or /tmp when apps run as the app user and
+	// the temp dir is out of its reach).
+	WorkDir        string
+	workDirDefault bool // WorkDir was empty
 	// MaxLineBytes bounds one log line; the rest of a longer line is
 	// dropped and the entry marked "[line truncated]".
 	MaxLineBytes int
@@ -161,6 +163,7 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WorkDir == "" {
 		o.WorkDir = os.TempDir()
+		o.workDirDefault = true
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = DefaultMaxLineBytes
@@ -394,7 +397,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	}
 
 	rep.Info(fmt.Sprintf("Preparing a working directory for %s session %s", appType, s.ID()))
-	dir, err := os.MkdirTemp(w.opts.WorkDir, "hypha-app-")
+	dir, err := os.MkdirTemp(su.workDir, "hypha-app-")
 	if err != nil {
 		return abort(fmt.Errorf("create working directory: %w", err))
 	}
