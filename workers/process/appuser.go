@@ -47,7 +47,7 @@ type setupResult struct {
 	user    runAs
 	workDir string                  // parent of the session working directories
 	path    string                  // PATH given to apps
-	interp map[string]interpChoice // by app type
+	interp  map[string]interpChoice // by app type
 }
 
 // setup decides, once, who apps run as and which interpreters they use, and
