@@ -65,8 +65,9 @@ func (w *Worker) setup(ctx context.Context) (*setupResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	res, err := w.doSetup(ctx)
-	if ctx.Err() != nil && err != nil {
-		return nil, err // cancelled: try again next time
+	if ctx.Err() != nil {
+		// Probes cut short prove nothing: decide again next time.
+		return nil, fmt.Errorf("%w: process worker setup: %w", worker.ErrWorkerNotAvailable, ctx.Err())
 	}
 	w.setupDone, w.setupErr = res, err
 	if err != nil {
@@ -123,6 +124,16 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// Check decides, once, who apps run as and which interpreters they use, and
+// logs it; Register and the first Start call it too. Call it before a
+// server starts listening so that the worker registers without delay. It
+// fails only when no app can run (unknown app user, working directory out
+// of its reach).
+func (w *Worker) Check(ctx context.Context) error {
+	_, err := w.setup(ctx)
+	return err
 }
 
 // Interpreter returns the interpreter the worker runs apps of appType with

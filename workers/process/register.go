@@ -23,7 +23,12 @@ type Registered struct {
 //
 // hopts may be the zero value.
 func Register(ctx context.Context, c *rpc.Client, opts Options, hopts hyphaworker.Options) (*Registered, error) {
-	w := New(opts)
+	return RegisterWorker(ctx, c, New(opts), hopts)
+}
+
+// RegisterWorker is Register for a worker made with New (and perhaps
+// already checked with Check). On failure the worker is shut down.
+func RegisterWorker(ctx context.Context, c *rpc.Client, w *Worker, hopts hyphaworker.Options) (*Registered, error) {
 	// Who apps run as and with which interpreters is decided (and
 	// logged) now, so that a problem shows at start-up.
 	if _, err := w.setup(ctx); err != nil {
