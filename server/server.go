@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/apps"
@@ -112,6 +113,8 @@ type Config struct {
 	// DataDir/workspaces and revoked tokens in DataDir/tokens/revoked.jsonl.
 	// See apps_hook.go, wsstore.go and docs/apps.md. Without it, workspaces
 	// and revocations live in memory only.
+	// The folder and everything in it are made private to the server's user
+	// (folders 0700, files 0600; see internal/datadir).
 	DataDir string
 }
 
@@ -220,6 +223,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxWorkspacesPerUser <= 0 {
 		cfg.MaxWorkspacesPerUser = 100
+	}
+	if cfg.DataDir != "" {
+		// Private before anything is read or written there (manifests
+		// hold env secrets); an older, looser data dir is tightened.
+		if err := datadir.Prepare(cfg.DataDir, cfg.Logger); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.JWTSecret == "" {
 		cfg.Logger.Warn("no JWT secret set (--jwt-secret / HYPHA_JWT_SECRET): using a random one, tokens will not survive a restart")

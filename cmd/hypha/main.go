@@ -14,8 +14,15 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
+// ownsProcess is set when the command line runs as its own process (from
+// main, or as a testscript command): only then may a command replace the
+// process (re-exec without secrets) or harden it. Commands that tests run
+// in-process leave the test binary alone.
+var ownsProcess bool
+
 // run executes the command line and returns the exit code (testscript calls it too).
 func run(args []string) int {
+	ownsProcess = true
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := newRootCmd()

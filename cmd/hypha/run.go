@@ -19,6 +19,7 @@ func newRunCmd() *cobra.Command {
 	var waitFor string
 	var timeout time.Duration
 	var po process.Options
+	var appUser string
 	cmd := &cobra.Command{
 		Use:   "run PATH",
 		Short: "Install an app, start it, stream its logs, stop it on Ctrl-C",
@@ -36,6 +37,9 @@ func newRunCmd() *cobra.Command {
 			stderr := cmd.ErrOrStderr()
 			var c *rpc.Client
 			if !cmd.Flags().Changed("server-url") && os.Getenv("HYPHA_SERVER_URL") == "" {
+				// The embedded server's secrets live in this process.
+				harden(quietLogger(cmd))
+				appUserOption(cmd, &po, appUser)
 				dataDir, err := os.MkdirTemp("", "hypha-run-")
 				if err != nil {
 					return err
@@ -131,5 +135,6 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (embedded server)")
 	cmd.Flags().StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (embedded server)")
 	cmd.Flags().StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps (embedded server)")
+	addAppUserFlag(cmd.Flags(), &appUser)
 	return cmd
 }

@@ -58,6 +58,17 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("FREE_PORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 			ln.Close()
+			// APPTMP: a temp dir the app user can reach ($WORK is private),
+			// for scripts that look into app working directories.
+			appTmp, err := os.MkdirTemp("", "hypha-script-apps-")
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { os.RemoveAll(appTmp) })
+			if err := os.Chmod(appTmp, 0o755); err != nil {
+				return err
+			}
+			env.Setenv("APPTMP", appTmp)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -73,6 +84,24 @@ func TestScripts(t *testing.T) {
 					}
 					if time.Now().After(deadline) {
 						ts.Fatalf("%s did not appear within 15 s", path)
+					}
+				}
+			},
+			// waitglob PATTERN DEST: wait up to 15 s for a file matching
+			// PATTERN and copy it to DEST.
+			"waitglob": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: waitglob PATTERN DEST")
+				}
+				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+					if m, _ := filepath.Glob(args[0]); len(m) > 0 {
+						b, err := os.ReadFile(m[0])
+						ts.Check(err)
+						ts.Check(os.WriteFile(ts.MkAbs(args[1]), b, 0o600))
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("nothing matched %s within 15 s", args[0])
 					}
 				}
 			},

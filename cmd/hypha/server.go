@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func defaultDataDir() string {
@@ -41,7 +43,7 @@ func parseLifetime(v string) (time.Duration, error) {
 }
 
 func newServerCmd() *cobra.Command {
-	var host, publicURL, rootToken, jwtSecret, dataDir string
+	var host, publicURL, dataDir, appUser string
 	var port, rate, burst, maxRevoked, maxWorkspaces int
 	var maxTokenLife string
 	var noWorkers, pprof bool
@@ -52,6 +54,21 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the embedded Hypha-compatible server with its apps controller and built-in workers",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := logger(cmd)
+			secrets, visible, err := loadSecrets(cmd, serverSecrets)
+			if err != nil {
+				return err
+			}
+			if visible {
+				// Does not return when it works: the process goes on as
+				// the same command without the secrets in argv/environ.
+				if err := reexecWithoutSecrets(cmd, serverSecrets, secrets); !errors.Is(err, errNoReexec) {
+					return err
+				}
+				log.Warn("the root token or JWT secret stays visible to local users in this process's command line or environment: give them in files (--root-token-file, --jwt-secret-file)")
+			}
+			harden(log)
+			rootToken, jwtSecret := secrets["root-token"], secrets["jwt-secret"]
+			appUserOption(cmd, &po, appUser)
 			tokenLife, err := parseLifetime(maxTokenLife)
 			if err != nil {
 				return fmt.Errorf("--max-token-lifetime: %w", err)
@@ -71,8 +88,9 @@ func newServerCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Hypha server listening on http://%s (public URL %s, data %s)\n",
 				sys.Server.Addr(), sys.Server.URL(), dataDir)
-			if !noWorkers {
-				fmt.Fprintln(cmd.OutOrStdout(), "Built-in workers: process (python-eval, node-eval) in workspace public")
+			if pw := sys.ProcessWorker(); pw != nil {
+				who, _ := pw.AppUser(cmd.Context())
+				fmt.Fprintf(cmd.OutOrStdout(), "Built-in workers: process (python-eval, node-eval) in workspace public; apps run as %s\n", who)
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "shutting down")
@@ -83,8 +101,13 @@ func newServerCmd() *cobra.Command {
 	fs.StringVar(&host, "host", envOr("HYPHA_HOST", "127.0.0.1"), "address to listen on (HYPHA_HOST)")
 	fs.IntVar(&port, "port", envInt("HYPHA_PORT", 9527), "port to listen on, 0 for any (HYPHA_PORT)")
 	fs.StringVar(&publicURL, "public-base-url", envOr("HYPHA_PUBLIC_BASE_URL", ""), "URL clients use to reach the server (HYPHA_PUBLIC_BASE_URL)")
-	fs.StringVar(&rootToken, "root-token", envOr("HYPHA_ROOT_TOKEN", ""), "token that authenticates as root (HYPHA_ROOT_TOKEN)")
-	fs.StringVar(&jwtSecret, "jwt-secret", envOr("HYPHA_JWT_SECRET", ""), "HS256 secret for tokens; random when empty (HYPHA_JWT_SECRET)")
+	// The secrets have no environment default here (it would show in
+	// --help); loadSecrets reads the variables.
+	fs.String("root-token", "", "token that authenticates as root (HYPHA_ROOT_TOKEN); moved out of the command line at start, prefer --root-token-file")
+	fs.String("root-token-file", "", "file holding the root token, mode 0600 or stricter (HYPHA_ROOT_TOKEN_FILE)")
+	fs.String("jwt-secret", "", "HS256 secret for tokens; random when empty (HYPHA_JWT_SECRET); moved out of the command line at start, prefer --jwt-secret-file")
+	fs.String("jwt-secret-file", "", "file holding the JWT secret, mode 0600 or stricter (HYPHA_JWT_SECRET_FILE)")
+	addSecretsFDFlag(fs)
 	fs.StringVar(&dataDir, "data-dir", envOr("HYPHA_DATA_DIR", defaultDataDir()), "where installed apps are stored (HYPHA_DATA_DIR)")
 	fs.IntVar(&rate, "ws-msg-rate-limit", envInt("HYPHA_WS_MSG_RATE_LIMIT", 2000), "binary messages per second per connection (HYPHA_WS_MSG_RATE_LIMIT)")
 	fs.IntVar(&burst, "ws-msg-burst-limit", envInt("HYPHA_WS_MSG_BURST_LIMIT", 20000), "burst of binary messages per connection (HYPHA_WS_MSG_BURST_LIMIT)")
@@ -97,7 +120,26 @@ func newServerCmd() *cobra.Command {
 	fs.StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (HYPHA_PYTHON)")
 	fs.StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (HYPHA_NODE)")
 	fs.StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps")
+	addAppUserFlag(fs, &appUser)
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
 	addLimitFlags(fs, &limits)
 	return cmd
+}
+
+// addAppUserFlag declares --app-user (HYPHA_APP_USER).
+func addAppUserFlag(fs *pflag.FlagSet, v *string) {
+	fs.StringVar(v, "app-user", envOr("HYPHA_APP_USER", ""), "user app sessions run as when this process runs as root (HYPHA_APP_USER; default: "+
+		process.DedicatedAppUser+" if that user exists, else "+process.FallbackAppUser+"); --app-user=root or --app-user= runs apps as root: unsafe, app code can then read every secret")
+}
+
+// appUserOption sets the process worker's app user from --app-user: an
+// explicitly empty value (flag or HYPHA_APP_USER) or "root" is the opt-out.
+func appUserOption(cmd *cobra.Command, po *process.Options, v string) {
+	env, envSet := os.LookupEnv("HYPHA_APP_USER")
+	explicitEmpty := v == "" && (cmd.Flags().Changed("app-user") || (envSet && env == ""))
+	if explicitEmpty || v == "root" {
+		po.RunAsWorkerUser = true
+		return
+	}
+	po.AppUser = v
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -98,6 +97,7 @@ func (f *workerFlags) connect(cmd *cobra.Command) (*rpc.Client, error) {
 func newProcessWorkerCmd() *cobra.Command {
 	var wf workerFlags
 	var opts process.Options
+	var appUser string
 	cmd := &cobra.Command{
 		Use:   "process",
 		Short: "Run python-eval and node-eval apps as local interpreter processes",
@@ -107,8 +107,11 @@ are downloaded into a temporary working directory and the entry point runs with
 the Python or Node interpreter, in its own process group, with only the HYPHA_*
 connection variables, PATH, HOME, LANG, NODE_PATH and the manifest's env.
 
-Apps run as this user without a sandbox: keep the worker protected (the
-default) or list the workspaces allowed to use it.
+When the worker runs as root, apps run as an unprivileged user (--app-user);
+otherwise they run as the worker's user and can read what it can. Keep the
+worker protected (the default) or list the workspaces allowed to use it. A
+token given with --token or HYPHA_TOKEN is moved out of the command line and
+environment at start.
 
 On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 		Args: cobra.NoArgs,
@@ -118,6 +121,21 @@ On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 				return err
 			}
 			log := logger(cmd)
+			secrets, visible, err := loadSecrets(cmd, workerSecrets)
+			if err != nil {
+				return err
+			}
+			if visible {
+				// The token would be readable by the apps in
+				// /proc/<pid>/cmdline: go on without it there.
+				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
+					return err
+				}
+				log.Warn("the token stays visible to local users in this process's command line or environment")
+			}
+			harden(log)
+			wf.token = secrets["token"]
+			appUserOption(cmd, &opts, appUser)
 			opts.ServiceID = ho.ServiceID
 			opts.Visibility = ho.Visibility
 			opts.AuthorizedWorkspaces = ho.AuthorizedWorkspaces
@@ -144,8 +162,14 @@ On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 			}
 			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
 			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
-			fmt.Fprintf(out, "  Python: %s\n", interpreterNote(eff.Python))
-			fmt.Fprintf(out, "  Node: %s\n", interpreterNote(eff.Node))
+			fmt.Fprintf(out, "  Python: %s\n", interpreterNote(cmd.Context(), w, process.TypePython, eff.Python))
+			fmt.Fprintf(out, "  Node: %s\n", interpreterNote(cmd.Context(), w, process.TypeNode, eff.Node))
+			if who, err := w.AppUser(cmd.Context()); err == nil {
+				fmt.Fprintf(out, "  Apps run as: %s\n", who)
+			} else {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
 			if eff.NodePath != "" {
 				fmt.Fprintf(out, "  Node Path: %s\n", eff.NodePath)
 			}
@@ -193,6 +217,8 @@ On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 	fs.StringVar(&opts.Node, "node", envOr("HYPHA_NODE", "node"), "Node.js interpreter for node-eval apps (HYPHA_NODE)")
 	fs.StringVar(&opts.NodePath, "node-path", envOr("HYPHA_NODE_PATH", ""), "NODE_PATH given to node-eval apps (HYPHA_NODE_PATH)")
 	fs.DurationVar(&opts.StopGrace, "stop-grace", process.DefaultStopGrace, "how long stop waits after SIGTERM before SIGKILL")
+	addAppUserFlag(fs, &appUser)
+	addSecretsFDFlag(fs)
 	fs.StringVar(&opts.WorkDir, "work-dir", envOr("HYPHA_WORK_DIR", ""), "parent directory of the per-session working directories (HYPHA_WORK_DIR; default: the system temp dir)")
 	return cmd
 }
@@ -204,11 +230,12 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// interpreterNote shows where an interpreter resolves, or that it is missing.
-func interpreterNote(name string) string {
-	p, err := exec.LookPath(name)
+// interpreterNote shows where an interpreter resolves (for apps run as the
+// app user, one that user can run), or why its apps cannot start.
+func interpreterNote(ctx context.Context, w *process.Worker, appType, name string) string {
+	p, err := w.Interpreter(ctx, appType)
 	if err != nil {
-		return name + " (not found: its apps will fail to start)"
+		return name + " (" + err.Error() + ")"
 	}
 	if p == name {
 		return name

@@ -163,12 +163,19 @@ func Sessions(ctx context.Context, o SessionsOptions) (SessionsResult, error) {
 			fmt.Fprintf(o.Progress, format+"\n", args...)
 		}
 	}
-	py, err := exec.LookPath(o.Python)
-	if err != nil {
-		return SessionsResult{}, fmt.Errorf("python interpreter: %w", err)
+	// A bare name is resolved by the worker (which, running as root,
+	// picks an interpreter the app user can run); a path is made absolute
+	// since apps run in their own working directories.
+	py := o.Python
+	if strings.ContainsRune(py, filepath.Separator) {
+		abs, err := filepath.Abs(py)
+		if err != nil {
+			return SessionsResult{}, err
+		}
+		py = abs
 	}
-	if py, err = filepath.Abs(py); err != nil {
-		return SessionsResult{}, err
+	if _, err := exec.LookPath(py); err != nil {
+		return SessionsResult{}, fmt.Errorf("python interpreter: %w", err)
 	}
 	res := SessionsResult{Python: py, Sessions: o.Sessions, Concurrency: o.Concurrency}
 
@@ -177,8 +184,14 @@ func Sessions(ctx context.Context, o SessionsOptions) (SessionsResult, error) {
 		return res, err
 	}
 	defer os.RemoveAll(dataDir)
-	workDir := filepath.Join(dataDir, "work")
-	if err := os.Mkdir(workDir, 0o700); err != nil {
+	// Apart from the (private) data dir: when the bench runs as root, the
+	// apps run as the app user, who must reach its working directories.
+	workDir, err := os.MkdirTemp("", "hypha-bench-work-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(workDir)
+	if err := os.Chmod(workDir, 0o711); err != nil {
 		return res, err
 	}
 	sys, err := embedded.Start(ctx, embedded.Options{
@@ -191,6 +204,12 @@ func Sessions(ctx context.Context, o SessionsOptions) (SessionsResult, error) {
 		return res, err
 	}
 	defer sys.Close()
+	if pw := sys.ProcessWorker(); pw != nil {
+		if py, err = pw.Interpreter(ctx, process.TypePython); err != nil {
+			return res, err
+		}
+		res.Python = py
+	}
 	tok, err := sys.RootToken(24 * time.Hour)
 	if err != nil {
 		return res, err

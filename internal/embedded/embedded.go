@@ -46,7 +46,26 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pw *process.Worker
+	if !o.NoWorkers {
+		// Decided (app user, interpreter probes) before listening, so
+		// that the worker registers right after the server is up.
+		po := o.Process
+		po.UseLocalURL = true
+		if po.Logger == nil {
+			po.Logger = o.Server.Logger.With("component", "process-worker")
+		}
+		pw = process.New(po)
+		if err := pw.Check(ctx); err != nil {
+			_ = pw.Shutdown(ctx)
+			srv.Close()
+			return nil, err
+		}
+	}
 	if err := srv.Start(o.Addr); err != nil {
+		if pw != nil {
+			_ = pw.Shutdown(ctx)
+		}
 		srv.Close()
 		return nil, err
 	}
@@ -54,7 +73,7 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	if o.NoWorkers {
 		return sys, nil
 	}
-	if err := sys.registerWorkers(ctx, o.Process); err != nil {
+	if err := sys.registerWorkers(ctx, pw); err != nil {
 		sys.Close()
 		return nil, err
 	}
@@ -69,22 +88,28 @@ func (s *System) RootToken(d time.Duration) (string, error) {
 	return s.Server.Issuer().Generate(u, d)
 }
 
-func (s *System) registerWorkers(ctx context.Context, po process.Options) error {
+// ProcessWorker is the built-in process worker, nil with NoWorkers.
+func (s *System) ProcessWorker() *process.Worker {
+	if len(s.workers) == 0 {
+		return nil
+	}
+	return s.workers[0].Worker
+}
+
+func (s *System) registerWorkers(ctx context.Context, pw *process.Worker) error {
 	tok, err := s.RootToken(365 * 24 * time.Hour)
 	if err != nil {
+		_ = pw.Shutdown(ctx)
 		return err
 	}
 	c, err := s.Server.Connect(ctx, rpc.Config{Workspace: "public", ClientID: "builtin-process-worker", Token: tok,
 		Logger: s.log.With("component", "process-worker")})
 	if err != nil {
+		_ = pw.Shutdown(ctx)
 		return fmt.Errorf("connect the process worker: %w", err)
 	}
 	s.clients = append(s.clients, c)
-	po.UseLocalURL = true
-	if po.Logger == nil {
-		po.Logger = s.log.With("component", "process-worker")
-	}
-	r, err := process.Register(ctx, c, po, hyphaworker.Options{Visibility: "public", Logger: po.Logger})
+	r, err := process.RegisterWorker(ctx, c, pw, hyphaworker.Options{Visibility: "public", Logger: pw.Options().Logger})
 	if err != nil {
 		return fmt.Errorf("register the process worker: %w", err)
 	}

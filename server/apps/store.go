@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
 )
 
@@ -26,6 +27,9 @@ import (
 // half-written app. Replacing an app first renames the old one to
 // ".old-<app_id>-<rand>"; deleting renames it to ".del-<app_id>-<rand>".
 // Dot-prefixed names can never be app ids; openStore cleans them up.
+//
+// Everything is private to the server's user (datadir.DirMode and
+// datadir.FileMode): manifests may hold env secrets.
 type store struct {
 	root string
 	log  *slog.Logger
@@ -38,7 +42,7 @@ const (
 
 func openStore(dataDir string, log *slog.Logger) (*store, error) {
 	root := filepath.Join(dataDir, "apps")
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(root, datadir.DirMode); err != nil {
 		return nil, fmt.Errorf("create app storage %s: %w", root, err)
 	}
 	return &store{root: root, log: log}, nil
@@ -127,7 +131,7 @@ func (s *store) readManifest(ws, id string) (map[string]any, error) {
 }
 
 func writeFileSync(p string, data []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, datadir.FileMode)
 	if err != nil {
 		return err
 	}
@@ -165,7 +169,7 @@ func (s *store) put(ws, id string, manifest map[string]any, files map[string][]b
 		return "", err
 	}
 	dir := s.wsDir(ws)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, datadir.DirMode); err != nil {
 		return "", err
 	}
 	tmp := filepath.Join(dir, ".tmp-"+id+"-"+idgen.New())
@@ -174,7 +178,7 @@ func (s *store) put(ws, id string, manifest map[string]any, files map[string][]b
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	if err := os.MkdirAll(filepath.Join(tmp, filesDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(tmp, filesDir), datadir.DirMode); err != nil {
 		return "", err
 	}
 	mb, err := marshalManifest(manifest)
@@ -189,7 +193,7 @@ func (s *store) put(ws, id string, manifest map[string]any, files map[string][]b
 			return "", err
 		}
 		full := filepath.Join(tmp, filesDir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(full), datadir.DirMode); err != nil {
 			return "", err
 		}
 		if err := writeFileSync(full, data); err != nil {

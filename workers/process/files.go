@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/hypha-go/hypha/worker"
@@ -147,11 +149,11 @@ func (w *Worker) fetchOne(ctx context.Context, client *http.Client, root *os.Roo
 		return fmt.Errorf("fetch %s: HTTP %s%s", p, resp.Status, msg)
 	}
 	if dir := path.Dir(p); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("fetch %s: %w", p, err)
 		}
 	}
-	f, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", p, err)
 	}
@@ -169,4 +171,15 @@ func (w *Worker) fetchOne(ctx context.Context, client *http.Client, root *os.Roo
 		return fmt.Errorf("fetch %s: %w", p, err)
 	}
 	return nil
+}
+
+// chownTree gives dir and everything in it to u (without following links;
+// the worker made every entry itself).
+func chownTree(dir string, u runAs) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, u.uid, u.gid)
+	})
 }

@@ -17,10 +17,17 @@
 // case for the server, which treats the app as started when its client
 // registers a service.
 //
-// Security: the app runs as the worker's user with no sandbox, like
-// upstream. Whoever may call start on the worker service can run code on
-// this host; keep the service protected (the default) or authorise
-// workspaces explicitly.
+// Security: when the worker runs as root, apps run as an unprivileged app
+// user (Options.AppUser; "hypha-app" when that account exists, otherwise
+// "nobody"), in a working directory only that user can read, with HOME set
+// to it, no supplementary groups, and only descriptors 0, 1 and 2; the
+// interpreters are checked at start-up to be runnable by that user. When
+// the worker is not root it cannot change user: apps run as the worker's
+// user and can read whatever it can (see docs/security.md). Either way the
+// environment is built from scratch (no variable of the worker's own
+// reaches an app except PATH and LANG). Whoever may call start on the
+// worker service can run code on this host; keep the service protected
+// (the default) or authorise workspaces explicitly.
 package process
 
 import (
@@ -70,6 +77,19 @@ type Options struct {
 	// NodePath, when set, is passed to apps as NODE_PATH.
 	NodePath string
 
+	// AppUser is the user (name or numeric uid) apps run as when the
+	// worker runs as root; empty means DedicatedAppUser when that account
+	// exists, otherwise FallbackAppUser. A user with uid 0 is the same as
+	// RunAsWorkerUser. Ignored, with a warning, when the worker is not
+	// root. The working directory parent (WorkDir), the interpreters and
+	// NODE_PATH must be reachable by this user: the worker checks at
+	// start-up and says what to change.
+	AppUser string
+	// RunAsWorkerUser runs apps as the worker's own user even when it is
+	// root: an explicit opt-out, logged as an error at start-up, since app
+	// code can then read the server's secrets and data.
+	RunAsWorkerUser bool
+
 	// MaxSessions caps sessions (default DefaultMaxSessions). Finished
 	// sessions kept for their logs are evicted, oldest first, to make room.
 	MaxSessions int
@@ -85,8 +105,10 @@ type Options struct {
 	KeepFinished time.Duration
 
 	// WorkDir is the parent of the per-session working directories
-	// (default os.TempDir()).
-	WorkDir string
+	// (default os.TempDir(), or /tmp when apps run as the app user and
+	// the temp dir is out of its reach).
+	WorkDir        string
+	workDirDefault bool // WorkDir was empty
 	// MaxLineBytes bounds one log line; the rest of a longer line is
 	// dropped and the entry marked "[line truncated]".
 	MaxLineBytes int
@@ -141,6 +163,7 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WorkDir == "" {
 		o.WorkDir = os.TempDir()
+		o.workDirDefault = true
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = DefaultMaxLineBytes
@@ -194,6 +217,10 @@ type Worker struct {
 
 	ctx    context.Context // cancelled by Shutdown: aborts starts in flight
 	cancel context.CancelFunc
+
+	setupMu   sync.Mutex // guards the two fields below (see setup)
+	setupDone *setupResult
+	setupErr  error
 
 	mu       sync.Mutex
 	closed   bool
@@ -308,6 +335,10 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
+	su, err := w.setup(ctx)
+	if err != nil {
+		return fail(err)
+	}
 	entry := cfg.EntryPoint
 	if entry == "" {
 		entry = cfg.Manifest.EntryPoint()
@@ -322,11 +353,11 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err := checkBaseURL(cfg.AppFilesBaseURL); err != nil {
 		return fail(err)
 	}
-	interpPath, err := exec.LookPath(interp)
-	if err != nil {
-		return fail(fmt.Errorf("%w: interpreter %q for %s not found: %v", worker.ErrWorkerNotAvailable, interp, appType, err))
+	choice := su.interp[appType]
+	if choice.err != nil {
+		return fail(choice.err)
 	}
-	env, dropped := w.appEnv(cfg, appType)
+	interpPath := choice.path
 
 	w.evictFinished()
 	h := &proc{exited: make(chan struct{}), done: make(chan struct{}), startDone: make(chan struct{})}
@@ -366,7 +397,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	}
 
 	rep.Info(fmt.Sprintf("Preparing a working directory for %s session %s", appType, s.ID()))
-	dir, err := os.MkdirTemp(w.opts.WorkDir, "hypha-app-")
+	dir, err := os.MkdirTemp(su.workDir, "hypha-app-")
 	if err != nil {
 		return abort(fmt.Errorf("create working directory: %w", err))
 	}
@@ -374,6 +405,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	h.workdir = dir
 	h.mu.Unlock()
 	s.Log(worker.LogInfo, "working directory "+dir)
+	env, dropped := w.appEnv(cfg, appType, su, dir)
 	for _, k := range dropped {
 		s.Log(worker.LogInfo, fmt.Sprintf("env %s ignored: value is not a string", k))
 	}
@@ -393,12 +425,20 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return abort(err)
 	}
 	s.Log(worker.LogInfo, fmt.Sprintf("fetched %d file(s): %s", len(files), strings.Join(files, ", ")))
+	if su.user.switchUser {
+		// The app user owns its working directory (0700) and nobody
+		// else can read it. Nothing ran there yet: no link to follow.
+		if err := chownTree(dir, su.user); err != nil {
+			return abort(fmt.Errorf("give the working directory to app user %s: %w", su.user.name, err))
+		}
+		s.Log(worker.LogInfo, "running as app user "+su.user.name)
+	}
 	if err := sctx.Err(); err != nil {
 		return abort(err)
 	}
 
 	rep.Info(fmt.Sprintf("Starting %s %s", interp, files[0]))
-	if err := w.spawn(s, h, interpPath, files[0], env); err != nil {
+	if err := w.spawn(s, h, interpPath, files[0], env, su.user); err != nil {
 		return abort(err)
 	}
 	// The process runs. Report running unless a stop took over meanwhile,
@@ -414,24 +454,24 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	return s.ID(), nil
 }
 
-// appEnv builds the child's whole environment: PATH, HOME and LANG from the
-// worker's environment (PATH falls back to a standard one), NODE_PATH from
+// appEnv builds the child's whole environment: PATH (the worker's, without
+// the folders the app user cannot search, or a standard one), HOME (the
+// worker's, or the working directory when apps run as the app user), LANG
+// from the worker's environment, NODE_PATH from
 // Options, PYTHONUNBUFFERED=1 for Python (so output reaches the logs line by
 // line), then the manifest's env, then config.env (the server's
 // additional_kwargs), then the HYPHA_* connection variables, which always
 // win. Nothing else is inherited. It also returns the env keys ignored
 // because their values are not strings.
-func (w *Worker) appEnv(cfg worker.Config, appType string) ([]string, []string) {
-	m := map[string]string{}
-	if v := os.Getenv("PATH"); v != "" {
-		m["PATH"] = v
-	} else {
-		m["PATH"] = "/usr/local/bin:/usr/bin:/bin"
-	}
+func (w *Worker) appEnv(cfg worker.Config, appType string, su *setupResult, workdir string) ([]string, []string) {
+	m := map[string]string{"PATH": su.path}
 	for _, k := range []string{"HOME", "LANG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			m[k] = v
 		}
+	}
+	if su.user.switchUser {
+		m["HOME"] = workdir // the worker's HOME is not the app user's
 	}
 	if w.opts.NodePath != "" {
 		m["NODE_PATH"] = w.opts.NodePath
@@ -473,7 +513,7 @@ func (w *Worker) appEnv(cfg worker.Config, appType string) ([]string, []string) 
 
 // spawn starts the interpreter and the monitor. It refuses when a stop has
 // already taken over the session.
-func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []string) error {
+func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []string, u runAs) error {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("create pipe: %w", err)
@@ -492,7 +532,7 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		Stdin:       nil, // /dev/null
 		Stdout:      outW,
 		Stderr:      errW,
-		SysProcAttr: sysProcAttr(),
+		SysProcAttr: sysProcAttr(u),
 	}
 	w.mu.Lock()
 	closed := w.closed
@@ -515,6 +555,7 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		}
 		return errors.New("session stopped before the process started")
 	}
+	closeInheritedFDs()
 	err = cmd.Start()
 	if err == nil {
 		h.pid = cmd.Process.Pid

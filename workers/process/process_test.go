@@ -72,7 +72,7 @@ func (as *appServer) base() string { return as.URL + "/files" }
 func newWorker(t *testing.T, opts Options) *Worker {
 	t.Helper()
 	if opts.WorkDir == "" {
-		opts.WorkDir = t.TempDir()
+		opts.WorkDir = sharedTempDir(t)
 	}
 	w := New(opts)
 	t.Cleanup(func() {
@@ -112,6 +112,26 @@ func ctxT(t *testing.T) context.Context {
 func needPython(t *testing.T) {
 	_, err := exec.LookPath("python3")
 	testserver.NeedOrSkip(t, err == nil, "python3")
+}
+
+// realPython is the python3 the worker would pick (one the app user can
+// run when the tests run as root), without a wrapper such as a pyenv shim.
+func realPython(t *testing.T) string {
+	t.Helper()
+	w := newWorker(t, Options{})
+	su, err := w.setup(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := su.interp[TypePython]
+	if ch.err != nil {
+		t.Fatal(ch.err)
+	}
+	real, err := exec.Command(ch.path, "-c", "import sys; print(sys.executable)").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(real))
 }
 
 // waitStatus polls until the session has status want.
@@ -201,11 +221,7 @@ print("oops", file=sys.stderr)
 	})
 	// A wrapper such as a pyenv shim adds variables of its own: run the
 	// real interpreter.
-	real, err := exec.Command("python3", "-c", "import sys; print(sys.executable)").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newWorker(t, Options{Python: strings.TrimSpace(string(real))})
+	w := newWorker(t, Options{Python: realPython(t)})
 	cfg := config(t, as.base(), "py1", TypePython, "main.py", map[string]any{
 		"env":   map[string]any{"MY_VAR": "v1", "BAD": int64(5), "HYPHA_TOKEN": "overridden?"},
 		"files": []any{map[string]any{"path": "lib/util.py"}, map[string]any{"name": "lib/__init__.py"}, "main.py"},
@@ -315,7 +331,7 @@ func TestFailingScript(t *testing.T) {
 func TestNodeEval(t *testing.T) {
 	_, err := exec.LookPath("node")
 	testserver.NeedOrSkip(t, err == nil, "node")
-	modDir := t.TempDir()
+	modDir := sharedTempDir(t)
 	if err := os.MkdirAll(modDir+"/greet", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +439,7 @@ func TestLeftoverChildrenKilledWhenLeaderExits(t *testing.T) {
 func TestStartTimeout(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.sh": "echo hi\n"})
 	as.block = make(chan struct{})
-	dir := t.TempDir()
+	dir := sharedTempDir(t)
 	w := newWorker(t, Options{Python: "sh", WorkDir: dir})
 	cfg := config(t, as.base(), "slow", TypePython, "main.sh", nil)
 	cfg.Timeout = 300 * time.Millisecond
@@ -459,7 +475,7 @@ func TestStartTimeout(t *testing.T) {
 func TestStopDuringStart(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.sh": "echo hi\n"})
 	as.block = make(chan struct{})
-	dir := t.TempDir()
+	dir := sharedTempDir(t)
 	w := newWorker(t, Options{Python: "sh", WorkDir: dir})
 	errc := make(chan error, 1)
 	go func() {
@@ -491,7 +507,7 @@ func TestStopDuringStart(t *testing.T) {
 
 func TestUnsafePaths(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.py": "print(1)\n"})
-	dir := t.TempDir()
+	dir := sharedTempDir(t)
 	w := newWorker(t, Options{WorkDir: dir})
 	for _, tc := range []struct {
 		entry string
@@ -641,7 +657,7 @@ func TestLongLinesTruncated(t *testing.T) {
 
 func TestShutdownStopsEverything(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.sh": "sleep 60 &\nsleep 60\n"})
-	w := New(Options{Python: "sh", WorkDir: t.TempDir()})
+	w := New(Options{Python: "sh", WorkDir: sharedTempDir(t)})
 	var groups []int
 	for i := range 3 {
 		id, err := w.Start(ctxT(t), config(t, as.base(), fmt.Sprint("sd", i), TypePython, "main.sh", nil))
@@ -677,7 +693,7 @@ func TestChildDiesWithWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+t.TempDir())
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+sharedTempDir(t))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

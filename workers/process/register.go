@@ -23,7 +23,18 @@ type Registered struct {
 //
 // hopts may be the zero value.
 func Register(ctx context.Context, c *rpc.Client, opts Options, hopts hyphaworker.Options) (*Registered, error) {
-	w := New(opts)
+	return RegisterWorker(ctx, c, New(opts), hopts)
+}
+
+// RegisterWorker is Register for a worker made with New (and perhaps
+// already checked with Check). On failure the worker is shut down.
+func RegisterWorker(ctx context.Context, c *rpc.Client, w *Worker, hopts hyphaworker.Options) (*Registered, error) {
+	// Who apps run as and with which interpreters is decided (and
+	// logged) now, so that a problem shows at start-up.
+	if _, err := w.setup(ctx); err != nil {
+		_ = w.Shutdown(ctx)
+		return nil, err
+	}
 	id, err := hyphaworker.Register(ctx, c, w, hopts)
 	if err != nil {
 		_ = w.Shutdown(ctx)
@@ -42,5 +53,10 @@ func (r *Registered) Close(ctx context.Context) error {
 // hyphaworker.Serve): then every session is stopped and the service
 // unregistered.
 func Serve(ctx context.Context, c *rpc.Client, opts Options, hopts hyphaworker.Options) error {
-	return hyphaworker.Serve(ctx, c, New(opts), hopts)
+	w := New(opts)
+	if _, err := w.setup(ctx); err != nil {
+		_ = w.Shutdown(ctx)
+		return err
+	}
+	return hyphaworker.Serve(ctx, c, w, hopts)
 }

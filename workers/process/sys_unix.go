@@ -4,10 +4,23 @@ package process
 
 import (
 	"errors"
+	"io/fs"
 	"syscall"
 )
 
 const supported = true
+
+// canSwitchUser: a root worker runs apps as the app user.
+const canSwitchUser = true
+
+// owner returns the uid and gid owning a file.
+func owner(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
+}
 
 var (
 	sigTerm = syscall.SIGTERM
