@@ -85,4 +85,6 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config) {
 		"size of one app's manifest in bytes (HYPHA_MAX_MANIFEST_BYTES)")
 	fs.IntVar(&cfg.Apps.MaxAppsPerWorkspace, "max-apps-per-workspace", envInt("HYPHA_MAX_APPS_PER_WORKSPACE", apps.DefaultMaxAppsPerWorkspace),
 		"apps installed in one workspace (HYPHA_MAX_APPS_PER_WORKSPACE)")
+	fs.IntVar(&cfg.Apps.MaxSessionsPerWorkspace, "max-sessions-per-workspace", envInt("HYPHA_MAX_SESSIONS_PER_WORKSPACE", apps.DefaultMaxSessionsPerWorkspace),
+		"app sessions running at once in one workspace (HYPHA_MAX_SESSIONS_PER_WORKSPACE)")
 }

@@ -17,18 +17,27 @@ type Limits struct {
 	// MaxAppsPerWorkspace bounds the apps installed in one workspace
 	// (default 200).
 	MaxAppsPerWorkspace int
+	// MaxSessionsPerWorkspace bounds the app sessions running at once in one
+	// workspace (default 20), so that one workspace cannot take every
+	// session a shared worker offers.
+	MaxSessionsPerWorkspace int
 }
 
 // Default install limits.
 const (
-	DefaultMaxFiles            = 1000
-	DefaultMaxTotalBytes       = 128 << 20
-	DefaultMaxManifestBytes    = 1 << 20
-	DefaultMaxAppsPerWorkspace = 200
+	DefaultMaxFiles                = 1000
+	DefaultMaxTotalBytes           = 128 << 20
+	DefaultMaxManifestBytes        = 1 << 20
+	DefaultMaxAppsPerWorkspace     = 200
+	DefaultMaxSessionsPerWorkspace = 20
 )
 
 // ErrLimit is wrapped by the errors of an install limit being reached.
 var ErrLimit = errors.New("install limit exceeded")
+
+// ErrSessionLimit is wrapped by the error of a start over
+// Limits.MaxSessionsPerWorkspace.
+var ErrSessionLimit = errors.New("session limit exceeded")
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxFiles <= 0 {
@@ -42,6 +51,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxAppsPerWorkspace <= 0 {
 		l.MaxAppsPerWorkspace = DefaultMaxAppsPerWorkspace
+	}
+	if l.MaxSessionsPerWorkspace <= 0 {
+		l.MaxSessionsPerWorkspace = DefaultMaxSessionsPerWorkspace
 	}
 	return l
 }

@@ -129,3 +129,27 @@ func TestHostileChunkQuotaInstall(t *testing.T) {
 		t.Fatalf("read_file returned %d bytes", len(fmt.Sprint(v)))
 	}
 }
+
+// TestHostileSessionsPerWorkspace: one workspace cannot take every session
+// a shared worker offers; another workspace still starts its apps, and a
+// stopped session frees its place.
+func TestHostileSessionsPerWorkspace(t *testing.T) {
+	s := testserver.Start(t, server.Config{DataDir: t.TempDir(), Apps: apps.Limits{MaxSessionsPerWorkspace: 2}})
+	newTestWorker(t, s, rpc.Config{Token: publicRootToken(t, s), Workspace: "public"}, "public")
+	alice := appsService(t, connectUser(t, s, "alice", "alice-client"))
+	bob := appsService(t, connectUser(t, s, "bob", "bob-client"))
+	detached := rpc.Kwargs{"wait_for_service": false}
+	for _, id := range []string{"a1", "a2", "a3"} {
+		call(t, alice, "install", with(testApp(""), "app_id", id, "stage", true))
+	}
+	call(t, bob, "install", with(testApp(""), "app_id", "b1", "stage", true))
+	first := asMap(t, call(t, alice, "start", "a1", detached))
+	call(t, alice, "start", "a2", detached)
+	callErr(t, alice, "start", "already has 2 app sessions, the limit per workspace (max sessions per workspace)", "a3", detached)
+	if n := len(asList(t, call(t, alice, "list_running"))); n != 2 {
+		t.Fatalf("alice has %d sessions after the refused start; want 2", n)
+	}
+	call(t, bob, "start", "b1", detached) // another workspace is not affected
+	call(t, alice, "stop", first["id"])
+	call(t, alice, "start", "a3", detached) // the stopped session freed its place
+}

@@ -389,6 +389,11 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		c.mu.Unlock()
 		return nil, errors.New("server apps controller is closed")
 	}
+	if n := c.liveSessionsLocked(ws); n >= c.cfg.Limits.MaxSessionsPerWorkspace {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: workspace %s already has %d app sessions, the limit per workspace (max sessions per workspace); stop one first",
+			ErrSessionLimit, ws, n)
+	}
 	c.sessions[sid] = s
 	workerReleased = true // the session owns it now
 	if !detached {
@@ -704,4 +709,16 @@ func prefixed(prefix, s string) string {
 		return ""
 	}
 	return prefix + s
+}
+
+// liveSessionsLocked counts the sessions of ws that are not stopped (a
+// stopped python-eval session is kept a while for its logs). c.mu is held.
+func (c *Controller) liveSessionsLocked(ws string) int {
+	n := 0
+	for _, s := range c.sessions {
+		if s.ws == ws && s.status != statusStopped {
+			n++
+		}
+	}
+	return n
 }
