@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -32,10 +33,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}/{function...}", s.httpCall)
 	s.mux.HandleFunc("POST /{workspace}/services/{service_id}/{function...}", s.httpCall)
 	if s.cfg.Pprof {
-		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
-		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.mux.HandleFunc("/debug/pprof/", loopbackOnly(pprof.Index))
+		s.mux.HandleFunc("/debug/pprof/profile", loopbackOnly(pprof.Profile))
+		s.mux.HandleFunc("/debug/pprof/symbol", loopbackOnly(pprof.Symbol))
+		s.mux.HandleFunc("/debug/pprof/trace", loopbackOnly(pprof.Trace))
 	}
 	s.wg.Add(1)
 	go s.idleSweep()
@@ -378,4 +379,18 @@ func isPermissionError(err error) bool {
 	}
 	m := strings.ToLower(re.Message)
 	return strings.Contains(m, "permission denied") || strings.Contains(m, "permissionerror")
+}
+
+// loopbackOnly serves h only to clients on this machine: the profiler
+// reveals the server's internals and costs CPU, so --pprof never opens it to
+// the network, whatever --host says.
+func loopbackOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			httpError(w, http.StatusForbidden, "the profiler answers only clients on the server's own machine")
+			return
+		}
+		h(w, r)
+	}
 }
