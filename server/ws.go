@@ -68,17 +68,27 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			s.wg.Done()
 		}
 	}()
+	// Counted before the upgrade is answered, so that a client that sees
+	// its upgrade complete is already counted: back-to-back dials cannot
+	// overtake each other's count.
+	pendingDone, admitted := s.admitPending()
 	c, err := websocket.Accept(batchconn.HijackWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		if admitted {
+			pendingDone()
+		}
 		return
 	}
 	c.SetReadLimit(s.cfg.MaxMessageSize)
 	q := r.URL.Query()
 	for _, k := range []string{"workspace", "client_id", "token", "reconnection_token"} {
 		if q.Has(k) {
+			if admitted {
+				pendingDone()
+			}
 			_ = c.Close(closePolicy, legacyRejection[:min(len(legacyRejection), 120)])
 			return
 		}
@@ -88,8 +98,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// upgrade request, goes away, and an idle connection keeps only the
 	// small stack of its read loop.
 	t := &wsTransport{c: c}
-	pendingDone, ok := s.admitPending()
-	if !ok {
+	if !admitted {
 		t.CloseWith(closeTryAgainLater, fmt.Sprintf(
 			"Too many connections waiting for authentication (limit %d, max pending connections); try again later",
 			s.cfg.MaxPendingConnections))

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/hypha-go/hypha/internal/datadir"
 )
 
-// WriteFile writes data to path with mode 0600: into a temporary file
+// WriteFile writes data to path with mode datadir.FileMode (0600): into a temporary file
 // of the same directory, fsynced, renamed over path, and the directory
 // fsynced, so a crash leaves either the old or the new content.
 func WriteFile(path string, data []byte) error {
@@ -25,7 +27,7 @@ func WriteFile(path string, data []byte) error {
 			_ = os.Remove(tmp)
 		}
 	}()
-	if err := f.Chmod(0o600); err != nil {
+	if err := f.Chmod(datadir.FileMode); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {

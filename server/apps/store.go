@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hypha-go/hypha/internal/atomicfile"
 	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
 )
@@ -146,12 +147,9 @@ func writeFileSync(p string, data []byte) error {
 	return f.Close()
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
+// syncDir makes a rename in dir durable; a failure only weakens durability
+// after a crash, so it is not reported.
+func syncDir(dir string) { _ = atomicfile.SyncDir(dir) }
 
 func marshalManifest(m map[string]any) ([]byte, error) {
 	b, err := json.MarshalIndent(jsonSafe(m), "", "  ")
@@ -263,17 +261,7 @@ func (s *store) writeManifest(ws, id string, m map[string]any) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".manifest-"+idgen.New())
-	if err := writeFileSync(tmp, b); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, manifestFile)); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, manifestFile), b)
 }
 
 // fileEntry is one entry of list_files.
