@@ -19,8 +19,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +41,8 @@ type probeTarget struct {
 	name      string
 	url       string // http base URL
 	rootToken string
+	// logLines counts the server's log lines so far that contain substr.
+	logLines func(substr string) int
 }
 
 // attacker is the attacker's HTTP server: it serves an app script for any
@@ -152,6 +156,7 @@ func runProbes(t *testing.T, tg probeTarget) []probeResult {
 	add("cross-ws-direct-message", probeDirectMessage(ctx, t, tg))
 	add("message-cache-exhaustion", probeMessageCache(ctx, t, tg, root))
 	add("app-reads-server-secrets", probeAppSecrets(ctx, t, tg, root))
+	add("garbage-frames", probeGarbage(ctx, t, tg))
 	ctl := probeController(ctx, t, tg, root)
 	for _, name := range []string{"ctl-select-shutdown", "ctl-kwargs-identity", "ctl-readonly-stop"} {
 		add(name, ctl[name])
@@ -489,15 +494,18 @@ func probeController(ctx context.Context, t *testing.T, tg probeTarget, root *rp
 func ourTarget(t *testing.T) probeTarget {
 	t.Helper()
 	ctx := ctxTimeout(t, time.Minute)
+	logs := &lockedBuffer{}
 	sys, err := embedded.Start(ctx, embedded.Options{
-		Server: server.Config{JWTSecret: "probe-secret", RootToken: testserver.RootToken, DataDir: t.TempDir(), Logger: testserver.Logger(t)},
-		Addr:   "127.0.0.1:0",
+		Server: server.Config{JWTSecret: "probe-secret", RootToken: testserver.RootToken, DataDir: t.TempDir(),
+			Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		Addr: "127.0.0.1:0",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sys.Close() })
-	return probeTarget{name: "ours", url: sys.Server.URL(), rootToken: testserver.RootToken}
+	return probeTarget{name: "ours", url: sys.Server.URL(), rootToken: testserver.RootToken,
+		logLines: func(substr string) int { return strings.Count(logs.String(), substr) }}
 }
 
 func report(t *testing.T, rows ...[]probeResult) {
@@ -536,9 +544,14 @@ func TestHostileProbesUpstream(t *testing.T) {
 	up := &upstream{dir: dir, port: freePort(t), env: []string{"PEERS_S3=1"},
 		args: []string{"--startup-functions", "hypha.workers.python_eval:hypha_startup"}}
 	up.url = "http://127.0.0.1:" + strconv.Itoa(up.port)
+	upLog := peersLog(up.port)
 	t.Cleanup(func() { up.stop(t) })
 	up.start(t)
-	upRows := runProbes(t, probeTarget{name: "upstream", url: up.url, rootToken: peersRootToken()})
+	upRows := runProbes(t, probeTarget{name: "upstream", url: up.url, rootToken: peersRootToken(),
+		logLines: func(substr string) int {
+			b, _ := os.ReadFile(upLog)
+			return strings.Count(string(b), substr)
+		}})
 	oursRows := runProbes(t, ourTarget(t))
 	report(t, upRows, oursRows)
 	for _, r := range oursRows {
@@ -667,4 +680,40 @@ func registerProbeWorker(ctx context.Context, t *testing.T, tg probeTarget, i in
 		return short(err)
 	}
 	return ""
+}
+
+// probeGarbage: one anonymous connection sends 2000 frames that are not
+// msgpack. Does the server keep the connection, and how many log lines
+// does the flood cost (warnings and errors, counted in the server's log)?
+func probeGarbage(ctx context.Context, t *testing.T, tg probeTarget) probeResult {
+	count := func() int {
+		if tg.logLines == nil {
+			return 0
+		}
+		return tg.logLines("WARN") + tg.logLines("WARNING") + tg.logLines("ERROR")
+	}
+	before := count()
+	r := testserver.DialRawURL(t, mustWS(t, tg.url))
+	if _, err := r.Hello(map[string]any{"client_id": "garbage"}); err != nil {
+		return closed("handshake: %s", short(err))
+	}
+	sent := 0
+	for ; sent < 2000; sent++ {
+		if err := r.SendBinary([]byte{0xc1, 0x00, byte(sent)}); err != nil {
+			break
+		}
+	}
+	// The connection is still usable if a manager call answers.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err := r.CallManager(cctx, "echo", "still here?")
+	cancel()
+	time.Sleep(time.Second) // let the server's log catch up
+	lines := count() - before
+	if err == nil && lines >= 1000 {
+		return open("the connection stays open after %d garbage frames, which cost %d log lines", sent, lines)
+	}
+	if err == nil {
+		return closed("the connection stays open after %d garbage frames; %d log lines", sent, lines)
+	}
+	return closed("the connection was closed after at most %d frames; %d log lines", sent, lines)
 }
