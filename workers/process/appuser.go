@@ -15,9 +15,11 @@ import (
 	"github.com/hypha-go/hypha/worker"
 )
 
-// DefaultAppUser is the user app sessions run as when the worker runs as
-// root and Options.AppUser is empty: DedicatedAppUser when that account
-// exists, otherwise "nobody".
+// When the worker runs as root and Options.AppUser is empty, every session
+// runs as its own uid from Options.AppUIDBase/AppUIDCount (Linux). Where
+// per-session uids are not available (other systems), sessions share one
+// app user: DedicatedAppUser when that account exists, otherwise
+// FallbackAppUser.
 const (
 	DedicatedAppUser = "hypha-app"
 	FallbackAppUser  = "nobody"
@@ -32,7 +34,7 @@ const standardPath = "/usr/local/bin:/usr/bin:/bin"
 type runAs struct {
 	switchUser bool // false: the worker's own user
 	uid, gid   int
-	name       string // e.g. "nobody (uid 65534)"
+	name       string // e.g. "app user nobody (uid 65534)"
 }
 
 // interpChoice is the interpreter resolved for one app type, or why there
@@ -44,7 +46,11 @@ type interpChoice struct {
 
 // setupResult is decided once per worker (see setup).
 type setupResult struct {
+	// user is who apps run as; with per-session uids (uids not nil) it is
+	// the first uid of the range, which stands for "a user that owns
+	// nothing here" in the reachability checks and interpreter probes.
 	user    runAs
+	uids    *uidPool
 	workDir string                  // parent of the session working directories
 	path    string                  // PATH given to apps
 	interp  map[string]interpChoice // by app type
@@ -78,26 +84,33 @@ func (w *Worker) setup(ctx context.Context) (*setupResult, error) {
 
 func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 	log := w.opts.Logger
-	u, err := w.appUser()
+	u, perSession, err := w.appUser()
 	if err != nil {
 		return nil, err
 	}
 	res := &setupResult{user: u, workDir: w.opts.WorkDir, interp: map[string]interpChoice{}}
+	if perSession {
+		res.uids = newUIDPool(w.opts.AppUIDBase, w.opts.AppUIDCount, log)
+	}
 	res.path = os.Getenv("PATH")
 	if res.path == "" {
 		res.path = standardPath
 	}
 	if u.switchUser {
-		log.Info("app sessions run as an unprivileged user", "app_user", u.name)
+		if perSession {
+			log.Info("each app session runs as its own unprivileged uid", "app_uids", rangeName(w.opts.AppUIDBase, w.opts.AppUIDCount))
+		} else {
+			log.Info("app sessions run as an unprivileged user", "app_user", u.name)
+		}
 		err := reachable(res.workDir, u, 0o1)
 		if err != nil && w.opts.workDirDefault && res.workDir != "/tmp" && reachable("/tmp", u, 0o1) == nil {
 			// A private TMPDIR is common; /tmp is there for everyone.
-			log.Info("the temp dir is out of reach of the app user: app working directories go to /tmp",
+			log.Info("the temp dir is out of reach of the app users: app working directories go to /tmp",
 				"temp_dir", res.workDir, "app_user", u.name, "reason", err.Error())
 			res.workDir, err = "/tmp", nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: the working directory parent %s is out of reach of app user %s: %v; choose another --work-dir (HYPHA_WORK_DIR) or --app-user",
+			return nil, fmt.Errorf("%w: the working directory parent %s is out of reach of %s: %v; choose another --work-dir (HYPHA_WORK_DIR)",
 				worker.ErrWorkerNotAvailable, w.opts.WorkDir, u.name, err)
 		}
 		// Entries the app user cannot search would only make its own
@@ -105,7 +118,7 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 		res.path = filterPath(res.path, u)
 		for _, p := range filepath.SplitList(w.opts.NodePath) {
 			if err := reachable(p, u, 0o5); err != nil {
-				log.Warn("node-eval apps will not find the modules of this NODE_PATH entry: the app user cannot read it",
+				log.Warn("node-eval apps will not find the modules of this NODE_PATH entry: the app users cannot read it",
 					"entry", p, "app_user", u.name, "reason", err.Error())
 			}
 		}
@@ -151,7 +164,8 @@ func (w *Worker) Interpreter(ctx context.Context, appType string) (string, error
 	return ch.path, ch.err
 }
 
-// AppUser describes who apps run as, e.g. "nobody (uid 65534)".
+// AppUser describes who apps run as, e.g. "the per-session app uids
+// 2000000000-2000065535" or "app user nobody (uid 65534)".
 func (w *Worker) AppUser(ctx context.Context) (string, error) {
 	su, err := w.setup(ctx)
 	if err != nil {
@@ -160,29 +174,45 @@ func (w *Worker) AppUser(ctx context.Context) (string, error) {
 	return su.user.name, nil
 }
 
-// appUser decides who apps run as.
-func (w *Worker) appUser() (runAs, error) {
+// appUser decides who apps run as. perSession: each session gets its own
+// uid from the range (u is then the first uid of the range).
+func (w *Worker) appUser() (u runAs, perSession bool, err error) {
 	log := w.opts.Logger
 	self := runAs{uid: os.Geteuid(), gid: os.Getegid()}
 	self.name = describeUser(self.uid)
 	if !canSwitchUser {
-		return self, nil
+		return self, false, nil
 	}
 	if os.Geteuid() != 0 {
 		// Said plainly: nothing separates apps from the worker then.
-		msg := "the worker is not root: apps run as its own user and can read and signal whatever it can (its files, the server's data dir and secret files when it runs in the server; see docs/security.md)"
+		msg := "the worker is not root: apps run as its own user and can read and signal whatever it can (its files, the server's data dir and secret files when it runs in the server, the other sessions; see docs/security.md)"
 		if w.opts.AppUser != "" {
 			log.Warn("app user ignored: "+msg, "app_user", w.opts.AppUser, "worker_user", self.name)
 		} else {
 			log.Info(msg, "worker_user", self.name)
 		}
-		return self, nil
+		return self, false, nil
 	}
 	if w.opts.RunAsWorkerUser {
 		log.Error("APPS RUN AS ROOT (explicit opt-out of the app user): app code can read the server's secrets, its data dir and everything on this host")
-		return self, nil
+		return self, false, nil
 	}
 	name := w.opts.AppUser
+	if name == "" && perSessionUIDs {
+		base, count := w.opts.AppUIDBase, w.opts.AppUIDCount
+		if err := checkUIDRange(base, count); err != nil {
+			return runAs{}, false, fmt.Errorf("%w: --app-uids (HYPHA_APP_UIDS): %w", worker.ErrWorkerNotAvailable, err)
+		}
+		if count < w.opts.MaxSessions {
+			return runAs{}, false, fmt.Errorf("%w: %w: the app uid range %s has %d uids, fewer than the %d sessions allowed (--max-sessions); widen --app-uids (HYPHA_APP_UIDS) or lower --max-sessions",
+				worker.ErrWorkerNotAvailable, ErrAppUIDs, rangeName(base, count), count, w.opts.MaxSessions)
+		}
+		if err := checkUIDRangeFree(base, count); err != nil {
+			return runAs{}, false, fmt.Errorf("%w: %w", worker.ErrWorkerNotAvailable, err)
+		}
+		return runAs{switchUser: true, uid: base, gid: base, name: "the per-session app uids " + rangeName(base, count)}, true, nil
+	}
+	explicit := name != ""
 	if name == "" {
 		name = FallbackAppUser
 		if _, err := user.Lookup(DedicatedAppUser); err == nil {
@@ -196,19 +226,29 @@ func (w *Worker) appUser() (runAs, error) {
 		}
 	}
 	if err != nil {
-		return runAs{}, fmt.Errorf("%w: app user %q: %v; create it or pass --app-user (HYPHA_APP_USER) with an existing unprivileged user",
+		return runAs{}, false, fmt.Errorf("%w: app user %q: %v; create it or pass --app-user (HYPHA_APP_USER) with an existing unprivileged user",
 			worker.ErrWorkerNotAvailable, name, err)
 	}
 	uid, err1 := strconv.Atoi(usr.Uid)
 	gid, err2 := strconv.Atoi(usr.Gid)
 	if err1 != nil || err2 != nil {
-		return runAs{}, fmt.Errorf("%w: app user %q has a non-numeric uid %q or gid %q", worker.ErrWorkerNotAvailable, name, usr.Uid, usr.Gid)
+		return runAs{}, false, fmt.Errorf("%w: app user %q has a non-numeric uid %q or gid %q", worker.ErrWorkerNotAvailable, name, usr.Uid, usr.Gid)
 	}
 	if uid == 0 {
 		log.Error("APPS RUN AS ROOT (app user has uid 0): app code can read the server's secrets, its data dir and everything on this host", "app_user", name)
-		return self, nil
+		return self, false, nil
 	}
-	return runAs{switchUser: true, uid: uid, gid: gid, name: fmt.Sprintf("%s (uid %d)", usr.Username, uid)}, nil
+	u = runAs{switchUser: true, uid: uid, gid: gid, name: fmt.Sprintf("app user %s (uid %d)", usr.Username, uid)}
+	msg := "every app session runs as the same app user: app code of one session can read another session's environment (its token, which acts in that session's workspace) and files, and signal or trace it"
+	if explicit && perSessionUIDs {
+		log.Warn(msg+"; leave --app-user (HYPHA_APP_USER) unset for a uid per session", "app_user", u.name)
+		if w.opts.appUIDsSet {
+			log.Warn("--app-uids ignored: --app-user names one user for every session", "app_user", u.name)
+		}
+	} else {
+		log.Warn(msg+" (per-session uids need Linux)", "app_user", u.name)
+	}
+	return u, false, nil
 }
 
 func describeUser(uid int) string {
@@ -241,13 +281,13 @@ func (w *Worker) resolveInterpreter(ctx context.Context, typ, name, flag string,
 				continue
 			}
 			if probe(ctx, typ, alt, u) == nil {
-				w.opts.Logger.Warn(fmt.Sprintf("%s apps: %s cannot be run by app user %s; using %s instead (pass %s to choose)",
+				w.opts.Logger.Warn(fmt.Sprintf("%s apps: %s cannot be run by %s; using %s instead (pass %s to choose)",
 					typ, p, u.name, alt, flag), "reason", perr.Error())
 				return interpChoice{path: alt}
 			}
 		}
 	}
-	return interpChoice{err: fmt.Errorf("%w: %s apps cannot run: interpreter %s cannot be run by app user %s (%v); pass %s with an interpreter that user can run (a system install such as %s), or choose another --app-user",
+	return interpChoice{err: fmt.Errorf("%w: %s apps cannot run: interpreter %s cannot be run by %s (%v); pass %s with an interpreter any user can run (a system install such as %s)",
 		worker.ErrWorkerNotAvailable, typ, p, u.name, perr, flag, filepath.Join("/usr/bin", filepath.Base(name)))}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,9 +84,10 @@ print("done")
 // TestHostileAppGetsNoSecretsFromWorker: a worker running as root with
 // secrets in its environment and an inherited, non-close-on-exec
 // descriptor on a secret file runs an app that looks for them. The app runs
-// as the app user with no supplementary groups, in a 0700 working directory
-// it owns (HOME), sees none of the worker's variables, has no descriptor
-// above 2 and cannot read the worker's environ or private files.
+// as its session's own uid (gid the same) from the default range with no
+// supplementary groups, in a 0700 working directory it owns (HOME), sees
+// none of the worker's variables, has no descriptor above 2 and cannot
+// read the worker's environ or private files.
 func TestHostileAppGetsNoSecretsFromWorker(t *testing.T) {
 	needRoot(t)
 	needPython(t)
@@ -132,7 +135,14 @@ func TestHostileAppGetsNoSecretsFromWorker(t *testing.T) {
 	if strings.Contains(out, "open-fd") {
 		t.Fatalf("the app inherited descriptors:\n%s", out)
 	}
-	for _, want := range []string{"uid=65534 gid=65534 groups=[]", "cwd-mode=700",
+	m := regexp.MustCompile(`uid=(\d+) gid=(\d+) groups=\[\]`).FindStringSubmatch(out)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("the app's uid/gid line is missing or uid != gid:\n%s", out)
+	}
+	if uid, _ := strconv.Atoi(m[1]); uid < DefaultAppUIDBase || uid >= DefaultAppUIDBase+DefaultAppUIDCount {
+		t.Errorf("the app ran as uid %d, outside the default range %s", uid, rangeName(DefaultAppUIDBase, DefaultAppUIDCount))
+	}
+	for _, want := range []string{"cwd-mode=700",
 		"refused /proc/", "environ: Permission denied", "refused " + shared + ": Permission denied"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the app's output lacks %q:\n%s", want, out)
@@ -142,7 +152,7 @@ func TestHostileAppGetsNoSecretsFromWorker(t *testing.T) {
 		t.Errorf("HOME is not the working directory:\n%s", out)
 	}
 	infos := strings.Join(contents(page, worker.LogInfo), "\n")
-	if !strings.Contains(infos, "running as app user nobody (uid 65534)") {
+	if !strings.Contains(infos, "running as uid "+m[1]+" (this session's own)") {
 		t.Errorf("info logs do not say who the app runs as:\n%s", infos)
 	}
 }
@@ -179,15 +189,16 @@ func TestHostileInterpreterOutOfReach(t *testing.T) {
 	if !strings.HasPrefix(out, "/usr/bin/python3") || strings.Contains(out, private) {
 		t.Fatalf("app ran %q; want /usr/bin/python3 and the private folder off its PATH", out)
 	}
-	if l := logs.String(); !strings.Contains(l, "cannot be run by app user nobody") || !strings.Contains(l, "using /usr/bin/python3 instead (pass --python to choose)") {
+	if l := logs.String(); !strings.Contains(l, "cannot be run by the per-session app uids "+rangeName(DefaultAppUIDBase, DefaultAppUIDCount)) ||
+		!strings.Contains(l, "using /usr/bin/python3 instead (pass --python to choose)") {
 		t.Fatalf("no fallback warning in logs:\n%s", l)
 	}
 
 	logs = logBuf{}
 	w2 := newWorker(t, Options{Python: filepath.Join(private, "python3"), Logger: logs.logger()})
 	_, err = w2.Start(ctxT(t), config(t, as.base(), "explicit", TypePython, "main.py", nil))
-	if !errors.Is(err, worker.ErrWorkerNotAvailable) || !strings.Contains(err.Error(), "pass --python with an interpreter that user can run (a system install such as /usr/bin/python3)") ||
-		!strings.Contains(err.Error(), "is not searchable by nobody") {
+	if !errors.Is(err, worker.ErrWorkerNotAvailable) || !strings.Contains(err.Error(), "pass --python with an interpreter any user can run (a system install such as /usr/bin/python3)") ||
+		!strings.Contains(err.Error(), "is not searchable by the per-session app uids") {
 		t.Fatalf("explicit unreachable interpreter: %v", err)
 	}
 	if w2.Sessions.Len() != 0 {
@@ -196,10 +207,50 @@ func TestHostileInterpreterOutOfReach(t *testing.T) {
 }
 
 // TestHostileAppUserChoices: an unknown app user stops the worker from
-// registering with a clear error; the explicit opt-out runs apps as root
-// and says so loudly.
+// registering with a clear error; an explicit app user runs every session
+// as that one user and warns that sessions can reach each other; a uid
+// range that is too small for --max-sessions or holds an account is
+// refused at start-up; the explicit opt-out runs apps as root and says so
+// loudly.
 func TestHostileAppUserChoices(t *testing.T) {
 	needRoot(t)
+	var one logBuf
+	w1 := newWorker(t, Options{Python: "sh", AppUser: "nobody", AppUIDCount: 5, Logger: one.logger()})
+	as1 := newAppServer(t, map[string]string{"main.sh": "id -u\n"})
+	for _, cid := range []string{"one-a", "one-b"} {
+		id, err := w1.Start(ctxT(t), config(t, as1.base(), cid, TypePython, "main.sh", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, w1, id, worker.StatusCompleted)
+		page, _ := w1.GetLogs(context.Background(), id, worker.LogQuery{})
+		if got := contents(page, worker.LogStdout); len(got) != 1 || got[0] != "65534" {
+			t.Fatalf("explicit --app-user nobody: app ran as %v, want 65534", got)
+		}
+	}
+	if l := one.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "every app session runs as the same app user") ||
+		!strings.Contains(l, "--app-uids ignored") {
+		t.Fatalf("single-user mode was not warned about:\n%s", l)
+	}
+
+	for _, c := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"range smaller than max sessions", Options{AppUIDBase: 2_100_000_000, AppUIDCount: 10, MaxSessions: 11},
+			"the app uid range 2100000000-2100000009 has 10 uids, fewer than the 11 sessions allowed (--max-sessions)"},
+		{"range holding an account", Options{AppUIDBase: 65000, AppUIDCount: 1000, MaxSessions: 10},
+			`/etc/passwd has "nobody" with id 65534 inside the app uid range 65000-65999`},
+		{"range among system accounts", Options{AppUIDBase: 10, AppUIDCount: 100, MaxSessions: 10},
+			"the range starts at 10, among the system accounts"},
+	} {
+		w := newWorker(t, c.opts)
+		err := w.Check(ctxT(t))
+		if !errors.Is(err, worker.ErrWorkerNotAvailable) || !errors.Is(err, ErrAppUIDs) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
 	w := newWorker(t, Options{AppUser: "no-such-user-hypha"})
 	if _, err := w.setup(ctxT(t)); !errors.Is(err, worker.ErrWorkerNotAvailable) || !strings.Contains(err.Error(), `app user "no-such-user-hypha"`) ||
 		!strings.Contains(err.Error(), "--app-user") {

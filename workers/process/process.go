@@ -17,13 +17,18 @@
 // case for the server, which treats the app as started when its client
 // registers a service.
 //
-// Security: when the worker runs as root, apps run as an unprivileged app
-// user (Options.AppUser; "hypha-app" when that account exists, otherwise
-// "nobody"), in a working directory only that user can read, with HOME set
-// to it, no supplementary groups, and only descriptors 0, 1 and 2; the
-// interpreters are checked at start-up to be runnable by that user. When
-// the worker is not root it cannot change user: apps run as the worker's
-// user and can read whatever it can (see docs/security.md). Either way the
+// Security: when the worker runs as root, each session runs as its own
+// unprivileged uid, leased from a range (Options.AppUIDBase/AppUIDCount;
+// no account needed) for as long as the session or any of its processes
+// lives, so that sessions cannot read, signal or trace each other. It runs
+// in a working directory only that uid can read, with HOME set to it, no
+// supplementary groups, and only descriptors 0, 1 and 2; the interpreters
+// are checked at start-up to be runnable by a user that owns nothing.
+// When the session ends, every process of its uid is killed (setsid
+// escapees included). An explicit Options.AppUser runs every session as
+// that one user instead (sessions can then reach each other). When the
+// worker is not root it cannot change user: apps run as the worker's user
+// and can read whatever it can (see docs/security.md). Either way the
 // environment is built from scratch (no variable of the worker's own
 // reaches an app except PATH and LANG). Whoever may call start on the
 // worker service can run code on this host; keep the service protected
@@ -77,14 +82,26 @@ type Options struct {
 	// NodePath, when set, is passed to apps as NODE_PATH.
 	NodePath string
 
-	// AppUser is the user (name or numeric uid) apps run as when the
-	// worker runs as root; empty means DedicatedAppUser when that account
-	// exists, otherwise FallbackAppUser. A user with uid 0 is the same as
-	// RunAsWorkerUser. Ignored, with a warning, when the worker is not
-	// root. The working directory parent (WorkDir), the interpreters and
-	// NODE_PATH must be reachable by this user: the worker checks at
-	// start-up and says what to change.
+	// AppUser, when set, is the one user (name or numeric uid) every
+	// session runs as when the worker runs as root; sessions can then
+	// read, signal and trace each other, which is logged as a warning.
+	// Empty (the default) gives each session its own uid from
+	// AppUIDBase/AppUIDCount (on Linux; elsewhere DedicatedAppUser when
+	// that account exists, otherwise FallbackAppUser). A user with uid 0
+	// is the same as RunAsWorkerUser. Ignored, with a warning, when the
+	// worker is not root. The working directory parent (WorkDir), the
+	// interpreters and NODE_PATH must be reachable by a user that owns
+	// nothing there: the worker checks at start-up and says what to change.
 	AppUser string
+	// AppUIDBase and AppUIDCount are the range of uids (and gids: each
+	// session's gid is its uid) leased to sessions, one per live session
+	// (default DefaultAppUIDBase, DefaultAppUIDCount; see ParseUIDRange).
+	// The range must hold no account, group or subordinate id range of the
+	// host, and at least MaxSessions uids: the worker refuses to start
+	// otherwise. Every process running as a uid of the range is the
+	// worker's to kill.
+	AppUIDBase, AppUIDCount int
+	appUIDsSet              bool // one of the two was given
 	// RunAsWorkerUser runs apps as the worker's own user even when it is
 	// root: an explicit opt-out, logged as an error at start-up, since app
 	// code can then read the server's secrets and data.
@@ -148,6 +165,13 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Node == "" {
 		o.Node = "node"
+	}
+	o.appUIDsSet = o.AppUIDBase != 0 || o.AppUIDCount != 0
+	if o.AppUIDBase == 0 {
+		o.AppUIDBase = DefaultAppUIDBase
+	}
+	if o.AppUIDCount == 0 {
+		o.AppUIDCount = DefaultAppUIDCount
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions
@@ -280,6 +304,7 @@ func (w *Worker) Properties() worker.Properties {
 // proc is a session's runtime state (its worker.Session handle).
 type proc struct {
 	workdir string
+	lease   *uidLease // this session's own uid; nil when sessions share a user
 
 	mu      sync.Mutex
 	stopped bool // a stop took over: never spawn after this
@@ -386,16 +411,30 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			err = fmt.Errorf("%w: the process worker is shutting down", worker.ErrWorkerNotAvailable)
 		}
 		h.mu.Lock()
-		dir := h.workdir
+		dir, lease, spawned := h.workdir, h.lease, h.pid != 0
 		h.mu.Unlock()
 		if dir != "" {
 			_ = os.RemoveAll(dir)
+		}
+		if lease != nil && !spawned {
+			lease.end() // with a process, the monitor ends it
 		}
 		close(h.startDone)
 		rep.Error(err.Error())
 		return "", w.Sessions.Discard(s, err)
 	}
 
+	u := su.user
+	if su.uids != nil {
+		lease, err := su.uids.lease()
+		if err != nil {
+			return abort(err)
+		}
+		h.mu.Lock()
+		h.lease = lease
+		h.mu.Unlock()
+		u = lease.runAs()
+	}
 	rep.Info(fmt.Sprintf("Preparing a working directory for %s session %s", appType, s.ID()))
 	dir, err := os.MkdirTemp(su.workDir, "hypha-app-")
 	if err != nil {
@@ -425,20 +464,21 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return abort(err)
 	}
 	s.Log(worker.LogInfo, fmt.Sprintf("fetched %d file(s): %s", len(files), strings.Join(files, ", ")))
-	if su.user.switchUser {
-		// The app user owns its working directory (0700) and nobody
-		// else can read it. Nothing ran there yet: no link to follow.
-		if err := chownTree(dir, su.user); err != nil {
-			return abort(fmt.Errorf("give the working directory to app user %s: %w", su.user.name, err))
+	if u.switchUser {
+		// The session's user owns its working directory (0700) and
+		// nobody else can read it. Nothing ran there yet: no link to
+		// follow.
+		if err := chownTree(dir, u); err != nil {
+			return abort(fmt.Errorf("give the working directory to %s: %w", u.name, err))
 		}
-		s.Log(worker.LogInfo, "running as app user "+su.user.name)
+		s.Log(worker.LogInfo, "running as "+u.name)
 	}
 	if err := sctx.Err(); err != nil {
 		return abort(err)
 	}
 
 	rep.Info(fmt.Sprintf("Starting %s %s", interp, files[0]))
-	if err := w.spawn(s, h, interpPath, files[0], env, su.user); err != nil {
+	if err := w.spawn(s, h, interpPath, files[0], env, u); err != nil {
 		return abort(err)
 	}
 	// The process runs. Report running unless a stop took over meanwhile,
@@ -586,8 +626,13 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 
 	werr := cmd.Wait()
 	// Children left in the group would be orphans: kill them now. The group
-	// id cannot be reused while any member is alive.
+	// id cannot be reused while any member is alive. With a uid of its own,
+	// every process of the session goes, also those that left the group
+	// (setsid, double fork), and the uid is free again.
 	_ = signalGroup(h.pid, sigKill)
+	if h.lease != nil {
+		h.lease.end()
+	}
 	close(h.exited)
 
 	// The pipes reach EOF when every holder is gone. A process that left the
@@ -720,7 +765,7 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	pid, dir, timer := h.pid, h.workdir, h.timer
+	pid, dir, timer, lease := h.pid, h.workdir, h.timer, h.lease
 	h.mu.Unlock()
 	if timer != nil {
 		timer.Stop()
@@ -739,6 +784,11 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 		s.Log(worker.LogInfo, "stopping: SIGTERM to the process group")
 		if err := signalGroup(pid, sigTerm); err != nil {
 			s.Log(worker.LogError, "SIGTERM: "+err.Error())
+		}
+		if lease != nil {
+			// Also the processes that left the group: the uid is the
+			// session's alone.
+			_ = signalUID(lease.uid, sigTerm)
 		}
 		grace := time.NewTimer(w.opts.StopGrace)
 		select {
@@ -781,5 +831,10 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	w.client.CloseIdleConnections()
 	w.insecure.CloseIdleConnections()
+	w.setupMu.Lock()
+	if w.setupDone != nil && w.setupDone.uids != nil && err == nil {
+		w.setupDone.uids.close() // drops this worker's uid locks
+	}
+	w.setupMu.Unlock()
 	return err
 }

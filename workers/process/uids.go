@@ -1,0 +1,250 @@
+package process
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hypha-go/hypha/worker"
+)
+
+// The default range of per-session app uids: 65536 ids from 2,000,000,000.
+// No passwd entry is needed to run as a uid. The range is above the ids
+// of accounts (UID_MAX 60000), of systemd's dynamic users (61184-65519),
+// of the usual subordinate ids for user namespaces (login.defs SUB_UID_MIN
+// 100000 to SUB_UID_MAX 600100000) and of systemd-nspawn's container
+// ranges (524288-1879048191), and below 2^31, where tools that keep a uid
+// in a signed 32-bit integer go wrong, and systemd's foreign range
+// (2147352576 and up). The worker refuses a range that overlaps a user or
+// group of /etc/passwd or /etc/group or a range of /etc/subuid or
+// /etc/subgid.
+const (
+	DefaultAppUIDBase  = 2_000_000_000
+	DefaultAppUIDCount = 65536
+	maxUID             = 1<<32 - 2 // (uid_t)-1 means "unchanged"
+)
+
+// ErrAppUIDs marks a bad per-session uid range.
+var ErrAppUIDs = errors.New("bad app uid range")
+
+// ParseUIDRange parses "START-END" (inclusive) or "START+COUNT".
+func ParseUIDRange(s string) (base, count int, err error) {
+	bad := func(why string) (int, int, error) {
+		return 0, 0, fmt.Errorf("%w: %q %s (want START-END, e.g. %d-%d)", ErrAppUIDs, s, why,
+			DefaultAppUIDBase, DefaultAppUIDBase+DefaultAppUIDCount-1)
+	}
+	s = strings.TrimSpace(s)
+	if a, b, ok := strings.Cut(s, "-"); ok {
+		lo, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
+		hi, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 32)
+		if err1 != nil || err2 != nil {
+			return bad("is not two numbers")
+		}
+		if hi < lo {
+			return bad("ends before it starts")
+		}
+		base, count = int(lo), int(hi-lo+1)
+	} else if a, b, ok := strings.Cut(s, "+"); ok {
+		lo, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
+		n, err2 := strconv.ParseUint(strings.TrimSpace(b), 10, 32)
+		if err1 != nil || err2 != nil {
+			return bad("is not two numbers")
+		}
+		base, count = int(lo), int(n)
+	} else {
+		return bad("is not a range")
+	}
+	if err := checkUIDRange(base, count); err != nil {
+		return 0, 0, err
+	}
+	return base, count, nil
+}
+
+func checkUIDRange(base, count int) error {
+	switch {
+	case count <= 0:
+		return fmt.Errorf("%w: the range %d+%d is empty", ErrAppUIDs, base, count)
+	case base < 1000:
+		return fmt.Errorf("%w: the range starts at %d, among the system accounts (start at 1000 or more; default %d)", ErrAppUIDs, base, DefaultAppUIDBase)
+	case base+count-1 > maxUID:
+		return fmt.Errorf("%w: the range %d-%d goes past the largest uid %d", ErrAppUIDs, base, base+count-1, maxUID)
+	}
+	return nil
+}
+
+// rangeName renders a range, e.g. "2000000000-2000065535".
+func rangeName(base, count int) string { return fmt.Sprintf("%d-%d", base, base+count-1) }
+
+// checkUIDRangeFree refuses a range that holds an account or group of the
+// host, or part of a subordinate id range (user namespaces): the worker
+// kills every process of a uid it hands out, and a session must not get
+// the files of an existing account.
+func checkUIDRangeFree(base, count int) error {
+	in := func(id int) bool { return id >= base && id < base+count }
+	for _, f := range []string{"/etc/passwd", "/etc/group"} {
+		err := scanLines(f, func(line string) error {
+			fs := strings.Split(line, ":")
+			if len(fs) < 3 {
+				return nil
+			}
+			if id, err := strconv.Atoi(fs[2]); err == nil && in(id) {
+				return fmt.Errorf("%w: %s has %q with id %d inside the app uid range %s; choose another --app-uids (HYPHA_APP_UIDS)",
+					ErrAppUIDs, f, fs[0], id, rangeName(base, count))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		err := scanLines(f, func(line string) error {
+			fs := strings.Split(line, ":")
+			if len(fs) != 3 {
+				return nil
+			}
+			lo, err1 := strconv.Atoi(fs[1])
+			n, err2 := strconv.Atoi(fs[2])
+			if err1 != nil || err2 != nil || n <= 0 {
+				return nil
+			}
+			if lo < base+count && base < lo+n {
+				return fmt.Errorf("%w: %s gives %q the ids %s, which overlap the app uid range %s; choose another --app-uids (HYPHA_APP_UIDS)",
+					ErrAppUIDs, f, fs[0], rangeName(lo, n), rangeName(base, count))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanLines calls fn on each non-comment line of a file; a missing file
+// has no lines.
+func scanLines(path string, fn func(string) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("%w: read %s: %v", ErrAppUIDs, path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if err := fn(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leasedUIDs are the uids held by a live session of any Worker of this
+// process, and next the offset of the next candidate by range start
+// (shared, so that a new Worker does not reuse the uids an old one just
+// returned). Workers of other processes on the host are kept apart by a
+// lock file (see uidLocker) and by the check for running processes.
+var leasedUIDs = struct {
+	sync.Mutex
+	m    map[int]bool
+	next map[int]int
+}{m: map[int]bool{}, next: map[int]int{}}
+
+// uidPool hands out the uids of one range, round robin so that a uid is
+// reused as late as possible.
+type uidPool struct {
+	base, count int
+	log         *slog.Logger
+	lock        uidLocker
+}
+
+// uidLease is one session's uid. end releases it once.
+type uidLease struct {
+	pool *uidPool
+	uid  int
+	once sync.Once
+}
+
+func newUIDPool(base, count int, log *slog.Logger) *uidPool {
+	p := &uidPool{base: base, count: count, log: log}
+	p.lock = openUIDLocker(log)
+	return p
+}
+
+// lease gives a uid that no live session holds and no process runs as.
+// A uid that still has processes but no session (left by a worker that
+// died) is cleared for a later lease and skipped this time.
+func (p *uidPool) lease() (*uidLease, error) {
+	leasedUIDs.Lock()
+	defer leasedUIDs.Unlock()
+	busy := 0
+	next := leasedUIDs.next[p.base]
+	for i := 0; i < p.count; i++ {
+		off := (next + i) % p.count
+		uid := p.base + off
+		if leasedUIDs.m[uid] {
+			continue
+		}
+		if !p.lock.tryLock(uid) {
+			busy++ // held by a worker of another process
+			continue
+		}
+		if pids := uidProcs(uid); len(pids) > 0 {
+			p.log.Warn("processes of a free app uid are still running (left by an ended session or a worker that died): killing them and using another uid",
+				"uid", uid, "pids", pids)
+			_ = signalUID(uid, sigKill)
+			p.lock.unlock(uid)
+			busy++
+			continue
+		}
+		leasedUIDs.m[uid] = true
+		leasedUIDs.next[p.base] = (off + 1) % p.count
+		return &uidLease{pool: p, uid: uid}, nil
+	}
+	return nil, fmt.Errorf("%w: no free app uid: all %d uids of the range %s are held by live sessions or still have processes (%d); widen --app-uids (HYPHA_APP_UIDS) or lower --max-sessions",
+		worker.ErrWorkerNotAvailable, p.count, rangeName(p.base, p.count), busy)
+}
+
+// end kills every process left with the lease's uid (setsid or
+// double-forked escapees of the session included), waits until they are
+// gone and returns the uid. A uid whose processes do not go (stuck in the
+// kernel) is returned anyway: lease skips a uid while it has processes.
+func (l *uidLease) end() {
+	l.once.Do(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_ = signalUID(l.uid, sigKill)
+			pids := uidProcs(l.uid)
+			if len(pids) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				l.pool.log.Error("processes of an ended session do not die after SIGKILL: its uid stays unused while they run", "uid", l.uid, "pids", pids)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		l.pool.lock.unlock(l.uid)
+		leasedUIDs.Lock()
+		delete(leasedUIDs.m, l.uid)
+		leasedUIDs.Unlock()
+	})
+}
+
+func (l *uidLease) runAs() runAs {
+	return runAs{switchUser: true, uid: l.uid, gid: l.uid, name: fmt.Sprintf("uid %d (this session's own)", l.uid)}
+}
+
+func (p *uidPool) close() { p.lock.close() }

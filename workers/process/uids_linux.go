@@ -1,0 +1,163 @@
+//go:build linux
+
+package process
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// uidProcs lists the live (not zombie) processes whose real, effective or
+// saved uid is uid. A zombie runs no code; its parent reaps it.
+func uidProcs(uid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := strconv.Itoa(uid)
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := os.Open("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		match, zombie := false, false
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				zombie = strings.HasPrefix(strings.TrimSpace(v), "Z")
+			}
+			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+				ids := strings.Fields(v)
+				for i := 0; i < len(ids) && i < 3; i++ {
+					if ids[i] == want {
+						match = true
+					}
+				}
+				break // Uid comes after State
+			}
+		}
+		f.Close()
+		if match && !zombie {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// signalUID sends sig to every process of uid at once: kill(-1, sig) from
+// a thread that runs as uid reaches exactly the processes that uid may
+// signal (those whose real or saved uid is uid), and the kernel does it
+// under the lock that fork takes, so a process forking in a loop cannot
+// outrun it. kill(-1) skips the caller's own process.
+//
+// The thread changes only its own credentials (a raw setresuid, not Go's
+// all-threads one) and is never unlocked, so the runtime ends it with the
+// goroutine: no other goroutine ever runs with those credentials. The main
+// thread is never used: the runtime keeps it when its goroutine exits, and
+// its credentials are those the kernel shows and checks for the whole
+// process (a session could then signal the worker).
+func signalUID(uid int, sig syscall.Signal) error {
+	if uid <= 0 {
+		return errors.New("refusing to signal the processes of uid <= 0")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if syscall.Gettid() == os.Getpid() {
+			// On the main thread: keep it busy with this goroutine so
+			// that the one below gets another thread.
+			done := make(chan error, 1)
+			go func() { done <- signalAsUID(uid, sig) }()
+			err := <-done
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		errc <- signalAsUID(uid, sig)
+	}()
+	return <-errc
+}
+
+// signalAsUID locks its goroutine to a thread that is not the main one,
+// drops that thread to uid and sends kill(-1, sig). It returns with the
+// thread still locked, so the runtime discards the thread.
+func signalAsUID(uid int, sig syscall.Signal) error {
+	runtime.LockOSThread() // never unlocked: see signalUID
+	if syscall.Gettid() == os.Getpid() {
+		return errors.New("refusing to change the credentials of the main thread")
+	}
+	if _, _, e := syscall.RawSyscall(sysSetresuid, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+		return e
+	}
+	_, _, e := syscall.RawSyscall(syscall.SYS_KILL, ^uintptr(0), uintptr(sig), 0) // pid -1
+	if e != 0 && e != syscall.ESRCH {                                             // ESRCH: none left
+		return e
+	}
+	return nil
+}
+
+// The per-uid lock file: one open file description per Worker, with an
+// open-file-description lock on the byte at offset uid for each leased
+// uid. Workers of other processes on the host that use the same range
+// (a server and a "hypha worker process", say) then never lease the same
+// uid. The kernel drops the locks when the process dies.
+const uidLockPath = "/run/hypha-app-uids.lock"
+
+const (
+	fOFDSetlk = 37 // F_OFD_SETLK, Linux 3.15
+)
+
+type uidLocker struct{ f *os.File }
+
+func openUIDLocker(log *slog.Logger) uidLocker {
+	f, err := os.OpenFile(uidLockPath, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		log.Warn("no lock file for app uids: workers of other processes on this host must use other --app-uids ranges",
+			"path", uidLockPath, "err", err.Error())
+		return uidLocker{}
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		log.Warn("the lock file for app uids is not a regular file: workers of other processes on this host must use other --app-uids ranges", "path", uidLockPath)
+		return uidLocker{}
+	}
+	return uidLocker{f: f}
+}
+
+func (l uidLocker) lk(uid int, typ int16) bool {
+	if l.f == nil {
+		return true
+	}
+	fl := syscall.Flock_t{Type: typ, Whence: 0, Start: int64(uid), Len: 1}
+	for {
+		err := syscall.FcntlFlock(l.f.Fd(), fOFDSetlk, &fl)
+		if err == syscall.EINTR {
+			continue
+		}
+		return err == nil
+	}
+}
+
+func (l uidLocker) tryLock(uid int) bool { return l.lk(uid, syscall.F_WRLCK) }
+func (l uidLocker) unlock(uid int)       { l.lk(uid, syscall.F_UNLCK) }
+func (l uidLocker) close() {
+	if l.f != nil {
+		l.f.Close()
+	}
+}
+
+// perSessionUIDs: Linux has what the per-session uids need (/proc to find
+// a uid's processes, kill(-1) to end them).
+const perSessionUIDs = true
