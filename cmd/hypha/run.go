@@ -19,7 +19,7 @@ func newRunCmd() *cobra.Command {
 	var waitFor string
 	var timeout time.Duration
 	var po process.Options
-	var appUser string
+	var appUser appUserFlags
 	cmd := &cobra.Command{
 		Use:   "run PATH",
 		Short: "Install an app, start it, stream its logs, stop it on Ctrl-C",
@@ -39,7 +39,9 @@ func newRunCmd() *cobra.Command {
 			if !cmd.Flags().Changed("server-url") && os.Getenv("HYPHA_SERVER_URL") == "" {
 				// The embedded server's secrets live in this process.
 				harden(quietLogger(cmd))
-				appUserOption(cmd, &po, appUser)
+				if err := appUserOption(cmd, &po, appUser); err != nil {
+					return err
+				}
 				dataDir, err := os.MkdirTemp("", "hypha-run-")
 				if err != nil {
 					return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -35,6 +36,13 @@ func TestScripts(t *testing.T) {
 	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
+		// [root]: the process runs as root (CI does), so apps change user.
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			sys, err := embedded.Start(context.Background(), embedded.Options{
 				Server: server.Config{JWTSecret: "script-secret", DataDir: filepath.Join(env.WorkDir, ".hypha-data"),

@@ -436,7 +436,8 @@ print("done")
 // TestHostileAppReadsServerSecrets runs the attack of issue 6 against a real
 // `hypha server` started as root with --root-token and --jwt-secret flags
 // (plus secret files): an app installed by a user looks for the secrets
-// everywhere a process can. It runs as the app user and finds nothing.
+// everywhere a process can. It runs as its session's own uid and finds
+// nothing.
 func TestHostileAppReadsServerSecrets(t *testing.T) {
 	needProc(t)
 	if os.Geteuid() != 0 {
@@ -468,8 +469,8 @@ func TestHostileAppReadsServerSecrets(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(s.stdout.String(), "apps run as") && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond) // the line follows the listen line
 	}
-	if !strings.Contains(s.stdout.String(), "apps run as nobody (uid 65534)") && !strings.Contains(s.stdout.String(), "apps run as hypha-app") {
-		t.Fatalf("the server does not say apps run as the app user: %s", s.stdout)
+	if !strings.Contains(s.stdout.String(), "apps run as the per-session app uids 2000000000-2000065535") {
+		t.Fatalf("the server does not say apps run as per-session uids: %s", s.stdout)
 	}
 
 	c, err := rpc.Connect(ctx, rpc.Config{ServerURL: s.url, Token: root, NoReconnect: true})
@@ -510,8 +511,10 @@ func TestHostileAppReadsServerSecrets(t *testing.T) {
 	if strings.Contains(got, secretPrefix) || strings.Contains(got, "LEAK") || !strings.Contains(got, "hits=0") {
 		t.Fatalf("the app found a secret:\n%s", got)
 	}
+	if m := regexp.MustCompile(`uid=(\d+) gid=(\d+) groups=\[\]`).FindStringSubmatch(got); m == nil || m[1] != m[2] || !strings.HasPrefix(m[1], "2000") || len(m[1]) != 10 {
+		t.Errorf("the app did not run as a uid of the default range with no groups: %v", m)
+	}
 	for _, want := range []string{
-		"uid=65534 gid=65534 groups=[]",
 		"parent environ: refused", "parent mem: refused", "parent fd/0: refused",
 		"refused " + dataDir + " Permission denied",
 		"refused " + secretFile + " Permission denied",

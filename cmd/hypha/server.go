@@ -43,7 +43,8 @@ func parseLifetime(v string) (time.Duration, error) {
 }
 
 func newServerCmd() *cobra.Command {
-	var host, publicURL, dataDir, appUser string
+	var host, publicURL, dataDir string
+	var appUser appUserFlags
 	var port, rate, burst, maxRevoked, maxWorkspaces int
 	var maxTokenLife string
 	var noWorkers, pprof bool
@@ -68,7 +69,9 @@ func newServerCmd() *cobra.Command {
 			}
 			harden(log)
 			rootToken, jwtSecret := secrets["root-token"], secrets["jwt-secret"]
-			appUserOption(cmd, &po, appUser)
+			if err := appUserOption(cmd, &po, appUser); err != nil {
+				return err
+			}
 			tokenLife, err := parseLifetime(maxTokenLife)
 			if err != nil {
 				return fmt.Errorf("--max-token-lifetime: %w", err)
@@ -126,20 +129,36 @@ func newServerCmd() *cobra.Command {
 	return cmd
 }
 
-// addAppUserFlag declares --app-user (HYPHA_APP_USER).
-func addAppUserFlag(fs *pflag.FlagSet, v *string) {
-	fs.StringVar(v, "app-user", envOr("HYPHA_APP_USER", ""), "user app sessions run as when this process runs as root (HYPHA_APP_USER; default: "+
-		process.DedicatedAppUser+" if that user exists, else "+process.FallbackAppUser+"); --app-user=root or --app-user= runs apps as root: unsafe, app code can then read every secret")
+// appUserFlags are --app-user and --app-uids.
+type appUserFlags struct{ user, uids string }
+
+// addAppUserFlag declares --app-user (HYPHA_APP_USER) and --app-uids
+// (HYPHA_APP_UIDS).
+func addAppUserFlag(fs *pflag.FlagSet, v *appUserFlags) {
+	fs.StringVar(&v.user, "app-user", envOr("HYPHA_APP_USER", ""), "when this process runs as root, run every app session as this one user (HYPHA_APP_USER); sessions can then read, signal and trace each other. "+
+		"Default: each session runs as its own uid from --app-uids. --app-user=root or --app-user= runs apps as root: unsafe, app code can then read every secret")
+	fs.StringVar(&v.uids, "app-uids", envOr("HYPHA_APP_UIDS", fmt.Sprintf("%d-%d", process.DefaultAppUIDBase, process.DefaultAppUIDBase+process.DefaultAppUIDCount-1)),
+		"when this process runs as root, the range START-END of unused uids app sessions run as, one per live session; it must hold no account and at least --max-sessions uids (HYPHA_APP_UIDS)")
 }
 
-// appUserOption sets the process worker's app user from --app-user: an
-// explicitly empty value (flag or HYPHA_APP_USER) or "root" is the opt-out.
-func appUserOption(cmd *cobra.Command, po *process.Options, v string) {
+// appUserOption sets the process worker's app user from --app-user and
+// --app-uids: an explicitly empty --app-user (flag or HYPHA_APP_USER) or
+// "root" is the opt-out.
+func appUserOption(cmd *cobra.Command, po *process.Options, v appUserFlags) error {
 	env, envSet := os.LookupEnv("HYPHA_APP_USER")
-	explicitEmpty := v == "" && (cmd.Flags().Changed("app-user") || (envSet && env == ""))
-	if explicitEmpty || v == "root" {
+	explicitEmpty := v.user == "" && (cmd.Flags().Changed("app-user") || (envSet && env == ""))
+	if explicitEmpty || v.user == "root" {
 		po.RunAsWorkerUser = true
-		return
+		return nil
 	}
-	po.AppUser = v
+	po.AppUser = v.user
+	if os.Getenv("HYPHA_APP_UIDS") == "" && !cmd.Flags().Changed("app-uids") {
+		return nil // the worker's default, and no "ignored" warning next to --app-user
+	}
+	base, count, err := process.ParseUIDRange(v.uids)
+	if err != nil {
+		return fmt.Errorf("--app-uids: %w", err)
+	}
+	po.AppUIDBase, po.AppUIDCount = base, count
+	return nil
 }

@@ -97,7 +97,7 @@ func (f *workerFlags) connect(cmd *cobra.Command) (*rpc.Client, error) {
 func newProcessWorkerCmd() *cobra.Command {
 	var wf workerFlags
 	var opts process.Options
-	var appUser string
+	var appUser appUserFlags
 	cmd := &cobra.Command{
 		Use:   "process",
 		Short: "Run python-eval and node-eval apps as local interpreter processes",
@@ -107,8 +107,9 @@ are downloaded into a temporary working directory and the entry point runs with
 the Python or Node interpreter, in its own process group, with only the HYPHA_*
 connection variables, PATH, HOME, LANG, NODE_PATH and the manifest's env.
 
-When the worker runs as root, apps run as an unprivileged user (--app-user);
-otherwise they run as the worker's user and can read what it can. Keep the
+When the worker runs as root, each session runs as its own unprivileged uid
+from --app-uids (or all as one --app-user); otherwise apps run as the
+worker's user and can read what it can. Keep the
 worker protected (the default) or list the workspaces allowed to use it. A
 token given with --token or HYPHA_TOKEN is moved out of the command line and
 environment at start.
@@ -135,7 +136,9 @@ On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 			}
 			harden(log)
 			wf.token = secrets["token"]
-			appUserOption(cmd, &opts, appUser)
+			if err := appUserOption(cmd, &opts, appUser); err != nil {
+				return err
+			}
 			opts.ServiceID = ho.ServiceID
 			opts.Visibility = ho.Visibility
 			opts.AuthorizedWorkspaces = ho.AuthorizedWorkspaces
