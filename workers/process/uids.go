@@ -49,6 +49,9 @@ func ParseUIDRange(s string) (base, count int, err error) {
 		if hi < lo {
 			return bad("ends before it starts")
 		}
+		if hi > maxUID || hi-lo+1 > 1<<31-1 {
+			return bad(fmt.Sprintf("goes past the largest uid %d", int64(maxUID)))
+		}
 		base, count = int(lo), int(hi-lo+1)
 	} else if a, b, ok := strings.Cut(s, "+"); ok {
 		lo, err1 := strconv.ParseUint(strings.TrimSpace(a), 10, 32)
@@ -72,8 +75,8 @@ func checkUIDRange(base, count int) error {
 		return fmt.Errorf("%w: the range %d+%d is empty", ErrAppUIDs, base, count)
 	case base < 1000:
 		return fmt.Errorf("%w: the range starts at %d, among the system accounts (start at 1000 or more; default %d)", ErrAppUIDs, base, DefaultAppUIDBase)
-	case base+count-1 > maxUID:
-		return fmt.Errorf("%w: the range %d-%d goes past the largest uid %d", ErrAppUIDs, base, base+count-1, maxUID)
+	case int64(base)+int64(count)-1 > maxUID:
+		return fmt.Errorf("%w: the range %d-%d goes past the largest uid %d", ErrAppUIDs, base, int64(base)+int64(count)-1, int64(maxUID))
 	}
 	return nil
 }
