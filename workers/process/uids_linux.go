@@ -98,6 +98,15 @@ func signalAsUID(uid int, sig syscall.Signal) error {
 	if syscall.Gettid() == os.Getpid() {
 		return errors.New("refusing to change the credentials of the main thread")
 	}
+	// While this thread runs as uid, a process of that uid must not be able
+	// to ptrace it (the thread shares the worker's memory): the process is
+	// made non-dumpable first, so attaching needs CAP_SYS_PTRACE. (The
+	// kernel also does this on a uid change unless fs.suid_dumpable says
+	// otherwise; this does not depend on that setting.)
+	const prSetDumpable = 4
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
+		return e
+	}
 	if _, _, e := syscall.RawSyscall(sysSetresuid, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
 		return e
 	}
