@@ -183,6 +183,22 @@ type uidLease struct {
 func newUIDPool(base, count int, log *slog.Logger) *uidPool {
 	p := &uidPool{base: base, count: count, log: log}
 	p.lock = openUIDLocker(log)
+	// Files left in the shared temp folders by sessions of an earlier run
+	// (a worker that died or was restarted) go before any uid is handed
+	// out; uids that a live worker of another process holds are kept.
+	n := removeUIDFiles(func(uid int) bool {
+		if uid < base || uid >= base+count || !p.lock.tryLock(uid) {
+			return false
+		}
+		leasedUIDs.Lock()
+		ours := leasedUIDs.m[uid]
+		leasedUIDs.Unlock()
+		p.lock.unlock(uid)
+		return !ours
+	}, log)
+	if n > 0 {
+		log.Info("removed what earlier app sessions left in the shared temp folders", "entries", n)
+	}
 	return p
 }
 
@@ -238,6 +254,11 @@ func (l *uidLease) end() {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
+		}
+		// Files the session left in the shared temp folders would be the
+		// next holder's of this uid, maybe another workspace's.
+		if n := removeUIDFiles(func(uid int) bool { return uid == l.uid }, l.pool.log); n > 0 {
+			l.pool.log.Info("removed what an ended session left in the shared temp folders", "uid", l.uid, "entries", n)
 		}
 		l.pool.lock.unlock(l.uid)
 		leasedUIDs.Lock()

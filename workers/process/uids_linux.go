@@ -170,3 +170,56 @@ func (l uidLocker) close() {
 // perSessionUIDs: Linux has what the per-session uids need (/proc to find
 // a uid's processes, kill(-1) to end them).
 const perSessionUIDs = true
+
+// sharedTempDirs are the folders every user may write to: a session can
+// leave files there, outside its working directory, owned by its uid.
+var sharedTempDirs = []string{"/tmp", "/var/tmp", "/dev/shm"}
+
+// removeUIDFiles removes what processes of a uid matched by owned left in
+// the shared temp folders (see sharedTempDirs), so that the next session
+// that gets the uid, of any workspace, does not inherit them. It descends
+// into world-writable folders owned by others (at most a few levels) and
+// removes whole trees owned by a matched uid; it never follows symbolic
+// links (os.RemoveAll does not either). It runs when no process of those
+// uids is alive, so nothing it looks at can be swapped meanwhile by them,
+// and the sticky bit of the shared folders keeps other users from
+// replacing entries they do not own. It returns how many entries it
+// removed.
+func removeUIDFiles(owned func(uid int) bool, log *slog.Logger) int {
+	const maxDepth = 3
+	const maxEntries = 100000 // a bound on the walk of a crowded /tmp
+	seen, removed := 0, 0
+	var walk func(dir string, depth int)
+	walk = func(dir string, depth int) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if seen++; seen > maxEntries {
+				return
+			}
+			p := dir + "/" + e.Name()
+			var st syscall.Stat_t
+			if err := syscall.Lstat(p, &st); err != nil {
+				continue
+			}
+			if owned(int(st.Uid)) {
+				if err := os.RemoveAll(p); err != nil {
+					log.Warn("could not remove a file an app session left behind", "path", p, "err", err.Error())
+				} else {
+					removed++
+				}
+				continue
+			}
+			// Only a folder anyone may write to can hold files of the uid.
+			if st.Mode&syscall.S_IFMT == syscall.S_IFDIR && st.Mode&0o002 != 0 && depth < maxDepth {
+				walk(p, depth+1)
+			}
+		}
+	}
+	for _, d := range sharedTempDirs {
+		walk(d, 1)
+	}
+	return removed
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,5 +291,75 @@ func TestHostileUIDReuse(t *testing.T) {
 		if strings.HasPrefix(line, "Uid:") && strings.Join(strings.Fields(line)[1:], " ") != "0 0 0 0" {
 			t.Fatalf("the worker's credentials changed: %s", line)
 		}
+	}
+}
+
+// leftoverApp writes files outside its working directory, in the shared
+// temp folders, then says so and waits.
+const leftoverApp = `import os, sys, time
+uid = os.getuid()
+for d in ("/tmp", "/dev/shm"):
+    p = "%s/hypha-leftover-%d" % (d, uid)
+    with open(p, "w") as f:
+        f.write("secret of " + os.environ.get("HYPHA_WORKSPACE", "?"))
+    os.chmod(p, 0o600)
+os.makedirs("/tmp/hypha-leftover-dir-%d/sub" % uid, exist_ok=True)
+print("written", flush=True)
+time.sleep(60)
+`
+
+// TestHostileUIDLeftovers: files a session leaves in the shared temp
+// folders (owned by its uid, mode 0600) would belong to the next session
+// that gets the uid, maybe of another workspace. They are removed when the
+// session ends, and when a new worker starts (left by a worker that died).
+func TestHostileUIDLeftovers(t *testing.T) {
+	needRoot(t)
+	needPython(t)
+	const base = 2_000_080_000 // a range of its own
+	as := newAppServer(t, map[string]string{"main.py": leftoverApp})
+	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 1, MaxSessions: 1, StopGrace: 200e6})
+	id, err := w.Start(ctxT(t), config(t, as.base(), "left", TypePython, "main.py", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, w, id, worker.LogStdout, `^written$`)
+	files := []string{
+		fmt.Sprintf("/tmp/hypha-leftover-%d", base), fmt.Sprintf("/dev/shm/hypha-leftover-%d", base),
+		fmt.Sprintf("/tmp/hypha-leftover-dir-%d", base),
+	}
+	for _, f := range files {
+		if _, err := os.Lstat(f); err != nil {
+			t.Fatalf("the app did not leave %s: %v", f, err)
+		}
+	}
+	if err := w.Stop(ctxT(t), id); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if _, err := os.Lstat(f); !os.IsNotExist(err) {
+			t.Fatalf("%s is still there after the session ended (err %v)", f, err)
+		}
+	}
+
+	// Left by an earlier run: a new worker's pool removes them before it
+	// hands out the uid, and keeps files of uids outside its range.
+	stale := fmt.Sprintf("/tmp/hypha-leftover-stale-%d", base)
+	other := fmt.Sprintf("/tmp/hypha-leftover-other-%d", base)
+	for f, uid := range map[string]int{stale: base, other: base + 1} {
+		if err := os.WriteFile(f, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(f) })
+		if err := os.Lchown(f, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := newUIDPool(base, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer p.close()
+	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
+		t.Fatalf("%s, left by an earlier run, is still there (err %v)", stale, err)
+	}
+	if _, err := os.Lstat(other); err != nil {
+		t.Fatalf("a file of a uid outside the range was removed: %v", err)
 	}
 }
