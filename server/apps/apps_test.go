@@ -307,7 +307,10 @@ func TestProgressCallbackFailureIsHarmless(t *testing.T) {
 	call(t, apps, "stop", info["id"])
 }
 
-func TestWorkerDisconnectDropsSessions(t *testing.T) {
+// TestWorkerDisconnectFailsSessions: a worker that goes takes its sessions
+// down. They used to be dropped ("not found" afterwards); now they fail
+// with the reason, and their last logs stay readable from the controller.
+func TestWorkerDisconnectFailsSessions(t *testing.T) {
 	_, w, _, apps, _ := setup(t)
 	call(t, apps, "install", with(testApp(""), "app_id", "app"))
 	info := asMap(t, call(t, apps, "start", "app"))
@@ -322,6 +325,16 @@ func TestWorkerDisconnectDropsSessions(t *testing.T) {
 	if len(w.stops()) != nstops {
 		t.Fatalf("stop was called on a dead worker")
 	}
+	rec := asMap(t, call(t, apps, "get_session_info", info["id"]))
+	if rec["status"] != "failed" || !strings.Contains(fmt.Sprint(rec["error"]), "worker "+aliceWS+"/test-worker-client disconnected") {
+		t.Fatalf("record after the worker left = %v", rec)
+	}
+	logs := asMap(t, call(t, apps, "get_logs", info["id"]))
+	if logs["cached"] != true || !strings.Contains(fmt.Sprint(logs["items"]), "app running") {
+		t.Fatalf("logs after the worker left = %v", logs)
+	}
+	// stop forgets the record without calling anyone.
+	call(t, apps, "stop", info["id"])
 	callErr(t, apps, "get_session_info", "Session not found", info["id"])
 }
 

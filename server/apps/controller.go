@@ -56,7 +56,6 @@ const (
 	appTokenLife        = time.Hour
 	workerCallTimeout   = 30 * time.Second
 	stopOnCloseTimeout  = 5 * time.Second
-	stoppedSessionTTL   = 300 * time.Second
 )
 
 // Controller is a running server-apps controller.
@@ -76,6 +75,8 @@ type Controller struct {
 	closed     bool
 	apps       map[string]map[string]map[string]any // ws → app id → manifest
 	installing map[string]bool                      // "<ws>/<app_id>"
+	appRev     map[string]uint64                    // "<ws>/<app_id>" → revSeq at its last (re)install
+	revSeq     uint64
 	sessions   map[string]*session                  // "<ws>/<client_id>"
 	waiters    map[string]*waiter                   // by session id
 
@@ -103,7 +104,7 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		host: host, cfg: cfg, log: cfg.Logger, store: st,
-		apps: loaded, installing: map[string]bool{}, sessions: map[string]*session{},
+		apps: loaded, installing: map[string]bool{}, appRev: map[string]uint64{}, sessions: map[string]*session{},
 		waiters: map[string]*waiter{}, wsClients: map[string]*wsClient{},
 	}
 	c.baseCtx, c.cancelBase = context.WithCancel(context.Background())
@@ -119,6 +120,8 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 		c.Close()
 		return nil, err
 	}
+	c.wg.Add(1)
+	go c.watch()
 	n := 0
 	for _, m := range loaded {
 		n += len(m)

@@ -253,6 +253,9 @@ func (w *testWorker) getLogs(_ context.Context, c *rpc.Call) (any, error) {
 	}
 	w.mu.Unlock()
 	total := int64(len(items))
+	if offset < 0 { // Python slicing: the last -offset items
+		offset = max(total+offset, 0)
+	}
 	items = items[min(offset, total):]
 	limit := c.Arg(3, "limit")
 	if l, ok := limit.(int64); ok && l < int64(len(items)) {

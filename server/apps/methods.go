@@ -417,7 +417,12 @@ func checkTree(data map[string][]byte) error {
 func (c *Controller) setApp(ws, id string, m map[string]any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// New files or manifest: running sessions started from the previous
+	// ones are no longer returned by start's instance reuse.
+	c.revSeq++
+	c.appRev[ws+"/"+id] = c.revSeq
 	if m == nil {
+		delete(c.appRev, ws+"/"+id)
 		delete(c.apps[ws], id)
 		if len(c.apps[ws]) == 0 {
 			delete(c.apps, ws)
@@ -439,7 +444,6 @@ func (c *Controller) verify(ctx context.Context, cl *caller, ws, appID string, a
 	o.appID = appID
 	o.fresh = true
 	o.stage = true
-	o.completedIsReady = true
 	info, err := c.startApp(ctx, cl, ws, o)
 	if err != nil {
 		return err
@@ -593,60 +597,52 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	}
 	c.mu.Lock()
 	s := c.sessions[id]
-	var cached map[string]any
-	var worker *rpc.RemoteService
-	var wctx map[string]any
+	var tail *logTail
+	var gone bool
 	if s != nil {
-		cached, worker, wctx = s.logs, s.worker, s.context
+		tail, gone = s.tail, s.workerGone
 	}
 	c.mu.Unlock()
 	if s == nil {
 		return nil, fmt.Errorf("Server app instance not found: %s", id)
 	}
+	// A session whose worker disconnected is answered from the logs the
+	// controller kept; so is one whose worker fails to answer.
+	if gone {
+		return tail.page(typ, offset, limit), nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
 	defer cancel()
-	v, err := worker.Call(lctx, "get_logs", id, rpc.Kwargs{"type": typ, "offset": offset, "limit": limit, "context": wctx})
+	v, err := s.worker.Call(lctx, "get_logs", id, rpc.Kwargs{"type": typ, "offset": offset, "limit": limit, "context": s.context})
 	if err != nil {
-		if cached != nil {
-			return pageLogs(cached, typ, offset, limit), nil
+		if tail != nil {
+			return tail.page(typ, offset, limit), nil
 		}
 		return nil, err
+	}
+	if typ == nil && offset == 0 && limit == nil {
+		c.keepTail(s, v) // a whole log: its end is the freshest tail
 	}
 	return v, nil
 }
 
-// pageLogs filters and pages cached {items} logs like a worker would.
-func pageLogs(cached map[string]any, typ any, offset int64, limit any) map[string]any {
-	items, _ := cached["items"].([]any)
-	var sel []any
-	for _, it := range items {
-		im, _ := it.(map[string]any)
-		if typ != nil && (im == nil || im["type"] != typ) {
-			continue
-		}
-		sel = append(sel, it)
-	}
-	total := int64(len(sel))
-	start := min(max(offset, 0), total)
-	end := total
-	if l, ok := limit.(int64); ok {
-		end = min(start+max(l, 0), total)
-	}
-	page := append([]any{}, sel[start:end]...)
-	return map[string]any{"items": page, "total": total, "offset": offset, "limit": limit}
-}
-
-func (c *Controller) mListRunning(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
+func (c *Controller) mListRunning(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
 	if _, err := bind("list_running", call); err != nil {
 		return nil, err
 	}
 	if err := c.need(cl, cl.ws, auth.Read, "list running apps"); err != nil {
 		return nil, err
 	}
+	// Ask the workers first whether the running sessions still run, so
+	// that an app that ended is not listed.
+	c.mu.Lock()
+	running := c.runningLocked(func(s *session) bool { return s.ws == cl.ws })
+	c.mu.Unlock()
+	c.refreshAll(ctx, running, false)
 	c.mu.Lock()
 	var recs []map[string]any
 	for _, s := range c.sessions {
-		if s.ws == cl.ws {
+		if s.ws == cl.ws && !isEnded(s.status) {
 			recs = append(recs, s.record())
 		}
 	}
@@ -680,18 +676,12 @@ func (c *Controller) mGetSessionInfo(ctx context.Context, cl *caller, call *rpc.
 		return nil, fmt.Errorf("Session not found: %s", id)
 	}
 	// The worker knows when an app ended by itself (a script that
-	// completed or crashed); its answer refreshes the status.
-	st, msg, ok := c.workerStatus(ctx, s)
+	// completed or crashed, a process killed outside the controller); its
+	// answer is recorded first.
+	c.refresh(ctx, s, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec := s.record()
-	if ok && (st == "completed" || st == "failed") && s.status == statusRunning {
-		rec["status"] = st
-		if msg != "" {
-			rec["error"] = msg
-		}
-	}
-	return rec, nil
+	return s.record(), nil
 }
 
 func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (any, error) {

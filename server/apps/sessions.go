@@ -52,13 +52,22 @@ func checkAdditionalKwargs(m map[string]any) error {
 	return nil
 }
 
-// Session status values (the worker-side SessionStatus names).
+// Session status values (the worker-side SessionStatus names). A session
+// is live while starting, running or stopping; completed, failed and
+// stopped are ends, kept endedSessionTTL for get_session_info and get_logs.
 const (
-	statusStarting = "starting"
-	statusRunning  = "running"
-	statusStopping = "stopping"
-	statusStopped  = "stopped"
+	statusStarting  = "starting"
+	statusRunning   = "running"
+	statusStopping  = "stopping"
+	statusStopped   = "stopped"
+	statusCompleted = "completed"
+	statusFailed    = "failed"
 )
+
+// isEnded reports whether a status is an end.
+func isEnded(st string) bool {
+	return st == statusStopped || st == statusCompleted || st == statusFailed
+}
 
 // session is one running app instance, "<ws>/<client_id>".
 type session struct {
@@ -68,7 +77,13 @@ type session struct {
 
 	info    map[string]any // the public record, without status
 	status  string
-	appGone bool // the app's client disconnected while starting
+	appGone bool   // the app's client disconnected while starting
+	rev     uint64 // the app's revision (appRev) when the session started
+
+	// Set when the session ends (status completed, failed or stopped).
+	reason     string // why it ended, e.g. "worker … disconnected"
+	endedAt    time.Time
+	workerGone bool // its worker disconnected: never call it again
 
 	worker       *rpc.RemoteService // through a client in the worker's workspace
 	workerID     string             // "<ws>/<client_id>:<service>"
@@ -76,14 +91,23 @@ type session struct {
 	context      map[string]any     // the explicit context passed to the worker
 	release      func()             // lets go of the workspace client
 
-	logs   map[string]any // python-eval logs cached after start ({items, ...})
-	expire *time.Timer    // removal of a stopped python-eval session
+	tail   *logTail    // the last logs, refreshed while it runs and at its end
+	expire *time.Timer // removal of an ended session
 }
 
 // record is the session as list_running and get_session_info return it.
+// An ended session also carries ended_at and reason, and error (= reason)
+// when it failed.
 func (s *session) record() map[string]any {
 	out := copyMap(s.info)
 	out["status"] = s.status
+	if isEnded(s.status) {
+		out["ended_at"] = s.endedAt.Format(time.RFC3339)
+		out["reason"] = s.reason
+		if s.status == statusFailed {
+			out["error"] = s.reason
+		}
+	}
 	return out
 }
 
@@ -148,9 +172,18 @@ func (c *Controller) dropLocked(id string, s *session) {
 	}
 }
 
-// clientGone handles client_disconnected: an app's client going stops its
-// session (unless daemon or worker_managed); a worker's client going drops
-// the sessions it ran, without calling it.
+// clientGone handles client_disconnected.
+//
+//   - An app's client going: the worker is asked whether the app ended (a
+//     script that finished or crashed) and the session takes the worker's
+//     status. If the worker says the app still runs, a python-eval session
+//     stays running (its process outlived its client; its end is noticed
+//     later), any other session is stopped, as upstream does, unless it is
+//     daemon or worker_managed. A worker that cannot tell keeps the old
+//     rule: python-eval sessions are marked stopped, others stopped.
+//   - A worker's client going: every live session it ran fails with the
+//     reason "worker <id> disconnected", without calling it; its record and
+//     last logs stay readable for endedSessionTTL.
 func (c *Controller) clientGone(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,51 +197,94 @@ func (c *Controller) clientGone(id string) {
 		case s.status != statusRunning:
 		case s.daemon || s.workerManaged:
 			c.log.Info("app client disconnected, session kept", "session", id, "daemon", s.daemon, "worker_managed", s.workerManaged)
-		case s.appType == "python-eval":
-			c.markStoppedLocked(s)
 		default:
-			s.status = statusStopping
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
-				c.log.Info("app client disconnected, stopping session", "session", id)
-				ctx, cancel := context.WithTimeout(c.baseCtx, workerCallTimeout)
-				defer cancel()
-				if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
-					c.log.Warn("stop after app disconnect failed", "session", id, "err", err)
-				}
-				c.mu.Lock()
-				c.dropLocked(id, s)
-				c.mu.Unlock()
+				c.appClientGone(s)
 			}()
 		}
 	}
+	reason := fmt.Sprintf("worker %s disconnected", id)
 	for sid, s := range c.sessions {
-		if s.workerClient == id {
-			c.log.Info("worker disconnected, dropping its session", "worker", id, "session", sid)
-			c.dropLocked(sid, s)
+		if s.workerClient != id || isEnded(s.status) {
+			continue
 		}
-	}
-	// A start waiting on a session its worker took down fails at once.
-	for sid, w := range c.waiters {
-		if _, ok := c.sessions[sid]; !ok {
-			w.fire(fmt.Errorf("the worker %s disconnected", id))
+		c.log.Info("worker disconnected, its session failed", "worker", id, "session", sid)
+		s.workerGone = true
+		c.endLocked(s, statusFailed, reason)
+		// A start waiting on a session its worker took down fails at once.
+		if w := c.waiters[sid]; w != nil {
+			w.fire(errors.New("the " + reason))
 		}
 	}
 }
 
-// markStoppedLocked keeps a python-eval session (and its logs) readable
-// for a while after its client left, as upstream does.
-func (c *Controller) markStoppedLocked(s *session) {
-	s.status = statusStopped
-	if s.expire != nil {
+// appClientGone runs when the client of a running, non-daemon app left.
+func (c *Controller) appClientGone(s *session) {
+	ctx, cancel := context.WithTimeout(c.baseCtx, workerCallTimeout)
+	defer cancel()
+	st := c.refresh(ctx, s, true)
+	if st == probeEnded {
 		return
 	}
-	s.expire = time.AfterFunc(stoppedSessionTTL, func() {
+	if s.appType == "python-eval" {
+		if st == probeLive {
+			c.log.Info("app client disconnected, its process still runs", "session", s.id)
+			return
+		}
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.dropLocked(s.id, s)
-	})
+		if s.status == statusRunning {
+			c.endLocked(s, statusStopped, "the app's client disconnected")
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	if s.status != statusRunning {
+		c.mu.Unlock()
+		return
+	}
+	s.status = statusStopping
+	c.mu.Unlock()
+	c.log.Info("app client disconnected, stopping session", "session", s.id)
+	if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+		c.log.Warn("stop after app disconnect failed", "session", s.id, "err", err)
+	}
+	c.mu.Lock()
+	c.endLocked(s, statusStopped, "the app's client disconnected")
+	c.mu.Unlock()
+}
+
+// endLocked records the end of a session (c.mu held): its status, reason
+// and time. The record stays endedSessionTTL, then goes; a workspace keeps
+// at most maxEndedPerWorkspace ended records (the oldest go first). A
+// session that already ended keeps its first end.
+func (c *Controller) endLocked(s *session, status, reason string) {
+	if isEnded(s.status) || c.sessions[s.id] != s {
+		return
+	}
+	s.status, s.reason, s.endedAt = status, reason, time.Now().UTC()
+	c.log.Info("session ended", "session", s.id, "status", status, "reason", reason)
+	if s.expire == nil {
+		s.expire = time.AfterFunc(endedSessionTTL, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.dropLocked(s.id, s)
+		})
+	}
+	var ended []*session
+	for _, o := range c.sessions {
+		if o.ws == s.ws && isEnded(o.status) {
+			ended = append(ended, o)
+		}
+	}
+	if len(ended) > maxEndedPerWorkspace {
+		sort.Slice(ended, func(i, j int) bool { return ended[i].endedAt.Before(ended[j].endedAt) })
+		for _, o := range ended[:len(ended)-maxEndedPerWorkspace] {
+			c.dropLocked(o.id, o)
+		}
+	}
 }
 
 // startOptions are start's arguments after parsing.
@@ -224,9 +300,56 @@ type startOptions struct {
 	version          string
 	stage            bool
 	fresh            bool // never reuse a running instance (install verification)
-	// completedIsReady accepts an app that ends cleanly while it is awaited
-	// (install verification of a script that runs to completion).
-	completedIsReady bool
+}
+
+// processAppTypes are the app types run as plain processes (workers/process):
+// such an app need not be a Hypha client at all, so by default it is ready
+// once its process runs (see readiness).
+var processAppTypes = map[string]bool{"python-eval": true, "node-eval": true}
+
+// readiness is when a start (and install's trial start) considers the app
+// ready; docs/apps.md, "Readiness", is the rule.
+type readiness struct {
+	detached bool   // ready once the worker's start returns
+	running  bool   // detached because the app is ready once its process runs
+	service  string // else ready once <session>:<service> is registered
+	client   bool   // else ready once the app's client connects
+}
+
+// readinessFor applies the rule to wait_for_service (nil, a bool or a
+// string) and the app type:
+//
+//   - False: detached, ready once the worker's start returned;
+//   - a service name ("x:y" means "y"), or True (= "default", as
+//     upstream): ready once the app registered that service;
+//   - "": ready once the app's client connected;
+//   - None (not given anywhere): "default" as upstream, except for process
+//     apps (python-eval, node-eval), ready once their process runs.
+//
+// Whatever the rule, an app that ends with code 0 before it is ready is a
+// success (a script that ran to completion); one that fails is not.
+func readinessFor(wfs any, appType string) (readiness, error) {
+	switch v := wfs.(type) {
+	case nil:
+		if processAppTypes[appType] {
+			return readiness{detached: true, running: true}, nil
+		}
+		return readiness{service: "default"}, nil
+	case bool:
+		if !v {
+			return readiness{detached: true}, nil
+		}
+		return readiness{service: "default"}, nil
+	case string:
+		if _, after, ok := strings.Cut(v, ":"); ok {
+			v = after
+		}
+		if v == "" {
+			return readiness{client: true}, nil
+		}
+		return readiness{service: v}, nil
+	}
+	return readiness{}, fmt.Errorf("wait_for_service must be a string or a boolean, got %T", wfs)
 }
 
 // startApp starts an app of workspace ws for the caller.
@@ -276,20 +399,11 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	if err := checkAdditionalKwargs(additional); err != nil {
 		return nil, err
 	}
-	detached := false
-	waitFor := "default"
-	switch v := wfs.(type) {
-	case nil:
-	case bool:
-		detached = !v
-	case string:
-		waitFor = v
-		if _, after, ok := strings.Cut(v, ":"); ok {
-			waitFor = after
-		}
-	default:
-		return nil, fmt.Errorf("wait_for_service must be a string or a boolean, got %T", wfs)
+	ready, err := readinessFor(wfs, appType)
+	if err != nil {
+		return nil, err
 	}
+	detached, waitFor := ready.detached, ready.service
 	daemon := m["daemon"] == true
 	singleton := m["singleton"] == true
 
@@ -302,15 +416,23 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		if as, ok := m["autoscaling"].(map[string]any); ok && as["enabled"] == true {
 			autoscale = true
 		}
+		// Only a live instance of the current files is returned: the
+		// workers are asked first whether the candidates still run.
 		c.mu.Lock()
+		cands := c.runningLocked(func(s *session) bool { return s.ws == ws && s.appID == alias })
+		c.mu.Unlock()
+		c.refreshAll(ctx, cands, false)
+		c.mu.Lock()
+		rev := c.appRev[ws+"/"+alias]
 		var existing *session
-		for _, s := range c.sessions {
-			if s.ws != ws || s.appID != alias || s.status != statusRunning {
-				continue
-			}
-			if singleton || (!daemon && !autoscale) {
+		var stale []string
+		for _, s := range cands {
+			switch {
+			case s.status != statusRunning:
+			case s.rev != rev:
+				stale = append(stale, s.id)
+			case existing == nil && (singleton || (!daemon && !autoscale)):
 				existing = s
-				break
 			}
 		}
 		var rec map[string]any
@@ -321,6 +443,16 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		if rec != nil {
 			pg.send("info", "Returning the running instance of "+alias)
 			return rec, nil
+		}
+		// A singleton has one instance: one that runs files since replaced
+		// is stopped before the new one starts.
+		if singleton {
+			for _, id := range stale {
+				pg.send("info", "Stopping "+id+", which runs a previous version of "+alias)
+				if err := c.stopSession(ctx, id, true); err != nil {
+					return nil, fmt.Errorf("singleton app %s: stop the instance running its previous version: %w", alias, err)
+				}
+			}
 		}
 	}
 
@@ -372,6 +504,9 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		status: statusStarting, worker: wk.svc, workerID: wk.id, workerClient: wk.clientKey,
 		context: wctx, release: wk.release,
 	}
+	c.mu.Lock()
+	s.rev = c.appRev[ws+"/"+alias]
+	c.mu.Unlock()
 	var version any
 	if o.version != "" {
 		version = o.version
@@ -397,8 +532,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	c.sessions[sid] = s
 	workerReleased = true // the session owns it now
 	if !detached {
-		svcName := waitFor
-		w = newWaiter(sid, svcName, pg)
+		w = newWaiter(sid, waitFor, pg)
 		c.waiters[sid] = w
 	}
 	c.mu.Unlock()
@@ -413,19 +547,25 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	pg.send("info", fmt.Sprintf("Starting %s application...", appType))
 	c.log.Info("starting app", "app_id", alias, "session", sid, "worker", wk.id, "wait_for_service", wfs)
 	_, startErr := wk.svc.Call(ctx, "start", cfg, rpc.Kwargs{"context": wctx})
-	if startErr == nil && appType == "python-eval" {
-		lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
-		if v, err := wk.svc.Call(lctx, "get_logs", sid, rpc.Kwargs{"context": wctx}); err == nil {
-			if lm, ok := v.(map[string]any); ok {
-				c.mu.Lock()
-				s.logs = lm
-				c.mu.Unlock()
+	if startErr == nil {
+		c.fetchTail(ctx, s)
+	}
+	// endedAtStart is the worker's status when the app ended by itself
+	// before it was ready (completed is a success, see readinessFor).
+	endedAtStart := ""
+	if startErr == nil && ready.running {
+		// Ready once running: a process that already failed fails the start.
+		if st, msg, a := c.workerStatus(ctx, s); a == answerKnown && (st == statusFailed || st == statusCompleted) {
+			endedAtStart = st
+			if st == statusFailed {
+				startErr = fmt.Errorf("the app ended before it was ready (status failed)%s", prefixed(": ", msg))
 			}
 		}
-		cancel()
 	}
 	if startErr == nil {
 		switch {
+		case ready.running:
+			pg.send("success", "Application is running (it names no service to wait for)")
 		case detached:
 			pg.send("success", "Application started in detached mode")
 		case waitFor != "":
@@ -455,15 +595,19 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 				startErr = ctx.Err()
 				break wait
 			case <-poll.C:
-				st, msg, ok := c.workerStatus(ctx, s)
-				if !ok {
+				st, msg, a := c.workerStatus(ctx, s)
+				if a == answerUnknown {
 					poll.Stop() // the worker cannot tell; rely on the timeout
 					continue
 				}
-				if st == "completed" && o.completedIsReady {
+				if a == answerLost {
+					st = statusFailed
+				}
+				if st == statusCompleted {
+					endedAtStart = st
 					break wait
 				}
-				if st == "failed" || st == "completed" || st == "stopped" {
+				if st == statusFailed || st == statusStopped {
 					startErr = fmt.Errorf("the app ended before it was ready (status %s)%s", st, prefixed(": ", msg))
 					break wait
 				}
@@ -478,7 +622,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 
 	// Success: record what the app registered.
 	c.mu.Lock()
-	if c.sessions[sid] != s {
+	if c.sessions[sid] != s || isEnded(s.status) {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("Failed to start app '%s', error: the session ended while starting (its worker disconnected or it was stopped)", alias)
 	}
@@ -510,7 +654,10 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	s.info["config"] = cfgOut
 	s.info["session_id"] = sid
 	s.status = statusRunning
-	gone := s.appGone
+	if endedAtStart == statusCompleted {
+		c.endLocked(s, statusCompleted, "the app ended by itself (exit code 0)")
+	}
+	gone := s.appGone && !isEnded(s.status)
 	rec := s.record()
 	c.mu.Unlock()
 
@@ -532,17 +679,25 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 func (c *Controller) failStart(s *session, alias string, cause error, timedOut bool, pg *progress) error {
 	ctx, cancel := context.WithTimeout(c.baseCtx, workerCallTimeout)
 	defer cancel()
-	var logs any
-	if v, err := s.worker.Call(ctx, "get_logs", s.id, rpc.Kwargs{"context": s.context}); err == nil {
-		logs = v
-	} else {
-		logs = "(could not fetch the worker logs: " + err.Error() + ")"
-	}
 	c.mu.Lock()
-	s.status = statusStopping
+	gone, tail := s.workerGone, s.tail
+	if !gone {
+		s.status = statusStopping
+	}
 	c.mu.Unlock()
-	if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
-		c.log.Debug("stop after failed start", "session", s.id, "err", err)
+	var logs any
+	switch {
+	case gone:
+		logs = tail.page(nil, 0, nil)
+	default:
+		if v, err := s.worker.Call(ctx, "get_logs", s.id, rpc.Kwargs{"context": s.context}); err == nil {
+			logs = v
+		} else {
+			logs = "(could not fetch the worker logs: " + err.Error() + ")"
+		}
+		if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+			c.log.Debug("stop after failed start", "session", s.id, "err", err)
+		}
 	}
 	c.mu.Lock()
 	c.dropLocked(s.id, s)
@@ -653,6 +808,12 @@ func (c *Controller) stopSession(ctx context.Context, id string, raise bool) err
 		}
 		return nil
 	}
+	if s.workerGone {
+		// Nothing runs any more; stop just forgets the record.
+		c.dropLocked(id, s)
+		c.mu.Unlock()
+		return nil
+	}
 	prev := s.status
 	s.status = statusStopping
 	c.mu.Unlock()
@@ -686,24 +847,6 @@ func nilIfEmpty(s string) any {
 // startPollInterval is how often a start asks the worker about the app.
 const startPollInterval = 500 * time.Millisecond
 
-// workerStatus asks the session's worker for the session's status. ok is
-// false when the worker does not answer (it may have no get_session_info).
-func (c *Controller) workerStatus(ctx context.Context, s *session) (status, errMsg string, ok bool) {
-	if s.worker == nil || s.worker.Func("get_session_info") == nil {
-		return "", "", false
-	}
-	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	v, err := s.worker.Call(qctx, "get_session_info", s.id, rpc.Kwargs{"context": s.context})
-	if err != nil {
-		return "", "", false
-	}
-	m, _ := v.(map[string]any)
-	status, _ = m["status"].(string)
-	errMsg, _ = m["error"].(string)
-	return status, errMsg, status != ""
-}
-
 func prefixed(prefix, s string) string {
 	if s == "" {
 		return ""
@@ -711,12 +854,12 @@ func prefixed(prefix, s string) string {
 	return prefix + s
 }
 
-// liveSessionsLocked counts the sessions of ws that are not stopped (a
-// stopped python-eval session is kept a while for its logs). c.mu is held.
+// liveSessionsLocked counts the sessions of ws that have not ended (ended
+// ones are kept a while for their record and logs). c.mu is held.
 func (c *Controller) liveSessionsLocked(ws string) int {
 	n := 0
 	for _, s := range c.sessions {
-		if s.ws == ws && s.status != statusStopped {
+		if s.ws == ws && !isEnded(s.status) {
 			n++
 		}
 	}
