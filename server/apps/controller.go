@@ -77,8 +77,8 @@ type Controller struct {
 	installing map[string]bool                      // "<ws>/<app_id>"
 	appRev     map[string]uint64                    // "<ws>/<app_id>" → revSeq at its last (re)install
 	revSeq     uint64
-	sessions   map[string]*session                  // "<ws>/<client_id>"
-	waiters    map[string]*waiter                   // by session id
+	sessions   map[string]*session // "<ws>/<client_id>"
+	waiters    map[string]*waiter  // by session id
 
 	wsMu      sync.Mutex
 	wsClients map[string]*wsClient
