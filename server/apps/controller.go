@@ -76,9 +76,9 @@ type Controller struct {
 	apps       map[string]map[string]map[string]any // ws → app id → manifest
 	installing map[string]bool                      // "<ws>/<app_id>"
 	appRev     map[string]uint64                    // "<ws>/<app_id>" → revSeq at its last (re)install
+	sessions   map[string]*session                  // "<ws>/<client_id>"
+	waiters    map[string]*waiter                   // by session id
 	revSeq     uint64
-	sessions   map[string]*session // "<ws>/<client_id>"
-	waiters    map[string]*waiter  // by session id
 
 	wsMu      sync.Mutex
 	wsClients map[string]*wsClient
