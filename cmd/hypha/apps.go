@@ -256,7 +256,7 @@ func newAppsCmd() *cobra.Command {
 			return nil
 		}),
 	}
-	start.Flags().StringVar(&waitFor, "wait-for-service", "default", "wait until the app registers this service (\"\" waits for the app to connect)")
+	start.Flags().StringVar(&waitFor, "wait-for-service", "", "wait until the app registers this service (\"\" waits for the app to connect; default: the server's readiness rule, see docs/apps.md)")
 	start.Flags().BoolVar(&detach, "detach", false, "do not wait for the app to connect")
 	start.Flags().DurationVar(&timeout, "timeout", 0, "start timeout (default: the server's)")
 

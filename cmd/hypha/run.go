@@ -25,7 +25,8 @@ func newRunCmd() *cobra.Command {
 		Short: "Install an app, start it, stream its logs, stop it on Ctrl-C",
 		Long: "Runs an app (a directory with an optional manifest.json, or a single .py/.js file).\n" +
 			"Without --server-url it starts the embedded server and its built-in workers in-process.\n" +
-			"The app starts detached unless its manifest or --wait-for-service names a service to wait for.\n" +
+			"The app is ready by the server's readiness rule (a process app once it runs) unless its\n" +
+			"manifest or --wait-for-service names a service to wait for.\n" +
 			"The exit code is 0 when the app completes, 1 when it fails.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,7 +83,8 @@ func newRunCmd() *cobra.Command {
 					app.Manifest["id"] = slug(name)
 				}
 			}
-			var wait any = false
+			// nil: the server's readiness rule (docs/apps.md, "Readiness").
+			var wait any
 			if w, ok := app.Manifest["wait_for_service"]; ok {
 				wait = w
 			}
