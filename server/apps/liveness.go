@@ -163,7 +163,11 @@ func (c *Controller) fetchTail(ctx context.Context, s *session) {
 	defer cancel()
 	v, err := s.worker.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
 	if err != nil {
-		return
+		// A worker that refuses a negative offset: take its whole log and
+		// keep the end.
+		if v, err = s.worker.Call(lctx, "get_logs", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+			return
+		}
 	}
 	c.keepTail(s, v)
 }
