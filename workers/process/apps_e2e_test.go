@@ -74,6 +74,9 @@ func TestServerAppsNodeEval(t *testing.T) {
 		"manifest": map[string]any{"type": TypeNode, "name": "Node App", "entry_point": "main.js"},
 		"files":    []any{map[string]any{"path": "main.js", "content": nodeApp}},
 		"timeout":  20.0,
+		// The app's callers use its default service at once: it names it
+		// (a process app is otherwise ready once it runs; docs/apps.md).
+		"wait_for_service": "default",
 	})
 	if err != nil {
 		t.Fatalf("install: %v", err)
