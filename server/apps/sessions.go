@@ -822,6 +822,12 @@ func (c *Controller) stopSession(ctx context.Context, id string, raise bool) err
 	_, err := s.worker.Call(sctx, "stop", id, rpc.Kwargs{"context": s.context})
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err != nil && isEnded(prev) {
+		// The session had ended already (the worker may have forgotten
+		// it): stop only forgets the record.
+		c.log.Debug("stop of an ended session", "session", id, "err", err)
+		err = nil
+	}
 	if err != nil {
 		if c.sessions[id] == s {
 			s.status = prev
