@@ -26,7 +26,8 @@ func newRunCmd() *cobra.Command {
 		Long: "Runs an app (a directory with an optional manifest.json, or a single .py/.js file).\n" +
 			"Without --server-url it starts the embedded server and its built-in workers in-process.\n" +
 			"The app starts detached unless its manifest or --wait-for-service names a service to wait for.\n" +
-			"The exit code is 0 when the app completes, 1 when it fails.",
+			"Exit code: the app's own exit code when its process exits (0 when it completes),\n" +
+			"1 when it fails otherwise or hypha run itself fails, 130 on Ctrl-C (143 on SIGTERM).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -105,7 +106,8 @@ func newRunCmd() *cobra.Command {
 			m, _ := v.(map[string]any)
 			sid, _ := m["id"].(string)
 			fmt.Fprintf(stderr, "[info] session %s running; Ctrl-C stops it\n", sid)
-			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout(), stderr)
+			diag := &errorLines{w: stderr}
+			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout(), diag)
 			if ctx.Err() != nil {
 				sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 				defer cancel()
@@ -113,21 +115,12 @@ func newRunCmd() *cobra.Command {
 					fmt.Fprintf(stderr, "[warning] stop %s: %v\n", sid, err)
 				}
 				fmt.Fprintf(stderr, "[info] stopped %s\n", sid)
-				return nil
+				return exitError{code: signalExitCode(ctx)}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "[info] session %s %s\n", sid, status)
-			if status == "failed" {
-				if info, err := apps.Call(ctx, "get_session_info", sid); err == nil {
-					if im, ok := info.(map[string]any); ok && im["error"] != nil {
-						fmt.Fprintf(stderr, "[error] %v\n", im["error"])
-					}
-				}
-				return exitError{code: 1}
-			}
-			return nil
+			return runOutcome(ctx, apps, sid, status, stderr, diag)
 		},
 	}
 	cf.add(cmd.Flags())

@@ -701,6 +701,7 @@ func (c *Controller) workerStatus(ctx context.Context, s *session) (status, errM
 	m, _ := v.(map[string]any)
 	status, _ = m["status"].(string)
 	errMsg, _ = m["error"].(string)
+	c.noteExitCode(s, m)
 	return status, errMsg, status != ""
 }
 

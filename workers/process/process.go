@@ -661,6 +661,11 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 
 	<-h.startDone
 	code := cmd.ProcessState.ExitCode()
+	if !stopped && code >= 0 {
+		// The app's own verdict, for callers such as hypha run that
+		// exit with it.
+		s.SetExitCode(code)
+	}
 	switch {
 	case stopped:
 		s.Log(worker.LogInfo, "process stopped: "+describeExit(cmd.ProcessState, werr))

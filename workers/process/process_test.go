@@ -235,7 +235,7 @@ print("oops", file=sys.stderr)
 		t.Fatalf("id = %q", id)
 	}
 	info := waitStatus(t, w, id, worker.StatusCompleted)
-	if info.AppType != TypePython || info.Error != "" {
+	if info.AppType != TypePython || info.Error != "" || info.ExitCode == nil || *info.ExitCode != 0 {
 		t.Fatalf("info = %+v", info)
 	}
 	page, _ := w.GetLogs(context.Background(), id, worker.LogQuery{})
@@ -301,6 +301,10 @@ func TestFailingScript(t *testing.T) {
 	info := waitStatus(t, w, id, worker.StatusFailed)
 	if info.Error != "process exited with code 3" {
 		t.Fatalf("error = %q", info.Error)
+	}
+	// The code itself reaches callers (hypha run exits with it).
+	if code, ok := info.ToMap()["exit_code"].(int); !ok || code != 3 {
+		t.Fatalf("exit_code = %v", info.ToMap()["exit_code"])
 	}
 	page, _ := w.GetLogs(context.Background(), id, worker.LogQuery{})
 	if got := contents(page, worker.LogError); !slices.Equal(got, []string{"process exited with code 3"}) {
