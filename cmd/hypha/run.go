@@ -78,11 +78,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, ok := app.Manifest["id"]; !ok {
-				if name, _ := app.Manifest["name"].(string); name != "" {
-					app.Manifest["id"] = slug(name)
-				}
-			}
+			defaultAppID(app)
 			var wait any = false
 			if w, ok := app.Manifest["wait_for_service"]; ok {
 				wait = w
@@ -131,5 +127,6 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (embedded server)")
 	cmd.Flags().StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps (embedded server)")
 	addAppUserFlag(cmd.Flags(), &appUser)
+	addAppFilesFlags(cmd.Flags(), &po)
 	return cmd
 }
