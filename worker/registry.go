@@ -419,6 +419,15 @@ func (s *Session) failLocked(err error) error {
 	return nil
 }
 
+// SetExitCode records the exit code of the session's process (see
+// SessionInfo.ExitCode). Call it before the final SetStatus or Fail, so
+// that whoever sees the final status also sees the code.
+func (s *Session) SetExitCode(code int) {
+	s.mu.Lock()
+	s.info.ExitCode = &code
+	s.mu.Unlock()
+}
+
 // Logs returns the session's log store.
 func (s *Session) Logs() *LogStore { return s.logs }
 

@@ -82,6 +82,12 @@ type SessionInfo struct {
 	Metadata map[string]any
 	// Error is the failure message when Status is failed.
 	Error string
+	// ExitCode is the app process's exit code once it exited by itself
+	// (workers that run a process set it with Session.SetExitCode); nil
+	// while it runs, when it was stopped or killed by a signal, or when the
+	// worker runs no process. On the wire: "exit_code", present only when
+	// set.
+	ExitCode *int
 }
 
 // createdAtLayout is ISO 8601 in UTC with microseconds: what Python's
@@ -130,6 +136,9 @@ func (s SessionInfo) ToMap() map[string]any {
 	}
 	if s.Error != "" {
 		m["error"] = s.Error
+	}
+	if s.ExitCode != nil {
+		m["exit_code"] = *s.ExitCode
 	}
 	return m
 }

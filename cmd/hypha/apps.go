@@ -205,6 +205,7 @@ func newAppsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defaultAppID(app) // as hypha run does
 			extra := rpc.Kwargs{}
 			if w, ok := app.Manifest["wait_for_service"]; ok {
 				extra["wait_for_service"] = w
@@ -221,7 +222,7 @@ func newAppsCmd() *cobra.Command {
 		}),
 	}
 	install.Flags().StringVar(&typ, "type", "", "app type (default: from the manifest or the entry point's extension)")
-	install.Flags().StringVar(&id, "id", "", "app id (default: chosen by the server)")
+	install.Flags().StringVar(&id, "id", "", "app id (default: the manifest's id, else a slug of its name, which defaults to the directory or file name, as for hypha run)")
 	install.Flags().BoolVar(&overwrite, "overwrite", false, "replace an installed app with the same id")
 	install.Flags().StringVar(&installWait, "wait-for-service", "", "service the trial start waits for (default: the manifest's wait_for_service, else the server's default)")
 

@@ -27,7 +27,8 @@ func newRunCmd() *cobra.Command {
 			"Without --server-url it starts the embedded server and its built-in workers in-process.\n" +
 			"The app is ready by the server's readiness rule (a process app once it runs) unless its\n" +
 			"manifest or --wait-for-service names a service to wait for.\n" +
-			"The exit code is 0 when the app completes, 1 when it fails.",
+			"Exit code: the app's own exit code when its process exits (0 when it completes),\n" +
+			"1 when it fails otherwise or hypha run itself fails, 130 on Ctrl-C (143 on SIGTERM).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -78,11 +79,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, ok := app.Manifest["id"]; !ok {
-				if name, _ := app.Manifest["name"].(string); name != "" {
-					app.Manifest["id"] = slug(name)
-				}
-			}
+			defaultAppID(app)
 			// nil: the server's readiness rule (docs/apps.md, "Readiness").
 			var wait any
 			if w, ok := app.Manifest["wait_for_service"]; ok {
@@ -107,7 +104,8 @@ func newRunCmd() *cobra.Command {
 			m, _ := v.(map[string]any)
 			sid, _ := m["id"].(string)
 			fmt.Fprintf(stderr, "[info] session %s running; Ctrl-C stops it\n", sid)
-			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout(), stderr)
+			diag := &errorLines{w: stderr}
+			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout(), diag)
 			if ctx.Err() != nil {
 				sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 				defer cancel()
@@ -115,21 +113,12 @@ func newRunCmd() *cobra.Command {
 					fmt.Fprintf(stderr, "[warning] stop %s: %v\n", sid, err)
 				}
 				fmt.Fprintf(stderr, "[info] stopped %s\n", sid)
-				return nil
+				return exitError{code: signalExitCode(ctx)}
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, "[info] session %s %s\n", sid, status)
-			if status == "failed" {
-				if info, err := apps.Call(ctx, "get_session_info", sid); err == nil {
-					if im, ok := info.(map[string]any); ok && im["error"] != nil {
-						fmt.Fprintf(stderr, "[error] %v\n", im["error"])
-					}
-				}
-				return exitError{code: 1}
-			}
-			return nil
+			return runOutcome(ctx, apps, sid, status, stderr, diag)
 		},
 	}
 	cf.add(cmd.Flags())
@@ -140,5 +129,6 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (embedded server)")
 	cmd.Flags().StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps (embedded server)")
 	addAppUserFlag(cmd.Flags(), &appUser)
+	addAppFilesFlags(cmd.Flags(), &po)
 	return cmd
 }

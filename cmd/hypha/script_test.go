@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -147,6 +149,26 @@ func TestScripts(t *testing.T) {
 						ts.Fatalf("%s did not answer 200 within 15 s (last error: %v)", args[0], err)
 					}
 					time.Sleep(50 * time.Millisecond)
+				}
+			},
+			// exitcode N CMD ARGS...: run CMD like exec and require exit
+			// code N; stdout and stderr are CMD's.
+			"exitcode": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 2 {
+					ts.Fatalf("usage: exitcode N CMD [ARGS...]")
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				got := 0
+				if err := ts.Exec(args[1], args[2:]...); err != nil {
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) {
+						ts.Fatalf("%s: %v", args[1], err)
+					}
+					got = ee.ExitCode()
+				}
+				if got != want {
+					ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
 				}
 			},
 			// stdout2env VAR: set VAR to the last command's stdout, trimmed.

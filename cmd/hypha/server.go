@@ -124,6 +124,7 @@ func newServerCmd() *cobra.Command {
 	fs.StringVar(&po.Node, "node", envOr("HYPHA_NODE", "node"), "interpreter for node-eval apps (HYPHA_NODE)")
 	fs.StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps")
 	addAppUserFlag(fs, &appUser)
+	addAppFilesFlags(fs, &po)
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
 	addLimitFlags(fs, &limits)
 	return cmd

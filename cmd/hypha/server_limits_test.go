@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/pflag"
 )
 
@@ -23,5 +24,21 @@ func TestLimitFlags(t *testing.T) {
 	if cfg.Chunks.PerSenderBytes != 1234 || cfg.HTTPReadTimeout != 7*time.Second || cfg.Apps.MaxFiles != 9 ||
 		cfg.MaxMalformedFrames != -1 || cfg.MaxItemsPerWorkspace != 1000 || cfg.HTTPReadHeaderTimeout != 10*time.Second {
 		t.Fatalf("config from flags and env: %+v", cfg)
+	}
+}
+
+// TestAppFilesFlags: the process worker's file bounds take their defaults
+// from HYPHA_APP_MAX_*, and a flag overrides them.
+func TestAppFilesFlags(t *testing.T) {
+	t.Setenv("HYPHA_APP_MAX_BYTES", "4096")
+	t.Setenv("HYPHA_APP_MAX_FILES", "7")
+	var po process.Options
+	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+	addAppFilesFlags(fs, &po)
+	if err := fs.Parse([]string{"--app-max-files=9"}); err != nil {
+		t.Fatal(err)
+	}
+	if po.MaxTotalBytes != 4096 || po.MaxFiles != 9 || po.MaxFileBytes != process.DefaultMaxFileBytes {
+		t.Fatalf("options from flags and env: %+v", po)
 	}
 }

@@ -221,6 +221,7 @@ On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 	fs.StringVar(&opts.NodePath, "node-path", envOr("HYPHA_NODE_PATH", ""), "NODE_PATH given to node-eval apps (HYPHA_NODE_PATH)")
 	fs.DurationVar(&opts.StopGrace, "stop-grace", process.DefaultStopGrace, "how long stop waits after SIGTERM before SIGKILL")
 	addAppUserFlag(fs, &appUser)
+	addAppFilesFlags(fs, &opts)
 	addSecretsFDFlag(fs)
 	fs.StringVar(&opts.WorkDir, "work-dir", envOr("HYPHA_WORK_DIR", ""), "parent directory of the per-session working directories (HYPHA_WORK_DIR; default: the system temp dir)")
 	return cmd

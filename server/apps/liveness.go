@@ -72,6 +72,7 @@ func (c *Controller) workerStatus(ctx context.Context, s *session) (status, errM
 	if status == "" {
 		return "", "", answerUnknown
 	}
+	c.noteExitCode(s, m)
 	return status, errMsg, answerKnown
 }
 

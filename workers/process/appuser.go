@@ -90,7 +90,7 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 	}
 	res := &setupResult{user: u, workDir: w.opts.WorkDir, interp: map[string]interpChoice{}}
 	if perSession {
-		res.uids = newUIDPool(w.opts.AppUIDBase, w.opts.AppUIDCount, log)
+		res.uids = newUIDPool(w.opts.AppUIDBase, w.opts.AppUIDCount, w.opts.WorkDir, log)
 	}
 	res.path = os.Getenv("PATH")
 	if res.path == "" {

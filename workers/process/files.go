@@ -116,17 +116,19 @@ func checkBaseURL(base string) error {
 	return nil
 }
 
-// fetchFiles downloads every path into root, four at a time.
+// fetchFiles downloads every path into root, four at a time, within
+// MaxTotalBytes in all.
 func (w *Worker) fetchFiles(ctx context.Context, client *http.Client, root *os.Root, base, token string, paths []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(4)
+	budget := newByteBudget(w.opts.MaxTotalBytes)
 	for _, p := range paths {
-		g.Go(func() error { return w.fetchOne(gctx, client, root, base, token, p) })
+		g.Go(func() error { return w.fetchOne(gctx, client, root, base, token, p, budget) })
 	}
 	return g.Wait()
 }
 
-func (w *Worker) fetchOne(ctx context.Context, client *http.Client, root *os.Root, base, token, p string) error {
+func (w *Worker) fetchOne(ctx context.Context, client *http.Client, root *os.Root, base, token, p string, budget *byteBudget) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fileURL(base, p), nil)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", p, err)
@@ -157,7 +159,7 @@ func (w *Worker) fetchOne(ctx context.Context, client *http.Client, root *os.Roo
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", p, err)
 	}
-	n, err := io.Copy(f, io.LimitReader(resp.Body, w.opts.MaxFileBytes+1))
+	n, err := io.Copy(budgetWriter{w: f, b: budget}, io.LimitReader(resp.Body, w.opts.MaxFileBytes+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

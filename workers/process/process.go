@@ -63,13 +63,14 @@ const (
 
 // Defaults for Options.
 const (
-	DefaultMaxSessions  = 100
-	DefaultStopGrace    = 5 * time.Second
-	DefaultStartTimeout = 60 * time.Second
-	DefaultKeepFinished = 5 * time.Minute
-	DefaultMaxLineBytes = 16 << 10
-	DefaultMaxFileBytes = 64 << 20
-	DefaultMaxFiles     = 1000
+	DefaultMaxSessions   = 100
+	DefaultStopGrace     = 5 * time.Second
+	DefaultStartTimeout  = 60 * time.Second
+	DefaultKeepFinished  = 5 * time.Minute
+	DefaultMaxLineBytes  = 16 << 10
+	DefaultMaxFileBytes  = 64 << 20
+	DefaultMaxFiles      = 1000
+	DefaultMaxTotalBytes = 128 << 20
 )
 
 // Options configures a Worker. Zero values mean the defaults.
@@ -129,9 +130,13 @@ type Options struct {
 	// MaxLineBytes bounds one log line; the rest of a longer line is
 	// dropped and the entry marked "[line truncated]".
 	MaxLineBytes int
-	// MaxFileBytes bounds one fetched file; MaxFiles the number of files.
-	MaxFileBytes int64
-	MaxFiles     int
+	// MaxFileBytes bounds one fetched file; MaxFiles the number of files
+	// (and folders) of one session; MaxTotalBytes the bytes of all of a
+	// session's files (default DefaultMaxTotalBytes, the server's default
+	// install limit).
+	MaxFileBytes  int64
+	MaxFiles      int
+	MaxTotalBytes int64
 	// Logs caps each session's log store.
 	Logs worker.LogLimits
 
@@ -197,6 +202,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxFiles <= 0 {
 		o.MaxFiles = DefaultMaxFiles
+	}
+	if o.MaxTotalBytes <= 0 {
+		o.MaxTotalBytes = DefaultMaxTotalBytes
 	}
 	if o.Name == "" {
 		o.Name = "Process Worker"
@@ -449,11 +457,25 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		s.Log(worker.LogInfo, fmt.Sprintf("env %s ignored: value is not a string", k))
 	}
 
-	rep.Info(fmt.Sprintf("Fetching %d app file(s)", len(files)))
 	client := w.client
 	if cfg.DisableSSL {
 		client = w.insecure
 	}
+	// Every file of the app, not only the entry point and the manifest's
+	// list: a multi-file app imports its own modules.
+	listed, err := w.listFiles(sctx, client, cfg.AppFilesBaseURL, cfg.Token)
+	switch {
+	case errors.Is(err, errNoListing):
+		s.Log(worker.LogInfo, fmt.Sprintf("the file server gives no listing of the app's files (%v): fetching the entry point and the manifest's files only", err))
+	case err != nil:
+		return abort(err)
+	default:
+		files = mergeFiles(files, listed)
+		if len(files) > w.opts.MaxFiles {
+			return abort(fmt.Errorf("%w: the app has %d files, more than the limit of %d", worker.ErrInvalidConfig, len(files), w.opts.MaxFiles))
+		}
+	}
+	rep.Info(fmt.Sprintf("Fetching %d app file(s)", len(files)))
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return abort(fmt.Errorf("open working directory: %w", err))
@@ -661,6 +683,11 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 
 	<-h.startDone
 	code := cmd.ProcessState.ExitCode()
+	if !stopped && code >= 0 {
+		// The app's own verdict, for callers such as hypha run that
+		// exit with it.
+		s.SetExitCode(code)
+	}
 	switch {
 	case stopped:
 		s.Log(worker.LogInfo, "process stopped: "+describeExit(cmd.ProcessState, werr))

@@ -3,6 +3,7 @@ package process
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -46,7 +47,9 @@ func newAppServer(t *testing.T, files map[string]string) *appServer {
 		}
 		as.mu.Lock()
 		block := as.block
-		content, ok := as.files[strings.TrimPrefix(r.URL.Path, "/files/")]
+		name := strings.TrimPrefix(r.URL.Path, "/files/")
+		content, ok := as.files[name]
+		listing := listingOf(as.files, name)
 		as.mu.Unlock()
 		if block != nil {
 			select {
@@ -54,6 +57,16 @@ func newAppServer(t *testing.T, files map[string]string) *appServer {
 			case <-r.Context().Done():
 				return
 			}
+		}
+		if strings.HasSuffix(r.URL.Path, "/") {
+			// A folder: its listing, as the artifact endpoint gives it.
+			if listing == nil {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(listing)
+			return
 		}
 		if !ok || r.URL.Query().Get("use_proxy") != "true" {
 			http.NotFound(w, r)
@@ -66,6 +79,36 @@ func newAppServer(t *testing.T, files map[string]string) *appServer {
 }
 
 func (as *appServer) base() string { return as.URL + "/files" }
+
+// listingOf is the artifact endpoint's listing of folder dir ("" or
+// ending in "/") of files: its direct children, nil when it has none.
+func listingOf(files map[string]string, dir string) []map[string]any {
+	if dir != "" && !strings.HasSuffix(dir, "/") {
+		return nil
+	}
+	var out []map[string]any
+	seen := map[string]bool{}
+	for p, content := range files {
+		rest, ok := strings.CutPrefix(p, dir)
+		if !ok {
+			continue
+		}
+		name, _, isDir := strings.Cut(rest, "/")
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if isDir {
+			out = append(out, map[string]any{"name": name, "type": "directory", "size": 0})
+		} else {
+			out = append(out, map[string]any{"name": name, "type": "file", "size": len(content)})
+		}
+	}
+	if dir == "" && out == nil {
+		out = []map[string]any{}
+	}
+	return out
+}
 
 // newWorker returns a worker whose working directories live in a test
 // directory; it is shut down when the test ends.
@@ -235,7 +278,7 @@ print("oops", file=sys.stderr)
 		t.Fatalf("id = %q", id)
 	}
 	info := waitStatus(t, w, id, worker.StatusCompleted)
-	if info.AppType != TypePython || info.Error != "" {
+	if info.AppType != TypePython || info.Error != "" || info.ExitCode == nil || *info.ExitCode != 0 {
 		t.Fatalf("info = %+v", info)
 	}
 	page, _ := w.GetLogs(context.Background(), id, worker.LogQuery{})
@@ -301,6 +344,10 @@ func TestFailingScript(t *testing.T) {
 	info := waitStatus(t, w, id, worker.StatusFailed)
 	if info.Error != "process exited with code 3" {
 		t.Fatalf("error = %q", info.Error)
+	}
+	// The code itself reaches callers (hypha run exits with it).
+	if code, ok := info.ToMap()["exit_code"].(int); !ok || code != 3 {
+		t.Fatalf("exit_code = %v", info.ToMap()["exit_code"])
 	}
 	page, _ := w.GetLogs(context.Background(), id, worker.LogQuery{})
 	if got := contents(page, worker.LogError); !slices.Equal(got, []string{"process exited with code 3"}) {

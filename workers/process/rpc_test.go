@@ -110,7 +110,7 @@ func TestControllerPath(t *testing.T) {
 	mu.Lock()
 	got := strings.Join(progress, "\n")
 	mu.Unlock()
-	for _, want := range []string{"info: Preparing a working directory", "info: Fetching 1 app file(s)",
+	for _, want := range []string{"info: Preparing a working directory", "info: Fetching 2 app file(s)", // every file the server lists
 		"info: Starting python3 main.py", "success: Process started (pid "} {
 		if !strings.Contains(got, want) {
 			t.Errorf("progress lacks %q:\n%s", want, got)

@@ -180,26 +180,82 @@ type uidLease struct {
 	once sync.Once
 }
 
-func newUIDPool(base, count int, log *slog.Logger) *uidPool {
+func newUIDPool(base, count int, workDir string, log *slog.Logger) *uidPool {
 	p := &uidPool{base: base, count: count, log: log}
 	p.lock = openUIDLocker(log)
+	// A worker (or the server) killed with SIGKILL leaves the processes of
+	// its sessions running, children that left the group included, and
+	// their working directories. Their uids are free now (the kernel
+	// dropped the dead worker's locks): end those processes before
+	// anything else, so that no session outlives its worker for longer
+	// than it takes a new one to start.
+	if n := p.killOrphans(); n > 0 {
+		log.Warn("killed the processes that app sessions of an earlier run left behind", "processes", n)
+	}
 	// Files left in the shared temp folders by sessions of an earlier run
 	// (a worker that died or was restarted) go before any uid is handed
 	// out; uids that a live worker of another process holds are kept.
-	n := removeUIDFiles(func(uid int) bool {
-		if uid < base || uid >= base+count || !p.lock.tryLock(uid) {
-			return false
-		}
-		leasedUIDs.Lock()
-		ours := leasedUIDs.m[uid]
-		leasedUIDs.Unlock()
-		p.lock.unlock(uid)
-		return !ours
-	}, log)
+	n := removeUIDFiles(p.orphaned, log)
 	if n > 0 {
 		log.Info("removed what earlier app sessions left in the shared temp folders", "entries", n)
 	}
+	if n := removeStaleWorkDirs(workDir, p.orphaned, log); n > 0 {
+		log.Info("removed the working directories of app sessions of an earlier run", "dir", workDir, "entries", n)
+	}
 	return p
+}
+
+// orphaned reports whether uid is of the range and no live worker holds
+// it: no session of this process, and no worker of another process (its
+// lock is free).
+func (p *uidPool) orphaned(uid int) bool {
+	if uid < p.base || uid >= p.base+p.count || !p.lock.tryLock(uid) {
+		return false
+	}
+	leasedUIDs.Lock()
+	ours := leasedUIDs.m[uid]
+	leasedUIDs.Unlock()
+	p.lock.unlock(uid)
+	return !ours
+}
+
+// killOrphans kills every process that runs as a uid of the range that no
+// live worker holds, and waits (10 s at most per uid) until they are gone.
+// It holds the uid's lock meanwhile, so that no worker leases the uid and
+// starts a session on it in between. It returns how many processes it
+// found.
+func (p *uidPool) killOrphans() int {
+	found := 0
+	for _, uid := range rangeProcUIDs(p.base, p.count) {
+		leasedUIDs.Lock()
+		if leasedUIDs.m[uid] || !p.lock.tryLock(uid) {
+			leasedUIDs.Unlock()
+			continue // a live session's
+		}
+		pids := uidProcs(uid)
+		if len(pids) == 0 { // gone meanwhile
+			p.lock.unlock(uid)
+			leasedUIDs.Unlock()
+			continue
+		}
+		found += len(pids)
+		p.log.Warn("processes of an app uid no live worker holds (a worker that died): killing them", "uid", uid, "pids", pids)
+		deadline := time.Now().Add(10 * time.Second)
+		for len(pids) > 0 {
+			_ = signalUID(uid, sigKill)
+			if pids = uidProcs(uid); len(pids) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				p.log.Error("processes of an app uid do not die after SIGKILL: the uid stays unused while they run", "uid", uid, "pids", pids)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		p.lock.unlock(uid)
+		leasedUIDs.Unlock()
+	}
+	return found
 }
 
 // lease gives a uid that no live session holds and no process runs as.

@@ -56,6 +56,74 @@ func uidProcs(uid int) []int {
 	return out
 }
 
+// rangeProcUIDs lists the uids of [base, base+count) that live (not
+// zombie) processes run as (real, effective or saved uid, as uidProcs).
+func rangeProcUIDs(base, count int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	seen := map[int]bool{}
+	var out []int
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		zombie := false
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "State:"); ok {
+				zombie = strings.HasPrefix(strings.TrimSpace(v), "Z")
+			}
+			v, ok := strings.CutPrefix(line, "Uid:")
+			if !ok {
+				continue
+			}
+			ids := strings.Fields(v)
+			for _, f := range ids[:min(len(ids), 3)] { // real, effective, saved: what signalUID reaches
+				id, err := strconv.Atoi(f)
+				if err == nil && !zombie && id >= base && id < base+count && !seen[id] {
+					seen[id] = true
+					out = append(out, id)
+				}
+			}
+			break // Uid comes after State
+		}
+	}
+	return out
+}
+
+// removeStaleWorkDirs removes the session working directories
+// (hypha-app-*) in workDir that a uid matched by owned owns: left by a
+// worker that died before it could remove them. It never follows a
+// symbolic link. It returns how many it removed.
+func removeStaleWorkDirs(workDir string, owned func(uid int) bool, log *slog.Logger) int {
+	ents, err := os.ReadDir(workDir)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "hypha-app-") {
+			continue
+		}
+		p := workDir + "/" + e.Name()
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFDIR || !owned(int(st.Uid)) {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			log.Warn("could not remove the working directory of an app session of an earlier run", "path", p, "err", err.Error())
+			continue
+		}
+		removed++
+	}
+	return removed
+}
+
 // signalUID sends sig to every process of uid at once: kill(-1, sig) from
 // a thread that runs as uid reaches exactly the processes that uid may
 // signal (those whose real or saved uid is uid), and the kernel does it

@@ -24,3 +24,7 @@ func (uidLocker) unlock(int)               {}
 func (uidLocker) close()                   {}
 
 func removeUIDFiles(func(int) bool, *slog.Logger) int { return 0 }
+
+func rangeProcUIDs(int, int) []int { return nil }
+
+func removeStaleWorkDirs(string, func(int) bool, *slog.Logger) int { return 0 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hypha-go/hypha/worker"
 )
@@ -354,12 +355,102 @@ func TestHostileUIDLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := newUIDPool(base, 1, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := newUIDPool(base, 1, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer p.close()
 	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
 		t.Fatalf("%s, left by an earlier run, is still there (err %v)", stale, err)
 	}
 	if _, err := os.Lstat(other); err != nil {
 		t.Fatalf("a file of a uid outside the range was removed: %v", err)
+	}
+}
+
+// TestHostileOrphansOfDeadWorker: a worker (or the server) killed with
+// SIGKILL leaves the processes of its sessions running as their uids (a
+// setsid tree included) and their working directories. A new worker kills
+// every process of a range uid that no live worker holds and removes those
+// working directories before it hands out a uid; the live session of
+// another worker of the range, and whatever belongs to a uid outside the
+// range, are left alone.
+func TestHostileOrphansOfDeadWorker(t *testing.T) {
+	needRoot(t)
+	const base = 2_000_090_000 // a range of its own
+	workDir := sharedTempDir(t)
+	as := newAppServer(t, map[string]string{"main.sh": "echo live\nexec sleep 300\n"})
+	live := newWorker(t, Options{Python: "sh", AppUIDBase: base, AppUIDCount: 3, MaxSessions: 1, WorkDir: workDir, StopGrace: 200e6})
+	id, err := live.Start(ctxT(t), config(t, as.base(), "live", TypePython, "main.sh", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, live, id, worker.LogStdout, `^live$`)
+	livePID, _, liveUID := sessionPID(t, live, id)
+
+	// What a dead worker left: a process tree of a range uid, without a
+	// lease, and its working directory; the same of a uid outside the range.
+	orphanUID := base
+	for orphanUID == liveUID {
+		orphanUID++
+	}
+	const outsideUID = base + 10
+	spawn := func(uid int) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", "sleep 300 & exec sleep 300")
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go cmd.Wait() // reap it once killed
+		return cmd
+	}
+	spawn(orphanUID)
+	spawn(outsideUID)
+	t.Cleanup(func() { _ = signalUID(outsideUID, sigKill) })
+	dirOf := func(name string, uid int) string {
+		d := filepath.Join(workDir, name)
+		if err := os.MkdirAll(filepath.Join(d, "pkg"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "pkg", "x.py"), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := chownTree(d, runAs{uid: uid, gid: uid}); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	staleDir := dirOf("hypha-app-stale", orphanUID)
+	outsideDir := dirOf("hypha-app-outside", outsideUID)
+	for deadline := time.Now().Add(10 * time.Second); len(uidProcs(orphanUID)) < 2 || len(uidProcs(outsideUID)) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the orphan process trees did not start")
+		}
+	}
+
+	var logs logBuf
+	fresh := newWorker(t, Options{Python: "sh", AppUIDBase: base, AppUIDCount: 3, MaxSessions: 1, WorkDir: workDir, Logger: logs.logger()})
+	if _, err := fresh.setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if pids := uidProcs(orphanUID); len(pids) != 0 {
+		t.Fatalf("processes of the dead worker's uid %d survive a new worker's start: %v", orphanUID, pids)
+	}
+	if _, err := os.Lstat(staleDir); !os.IsNotExist(err) {
+		t.Fatalf("the dead worker's working directory %s is still there (err %v)", staleDir, err)
+	}
+	if !strings.Contains(logs.String(), "killed the processes that app sessions of an earlier run left behind") {
+		t.Errorf("no warning about the killed orphans:\n%s", logs.String())
+	}
+	// The live worker's session and the uid outside the range are intact.
+	if !alive(livePID) {
+		t.Fatal("the live session of another worker was killed")
+	}
+	if st, _ := live.GetSessionInfo(ctxT(t), id); st.Status != worker.StatusRunning {
+		t.Fatalf("live session status %s", st.Status)
+	}
+	if pids := uidProcs(outsideUID); len(pids) != 2 {
+		t.Fatalf("processes of uid %d outside the range: %v, want 2", outsideUID, pids)
+	}
+	if _, err := os.Lstat(filepath.Join(outsideDir, "pkg", "x.py")); err != nil {
+		t.Fatalf("a directory of a uid outside the range was touched: %v", err)
 	}
 }
