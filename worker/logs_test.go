@@ -76,6 +76,8 @@ func TestLogPageToMap(t *testing.T) {
 		"total":  int64(4),
 		"offset": int64(0),
 		"limit":  nil,
+		// what the retention dropped and where to read on
+		"dropped": int64(0), "first_offset": int64(0), "next_offset": int64(4), "missed": int64(0),
 		// seed per-type lists; log and error are always present
 		"log":    []any{},
 		"error":  []any{"bad"},
@@ -87,10 +89,11 @@ func TestLogPageToMap(t *testing.T) {
 
 	got = s.Page(LogQuery{Type: LogStdout, Offset: 1, Limit: 5}).ToMap()
 	want = map[string]any{
-		"items":  []any{map[string]any{"type": "stdout", "content": "out2"}},
-		"total":  int64(2),
-		"offset": int64(1),
-		"limit":  int64(5),
+		"items":   []any{map[string]any{"type": "stdout", "content": "out2"}},
+		"total":   int64(2),
+		"offset":  int64(1),
+		"limit":   int64(5),
+		"dropped": int64(0), "first_offset": int64(0), "next_offset": int64(2), "missed": int64(0),
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("ToMap with type (-want +got):\n%s", d)
@@ -151,7 +154,8 @@ func TestLogCaps(t *testing.T) {
 			s.Append(LogInfo, fmt.Sprint(i))
 		}
 		p := s.Page(LogQuery{})
-		if p.Total != 10 || p.Items[0].Content != "990" || p.Items[0].Seq != 990 || p.Items[9].Content != "999" {
+		// Total is the end in absolute offsets: every entry ever written.
+		if p.Total != 1000 || p.FirstOffset != 990 || p.Items[0].Content != "990" || p.Items[0].Seq != 990 || p.Items[9].Content != "999" {
 			t.Errorf("after 1000 appends: %v", contents(p.Items))
 		}
 		if cap(s.entries) > 200 {
