@@ -126,6 +126,7 @@ func newServerCmd() *cobra.Command {
 	addAppUserFlag(fs, &appUser)
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
 	addLimitFlags(fs, &limits)
+	addLogFlags(fs, &po)
 	return cmd
 }
 
