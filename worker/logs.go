@@ -298,6 +298,22 @@ func (s *LogStore) Hold(id string, from int64, ttl time.Duration) bool {
 	return s.holdLocked(id, from, ttl)
 }
 
+// initialHold is the id of HoldForFirstFollower's hold; it is not a valid
+// follower id (those are printable ASCII).
+const initialHold = "\x00first"
+
+// HoldForFirstFollower holds the store from its first entry for ttl
+// (HoldTTL when ttl <= 0) or until a follower registers its own hold,
+// whichever comes first, so that the output an app writes before its
+// follower's first call (`hypha run` starts, then follows) is not lost
+// either. Without a follower the app is held back at most ttl, and only if
+// it fills the retention first.
+func (s *LogStore) HoldForFirstFollower(ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holdLocked(initialHold, 0, ttl)
+}
+
 // Release ends follower id's hold.
 func (s *LogStore) Release(id string) {
 	s.mu.Lock()
@@ -652,6 +668,9 @@ func (s *LogStore) holdLocked(id string, from int64, ttl time.Duration) bool {
 	}
 	now := s.now()
 	s.floorLocked(now) // forget lapsed holds
+	if id != initialHold {
+		delete(s.holds, initialHold) // a follower came: it holds for itself
+	}
 	if _, ok := s.holds[id]; !ok && len(s.holds) >= MaxHolds {
 		return false
 	}

@@ -603,6 +603,8 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		}
 		return errors.New("session stopped before the process started")
 	}
+	// What the app writes before its follower's first call is held too.
+	s.Logs().HoldForFirstFollower(0)
 	closeInheritedFDs()
 	err = cmd.Start()
 	if err == nil {
