@@ -397,13 +397,19 @@ func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ str
 		if !legacy && !draining {
 			kw["limit"] = followPage
 			kw["wait"] = followWait.Seconds()
-			if typ == "" {
+			if typ == "" && follower != "" {
 				kw["follower"] = follower
 			}
 		}
 		v, err := apps.Call(ctx, "get_logs", sessionID, kw)
 		if err != nil && !legacy && !draining && strings.Contains(err.Error(), "unexpected keyword argument") {
 			legacy = true // an older server
+			continue
+		}
+		if err != nil && follower != "" && strings.Contains(err.Error(), "follower") && strings.Contains(strings.ToLower(err.Error()), "permission denied") {
+			// Holding the app back takes the permission to stop it; a
+			// reader follows without (and may then miss lines, told so).
+			follower = ""
 			continue
 		}
 		if err != nil {

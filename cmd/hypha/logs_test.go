@@ -156,9 +156,28 @@ func TestFollowerToldWhatItMissed(t *testing.T) {
 	if first != total-100 || asInt64(pm["dropped"]) != first || asInt64(pm["missed"]) != first {
 		t.Fatalf("get_logs does not report the trimming: %v", pm)
 	}
-	for _, follow := range []bool{false, true} {
+	// A reader (read permission only) may follow too, without holding.
+	readTok, err := c.GenerateToken(ctx, rpc.TokenConfig{Permission: "read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := rpc.Connect(ctx, rpc.Config{ServerURL: sys.Server.URL(), Token: readTok, Workspace: c.Info().Workspace,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	readerApps, err := serverApps(ctx, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		follow bool
+		apps   *rpc.RemoteService
+	}{{false, apps}, {true, apps}, {true, readerApps}} {
+		follow := tc.follow
 		var out, diag bytes.Buffer
-		if _, err := streamLogs(ctx, apps, sid, "", follow, &out, &diag); err != nil {
+		if _, err := streamLogs(ctx, tc.apps, sid, "", follow, &out, &diag); err != nil {
 			t.Fatal(err)
 		}
 		warn := regexp.MustCompile(`\[warning\] (\d+) lines were dropped`).FindStringSubmatch(diag.String())
