@@ -255,12 +255,17 @@ func (s *LogStore) appendLocked(typ LogType, content string, partial bool) int64
 	s.typeNext[typ]++
 	s.entries = append(s.entries, e)
 	s.bytes += len(content)
-	floor, _, held := s.floorLocked(s.now())
-	held = held && !s.limits.DropWhenBehind
+	var floor int64
+	held, checked := false, false
 	for {
 		live := len(s.entries) - s.head
 		if live <= s.limits.MaxEntries && s.bytes <= s.limits.MaxBytes {
 			break
+		}
+		if !checked { // only when something must go: holds cost a map walk
+			floor, _, held = s.floorLocked(e.Time)
+			held = held && !s.limits.DropWhenBehind
+			checked = true
 		}
 		old := s.entries[s.head]
 		if held && old.Seq >= floor && live <= s.limits.MaxEntries+holdSlackEntries &&
