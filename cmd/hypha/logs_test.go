@@ -136,8 +136,12 @@ func TestFollowerToldWhatItMissed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sid, _ := v.(map[string]any)["id"].(string)
-	// Nobody follows: once the first-follower hold lapses the retention
-	// drops the oldest lines. Wait for the end.
+	// Nobody follows: a follower that says it has read everything ends the
+	// hold kept for the first follower, and the retention drops the oldest
+	// lines. Wait for the end.
+	if _, err := apps.Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 1 << 40, "follower": "gone"}); err != nil {
+		t.Fatal(err)
+	}
 	for {
 		if ended, status := sessionEnded(ctx, apps, sid); ended {
 			if status != "completed" {
