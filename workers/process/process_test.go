@@ -749,3 +749,50 @@ func TestChildDiesWithWorker(t *testing.T) {
 	_ = cmd.Wait()
 	waitGone(t, []int{pid}, nil)
 }
+
+// A follower that reads slower than the app writes gets every line: with a
+// retention of 50 lines the worker stops reading the app's pipe while the
+// follower is behind, from the very first line (before the follower's
+// first call), and memory stays within the retention.
+func TestFollowerBackPressure(t *testing.T) {
+	const n = 5000
+	as := newAppServer(t, map[string]string{"main.sh": fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo $i; i=$((i+1)); done\n", n)})
+	w := newWorker(t, Options{Python: "sh", Logs: worker.LogLimits{MaxEntries: 50}})
+	id, err := w.Start(ctxT(t), config(t, as.base(), "bp", TypePython, "main.sh", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	maxKept := 0
+	for off := int64(0); ; {
+		page, err := w.GetLogs(ctxT(t), id, worker.LogQuery{Offset: int(off), Limit: 7, Wait: 5 * time.Second, Follower: "slow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Missed != 0 {
+			t.Fatalf("the follower missed %d lines at offset %d", page.Missed, off)
+		}
+		for _, e := range page.Items {
+			if e.Type == worker.LogStdout {
+				got = append(got, e.Content)
+			}
+		}
+		off = page.NextOffset
+		s, _ := w.Sessions.Lookup(id)
+		maxKept = max(maxKept, s.Logs().Stats().Entries)
+		if len(page.Items) == 0 && page.Status == string(worker.StatusCompleted) {
+			break
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d lines, want %d", len(got), n)
+	}
+	for i, c := range got {
+		if c != strconv.Itoa(i) {
+			t.Fatalf("line %d is %q", i, c)
+		}
+	}
+	if maxKept > 50+10 {
+		t.Fatalf("the store kept %d entries, retention 50", maxKept)
+	}
+}
