@@ -70,10 +70,14 @@ const (
 	// MaxHolds bounds the followers one store holds back for at once;
 	// more followers are served without back-pressure.
 	MaxHolds = 8
-	// MaxPageBytes bounds the content of one page: a page stops before
-	// the entry that would cross it (it always has at least one entry), so
+	// MaxPageBytes bounds the content of one page (plus a small overhead
+	// per entry): a page stops before the entry that would cross it (it always has at least one entry), so
 	// that a result fits a websocket frame; next_offset says where to go on.
 	MaxPageBytes = 4 << 20
+	// pageEntryOverhead is what one entry adds to a page besides its
+	// content (its map on the wire, roughly), so that a page of many tiny
+	// entries is bounded too.
+	pageEntryOverhead = 32
 	// MaxFollowerLen bounds a follower id.
 	MaxFollowerLen = 64
 	// holdSlackEntries and holdSlackBytes are how far a non-blocking
@@ -638,7 +642,7 @@ func (s *LogStore) page(q LogQuery) (LogPage, <-chan struct{}) {
 	}
 	size := 0
 	for i, e := range items {
-		size += len(e.Content)
+		size += len(e.Content) + pageEntryOverhead
 		if i > 0 && size > MaxPageBytes {
 			items = items[:i]
 			break
