@@ -46,7 +46,9 @@ func (b *Base) GetSessionInfo(ctx context.Context, sessionID string) (SessionInf
 	return s.Info(), nil
 }
 
-// GetLogs pages the logs of a session visible to the caller.
+// GetLogs pages the logs of a session visible to the caller. With q.Wait
+// it waits for new entries until the session ends (LogStore.PageWait); the
+// page carries the session's status.
 func (b *Base) GetLogs(ctx context.Context, sessionID string, q LogQuery) (LogPage, error) {
 	if b.Sessions == nil {
 		return LogPage{}, SessionNotFound(sessionID)
@@ -55,7 +57,10 @@ func (b *Base) GetLogs(ctx context.Context, sessionID string, q LogQuery) (LogPa
 	if err != nil {
 		return LogPage{}, err
 	}
-	return s.Logs().Page(q), nil
+	// The session context ends when the session leaves starting/running.
+	page := s.Logs().PageWait(ctx, q, s.Context().Done())
+	page.Status = string(s.Status())
+	return page, nil
 }
 
 // PrepareWorkspace does nothing: sessions need no per-workspace setup unless

@@ -156,6 +156,6 @@ func Example_funcs() {
 	// Output:
 	// map[outputs:[HELLO] status:ok]
 	// compile: false
-	// map[items:[map[content:HELLO type:stdout]] limit:<nil> offset:0 total:1]
+	// map[dropped:0 first_offset:0 items:[map[content:HELLO type:stdout]] limit:<nil> missed:0 next_offset:1 offset:0 status:running total:1]
 	// <nil> 0
 }

@@ -76,6 +76,8 @@ func TestLogPageToMap(t *testing.T) {
 		"total":  int64(4),
 		"offset": int64(0),
 		"limit":  nil,
+		// what the retention dropped and where to read on
+		"dropped": int64(0), "first_offset": int64(0), "next_offset": int64(4), "missed": int64(0),
 		// seed per-type lists; log and error are always present
 		"log":    []any{},
 		"error":  []any{"bad"},
@@ -87,10 +89,11 @@ func TestLogPageToMap(t *testing.T) {
 
 	got = s.Page(LogQuery{Type: LogStdout, Offset: 1, Limit: 5}).ToMap()
 	want = map[string]any{
-		"items":  []any{map[string]any{"type": "stdout", "content": "out2"}},
-		"total":  int64(2),
-		"offset": int64(1),
-		"limit":  int64(5),
+		"items":   []any{map[string]any{"type": "stdout", "content": "out2"}},
+		"total":   int64(2),
+		"offset":  int64(1),
+		"limit":   int64(5),
+		"dropped": int64(0), "first_offset": int64(0), "next_offset": int64(2), "missed": int64(0),
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("ToMap with type (-want +got):\n%s", d)
@@ -151,7 +154,8 @@ func TestLogCaps(t *testing.T) {
 			s.Append(LogInfo, fmt.Sprint(i))
 		}
 		p := s.Page(LogQuery{})
-		if p.Total != 10 || p.Items[0].Content != "990" || p.Items[0].Seq != 990 || p.Items[9].Content != "999" {
+		// Total is the end in absolute offsets: every entry ever written.
+		if p.Total != 1000 || p.FirstOffset != 990 || p.Items[0].Content != "990" || p.Items[0].Seq != 990 || p.Items[9].Content != "999" {
 			t.Errorf("after 1000 appends: %v", contents(p.Items))
 		}
 		if cap(s.entries) > 200 {
@@ -294,5 +298,227 @@ func TestParseLogQuery(t *testing.T) {
 				t.Error(d)
 			}
 		})
+	}
+}
+
+// Trimming is reported: how many entries are gone, from which offset, and
+// how many a reader that asked for them missed; offsets stay absolute.
+func TestLogTrimReported(t *testing.T) {
+	s := NewLogStore(LogLimits{MaxEntries: 100})
+	for i := range 1000 {
+		typ := LogStdout
+		if i%10 == 9 {
+			typ = LogStderr // 100 stderr entries: TypeSeq 0..99
+		}
+		s.Append(typ, fmt.Sprint(i))
+	}
+	p := s.Page(LogQuery{Limit: 10})
+	if p.Total != 1000 || p.Dropped != 900 || p.FirstOffset != 900 || p.Missed != 900 || p.NextOffset != 910 {
+		t.Fatalf("page from 0: total %d dropped %d first %d missed %d next %d", p.Total, p.Dropped, p.FirstOffset, p.Missed, p.NextOffset)
+	}
+	if p.Items[0].Content != "900" || p.Items[9].Content != "909" {
+		t.Fatalf("items %v", contents(p.Items))
+	}
+	m := p.ToMap()
+	for k, want := range map[string]int64{"dropped": 900, "first_offset": 900, "missed": 900, "next_offset": 910, "total": 1000} {
+		if m[k] != want {
+			t.Errorf("%s = %v, want %d", k, m[k], want)
+		}
+	}
+	// A reader that read up to 950 misses nothing and pages on by offset.
+	var got []string
+	for off := 950; ; {
+		p := s.Page(LogQuery{Offset: off, Limit: 7})
+		if p.Missed != 0 {
+			t.Fatalf("missed %d at %d", p.Missed, off)
+		}
+		got = append(got, contents(p.Items)...)
+		if len(p.Items) == 0 {
+			break
+		}
+		off = int(p.NextOffset)
+	}
+	if len(got) != 50 || got[0] != "950" || got[49] != "999" {
+		t.Fatalf("paged %d entries: %v", len(got), got)
+	}
+	// With a type filter the offsets count that type only.
+	p = s.Page(LogQuery{Type: LogStderr, Offset: 85, Limit: 2})
+	if p.Total != 100 || p.FirstOffset != 90 || p.Missed != 5 || contents(p.Items)[0] != "909" || p.NextOffset != 92 {
+		t.Fatalf("stderr page: total %d first %d missed %d next %d items %v", p.Total, p.FirstOffset, p.Missed, p.NextOffset, contents(p.Items))
+	}
+	// The tail still works as a Python slice of the retained entries.
+	if p := s.Page(LogQuery{Offset: -2}); fmt.Sprint(contents(p.Items)) != "[998 999]" || p.NextOffset != 1000 {
+		t.Fatalf("tail %v next %d", contents(p.Items), p.NextOffset)
+	}
+	// Past the end: nothing, next is the end.
+	if p := s.Page(LogQuery{Offset: 5000}); len(p.Items) != 0 || p.NextOffset != 1000 {
+		t.Fatalf("past the end: %v next %d", contents(p.Items), p.NextOffset)
+	}
+}
+
+func TestLogPageBytes(t *testing.T) {
+	s := NewLogStore(LogLimits{})
+	big := strings.Repeat("x", MaxPageBytes/3+1)
+	for range 4 {
+		s.Append(LogStdout, big)
+	}
+	p := s.Page(LogQuery{})
+	if len(p.Items) != 2 || p.NextOffset != 2 {
+		t.Fatalf("page of %d items, next %d; want 2 within %d bytes", len(p.Items), p.NextOffset, MaxPageBytes)
+	}
+}
+
+// A follower that holds the store is never dropped from under: the
+// producer waits until it reads on.
+func TestLogBackPressure(t *testing.T) {
+	ctx := context.Background()
+	s := NewLogStore(LogLimits{MaxEntries: 10})
+	s.Hold("f", 0, time.Hour)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 1000 {
+			s.AppendWait(ctx, LogStdout, fmt.Sprint(i), false)
+		}
+	}()
+	var got []string
+	for off := int64(0); len(got) < 1000; {
+		p := s.PageWait(ctx, LogQuery{Offset: int(off), Follower: "f", Wait: 5 * time.Second}, nil)
+		if p.Missed != 0 {
+			t.Fatalf("follower missed %d at %d", p.Missed, off)
+		}
+		got = append(got, contents(p.Items)...)
+		off = p.NextOffset
+	}
+	<-done
+	for i, c := range got {
+		if c != fmt.Sprint(i) {
+			t.Fatalf("entry %d is %q", i, c)
+		}
+	}
+	if st := s.Stats(); st.Entries > 10 {
+		t.Fatalf("store grew to %d entries while held", st.Entries)
+	}
+}
+
+// A lapsed or released hold, a closed store or a cancelled context let the
+// producer go on, dropping as usual; DropWhenBehind never waits.
+func TestLogBackPressureEnds(t *testing.T) {
+	fill := func(s *LogStore) {
+		for i := range 3 {
+			s.Append(LogStdout, fmt.Sprint(i))
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		limits  LogLimits
+		prepare func(s *LogStore) context.Context
+		unblock func(s *LogStore, cancel context.CancelFunc)
+	}{
+		{"release", LogLimits{MaxEntries: 3}, nil, func(s *LogStore, _ context.CancelFunc) { s.Release("f") }},
+		{"close", LogLimits{MaxEntries: 3}, nil, func(s *LogStore, _ context.CancelFunc) { s.Close() }},
+		{"cancel", LogLimits{MaxEntries: 3}, nil, func(_ *LogStore, cancel context.CancelFunc) { cancel() }},
+		{"follower reads on", LogLimits{MaxEntries: 3}, nil, func(s *LogStore, _ context.CancelFunc) { s.Page(LogQuery{Offset: 3, Follower: "f"}) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewLogStore(tt.limits)
+			fill(s)
+			s.Hold("f", 0, time.Hour)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			appended := make(chan int64)
+			go func() { appended <- s.AppendWait(ctx, LogStdout, "new", false) }()
+			for s.Waiting() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			select {
+			case <-appended:
+				t.Fatal("AppendWait did not wait for the follower")
+			default:
+			}
+			tt.unblock(s, cancel)
+			<-appended
+		})
+	}
+	t.Run("lapse", func(t *testing.T) {
+		s := NewLogStore(LogLimits{MaxEntries: 3})
+		fill(s)
+		s.Hold("f", 0, 50*time.Millisecond)
+		if seq := s.AppendWait(context.Background(), LogStdout, "new", false); seq != 3 {
+			t.Fatalf("seq %d", seq)
+		}
+		if p := s.Page(LogQuery{}); p.Dropped != 1 {
+			t.Fatalf("dropped %d after the hold lapsed", p.Dropped)
+		}
+	})
+	t.Run("drop when behind", func(t *testing.T) {
+		s := NewLogStore(LogLimits{MaxEntries: 3, DropWhenBehind: true})
+		fill(s)
+		s.Hold("f", 0, time.Hour)
+		s.AppendWait(context.Background(), LogStdout, "new", false)
+		if p := s.Page(LogQuery{}); p.Dropped != 1 {
+			t.Fatalf("dropped %d", p.Dropped)
+		}
+	})
+	t.Run("first follower", func(t *testing.T) {
+		s := NewLogStore(LogLimits{MaxEntries: 3})
+		s.HoldForFirstFollower(time.Hour)
+		fill(s)
+		appended := make(chan int64)
+		go func() { appended <- s.AppendWait(context.Background(), LogStdout, "new", false) }()
+		for s.Waiting() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		// The follower arrives: it reads from 0 and the first hold is its own.
+		if p := s.Page(LogQuery{Offset: 0, Follower: "f"}); len(p.Items) != 3 || p.Missed != 0 {
+			t.Fatalf("first page %v missed %d", contents(p.Items), p.Missed)
+		}
+		s.Page(LogQuery{Offset: 3, Follower: "f"})
+		<-appended
+	})
+	t.Run("non-blocking appends keep a small slack for the follower", func(t *testing.T) {
+		s := NewLogStore(LogLimits{MaxEntries: 3})
+		fill(s)
+		s.Hold("f", 0, time.Hour)
+		s.Append(LogInfo, "process exited")
+		if p := s.Page(LogQuery{Offset: 0, Follower: "f"}); p.Missed != 0 || len(p.Items) != 4 {
+			t.Fatalf("missed %d, %v", p.Missed, contents(p.Items))
+		}
+	})
+}
+
+// PageWait answers at once when there is something, waits for the next
+// entry otherwise, and returns when the session ends.
+func TestLogPageWait(t *testing.T) {
+	ctx := context.Background()
+	s := NewLogStore(LogLimits{})
+	res := make(chan LogPage)
+	go func() { res <- s.PageWait(ctx, LogQuery{Offset: 0, Wait: MaxLogWait}, nil) }()
+	s.Append(LogStdout, "late")
+	if p := <-res; fmt.Sprint(contents(p.Items)) != "[late]" {
+		t.Fatalf("items %v", contents(p.Items))
+	}
+	ended := make(chan struct{})
+	go func() { res <- s.PageWait(ctx, LogQuery{Offset: 1, Wait: MaxLogWait}, ended) }()
+	close(ended)
+	if p := <-res; len(p.Items) != 0 || p.NextOffset != 1 {
+		t.Fatalf("after the end: %v next %d", contents(p.Items), p.NextOffset)
+	}
+}
+
+func TestParseLogFollow(t *testing.T) {
+	q, err := ParseLogFollow(LogQuery{}, int64(3), "abc")
+	if err != nil || q.Wait != 3*time.Second || q.Follower != "abc" {
+		t.Fatalf("%+v %v", q, err)
+	}
+	if q, _ := ParseLogFollow(LogQuery{}, 1e9, nil); q.Wait != MaxLogWait {
+		t.Fatalf("wait not capped: %v", q.Wait)
+	}
+	for _, bad := range []struct{ wait, follower any }{
+		{-1.0, nil}, {"1", nil}, {nil, 5}, {nil, strings.Repeat("a", MaxFollowerLen+1)}, {nil, "a b"}, {nil, "\x00first"},
+	} {
+		if _, err := ParseLogFollow(LogQuery{}, bad.wait, bad.follower); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ParseLogFollow(%#v, %#v) = %v, want ErrInvalidConfig", bad.wait, bad.follower, err)
+		}
 	}
 }

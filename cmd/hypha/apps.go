@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -345,53 +348,178 @@ func newAppsCmd() *cobra.Command {
 	return cmd
 }
 
-// streamLogs prints log entries from offset 0; with follow it polls until
-// the session has ended, then prints what is left. It returns the final
-// status when following ("" otherwise).
+// followWait is how long one get_logs call of a follower waits on the
+// server for new entries (a long poll) when it has read everything.
+const followWait = 10 * time.Second
+
+// followPage bounds the entries of one get_logs page of a follower.
+const followPage = 20000
+
+// streamLogs prints a session's log entries from the start; with follow it
+// keeps reading until the session has ended and everything is printed. It
+// returns the final status when following ("" otherwise).
+//
+// Reading is by absolute offset (get_logs's next_offset): no entry is
+// skipped or printed twice. A follower asks again at once while entries
+// are pending and waits on the server (wait=) only when it has read
+// everything; it names itself (follower=), so that a worker with
+// back-pressure holds the app's output back rather than drop what this
+// follower has not read yet. Entries the retention dropped before they
+// were read are reported as one "[warning] N lines were dropped" line.
+// With a server that knows neither wait nor follower it falls back to
+// polling.
 //
 // The app's own output (stdout and the seed's "log" entries) goes to out as
 // is; every other entry (stderr, info, error, …) goes to diag prefixed with
 // its type, so that `hypha run app > file` captures just the app's output.
+// A line the worker split (partial) is printed whole again.
 func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ string, follow bool, out, diag io.Writer) (string, error) {
-	offset := 0
-	for {
-		ended, status := false, ""
-		if follow {
-			ended, status = sessionEnded(ctx, apps, sessionID)
+	bout := bufio.NewWriterSize(out, 64<<10)
+	defer bout.Flush()
+	flush := func() {
+		bout.Flush()
+		if f, ok := diag.(interface{ Flush() error }); ok {
+			f.Flush()
 		}
+	}
+	var offset int64
+	legacy := !follow // plain reads send no follow arguments
+	follower := ""
+	if follow {
+		follower = randomID()
+	}
+	partial := map[string]bool{} // a diag line is open for this type
+	draining, final := false, "" // the session ended: read what is left
+	for {
 		kw := rpc.Kwargs{"offset": offset}
 		if typ != "" {
 			kw["type"] = typ
 		}
-		v, err := apps.Call(ctx, "get_logs", sessionID, kw)
-		if err != nil {
-			if ended {
-				return status, nil // the session is gone and took its logs with it
+		if !legacy && !draining {
+			kw["limit"] = followPage
+			kw["wait"] = followWait.Seconds()
+			if typ == "" && follower != "" {
+				kw["follower"] = follower
 			}
-			return status, err
+		}
+		v, err := apps.Call(ctx, "get_logs", sessionID, kw)
+		if err != nil && !legacy && !draining && strings.Contains(err.Error(), "unexpected keyword argument") {
+			legacy = true // an older server
+			continue
+		}
+		if err != nil && follower != "" && strings.Contains(err.Error(), "follower") && strings.Contains(strings.ToLower(err.Error()), "permission denied") {
+			// Holding the app back takes the permission to stop it; a
+			// reader follows without (and may then miss lines, told so).
+			follower = ""
+			continue
+		}
+		if err != nil {
+			flush()
+			if ctx.Err() != nil {
+				return "", nil
+			}
+			if draining {
+				return final, nil
+			}
+			if follow {
+				if ended, status := sessionEnded(ctx, apps, sessionID); ended {
+					return status, nil // the session is gone and took its logs with it
+				}
+			}
+			return "", err
 		}
 		m, _ := v.(map[string]any)
 		items, _ := m["items"].([]any)
+		if missed := asInt64(m["missed"]); missed > 0 {
+			bout.Flush()
+			fmt.Fprintf(diag, "[warning] %d lines were dropped before they were read (the worker keeps the last lines only; offsets %d to %d are gone)\n",
+				missed, offset, offset+missed-1)
+		}
 		for _, it := range items {
 			e, _ := it.(map[string]any)
 			content, _ := e["content"].(string)
-			switch t, _ := e["type"].(string); t {
+			t, _ := e["type"].(string)
+			part, _ := e["partial"].(bool)
+			end := "\n"
+			if part {
+				end = ""
+			} else {
+				content = strings.TrimRight(content, "\n")
+			}
+			switch t {
 			case "stdout", "log", "":
-				fmt.Fprintln(out, strings.TrimRight(content, "\n"))
+				bout.WriteString(content)
+				bout.WriteString(end)
 			default:
-				fmt.Fprintf(diag, "[%s] %s\n", t, strings.TrimRight(content, "\n"))
+				bout.Flush()
+				if !partial[t] {
+					fmt.Fprintf(diag, "[%s] ", t)
+				}
+				fmt.Fprint(diag, content+end)
+				partial[t] = part
 			}
 		}
-		offset += len(items)
-		if !follow || ended {
-			return status, nil
+		next, ok := m["next_offset"]
+		if ok {
+			offset = asInt64(next)
+		} else {
+			offset += int64(len(items))
 		}
-		select {
-		case <-ctx.Done():
-			return status, nil
-		case <-time.After(250 * time.Millisecond):
+		total, hasTotal := m["total"]
+		pending := hasTotal && offset < asInt64(total) && len(items) > 0
+		if pending {
+			continue // more is there: no waiting
+		}
+		if !follow {
+			return final, nil
+		}
+		flush()
+		if ctx.Err() != nil {
+			return "", nil
+		}
+		// Caught up: has the session ended? The worker's page says so
+		// (after the last entry was written); else ask the controller.
+		status, _ := m["status"].(string)
+		ended := status == "completed" || status == "failed" || status == "stopped"
+		if !ended && (legacy || status == "") {
+			ended, status = sessionEnded(ctx, apps, sessionID)
+		}
+		if ended {
+			// One more read without waiting: entries written between this
+			// page and the status.
+			follow, draining, final = false, true, status
+			continue
+		}
+		if legacy && len(items) == 0 {
+			select {
+			case <-ctx.Done():
+				return "", nil
+			case <-time.After(250 * time.Millisecond):
+			}
 		}
 	}
+}
+
+// asInt64 reads a decoded wire integer.
+func asInt64(v any) int64 {
+	switch n := v.(type) {
+	case int64:
+		return n
+	case int:
+		return int64(n)
+	case uint64:
+		return int64(n)
+	case float64:
+		return int64(n)
+	}
+	return 0
+}
+
+// randomID names one follower.
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // sessionEnded reports whether a session completed, failed or is gone.

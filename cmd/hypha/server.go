@@ -127,6 +127,7 @@ func newServerCmd() *cobra.Command {
 	addAppFilesFlags(fs, &po)
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
 	addLimitFlags(fs, &limits)
+	addLogFlags(fs, &po)
 	return cmd
 }
 

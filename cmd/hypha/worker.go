@@ -216,6 +216,7 @@ On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
 	wf.add(cmd)
 	fs := cmd.Flags()
 	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", process.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_SESSIONS)")
+	addLogFlags(fs, &opts)
 	fs.StringVar(&opts.Python, "python", envOr("HYPHA_PYTHON", "python3"), "Python interpreter for python-eval apps (HYPHA_PYTHON)")
 	fs.StringVar(&opts.Node, "node", envOr("HYPHA_NODE", "node"), "Node.js interpreter for node-eval apps (HYPHA_NODE)")
 	fs.StringVar(&opts.NodePath, "node-path", envOr("HYPHA_NODE_PATH", ""), "NODE_PATH given to node-eval apps (HYPHA_NODE_PATH)")

@@ -568,7 +568,7 @@ func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any
 }
 
 func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("get_logs", call, "session_id", "type", "offset", "limit")
+	a, err := bind("get_logs", call, "session_id", "type", "offset", "limit", "wait", "follower")
 	if err != nil {
 		return nil, err
 	}
@@ -592,8 +592,34 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 		}
 		limit = l
 	}
+	// wait (a long poll) and follower (back-pressure) are checked by the
+	// worker and only passed on when given, so that a worker that does not
+	// know them still serves plain reads.
+	follow := rpc.Kwargs{}
+	if a.has("wait") {
+		switch v := a["wait"].(type) {
+		case int64, float64, uint64:
+			follow["wait"] = v
+		default:
+			return nil, fmt.Errorf("argument wait must be a number of seconds, got %T", v)
+		}
+	}
+	if a.has("follower") {
+		f, err := a.str("follower")
+		if err != nil {
+			return nil, err
+		}
+		follow["follower"] = f
+	}
 	if _, err := c.sessionWorkspace(cl, id, auth.Read, "get logs of "+id); err != nil {
 		return nil, err
+	}
+	if follow["follower"] != nil {
+		// A follower holds the app back while it reads: only someone who
+		// could stop the session may do that.
+		if _, err := c.sessionWorkspace(cl, id, auth.ReadWrite, "hold back the output of "+id+" (get_logs follower)"); err != nil {
+			return nil, err
+		}
 	}
 	c.mu.Lock()
 	s := c.sessions[id]
@@ -613,7 +639,11 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	}
 	lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
 	defer cancel()
-	v, err := s.worker.Call(lctx, "get_logs", id, rpc.Kwargs{"type": typ, "offset": offset, "limit": limit, "context": s.context})
+	kw := rpc.Kwargs{"type": typ, "offset": offset, "limit": limit, "context": s.context}
+	for k, v := range follow {
+		kw[k] = v
+	}
+	v, err := s.worker.Call(lctx, "get_logs", id, kw)
 	if err != nil {
 		if tail != nil {
 			return tail.page(typ, offset, limit), nil

@@ -233,6 +233,16 @@ func TestHostileWorkerAccessMembers(t *testing.T) {
 			})
 		}
 	}
+	// get_logs with a follower holds the app back: read is not enough.
+	sid := ensure()
+	_, err := mw.svc(t, mw.reader).Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 0, "follower": "r1"})
+	if err == nil || !strings.Contains(err.Error(), "permission denied") || !strings.Contains(err.Error(), "needs read_write permission") {
+		t.Fatalf("reader get_logs with a follower: %v", err)
+	}
+	if _, err := mw.svc(t, mw.writer).Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 0, "follower": "w1", "wait": 0}); err != nil {
+		t.Fatalf("writer get_logs with a follower: %v", err)
+	}
+	mustBeRunning(t, ctx, st, mw.echo, sid)
 }
 
 func TestAdmitRule(t *testing.T) {

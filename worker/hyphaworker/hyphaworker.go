@@ -436,8 +436,18 @@ func (a *adapter) getLogs(ctx context.Context, c *rpc.Call) (any, error) {
 		return nil, fmt.Errorf("get_logs: %w", err)
 	}
 	q, err := worker.ParseLogQuery(c.Arg(1, "type"), c.Arg(2, "offset"), c.Arg(3, "limit"))
+	if err == nil {
+		q, err = worker.ParseLogFollow(q, c.Arg(4, "wait"), c.Arg(5, "follower"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get_logs: %w", err)
+	}
+	if q.Follower != "" && !caller.Trusted {
+		// A follower holds the app back when it reads slowly: that takes
+		// the permission to stop the session, not just to read it.
+		if _, err := Admit(c.Context, c.Kwargs, a.home, "stop", a.trusted); err != nil {
+			return nil, fmt.Errorf("get_logs: %w: follower (holding back the app's output) needs the permission to stop the session: %v", ErrPermission, err)
+		}
 	}
 	page, err := a.w.GetLogs(ctx, id, q)
 	if err != nil {

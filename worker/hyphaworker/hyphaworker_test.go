@@ -332,6 +332,7 @@ func TestLifecycleShapes(t *testing.T) {
 			map[string]any{"type": "stderr", "content": "a warning"},
 		},
 		"total": int64(2), "offset": int64(0), "limit": nil,
+		"dropped": int64(0), "first_offset": int64(0), "next_offset": int64(2), "missed": int64(0), "status": "running",
 		"log": []any{}, "error": []any{}, "stdout": []any{"hello hello-app"}, "stderr": []any{"a warning"},
 	}
 	if diff := cmp.Diff(want, logs); diff != "" {

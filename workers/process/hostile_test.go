@@ -242,6 +242,16 @@ func TestHostileReadOnlyAndForeignCallers(t *testing.T) {
 	if _, err := rApps.Call(ctx, "get_logs", sid); err != nil {
 		t.Fatalf("reader get_logs: %v", err)
 	}
+	// A follower holds the app back when it reads slowly: a reader may
+	// long-poll but not hold.
+	if _, err := rApps.Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 0, "wait": 0.1}); err != nil {
+		t.Fatalf("reader get_logs wait: %v", err)
+	}
+	_, err = rApps.Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 0, "follower": "reader-1"})
+	wantErr(t, "reader get_logs follower", err, "Permission denied", rw)
+	if _, err := service(t, hs.alice, "public/server-apps").Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 0, "follower": "alice-1"}); err != nil {
+		t.Fatalf("owner get_logs follower: %v", err)
+	}
 	if _, err := rApps.Call(ctx, "get_session_info", sid); err != nil {
 		t.Fatalf("reader get_session_info: %v", err)
 	}

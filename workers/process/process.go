@@ -37,6 +37,7 @@ package process
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -50,7 +51,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hypha-go/hypha/worker"
 )
@@ -127,8 +130,9 @@ type Options struct {
 	// the temp dir is out of its reach).
 	WorkDir        string
 	workDirDefault bool // WorkDir was empty
-	// MaxLineBytes bounds one log line; the rest of a longer line is
-	// dropped and the entry marked "[line truncated]".
+	// MaxLineBytes bounds one log entry of the app's output; a longer
+	// line is split into several entries marked partial (nothing is
+	// dropped), and an info entry says so.
 	MaxLineBytes int
 	// MaxFileBytes bounds one fetched file; MaxFiles the number of files
 	// (and folders) of one session; MaxTotalBytes the bytes of all of a
@@ -137,7 +141,11 @@ type Options struct {
 	MaxFileBytes  int64
 	MaxFiles      int
 	MaxTotalBytes int64
-	// Logs caps each session's log store.
+	// Logs caps each session's log store (default
+	// worker.DefaultMaxLogEntries lines, worker.DefaultMaxLogBytes bytes).
+	// A live follower (get_logs with a follower id) that falls behind
+	// holds the app's output back instead of losing lines, unless
+	// Logs.DropWhenBehind is set.
 	Logs worker.LogLimits
 
 	// HTTPClient fetches app files (default: a client with its own
@@ -617,6 +625,8 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		}
 		return errors.New("session stopped before the process started")
 	}
+	// What the app writes before its follower's first call is held too.
+	s.Logs().HoldForFirstFollower(0)
 	closeInheritedFDs()
 	err = cmd.Start()
 	if err == nil {
@@ -642,9 +652,10 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *os.File) {
 	defer w.bg.Done()
 	var readers sync.WaitGroup
+	var progress atomic.Int64
 	readers.Add(2)
-	go func() { defer readers.Done(); w.pump(s, outR, worker.LogStdout) }()
-	go func() { defer readers.Done(); w.pump(s, errR, worker.LogStderr) }()
+	go func() { defer readers.Done(); w.pump(s, outR, worker.LogStdout, &progress) }()
+	go func() { defer readers.Done(); w.pump(s, errR, worker.LogStderr, &progress) }()
 
 	werr := cmd.Wait()
 	// Children left in the group would be orphans: kill them now. The group
@@ -658,16 +669,30 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 	close(h.exited)
 
 	// The pipes reach EOF when every holder is gone. A process that left the
-	// group (setsid) may keep them open; do not wait for it forever.
+	// group (setsid) may keep them open; do not wait for it forever. What
+	// the app wrote before it ended is read to the end: the wait only gives
+	// up after 2 s without a line while no reader waits for a follower.
 	drained := make(chan struct{})
 	go func() { readers.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(2 * time.Second):
-		outR.Close()
-		errR.Close()
-		<-drained
+	tick := time.NewTicker(250 * time.Millisecond)
+	last, idleSince := progress.Load(), time.Now()
+drain:
+	for {
+		select {
+		case <-drained:
+			break drain
+		case <-tick.C:
+			if n := progress.Load(); n != last || s.Logs().Waiting() > 0 {
+				last, idleSince = n, time.Now()
+			} else if time.Since(idleSince) >= 2*time.Second {
+				outR.Close()
+				errR.Close()
+				<-drained
+				break drain
+			}
+		}
 	}
+	tick.Stop()
 	outR.Close()
 	errR.Close()
 
@@ -714,29 +739,71 @@ func describeExit(ps *os.ProcessState, err error) string {
 	return "ended: " + ps.String() // e.g. "signal: killed"
 }
 
-// pump reads one stream line by line into the logs. Lines longer than
-// MaxLineBytes keep their first MaxLineBytes bytes.
-func (w *Worker) pump(s *worker.Session, r io.Reader, typ worker.LogType) {
+// pump reads one stream line by line into the logs, in order. A line
+// longer than MaxLineBytes is split, never cut: its pieces are entries
+// marked Partial (cut at a character boundary), and an info entry says so.
+// It appends with AppendWait: while a live follower is behind and the
+// store is full it stops reading, so the app blocks on its output instead
+// of its lines being dropped. progress counts the entries appended.
+func (w *Worker) pump(s *worker.Session, r io.Reader, typ worker.LogType, progress *atomic.Int64) {
+	store := s.Logs()
+	ctx := s.Context() // a stop ends the waiting (then the caps apply)
 	br := bufio.NewReaderSize(r, w.opts.MaxLineBytes)
-	truncating := false
+	var carry []byte     // the start of a character cut by a split
+	pieces, size := 0, 0 // of the line being split
+	lineCap := w.opts.MaxLineBytes
+	emit := func(text string, partial bool) {
+		store.AppendWait(ctx, typ, text, partial)
+		progress.Add(1)
+	}
 	for {
 		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			full := line[len(line)-1] == '\n'
-			if !truncating {
-				text := strings.TrimRight(string(line), "\r\n")
-				text = strings.ToValidUTF8(text, "\uFFFD")
-				if !full && errors.Is(err, bufio.ErrBufferFull) {
-					text += " [line truncated]"
-				}
-				s.Log(typ, text)
-			}
-			truncating = !full && errors.Is(err, bufio.ErrBufferFull)
+		full := errors.Is(err, bufio.ErrBufferFull)
+		data := line
+		if len(carry) > 0 {
+			data = append(carry, line...)
+			carry = nil
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		if !full {
+			data = bytes.TrimRight(data, "\r\n")
+		}
+		for len(data) > lineCap {
+			cut := splitPoint(data[:lineCap])
+			emit(strings.ToValidUTF8(string(data[:cut]), "\uFFFD"), true)
+			pieces++
+			size += cut
+			data = data[cut:]
+		}
+		switch {
+		case full:
+			carry = append([]byte(nil), data...) // ReadSlice reuses its buffer
+		case len(line) > 0 || pieces > 0 || len(data) > 0:
+			size += len(data)
+			emit(strings.ToValidUTF8(string(data), "\uFFFD"), false)
+			if pieces > 0 {
+				s.Log(worker.LogInfo, fmt.Sprintf("a %s line of %d bytes was longer than the line cap (%d bytes): it is split into %d entries",
+					typ, size, lineCap, pieces+1))
+			}
+			pieces, size = 0, 0
+		}
+		if err != nil && !full {
 			return
 		}
 	}
+}
+
+// splitPoint returns where to cut b so that no UTF-8 character is split:
+// before a trailing incomplete character, else at the end.
+func splitPoint(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) && i > 0 {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
 }
 
 // scheduleRemoval removes a finished session after KeepFinished.

@@ -19,7 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/worker"
 )
@@ -687,18 +689,46 @@ func TestFinishedSessionsExpire(t *testing.T) {
 	}
 }
 
-func TestLongLinesTruncated(t *testing.T) {
-	as := newAppServer(t, map[string]string{"main.sh": "head -c 5000 /dev/zero | tr '\\0' a; echo; echo next; printf 'no newline'\n"})
-	w := newWorker(t, Options{Python: "sh", MaxLineBytes: 1024})
+// A line longer than MaxLineBytes is split into partial entries, cut at
+// character boundaries, and an info entry says so: nothing is dropped.
+func TestLongLinesSplit(t *testing.T) {
+	// 5000 a's; 1500 two-byte characters (3000 bytes) with the cap at an odd
+	// number of bytes; a short line; an unterminated last line.
+	as := newAppServer(t, map[string]string{"main.sh": "head -c 5000 /dev/zero | tr '\\0' a; echo; " +
+		"i=0; while [ $i -lt 1500 ]; do printf '\\303\\251'; i=$((i+1)); done; echo; echo next; printf 'no newline'\n"})
+	w := newWorker(t, Options{Python: "sh", MaxLineBytes: 1023})
 	id, err := w.Start(ctxT(t), config(t, as.base(), "l1", TypePython, "main.sh", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitStatus(t, w, id, worker.StatusCompleted)
 	page, _ := w.GetLogs(context.Background(), id, worker.LogQuery{Type: worker.LogStdout})
-	got := contents(page, worker.LogStdout)
-	if len(got) != 3 || got[0] != strings.Repeat("a", 1024)+" [line truncated]" || got[1] != "next" || got[2] != "no newline" {
-		t.Fatalf("stdout = %d entries: %.80q", len(got), got)
+	var lines []string
+	var cur strings.Builder
+	for _, e := range page.Items {
+		if !utf8.ValidString(e.Content) || len(e.Content) > 1023 {
+			t.Errorf("piece of %d bytes, valid UTF-8 %v", len(e.Content), utf8.ValidString(e.Content))
+		}
+		cur.WriteString(e.Content)
+		if !e.Partial {
+			lines = append(lines, cur.String())
+			cur.Reset()
+		}
+	}
+	want := []string{strings.Repeat("a", 5000), strings.Repeat("é", 1500), "next", "no newline"}
+	if d := cmp.Diff(want, lines); d != "" {
+		t.Fatalf("lines rebuilt from the pieces (-want +got):\n%.400s", d)
+	}
+	if len(page.Items) != 5+3+2 {
+		t.Errorf("%d stdout entries, want 10 (5 + 3 pieces, 2 lines)", len(page.Items))
+	}
+	info, _ := w.GetLogs(context.Background(), id, worker.LogQuery{Type: worker.LogInfo})
+	all := strings.Join(contents(info, worker.LogInfo), "\n")
+	for _, msg := range []string{"a stdout line of 5000 bytes was longer than the line cap (1023 bytes): it is split into 5 entries",
+		"a stdout line of 3000 bytes was longer than the line cap (1023 bytes): it is split into 3 entries"} {
+		if !strings.Contains(all, msg) {
+			t.Errorf("info lacks %q:\n%s", msg, all)
+		}
 	}
 }
 
@@ -765,4 +795,51 @@ func TestChildDiesWithWorker(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	waitGone(t, []int{pid}, nil)
+}
+
+// A follower that reads slower than the app writes gets every line: with a
+// retention of 50 lines the worker stops reading the app's pipe while the
+// follower is behind, from the very first line (before the follower's
+// first call), and memory stays within the retention.
+func TestFollowerBackPressure(t *testing.T) {
+	const n = 5000
+	as := newAppServer(t, map[string]string{"main.sh": fmt.Sprintf("i=0; while [ $i -lt %d ]; do echo $i; i=$((i+1)); done\n", n)})
+	w := newWorker(t, Options{Python: "sh", Logs: worker.LogLimits{MaxEntries: 50}})
+	id, err := w.Start(ctxT(t), config(t, as.base(), "bp", TypePython, "main.sh", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	maxKept := 0
+	for off := int64(0); ; {
+		page, err := w.GetLogs(ctxT(t), id, worker.LogQuery{Offset: int(off), Limit: 7, Wait: 5 * time.Second, Follower: "slow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Missed != 0 {
+			t.Fatalf("the follower missed %d lines at offset %d", page.Missed, off)
+		}
+		for _, e := range page.Items {
+			if e.Type == worker.LogStdout {
+				got = append(got, e.Content)
+			}
+		}
+		off = page.NextOffset
+		s, _ := w.Sessions.Lookup(id)
+		maxKept = max(maxKept, s.Logs().Stats().Entries)
+		if len(page.Items) == 0 && page.Status == string(worker.StatusCompleted) {
+			break
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d lines, want %d", len(got), n)
+	}
+	for i, c := range got {
+		if c != strconv.Itoa(i) {
+			t.Fatalf("line %d is %q", i, c)
+		}
+	}
+	if maxKept > 50+10 {
+		t.Fatalf("the store kept %d entries, retention 50", maxKept)
+	}
 }

@@ -122,7 +122,8 @@ func TestControllerPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"items": []any{map[string]any{"type": "stdout", "content": "hello _rapp_quiet-owl__rlb"}},
-		"total": int64(1), "offset": int64(0), "limit": nil}
+		"total": int64(1), "offset": int64(0), "limit": nil,
+		"dropped": int64(0), "first_offset": int64(0), "next_offset": int64(1), "missed": int64(0), "status": "completed"}
 	if diff := cmp.Diff(want, logs); diff != "" {
 		t.Fatalf("get_logs (-want +got):\n%s", diff)
 	}
