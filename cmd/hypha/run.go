@@ -130,5 +130,6 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps (embedded server)")
 	addAppUserFlag(cmd.Flags(), &appUser)
 	addAppFilesFlags(cmd.Flags(), &po)
+	addLogFlags(cmd.Flags(), &po)
 	return cmd
 }

@@ -48,7 +48,10 @@ type interpChoice struct {
 type setupResult struct {
 	// user is who apps run as; with per-session uids (uids not nil) it is
 	// the first uid of the range, which stands for "a user that owns
-	// nothing here" in the reachability checks and interpreter probes.
+	// nothing here" in the reachability checks and interpreter probes. That
+	// uid is reserved for them: never leased to a session and never swept
+	// as an orphan, so that a probe of one worker is neither taken for a
+	// session's leftover by another worker nor run as a live session's uid.
 	user    runAs
 	uids    *uidPool
 	workDir string                  // parent of the session working directories
@@ -90,7 +93,7 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 	}
 	res := &setupResult{user: u, workDir: w.opts.WorkDir, interp: map[string]interpChoice{}}
 	if perSession {
-		res.uids = newUIDPool(w.opts.AppUIDBase, w.opts.AppUIDCount, w.opts.WorkDir, log)
+		res.uids = newUIDPool(w.opts.AppUIDBase+1, w.opts.AppUIDCount-1, w.opts.WorkDir, log)
 	}
 	res.path = os.Getenv("PATH")
 	if res.path == "" {
@@ -203,9 +206,9 @@ func (w *Worker) appUser() (u runAs, perSession bool, err error) {
 		if err := checkUIDRange(base, count); err != nil {
 			return runAs{}, false, fmt.Errorf("%w: --app-uids (HYPHA_APP_UIDS): %w", worker.ErrWorkerNotAvailable, err)
 		}
-		if count < w.opts.MaxSessions {
-			return runAs{}, false, fmt.Errorf("%w: %w: the app uid range %s has %d uids, fewer than the %d sessions allowed (--max-sessions); widen --app-uids (HYPHA_APP_UIDS) or lower --max-sessions",
-				worker.ErrWorkerNotAvailable, ErrAppUIDs, rangeName(base, count), count, w.opts.MaxSessions)
+		if count-1 < w.opts.MaxSessions {
+			return runAs{}, false, fmt.Errorf("%w: %w: the app uid range %s has %d uids for sessions (its first is kept for start-up checks), fewer than the %d sessions allowed (--max-sessions); widen --app-uids (HYPHA_APP_UIDS) or lower --max-sessions",
+				worker.ErrWorkerNotAvailable, ErrAppUIDs, rangeName(base, count), count-1, w.opts.MaxSessions)
 		}
 		if err := checkUIDRangeFree(base, count); err != nil {
 			return runAs{}, false, fmt.Errorf("%w: %w", worker.ErrWorkerNotAvailable, err)

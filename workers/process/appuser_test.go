@@ -239,7 +239,7 @@ func TestHostileAppUserChoices(t *testing.T) {
 		want string
 	}{
 		{"range smaller than max sessions", Options{AppUIDBase: 2_100_000_000, AppUIDCount: 10, MaxSessions: 11},
-			"the app uid range 2100000000-2100000009 has 10 uids, fewer than the 11 sessions allowed (--max-sessions)"},
+			"the app uid range 2100000000-2100000009 has 9 uids for sessions (its first is kept for start-up checks), fewer than the 11 sessions allowed (--max-sessions)"},
 		{"range holding an account", Options{AppUIDBase: 65000, AppUIDCount: 1000, MaxSessions: 10},
 			`/etc/passwd has "nobody" with id 65534 inside the app uid range 65000-65999`},
 		{"range among system accounts", Options{AppUIDBase: 10, AppUIDCount: 100, MaxSessions: 10},

@@ -198,7 +198,8 @@ func TestHostileUIDReuse(t *testing.T) {
 	const base = 2_000_070_000 // a range of its own: not the default one other tests use
 	var logs logBuf
 	as := newAppServer(t, map[string]string{"main.py": escapeeApp})
-	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 2, MaxSessions: 2, StopGrace: 200e6, Logger: logs.logger()})
+	// The first uid of the range is kept for the start-up probes.
+	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 3, MaxSessions: 2, StopGrace: 200e6, Logger: logs.logger()})
 	start := func(cid string, env map[string]any) (string, error) {
 		return w.Start(ctxT(t), config(t, as.base(), cid, TypePython, "main.py", map[string]any{"env": env}))
 	}
@@ -218,8 +219,8 @@ func TestHostileUIDReuse(t *testing.T) {
 	}
 	_, _, uid1 := sessionPID(t, w, id1)
 	_, _, uid2 := sessionPID(t, w, id2)
-	if uid1 == uid2 || uid1 < base || uid2 < base || uid1 > base+1 || uid2 > base+1 {
-		t.Fatalf("uids %d and %d; want %d and %d", uid1, uid2, base, base+1)
+	if uid1 == uid2 || uid1 < base+1 || uid2 < base+1 || uid1 > base+2 || uid2 > base+2 {
+		t.Fatalf("uids %d and %d; want %d and %d", uid1, uid2, base+1, base+2)
 	}
 	g1 := grandchild(id1)
 	if _, err := start("s3", nil); err == nil {
@@ -261,7 +262,7 @@ func TestHostileUIDReuse(t *testing.T) {
 
 	// A stray process on a free uid: that uid is skipped (and the stray
 	// killed); the session gets the other one.
-	next := base + (leasedUIDs.next[base] % 2)
+	next := base + 1 + (leasedUIDs.next[base+1] % 2) // the pool starts after the probes' uid
 	stray := exec.Command("sleep", "600")
 	stray.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(next), Gid: uint32(next), Groups: []uint32{}}}
 	if err := stray.Start(); err != nil {
@@ -318,15 +319,16 @@ func TestHostileUIDLeftovers(t *testing.T) {
 	needPython(t)
 	const base = 2_000_080_000 // a range of its own
 	as := newAppServer(t, map[string]string{"main.py": leftoverApp})
-	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 1, MaxSessions: 1, StopGrace: 200e6})
+	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 2, MaxSessions: 1, StopGrace: 200e6})
 	id, err := w.Start(ctxT(t), config(t, as.base(), "left", TypePython, "main.py", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitLog(t, w, id, worker.LogStdout, `^written$`)
+	uid := base + 1 // the first uid of the range is kept for the start-up probes
 	files := []string{
-		fmt.Sprintf("/tmp/hypha-leftover-%d", base), fmt.Sprintf("/dev/shm/hypha-leftover-%d", base),
-		fmt.Sprintf("/tmp/hypha-leftover-dir-%d", base),
+		fmt.Sprintf("/tmp/hypha-leftover-%d", uid), fmt.Sprintf("/dev/shm/hypha-leftover-%d", uid),
+		fmt.Sprintf("/tmp/hypha-leftover-dir-%d", uid),
 	}
 	for _, f := range files {
 		if _, err := os.Lstat(f); err != nil {
@@ -387,7 +389,7 @@ func TestHostileOrphansOfDeadWorker(t *testing.T) {
 
 	// What a dead worker left: a process tree of a range uid, without a
 	// lease, and its working directory; the same of a uid outside the range.
-	orphanUID := base
+	orphanUID := base + 1 // the first uid of the range is kept for the start-up probes
 	for orphanUID == liveUID {
 		orphanUID++
 	}
