@@ -72,8 +72,8 @@ func sharedDir(t *testing.T) string {
 func startSystem(t *testing.T, dataDir, addr, python, work string) *embedded.System {
 	t.Helper()
 	o := embedded.Options{
-		Server: server.Config{DataDir: dataDir, JWTSecret: restartSecret, RootToken: testserver.RootToken, Logger: testserver.Logger(t)},
-		Addr:   addr,
+		Server:  server.Config{DataDir: dataDir, JWTSecret: restartSecret, RootToken: testserver.RootToken, Logger: testserver.Logger(t)},
+		Addr:    addr,
 		Process: process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)},
 	}
 	deadline := time.Now().Add(10 * time.Second)
