@@ -267,6 +267,11 @@ func TestRestartSessions(t *testing.T) {
 	testserver.WaitFor(t, 30*time.Second, "the ticker's output to go on", func() bool {
 		return lastTick(t, apps, sidT) > before+5
 	})
+	// The app's revision survived too: start returns the re-adopted
+	// instance instead of a second one.
+	if again := callT(t, apps, "start", "ticker").(map[string]any); again["id"] != sidT {
+		t.Fatalf("start after re-adoption returned %v, want the re-adopted %s", again["id"], sidT)
+	}
 
 	// The built-in worker's session died with the server.
 	b := sessionInfo(t, apps, sidB)
