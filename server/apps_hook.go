@@ -100,3 +100,11 @@ func (s *Server) stopExtensions() {
 		ctl.Close()
 	}
 }
+
+// CloseApps closes the server-apps controller ahead of Close: it records
+// every session (with its last logs) while their workers still answer. The
+// embedded system calls it before it stops its built-in workers; Close calls
+// it too (closing twice is harmless).
+func (s *Server) CloseApps() {
+	s.stopExtensions()
+}

@@ -114,7 +114,10 @@ worker protected (the default) or list the workspaces allowed to use it. A
 token given with --token or HYPHA_TOKEN is moved out of the command line and
 environment at start.
 
-On SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
+A lost connection stops nothing: the client reconnects with the same client id
+and registers the worker again, and a restarted server re-adopts the sessions
+that still run. On SIGINT or SIGTERM every session is stopped and the worker
+unregisters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ho, useLocal, localURL, err := wf.registration()

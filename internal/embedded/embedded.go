@@ -117,10 +117,15 @@ func (s *System) registerWorkers(ctx context.Context, pw *process.Worker) error 
 	return nil
 }
 
-// Close stops every worker session, then the server.
+// Close records the apps controller's sessions, stops every session of
+// the built-in workers, then stops the server. The controller goes first,
+// while the built-in worker still answers: it keeps each session's last
+// logs, and after a restart these sessions show stopped because the server
+// restarted (docs/apps.md, "Restarts").
 func (s *System) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	s.Server.CloseApps()
 	var errs []error
 	for _, w := range s.workers {
 		errs = append(errs, w.Close(ctx))

@@ -588,13 +588,65 @@ func TestFilesHTTPAndArtifactManager(t *testing.T) {
 	}
 }
 
-// Closing the server stops the sessions still running.
-func TestCloseWithRunningSessions(t *testing.T) {
-	s, w, _, apps, _ := setup(t)
+// Closing the server does not stop the sessions (a worker that outlives
+// the server keeps them, to be re-adopted); it records them in the data
+// dir. After a restart whose worker does not come back, a session shows
+// stopped because the server restarted, with its last logs. (Before issue
+// 7 the server stopped every session at close.)
+func TestRestartKeepsSessionRecords(t *testing.T) {
+	dir := t.TempDir()
+	s1 := testserver.Start(t, server.Config{DataDir: dir, JWTSecret: "persist"})
+	w := newTestWorker(t, s1, rpc.Config{Token: userToken(t, s1, "alice")}, "protected")
+	alice := connectUser(t, s1, "alice", "alice-client")
+	apps := appsService(t, alice)
 	call(t, apps, "install", with(testApp(""), "app_id", "app"))
 	info := asMap(t, call(t, apps, "start", "app"))
-	s.Close()
-	if !slices.Contains(w.stops(), info["id"].(string)) {
-		t.Fatalf("server close did not stop the session: %v", w.stops())
+	sid := info["id"].(string)
+	cfg, _ := w.lastConfig()
+	alice.Close()
+	s1.Close()
+	if slices.Contains(w.stops(), sid) {
+		t.Fatalf("server close stopped the session %s; it must survive for re-adoption", sid)
 	}
+	rec := filepath.Join(dir, "sessions", aliceWS, strings.TrimPrefix(sid, aliceWS+"/")+".json")
+	st, err := os.Stat(rec)
+	if err != nil {
+		t.Fatalf("no session record: %v", err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("session record mode %v, want 0600", st.Mode().Perm())
+	}
+	if dst, err := os.Stat(filepath.Dir(rec)); err != nil || dst.Mode().Perm() != 0o700 {
+		t.Fatalf("session folder: %v %v", dst, err)
+	}
+	b, _ := os.ReadFile(rec)
+	if tok, _ := cfg["token"].(string); tok == "" || strings.Contains(string(b), tok) {
+		t.Fatalf("the session record holds the app's token (or the test has none): %s", b)
+	}
+	w.closeApps()
+	w.client.Close() // the worker does not come back
+
+	s2 := testserver.Start(t, server.Config{DataDir: dir, JWTSecret: "persist"})
+	apps2 := appsService(t, connectUser(t, s2, "alice", "alice-client"))
+	got := asMap(t, call(t, apps2, "get_session_info", sid))
+	if got["status"] != "stopped" || !strings.Contains(fmt.Sprint(got["reason"]), "the server restarted") || got["ended_at"] == nil {
+		t.Fatalf("session after restart = %v", got)
+	}
+	if got["app_id"] != "app" || got["worker_id"] != info["worker_id"] {
+		t.Fatalf("record changed across the restart: %v vs %v", got, info)
+	}
+	if slices.Contains(ids(asList(t, call(t, apps2, "list_running"))), sid) {
+		t.Fatalf("list_running lists %s after the restart", sid)
+	}
+	logs := asMap(t, call(t, apps2, "get_logs", sid))
+	if logs["cached"] != true || !strings.Contains(fmt.Sprint(logs["items"]), "app running") {
+		t.Fatalf("logs after restart = %v", logs)
+	}
+	// stop forgets the ended session, on disk too.
+	call(t, apps2, "stop", sid)
+	callErr(t, apps2, "get_session_info", "not found", sid)
+	testserver.WaitFor(t, 10*time.Second, "the record to be removed", func() bool {
+		_, err := os.Stat(rec)
+		return os.IsNotExist(err)
+	})
 }

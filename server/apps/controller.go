@@ -55,7 +55,9 @@ const (
 	defaultStartTimeout = 60 * time.Second
 	appTokenLife        = time.Hour
 	workerCallTimeout   = 30 * time.Second
-	stopOnCloseTimeout  = 5 * time.Second
+	// stopOnCloseTimeout bounds Close's last fetch of the running
+	// sessions' logs.
+	stopOnCloseTimeout = 5 * time.Second
 )
 
 // Controller is a running server-apps controller.
@@ -75,13 +77,23 @@ type Controller struct {
 	closed     bool
 	apps       map[string]map[string]map[string]any // ws → app id → manifest
 	installing map[string]bool                      // "<ws>/<app_id>"
-	appRev     map[string]uint64                    // "<ws>/<app_id>" → revSeq at its last (re)install
+	appRev     map[string]string                    // "<ws>/<app_id>" → its revision (store.go)
 	sessions   map[string]*session                  // "<ws>/<client_id>"
 	waiters    map[string]*waiter                   // by session id
-	revSeq     uint64
 
 	wsMu      sync.Mutex
 	wsClients map[string]*wsClient
+
+	// Persistence of the session records (sessionstore.go, restart.go).
+	sessionStore *sessionStore
+	dirty        map[string]struct{} // session ids whose record must be written or removed
+	persistKick  chan struct{}
+	persistStop  chan struct{}
+	persistDone  chan struct{}
+	persistOff   bool            // set at Close: forgetting sessions then keeps their records
+	resumeKick   chan struct{}   // a worker appeared: try re-adoptions and daemon starts
+	daemons      map[string]bool // "<ws>/<app_id>" of daemon apps still to start
+	startedAt    time.Time
 }
 
 // New loads the installed apps, connects to the server and registers
@@ -98,21 +110,39 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	loaded, err := st.load()
+	loaded, revs, err := st.load()
 	if err != nil {
 		return nil, fmt.Errorf("load apps: %w", err)
 	}
+	sst, err := openSessionStore(cfg.DataDir, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	c := &Controller{
 		host: host, cfg: cfg, log: cfg.Logger, store: st,
-		apps: loaded, installing: map[string]bool{}, appRev: map[string]uint64{}, sessions: map[string]*session{},
+		apps: loaded, installing: map[string]bool{}, appRev: revs, sessions: map[string]*session{},
 		waiters: map[string]*waiter{}, wsClients: map[string]*wsClient{},
+		sessionStore: sst, dirty: map[string]struct{}{}, persistKick: make(chan struct{}, 1),
+		persistStop: make(chan struct{}), persistDone: make(chan struct{}), resumeKick: make(chan struct{}, 1), daemons: map[string]bool{},
+		startedAt: time.Now(),
+	}
+	c.restoreSessions(sst.load())
+	for ws, m := range loaded {
+		for id, man := range m {
+			if man["daemon"] == true {
+				c.daemons[ws+"/"+id] = true
+			}
+		}
 	}
 	c.baseCtx, c.cancelBase = context.WithCancel(context.Background())
+	go c.persist()
+	c.kickPersist()
 	c.offObserve = host.Observe(c.onEvent)
 	cli, err := c.connect(ctx, "public", ClientID)
 	if err != nil {
 		c.offObserve()
 		c.cancelBase()
+		c.stopPersist()
 		return nil, err
 	}
 	c.client = cli
@@ -122,6 +152,7 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 	}
 	c.wg.Add(1)
 	go c.watch()
+	c.kickResume()
 	n := 0
 	for _, m := range loaded {
 		n += len(m)
@@ -189,8 +220,11 @@ func (c *Controller) opContext(ctx context.Context) (context.Context, context.Ca
 	return ctx, func() { stop(); cancel() }
 }
 
-// Close stops every running session (best effort, bounded), then
-// disconnects the controller's clients.
+// Close records every session for the next start (it does not stop them:
+// a session on a worker that outlives the server is re-adopted when the
+// server comes back, see restart.go), then disconnects the controller's
+// clients. The running sessions' last logs are fetched first (bounded),
+// so that a session that dies with the server keeps them.
 func (c *Controller) Close() {
 	c.mu.Lock()
 	if c.closed {
@@ -198,31 +232,33 @@ func (c *Controller) Close() {
 		return
 	}
 	c.closed = true
-	var running []*session
-	for _, s := range c.sessions {
-		if s.status == statusRunning || s.status == statusStarting {
-			running = append(running, s)
-		}
-	}
+	running := c.runningLocked(func(*session) bool { return true })
 	c.mu.Unlock()
 
+	ctx, cancel := context.WithTimeout(context.Background(), stopOnCloseTimeout)
+	sem := make(chan struct{}, probeParallel)
 	var wg sync.WaitGroup
 	for _, s := range running {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), stopOnCloseTimeout)
-			defer cancel()
-			if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
-				c.log.Debug("stop on shutdown failed", "session", s.id, "err", err)
-			}
+			defer func() { <-sem }()
+			c.fetchTail(ctx, s)
 		}()
 	}
 	wg.Wait()
-	c.cancelBase()
+	cancel()
 	if c.offObserve != nil {
 		c.offObserve()
 	}
+	c.cancelBase()
+	c.mu.Lock()
+	for id := range c.sessions {
+		c.markLocked(id)
+	}
+	c.mu.Unlock()
+	c.stopPersist()
 	c.mu.Lock()
 	for id, s := range c.sessions {
 		c.dropLocked(id, s)
@@ -331,6 +367,11 @@ func (c *Controller) onEvent(ws, typ string, data map[string]any) {
 		sid, svc, ok := strings.Cut(id, ":")
 		if !ok {
 			return
+		}
+		if data["type"] == workerType {
+			// A worker (back after a restart, or new): sessions awaiting
+			// it and daemon apps waiting for a worker may go on.
+			c.kickResume()
 		}
 		c.mu.Lock()
 		if w := c.waiters[sid]; w != nil {

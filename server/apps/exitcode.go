@@ -11,7 +11,8 @@ func (c *Controller) noteExitCode(s *session, m map[string]any) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.info != nil {
+	if s.info != nil && s.info["exit_code"] != code {
 		s.info["exit_code"] = code
+		c.markLocked(s.id)
 	}
 }

@@ -180,8 +180,9 @@ func (c *Controller) keepTail(s *session, v any) {
 		return
 	}
 	c.mu.Lock()
-	if !s.workerGone {
+	if !s.workerGone && !s.tail.same(t) {
 		s.tail = t
+		c.markLocked(s.id)
 	}
 	c.mu.Unlock()
 }
@@ -196,6 +197,12 @@ func (c *Controller) watch() {
 		select {
 		case <-c.baseCtx.Done():
 			return
+		case <-c.resumeKick:
+			// A worker appeared: re-adopt and start daemons now.
+			ctx, cancel := context.WithTimeout(c.baseCtx, sessionWatchInterval)
+			c.resume(ctx)
+			cancel()
+			continue
 		case <-t.C:
 		}
 		c.mu.Lock()
@@ -203,6 +210,7 @@ func (c *Controller) watch() {
 		c.mu.Unlock()
 		ctx, cancel := context.WithTimeout(c.baseCtx, sessionWatchInterval)
 		c.refreshAll(ctx, list, true)
+		c.resume(ctx)
 		cancel()
 	}
 }

@@ -126,3 +126,20 @@ func (t *logTail) page(typ any, offset int64, limit any) map[string]any {
 	}
 	return out
 }
+
+// same reports whether u holds the same entries as t (nothing new to
+// persist).
+func (t *logTail) same(u *logTail) bool {
+	if t == nil || u == nil {
+		return t == u
+	}
+	if t.missing != u.missing || len(t.items) != len(u.items) {
+		return false
+	}
+	for i := range t.items {
+		if entryContent(t.items[i]) != entryContent(u.items[i]) {
+			return false
+		}
+	}
+	return true
+}

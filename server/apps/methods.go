@@ -370,11 +370,15 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 
 	// Store: written aside, then swapped in; the old version is kept until
 	// the new one is verified.
-	backup, err := c.store.put(ws, appID, manifest, data)
+	rev := newRevision()
+	c.mu.Lock()
+	oldRev := c.appRev[key]
+	c.mu.Unlock()
+	backup, err := c.store.put(ws, appID, rev, manifest, data)
 	if err != nil {
 		return nil, fmt.Errorf("store app %s: %w", appID, err)
 	}
-	c.setApp(ws, appID, copyMap(manifest))
+	c.setApp(ws, appID, copyMap(manifest), rev)
 	for _, f := range files {
 		pg.send("info", "Uploading file "+f.Path+"...")
 	}
@@ -384,7 +388,7 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 			if rerr := c.store.restore(ws, appID, backup); rerr != nil {
 				c.log.Error("could not restore the previous app version", "workspace", ws, "app_id", appID, "err", rerr)
 			}
-			c.setApp(ws, appID, old)
+			c.setApp(ws, appID, old, oldRev)
 			return nil, fmt.Errorf("Failed to install app '%s': %s", appID, err.Error())
 		}
 	}
@@ -414,13 +418,14 @@ func checkTree(data map[string][]byte) error {
 	return nil
 }
 
-func (c *Controller) setApp(ws, id string, m map[string]any) {
+// setApp records an app's manifest and revision (nil m: the app is gone).
+// A new revision (new files or manifest) means that running sessions
+// started from the previous ones are no longer returned by start's
+// instance reuse; restoring the previous version restores its revision.
+func (c *Controller) setApp(ws, id string, m map[string]any, rev string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// New files or manifest: running sessions started from the previous
-	// ones are no longer returned by start's instance reuse.
-	c.revSeq++
-	c.appRev[ws+"/"+id] = c.revSeq
+	c.appRev[ws+"/"+id] = rev
 	if m == nil {
 		delete(c.appRev, ws+"/"+id)
 		delete(c.apps[ws], id)
@@ -801,6 +806,7 @@ func (c *Controller) uninstall(ctx context.Context, _ *caller, ws, id string) er
 	}
 	c.mu.Lock()
 	delete(c.apps[ws], id)
+	delete(c.appRev, key)
 	if len(c.apps[ws]) == 0 {
 		delete(c.apps, ws)
 	}

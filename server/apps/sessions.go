@@ -78,12 +78,16 @@ type session struct {
 	info    map[string]any // the public record, without status
 	status  string
 	appGone bool   // the app's client disconnected while starting
-	rev     uint64 // the app's revision (appRev) when the session started
+	rev     string // the app's revision (appRev) when the session started
 
 	// Set when the session ends (status completed, failed or stopped).
 	reason     string // why it ended, e.g. "worker … disconnected"
 	endedAt    time.Time
 	workerGone bool // its worker disconnected: never call it again
+	// adopt: restored after a restart from a record of a live session; it
+	// shows stopped until its worker comes back and says it still runs
+	// (restart.go).
+	adopt bool
 
 	worker       *rpc.RemoteService // through a client in the worker's workspace
 	workerID     string             // "<ws>/<client_id>:<service>"
@@ -164,6 +168,7 @@ func (c *Controller) dropLocked(id string, s *session) {
 		return
 	}
 	delete(c.sessions, id)
+	c.markLocked(id)
 	if s.expire != nil {
 		s.expire.Stop()
 	}
@@ -265,6 +270,7 @@ func (c *Controller) endLocked(s *session, status, reason string) {
 		return
 	}
 	s.status, s.reason, s.endedAt = status, reason, time.Now().UTC()
+	c.markLocked(s.id)
 	c.log.Info("session ended", "session", s.id, "status", status, "reason", reason)
 	if s.expire == nil {
 		s.expire = time.AfterFunc(endedSessionTTL, func() {
@@ -275,7 +281,7 @@ func (c *Controller) endLocked(s *session, status, reason string) {
 	}
 	var ended []*session
 	for _, o := range c.sessions {
-		if o.ws == s.ws && isEnded(o.status) {
+		if o.ws == s.ws && isEnded(o.status) && !o.adopt {
 			ended = append(ended, o)
 		}
 	}
@@ -530,6 +536,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 			ErrSessionLimit, ws, n)
 	}
 	c.sessions[sid] = s
+	c.markLocked(sid)
 	workerReleased = true // the session owns it now
 	if !detached {
 		w = newWaiter(sid, waitFor, pg)
@@ -654,6 +661,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	s.info["config"] = cfgOut
 	s.info["session_id"] = sid
 	s.status = statusRunning
+	c.markLocked(sid)
 	if endedAtStart == statusCompleted {
 		c.endLocked(s, statusCompleted, "the app ended by itself (exit code 0)")
 	}

@@ -21,7 +21,13 @@ import (
 // store keeps installed apps on disk:
 //
 //	<data>/apps/<workspace>/<app_id>/manifest.json
+//	<data>/apps/<workspace>/<app_id>/revision
 //	<data>/apps/<workspace>/<app_id>/files/<path>
+//
+// revision is a random id written with every install: sessions record the
+// revision they run, so that start returns only an instance of the app's
+// current files, also after a restart (a failed re-install restores the
+// previous directory, and with it the previous revision).
 //
 // An app is written completely into a temporary sibling directory
 // (".tmp-<app_id>-<rand>") and renamed into place, so a crash never leaves a
@@ -38,6 +44,7 @@ type store struct {
 
 const (
 	manifestFile = "manifest.json"
+	revisionFile = "revision"
 	filesDir     = "files"
 )
 
@@ -52,12 +59,15 @@ func openStore(dataDir string, log *slog.Logger) (*store, error) {
 func (s *store) wsDir(ws string) string      { return filepath.Join(s.root, ws) }
 func (s *store) appDir(ws, id string) string { return filepath.Join(s.root, ws, id) }
 
-// load reads every app, after recovering from interrupted writes.
-func (s *store) load() (map[string]map[string]map[string]any, error) {
+// load reads every app and its revision ("<ws>/<app_id>" → revision),
+// after recovering from interrupted writes. An app stored without a
+// revision (by an older version) gets one.
+func (s *store) load() (map[string]map[string]map[string]any, map[string]string, error) {
 	out := map[string]map[string]map[string]any{}
+	revs := map[string]string{}
 	wss, err := os.ReadDir(s.root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, w := range wss {
 		if !w.IsDir() || validWorkspace(w.Name()) != nil {
@@ -67,7 +77,7 @@ func (s *store) load() (map[string]map[string]map[string]any, error) {
 		s.recover(ws)
 		entries, err := os.ReadDir(s.wsDir(ws))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, e := range entries {
 			if !e.IsDir() || validAppID(e.Name()) != nil {
@@ -83,9 +93,28 @@ func (s *store) load() (map[string]map[string]map[string]any, error) {
 				out[ws] = map[string]map[string]any{}
 			}
 			out[ws][e.Name()] = m
+			revs[ws+"/"+e.Name()] = s.revision(ws, e.Name())
 		}
 	}
-	return out, nil
+	return out, revs, nil
+}
+
+// newRevision is the revision of a new install.
+func newRevision() string { return idgen.New() }
+
+// revision reads an app's revision, writing a new one when it has none.
+func (s *store) revision(ws, id string) string {
+	p := filepath.Join(s.appDir(ws, id), revisionFile)
+	if b, err := os.ReadFile(p); err == nil {
+		if r := strings.TrimSpace(string(b)); r != "" && len(r) <= 64 {
+			return r
+		}
+	}
+	r := newRevision()
+	if err := atomicfile.WriteFile(p, []byte(r+"\n")); err != nil {
+		s.log.Warn("could not write the app's revision", "workspace", ws, "app_id", id, "err", err)
+	}
+	return r
 }
 
 // recover finishes or undoes operations a crash interrupted in ws.
@@ -162,7 +191,7 @@ func marshalManifest(m map[string]any) ([]byte, error) {
 // put writes an app into a temporary directory and renames it into place,
 // moving an existing app aside. It returns the backup path ("" when the app
 // is new) for keep/restore.
-func (s *store) put(ws, id string, manifest map[string]any, files map[string][]byte) (backup string, err error) {
+func (s *store) put(ws, id, rev string, manifest map[string]any, files map[string][]byte) (backup string, err error) {
 	if err := validWorkspace(ws); err != nil {
 		return "", err
 	}
@@ -184,6 +213,9 @@ func (s *store) put(ws, id string, manifest map[string]any, files map[string][]b
 		return "", err
 	}
 	if err := writeFileSync(filepath.Join(tmp, manifestFile), mb); err != nil {
+		return "", err
+	}
+	if err := writeFileSync(filepath.Join(tmp, revisionFile), []byte(rev+"\n")); err != nil {
 		return "", err
 	}
 	for p, data := range files {

@@ -172,7 +172,9 @@ func Register(ctx context.Context, c *rpc.Client, w worker.Worker, opts Options)
 }
 
 // Serve registers w on c, then blocks until ctx ends or c is closed for
-// good. It then unregisters the service (if c is still connected) and stops
+// good. A lost connection is not the end: the rpc client reconnects and
+// registers the service again under the same id, the sessions keep
+// running, and a restarted server re-adopts them (docs/apps.md, Restarts). It then unregisters the service (if c is still connected) and stops
 // every session (StopAll), bounded by opts.ShutdownTimeout. It returns nil
 // when ctx ended, and an error when registration failed, the connection was
 // closed first, or the shutdown failed.
