@@ -24,7 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(process.SpawnerFunction))
 }
 
 // The servers of a restart share the JWT secret and the root token (as

@@ -311,7 +311,7 @@ func probe(ctx context.Context, typ, interp string, u runAs) error {
 	cmd.Dir = "/"
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = sysProcAttr(u)
-	err := cmd.Run()
+	err := runCmd(cmd)
 	if err == nil {
 		return nil
 	}

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 		runHelper()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(SpawnerFunction))
 }
 
 // runHelper starts a session running "exec sleep 60" and prints the pid of

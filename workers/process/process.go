@@ -628,7 +628,7 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 	// What the app writes before its follower's first call is held too.
 	s.Logs().HoldForFirstFollower(0)
 	closeInheritedFDs()
-	err = cmd.Start()
+	err = startCmd(cmd)
 	if err == nil {
 		h.pid = cmd.Process.Pid
 	}

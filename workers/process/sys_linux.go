@@ -11,9 +11,9 @@ import (
 // sysProcAttr puts the child in its own process group (so a stop can signal
 // everything it spawned), runs it as the app user when u says so, and asks
 // the kernel to SIGKILL it if the worker dies without stopping it.
-// Pdeathsig fires when the forking OS thread exits; the Go runtime does not
-// end its threads in normal operation, so in practice this means "when the
-// worker process dies". It reaches only the direct child; grandchildren are
+// Pdeathsig fires when the forking OS thread exits: every child is forked
+// from the spawner thread (spawn.go), which never exits, so this means
+// "when the worker process dies". It reaches only the direct child; grandchildren are
 // reached through the process group by Stop and Shutdown. (The kernel clears
 // the parent-death signal on a change of user; Go sets it after setuid, so
 // it holds for the app user too.)

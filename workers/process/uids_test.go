@@ -456,3 +456,38 @@ func TestHostileOrphansOfDeadWorker(t *testing.T) {
 		t.Fatalf("a directory of a uid outside the range was touched: %v", err)
 	}
 }
+
+// TestSessionsSurviveOtherSessionsEnds: ending a session discards the OS
+// thread that dropped to its uid to kill its processes. A child forked from
+// that thread would get its parent-death signal (SIGKILL) then: live
+// sessions must not die because other sessions ended.
+func TestSessionsSurviveOtherSessionsEnds(t *testing.T) {
+	needRoot(t)
+	const base = 2_000_100_000 // a range of its own
+	as := newAppServer(t, map[string]string{"main.sh": "exec sleep 60\n"})
+	w := newWorker(t, Options{Python: "sh", AppUIDBase: base, AppUIDCount: 40, MaxSessions: 30, StopGrace: 200e6})
+	var live []int
+	for round := range 6 {
+		id, err := w.Start(ctxT(t), config(t, as.base(), fmt.Sprintf("live%d", round), TypePython, "main.sh", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _, _ := sessionPID(t, w, id)
+		live = append(live, pid)
+		// Sessions that end right away, each ending on a discarded thread.
+		for i := range 4 {
+			sid, err := w.Start(ctxT(t), config(t, as.base(), fmt.Sprintf("short%d-%d", round, i), TypePython, "main.sh", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Stop(ctxT(t), sid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, p := range live {
+			if !alive(p) {
+				t.Fatalf("round %d: the live session's process %d died when other sessions ended", round, p)
+			}
+		}
+	}
+}
