@@ -92,6 +92,13 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 	if perSession {
 		res.uids = newUIDPool(w.opts.AppUIDBase, w.opts.AppUIDCount, w.opts.WorkDir, log)
 	}
+	switch {
+	case w.supervised():
+		log.Debug("each app session runs under a supervisor that ends all of its processes")
+	case canSupervise && !w.opts.NoSupervisor:
+		log.Warn("app sessions run without a supervisor (the program does not call process.MaybeSupervise): " +
+			"a process an app detaches can outlive its session")
+	}
 	res.path = os.Getenv("PATH")
 	if res.path == "" {
 		res.path = standardPath

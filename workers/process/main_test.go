@@ -20,6 +20,7 @@ import (
 const helperEnv = "PROCESS_WORKER_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	MaybeSupervise()
 	if os.Getenv(helperEnv) == "1" {
 		runHelper()
 		return

@@ -45,7 +45,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,6 +106,12 @@ type Options struct {
 	// root: an explicit opt-out, logged as an error at start-up, since app
 	// code can then read the server's secrets and data.
 	RunAsWorkerUser bool
+	// NoSupervisor starts apps directly instead of through a per-session
+	// supervisor (see MaybeSupervise): a process an app detaches (setsid,
+	// double fork) then survives a non-root worker, and whatever the app
+	// started survives a worker killed with SIGKILL until a new worker
+	// starts (root) or for ever (non-root). For comparisons only.
+	NoSupervisor bool
 
 	// MaxSessions caps sessions (default DefaultMaxSessions). Finished
 	// sessions kept for their logs are evicted, oldest first, to make room.
@@ -316,7 +321,8 @@ type proc struct {
 
 	mu      sync.Mutex
 	stopped bool // a stop took over: never spawn after this
-	pid     int  // process group id, 0 until spawned
+	pid     int  // the app's process group id, 0 until spawned
+	child   child
 	timer   *time.Timer
 
 	exited    chan struct{} // closed once the leader is reaped and the group killed
@@ -586,16 +592,6 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		outW.Close()
 		return fmt.Errorf("create pipe: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path:        interp,
-		Args:        []string{interp, entry},
-		Env:         env,
-		Dir:         h.workdir,
-		Stdin:       nil, // /dev/null
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: sysProcAttr(u),
-	}
 	w.mu.Lock()
 	closed := w.closed
 	if !closed {
@@ -618,9 +614,9 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		return errors.New("session stopped before the process started")
 	}
 	closeInheritedFDs()
-	err = cmd.Start()
+	ch, err := w.startChild(h, interp, entry, env, u, outW, errW)
 	if err == nil {
-		h.pid = cmd.Process.Pid
+		h.pid, h.child = ch.pid(), ch
 	}
 	h.mu.Unlock()
 	outW.Close() // the child holds its own copies
@@ -632,26 +628,25 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		return fmt.Errorf("start %s: %w", filepath.Base(interp), err)
 	}
 	s.Log(worker.LogInfo, fmt.Sprintf("started %s %s (pid %d)", filepath.Base(interp), entry, h.pid))
-	go w.monitor(s, h, cmd, outR, errR)
+	go w.monitor(s, h, ch, outR, errR)
 	return nil
 }
 
-// monitor waits for the process, kills whatever is left of its group,
-// drains the output, removes the working directory and sets the final
-// status.
-func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *os.File) {
+// monitor waits for the process, kills whatever is left of its group (or
+// subtree), drains the output, removes the working directory and sets the
+// final status.
+func (w *Worker) monitor(s *worker.Session, h *proc, ch child, outR, errR *os.File) {
 	defer w.bg.Done()
 	var readers sync.WaitGroup
 	readers.Add(2)
 	go func() { defer readers.Done(); w.pump(s, outR, worker.LogStdout) }()
 	go func() { defer readers.Done(); w.pump(s, errR, worker.LogStderr) }()
 
-	werr := cmd.Wait()
-	// Children left in the group would be orphans: kill them now. The group
-	// id cannot be reused while any member is alive. With a uid of its own,
-	// every process of the session goes, also those that left the group
-	// (setsid, double fork), and the uid is free again.
-	_ = signalGroup(h.pid, sigKill)
+	// The child kills what the app left in its group (supervised: in its
+	// whole subtree). With a uid of its own, every process of the session
+	// goes, also those that left the group (setsid, double fork), and the
+	// uid is free again.
+	ex := ch.wait()
 	if h.lease != nil {
 		h.lease.end()
 	}
@@ -682,7 +677,7 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 	}
 
 	<-h.startDone
-	code := cmd.ProcessState.ExitCode()
+	code := ex.code
 	if !stopped && code >= 0 {
 		// The app's own verdict, for callers such as hypha run that
 		// exit with it.
@@ -690,28 +685,17 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 	}
 	switch {
 	case stopped:
-		s.Log(worker.LogInfo, "process stopped: "+describeExit(cmd.ProcessState, werr))
-	case werr == nil && code == 0:
+		s.Log(worker.LogInfo, "process stopped: "+ex.desc)
+	case ex.err == nil && code == 0:
 		s.Log(worker.LogInfo, "process exited with code 0")
 		_ = s.SetStatus(worker.StatusCompleted)
 	default:
-		_ = s.Fail(fmt.Errorf("process %s", describeExit(cmd.ProcessState, werr)))
+		_ = s.Fail(fmt.Errorf("process %s", ex.desc))
 	}
 	close(h.done)
 	if !stopped {
 		w.scheduleRemoval(s, h)
 	}
-}
-
-// describeExit renders an exit: "exited with code N" or "killed by signal X".
-func describeExit(ps *os.ProcessState, err error) string {
-	if ps == nil {
-		return fmt.Sprintf("failed: %v", err)
-	}
-	if code := ps.ExitCode(); code >= 0 {
-		return fmt.Sprintf("exited with code %d", code)
-	}
-	return "ended: " + ps.String() // e.g. "signal: killed"
 }
 
 // pump reads one stream line by line into the logs. Lines longer than
@@ -792,7 +776,7 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	pid, dir, timer, lease := h.pid, h.workdir, h.timer, h.lease
+	pid, ch, dir, timer := h.pid, h.child, h.workdir, h.timer
 	h.mu.Unlock()
 	if timer != nil {
 		timer.Stop()
@@ -808,27 +792,18 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	select {
 	case <-h.exited:
 	default:
-		s.Log(worker.LogInfo, "stopping: SIGTERM to the process group")
-		if err := signalGroup(pid, sigTerm); err != nil {
-			s.Log(worker.LogError, "SIGTERM: "+err.Error())
-		}
-		if lease != nil {
-			// Also the processes that left the group: the uid is the
-			// session's alone.
-			_ = signalUID(lease.uid, sigTerm)
-		}
+		s.Log(worker.LogInfo, "stopping: SIGTERM to the session's processes")
+		ch.terminate()
 		grace := time.NewTimer(w.opts.StopGrace)
 		select {
 		case <-h.exited:
 		case <-grace.C:
-			s.Log(worker.LogInfo, fmt.Sprintf("still running after %s: SIGKILL to the process group", w.opts.StopGrace))
+			s.Log(worker.LogInfo, fmt.Sprintf("still running after %s: SIGKILL to the session's processes", w.opts.StopGrace))
 		case <-ctx.Done():
-			s.Log(worker.LogInfo, "stop cancelled: SIGKILL to the process group")
+			s.Log(worker.LogInfo, "stop cancelled: SIGKILL to the session's processes")
 		}
 		grace.Stop()
-		if err := signalGroup(pid, sigKill); err != nil {
-			s.Log(worker.LogError, "SIGKILL: "+err.Error())
-		}
+		ch.kill()
 	}
 	// SIGKILL cannot be ignored; the wait below only guards against a
 	// process stuck in the kernel (uninterruptible I/O).

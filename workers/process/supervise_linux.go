@@ -1,0 +1,343 @@
+//go:build linux
+
+package process
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// canSupervise: the supervisor needs child subreapers (Linux 3.4) and
+// /proc.
+const canSupervise = true
+
+const (
+	prSetChildSubreaper = 36
+	prSetDumpable       = 4
+)
+
+// startSupervised starts a supervisor (this binary, re-executed) that
+// starts the app described by cfg. out and errw become the app's stdout
+// and stderr (the supervisor passes them straight through). It returns
+// once the app runs, or with the reason it could not start.
+func startSupervised(cfg supervisorConfig, out, errw *os.File) (child, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	cfg.Parent = os.Getpid()
+	cmd := &exec.Cmd{
+		// The running binary, even if replaced on disk since.
+		Path: "/proc/self/exe",
+		Args: []string{"hypha-supervisor", supervisorArg},
+		Env:  []string{}, // nothing of the worker's: the app's env travels in cfg
+		Dir:  "/",
+		// Stdin nil: /dev/null, passed on to the app.
+		Stdout:     out,
+		Stderr:     errw,
+		ExtraFiles: []*os.File{cfgR, stW},
+		// Its own process group (a terminal's Ctrl-C reaches the worker,
+		// which stops its sessions, not the supervisor), and SIGHUP when
+		// the worker dies.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: supDeath},
+	}
+	err = cmd.Start()
+	cfgR.Close()
+	stW.Close()
+	if err != nil {
+		cfgW.Close()
+		stR.Close()
+		return nil, fmt.Errorf("start the session supervisor: %w", err)
+	}
+	c := &supervisedChild{cmd: cmd, status: bufio.NewReader(stR), statusFile: stR}
+	// The config can exceed a pipe's buffer: the supervisor reads it all
+	// before it answers.
+	err = json.NewEncoder(cfgW).Encode(cfg)
+	cfgW.Close()
+	line, rerr := c.status.ReadString('\n')
+	switch {
+	case strings.HasPrefix(line, "pid "):
+		c.appPID, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "pid ")))
+		if c.appPID > 0 {
+			return c, nil
+		}
+	case strings.HasPrefix(line, "error "):
+		err = errors.New(strings.TrimSpace(strings.TrimPrefix(line, "error ")))
+	case err == nil && rerr != nil:
+		err = fmt.Errorf("the session supervisor ended before it started the app: %w", rerr)
+	}
+	if err == nil {
+		err = fmt.Errorf("the session supervisor said %q", line)
+	}
+	_ = cmd.Process.Signal(supKill)
+	_ = cmd.Wait()
+	stR.Close()
+	return nil, err
+}
+
+// supervisedChild is an app started through a supervisor.
+type supervisedChild struct {
+	cmd        *exec.Cmd // the supervisor
+	appPID     int
+	status     *bufio.Reader
+	statusFile *os.File
+}
+
+func (c *supervisedChild) pid() int   { return c.appPID }
+func (c *supervisedChild) terminate() { _ = c.cmd.Process.Signal(supStop) }
+func (c *supervisedChild) kill()      { _ = c.cmd.Process.Signal(supKill) }
+
+func (c *supervisedChild) wait() appExit {
+	// The supervisor reports the app's end, then kills its subtree and
+	// exits; its own exit comes last.
+	rest, _ := io.ReadAll(io.LimitReader(c.status, 4096))
+	werr := c.cmd.Wait()
+	c.statusFile.Close()
+	var code, sig int
+	if _, err := fmt.Sscanf(string(rest), "exit %d %d", &code, &sig); err == nil {
+		if sig > 0 {
+			return appExit{code: -1, desc: "ended: signal: " + syscall.Signal(sig).String()}
+		}
+		return appExit{code: code, desc: fmt.Sprintf("exited with code %d", code)}
+	}
+	// The supervisor died without a word (killed by someone who may): the
+	// app got SIGKILL through its own parent-death signal; kill what is
+	// left of its group.
+	_ = signalGroup(c.appPID, sigKill)
+	err := fmt.Errorf("session supervisor %s", describeExit(c.cmd.ProcessState, werr))
+	return appExit{code: -1, desc: err.Error(), err: err}
+}
+
+// superviseMain is the supervisor's main: it returns the exit code.
+//
+// It runs as the worker's user (root when sessions have uids of their
+// own: it must be able to kill their processes and remove their working
+// directory). It is non-dumpable, so an app of another uid cannot trace
+// it or read its memory, and it reads nothing from the app: it only waits
+// for processes and signals them.
+func superviseMain() int {
+	// The app's parent-death signal fires when the forking thread ends:
+	// fork from the main thread, which lives as long as the process.
+	runtime.LockOSThread()
+	statusW := os.NewFile(4, "status")
+	say := func(format string, a ...any) {
+		if statusW != nil {
+			fmt.Fprintf(statusW, format+"\n", a...)
+		}
+	}
+	fail := func(err error) int {
+		say("error %s", strings.ReplaceAll(err.Error(), "\n", " "))
+		return 1
+	}
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
+		return fail(fmt.Errorf("session supervisor: make non-dumpable: %w", e))
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return fail(fmt.Errorf("session supervisor: become a child subreaper: %w", e))
+	}
+	sigc := make(chan os.Signal, 64)
+	signal.Notify(sigc, supStop, supKill, supDeath, syscall.SIGCHLD)
+	var cfg supervisorConfig
+	if err := json.NewDecoder(io.LimitReader(os.NewFile(3, "config"), 64<<20)).Decode(&cfg); err != nil {
+		return fail(fmt.Errorf("session supervisor: read config: %w", err))
+	}
+	if os.Getppid() != cfg.Parent {
+		return fail(errors.New("session supervisor: the worker is gone"))
+	}
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cfg.SwitchUser {
+		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}
+	}
+	appPID, err := syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{
+		Dir: cfg.Dir, Env: cfg.Env, Files: []uintptr{0, 1, 2}, Sys: attr,
+	})
+	if err != nil {
+		return fail(&os.PathError{Op: "fork/exec", Path: cfg.Path, Err: err})
+	}
+	say("pid %d", appPID)
+
+	s := &supervisor{cfg: cfg, appPID: appPID}
+	parentGone := false
+	tick := time.NewTicker(time.Second) // in case a parent-death signal is missed
+	defer tick.Stop()
+wait:
+	for !s.appDone {
+		select {
+		case sig := <-sigc:
+			switch sig {
+			case syscall.SIGCHLD:
+				s.reap()
+			case supStop:
+				s.signalAll(syscall.SIGTERM)
+			case supKill:
+				break wait
+			case supDeath:
+				if os.Getppid() != cfg.Parent {
+					parentGone = true
+					break wait
+				}
+			}
+		case <-tick.C:
+			if os.Getppid() != cfg.Parent {
+				parentGone = true
+				break wait
+			}
+		}
+	}
+	left := s.killAll()
+	if parentGone && cfg.Dir != "" {
+		// Nobody else will: the worker is gone.
+		_ = os.RemoveAll(cfg.Dir)
+	}
+	if !s.appDone {
+		// Killed above and reaped by killAll, unless it is stuck.
+		say("exit -1 %d", int(syscall.SIGKILL))
+	} else if s.appStatus.Signaled() {
+		say("exit -1 %d", int(s.appStatus.Signal()))
+	} else {
+		say("exit %d 0", s.appStatus.ExitStatus())
+	}
+	if left > 0 {
+		fmt.Fprintf(os.Stderr, "[hypha supervisor] %d process(es) of the session did not die after SIGKILL\n", left)
+		return 2
+	}
+	return 0
+}
+
+type supervisor struct {
+	cfg       supervisorConfig
+	appPID    int
+	appDone   bool
+	appStatus syscall.WaitStatus
+}
+
+// reap collects every child that ended: the app and the orphans
+// reparented to the supervisor.
+func (s *supervisor) reap() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		if pid == s.appPID {
+			s.appDone, s.appStatus = true, ws
+		}
+	}
+}
+
+// signalAll signals the app's process group, every descendant of the
+// supervisor and, with a uid of the session's own, every process of that
+// uid. It returns how many live descendants it found.
+func (s *supervisor) signalAll(sig syscall.Signal) int {
+	if !s.appDone {
+		// The group cannot be reused while its leader is unreaped.
+		_ = syscall.Kill(-s.appPID, sig)
+	}
+	if s.cfg.KillUID && s.cfg.UID > 0 {
+		_ = signalUID(s.cfg.UID, sig)
+	}
+	// A pid found here is a live process or an unreaped zombie of the
+	// subtree: it cannot be reused before its parent (the subtree or the
+	// supervisor) reaps it, which needs the parent to run on, which it
+	// rarely does between the scan and the kill.
+	d := descendants(os.Getpid())
+	for _, p := range d {
+		_ = syscall.Kill(p, sig)
+	}
+	return len(d)
+}
+
+// killAll kills the whole subtree until nothing of it is left (processes
+// forking meanwhile are found by the next pass: they are descendants
+// too) and reaps it. It returns how many processes survived a generous
+// bound (stuck in the kernel).
+func (s *supervisor) killAll() int {
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		n := s.signalAll(syscall.SIGKILL)
+		s.reap()
+		if n == 0 {
+			// Zombies the killed subtree left are ours now: reap them.
+			s.reap()
+			return 0
+		}
+		if time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(min(time.Millisecond<<min(i, 6), 50*time.Millisecond))
+	}
+}
+
+// descendants lists the live (not zombie) processes below pid, found
+// through the parent links of /proc/<pid>/stat.
+func descendants(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	kids := map[int][]int{}
+	zombie := map[int]bool{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		st := string(b)
+		i := strings.LastIndexByte(st, ')')
+		if i < 0 || i+2 >= len(st) {
+			continue
+		}
+		f := strings.Fields(st[i+2:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		kids[ppid] = append(kids[ppid], p)
+		zombie[p] = f[0] == "Z"
+	}
+	var out []int
+	queue := []int{pid}
+	seen := map[int]bool{pid: true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, k := range kids[p] {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			queue = append(queue, k)
+			if !zombie[k] {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
