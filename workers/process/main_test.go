@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		runHelper()
 		return
 	}
+	if os.Getenv(treeHelperEnv) == "1" {
+		runTreeHelper()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
