@@ -291,9 +291,83 @@ func (s *supervisor) killAll() int {
 	}
 }
 
-// descendants lists the live (not zombie) processes below pid, found
-// through the parent links of /proc/<pid>/stat.
+// descendants lists the live (not zombie) processes below pid. It follows
+// /proc/<pid>/task/<tid>/children down the subtree, which costs in
+// proportion to the subtree; without those files (a kernel without
+// CONFIG_PROC_CHILDREN) it scans the parent links of every process.
 func descendants(pid int) []int {
+	if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(syscall.Gettid()) + "/children"); err != nil {
+		return descendantsByScan(pid)
+	}
+	var out []int
+	seen := map[int]bool{pid: true}
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, k := range childrenOf(p) {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			queue = append(queue, k)
+			if st, ok := statOf(k); ok && st.state != 'Z' {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+// childrenOf lists the children of every thread of pid.
+func childrenOf(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+type stat struct {
+	ppid  int
+	state byte
+}
+
+// statOf reads the state and parent of a process from /proc/<pid>/stat.
+func statOf(pid int) (stat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, false
+	}
+	st := string(b)
+	i := strings.LastIndexByte(st, ')')
+	if i < 0 || i+2 >= len(st) {
+		return stat{}, false
+	}
+	f := strings.Fields(st[i+2:])
+	if len(f) < 2 {
+		return stat{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return stat{ppid: ppid, state: f[0][0]}, true
+}
+
+// descendantsByScan is descendants through the parent links of every
+// process in /proc.
+func descendantsByScan(pid int) []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -305,22 +379,12 @@ func descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
+		st, ok := statOf(p)
+		if !ok {
 			continue // gone meanwhile
 		}
-		st := string(b)
-		i := strings.LastIndexByte(st, ')')
-		if i < 0 || i+2 >= len(st) {
-			continue
-		}
-		f := strings.Fields(st[i+2:])
-		if len(f) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(f[1])
-		kids[ppid] = append(kids[ppid], p)
-		zombie[p] = f[0] == "Z"
+		kids[st.ppid] = append(kids[st.ppid], p)
+		zombie[p] = st.state == 'Z'
 	}
 	var out []int
 	queue := []int{pid}
