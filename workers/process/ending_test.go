@@ -291,3 +291,71 @@ func TestHostileWorkerKilledLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+// supervisorAttackApp tries to get rid of (or take over) its session's
+// supervisor: every signal the supervisor acts on, ptrace, and its /proc
+// files. It prints "refused WHAT: ERRNO" or "GOT WHAT" per attempt.
+const supervisorAttackApp = `import ctypes, errno, os, signal, time
+pp = os.getppid()
+print("parent", open("/proc/%d/cmdline" % pp, "rb").read().replace(b"\0", b" ").decode(), flush=True)
+for name in ["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGSTOP"]:
+    try:
+        os.kill(pp, getattr(signal, name))
+        print("GOT kill", name, flush=True)
+    except OSError as e:
+        print("refused kill %s: %s" % (name, errno.errorcode[e.errno]), flush=True)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+if libc.ptrace(16, pp, None, None) == 0:
+    print("GOT ptrace", flush=True)
+else:
+    print("refused ptrace: %s" % errno.errorcode[ctypes.get_errno()], flush=True)
+for name in ["environ", "mem", "fd/3"]:
+    try:
+        open("/proc/%d/%s" % (pp, name), "rb").read(1)
+        print("GOT", name, flush=True)
+    except OSError as e:
+        print("refused %s: %s" % (name, errno.errorcode[e.errno]), flush=True)
+print("done", flush=True)
+time.sleep(300)
+`
+
+// TestHostileAppAttacksSupervisor: an app running as its session's own uid
+// tries to kill, stop, trace or read its root supervisor, which would let
+// its processes outlive the session: every attempt is refused and the
+// session (supervisor included) still runs.
+func TestHostileAppAttacksSupervisor(t *testing.T) {
+	needPython(t)
+	needRoot(t)
+	as := newAppServer(t, map[string]string{"main.py": supervisorAttackApp})
+	w := newWorker(t, Options{Python: realPython(t)})
+	id, err := w.Start(ctxT(t), config(t, as.base(), "attack-sup", TypePython, "main.py", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, w, id, worker.LogStdout, `^done$`)
+	page, _ := w.GetLogs(ctxT(t), id, worker.LogQuery{Type: worker.LogStdout})
+	out := strings.Join(contents(page, worker.LogStdout), "\n")
+	if !strings.Contains(out, "parent hypha-supervisor "+supervisorArg) {
+		t.Fatalf("the app's parent is not its supervisor: the test proves nothing\n%s", out)
+	}
+	for _, want := range []string{
+		"refused kill SIGKILL: EPERM", "refused kill SIGTERM: EPERM", "refused kill SIGINT: EPERM",
+		"refused kill SIGHUP: EPERM", "refused kill SIGSTOP: EPERM", "refused ptrace: EPERM",
+		"refused environ: EACCES", "refused mem: EACCES", "refused fd/3: EACCES",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the app's output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "GOT") {
+		t.Errorf("the app reached its supervisor:\n%s", out)
+	}
+	sup := procOf(t, w, id).child.(*supervisedChild).cmd.Process.Pid
+	if !alive(sup) || !alive(procOf(t, w, id).pid) {
+		t.Fatal("the supervisor or the app is gone")
+	}
+	if info, _ := w.GetSessionInfo(ctxT(t), id); info.Status != worker.StatusRunning {
+		t.Fatalf("status %s, want running", info.Status)
+	}
+}

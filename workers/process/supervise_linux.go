@@ -157,8 +157,11 @@ func superviseMain() int {
 	sigc := make(chan os.Signal, 64)
 	signal.Notify(sigc, supStop, supKill, supDeath, syscall.SIGCHLD)
 	var cfg supervisorConfig
-	if err := json.NewDecoder(io.LimitReader(os.NewFile(3, "config"), 64<<20)).Decode(&cfg); err != nil {
-		return fail(fmt.Errorf("session supervisor: read config: %w", err))
+	cfgFile := os.NewFile(3, "config")
+	derr := json.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
+	cfgFile.Close()
+	if derr != nil {
+		return fail(fmt.Errorf("session supervisor: read config: %w", derr))
 	}
 	if os.Getppid() != cfg.Parent {
 		return fail(errors.New("session supervisor: the worker is gone"))
