@@ -1,7 +1,6 @@
 package process
 
 import (
-	"fmt"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -71,15 +70,4 @@ type appExit struct {
 	code int    // exit code; -1 when killed by a signal or unknown
 	desc string // "exited with code N", "ended: signal: killed", ...
 	err  error  // set when the end could not be observed
-}
-
-// exitDesc renders a wait status.
-func exitDesc(ws syscall.WaitStatus) appExit {
-	switch {
-	case ws.Exited():
-		return appExit{code: ws.ExitStatus(), desc: fmt.Sprintf("exited with code %d", ws.ExitStatus())}
-	case ws.Signaled():
-		return appExit{code: -1, desc: "ended: signal: " + ws.Signal().String()}
-	}
-	return appExit{code: -1, desc: fmt.Sprintf("ended: wait status %#x", uint32(ws))}
 }
