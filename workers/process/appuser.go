@@ -143,6 +143,11 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 			log.Debug("interpreter", "type", c.typ, "path", ch.path)
 		}
 	}
+	// Working directories of this user whose worker and supervisor were
+	// both killed (those of range uids: newUIDPool).
+	if n := removeUnlockedWorkDirs(res.workDir, os.Geteuid(), log); n > 0 {
+		log.Info("removed the working directories of app sessions of an earlier run", "dir", res.workDir, "entries", n)
+	}
 	return res, nil
 }
 

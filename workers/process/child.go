@@ -86,7 +86,7 @@ func (w *Worker) startChild(h *proc, interp, entry string, env []string, u runAs
 		return startSupervised(supervisorConfig{
 			Path: interp, Args: []string{interp, entry}, Env: env, Dir: h.workdir,
 			SwitchUser: u.switchUser, UID: u.uid, GID: u.gid, KillUID: uid > 0,
-		}, out, errw)
+		}, out, errw, h.dirLock)
 	}
 	return startDirect(&exec.Cmd{
 		Path:        interp,
@@ -103,4 +103,16 @@ func (w *Worker) startChild(h *proc, interp, entry string, env []string, u runAs
 // supervised reports whether sessions run under a supervisor.
 func (w *Worker) supervised() bool {
 	return canSupervise && supervisorHook.Load() && !w.opts.NoSupervisor
+}
+
+// unlockDir drops the session's lock on its working directory, once the
+// directory is removed (or given up).
+func (h *proc) unlockDir() {
+	h.mu.Lock()
+	f := h.dirLock
+	h.dirLock = nil
+	h.mu.Unlock()
+	if f != nil {
+		f.Close()
+	}
 }

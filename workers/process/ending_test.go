@@ -351,11 +351,73 @@ func TestHostileAppAttacksSupervisor(t *testing.T) {
 	if strings.Contains(out, "GOT") {
 		t.Errorf("the app reached its supervisor:\n%s", out)
 	}
-	sup := procOf(t, w, id).child.(*supervisedChild).cmd.Process.Pid
-	if !alive(sup) || !alive(procOf(t, w, id).pid) {
+	app := procOf(t, w, id).pid
+	st, _ := readStat(app)
+	if !alive(st.ppid) || !alive(app) {
 		t.Fatal("the supervisor or the app is gone")
 	}
 	if info, _ := w.GetSessionInfo(ctxT(t), id); info.Status != worker.StatusRunning {
 		t.Fatalf("status %s, want running", info.Status)
+	}
+}
+
+// TestHostileStaleWorkDirRemovedAtNextStart: when a worker and its
+// supervisors were all killed at once (no chance to remove anything), the
+// next worker of the same user removes their working directories, and only
+// those: a live session's directory (held locked by its worker and
+// supervisor), another user's, and a symbolic link stay.
+func TestHostileStaleWorkDirRemovedAtNextStart(t *testing.T) {
+	if _, ok := readStat(os.Getpid()); !ok {
+		t.Skip("no /proc")
+	}
+	workDir := sharedTempDir(t)
+	as := newAppServer(t, map[string]string{"main.sh": "echo live\nexec sleep 300\n"})
+	live := newWorker(t, Options{Python: "sh", RunAsWorkerUser: true, WorkDir: workDir})
+	id, err := live.Start(ctxT(t), config(t, as.base(), "live", TypePython, "main.sh", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, live, id, worker.LogStdout, `^live$`)
+	liveDir := procOf(t, live, id).workdir
+
+	stale := workDir + "/hypha-app-stale"
+	if err := os.MkdirAll(stale+"/pkg", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale+"/pkg/x.py", []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	if err := os.Symlink(target, workDir+"/hypha-app-link"); err != nil {
+		t.Fatal(err)
+	}
+	other := ""
+	if os.Geteuid() == 0 {
+		other = workDir + "/hypha-app-other"
+		if err := os.Mkdir(other, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	fresh := newWorker(t, Options{Python: "sh", RunAsWorkerUser: true, WorkDir: workDir})
+	if _, err := fresh.setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stale working directory is still there: %v", err)
+	}
+	for _, p := range []string{liveDir, workDir + "/hypha-app-link", target, other} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed: %v", p, err)
+		}
+	}
+	if info, _ := live.GetSessionInfo(ctxT(t), id); info.Status != worker.StatusRunning {
+		t.Fatalf("the live session is %s", info.Status)
 	}
 }

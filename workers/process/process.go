@@ -317,6 +317,7 @@ func (w *Worker) Properties() worker.Properties {
 // proc is a session's runtime state (its worker.Session handle).
 type proc struct {
 	workdir string
+	dirLock *os.File  // flock on workdir while the session lives (see lockWorkDir)
 	lease   *uidLease // this session's own uid; nil when sessions share a user
 
 	mu      sync.Mutex
@@ -429,6 +430,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		h.mu.Unlock()
 		if dir != "" {
 			_ = os.RemoveAll(dir)
+			h.unlockDir()
 		}
 		if lease != nil && !spawned {
 			lease.end() // with a process, the monitor ends it
@@ -454,8 +456,13 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return abort(fmt.Errorf("create working directory: %w", err))
 	}
+	lock, err := lockWorkDir(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return abort(fmt.Errorf("lock working directory: %w", err))
+	}
 	h.mu.Lock()
-	h.workdir = dir
+	h.workdir, h.dirLock = dir, lock
 	h.mu.Unlock()
 	s.Log(worker.LogInfo, "working directory "+dir)
 	env, dropped := w.appEnv(cfg, appType, su, dir)
@@ -674,6 +681,7 @@ func (w *Worker) monitor(s *worker.Session, h *proc, ch child, outR, errR *os.Fi
 		if err := os.RemoveAll(dir); err != nil {
 			s.Log(worker.LogError, "remove working directory: "+err.Error())
 		}
+		h.unlockDir()
 	}
 
 	<-h.startDone
@@ -786,6 +794,7 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 		// the session context and gives up) or failed. Its directory goes.
 		if dir != "" {
 			_ = os.RemoveAll(dir)
+			h.unlockDir()
 		}
 		return nil
 	}

@@ -30,8 +30,9 @@ const (
 // startSupervised starts a supervisor (this binary, re-executed) that
 // starts the app described by cfg. out and errw become the app's stdout
 // and stderr (the supervisor passes them straight through). It returns
-// once the app runs, or with the reason it could not start.
-func startSupervised(cfg supervisorConfig, out, errw *os.File) (child, error) {
+// once the app runs, or with the reason it could not start. The
+// supervisor also holds dirLock (see lockWorkDir) until it ends.
+func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("create pipe: %w", err)
@@ -52,7 +53,7 @@ func startSupervised(cfg supervisorConfig, out, errw *os.File) (child, error) {
 		// Stdin nil: /dev/null, passed on to the app.
 		Stdout:     out,
 		Stderr:     errw,
-		ExtraFiles: []*os.File{cfgR, stW},
+		ExtraFiles: []*os.File{cfgR, stW, dirLock},
 		// Its own process group (a terminal's Ctrl-C reaches the worker,
 		// which stops its sessions, not the supervisor), and SIGHUP when
 		// the worker dies.
@@ -148,6 +149,7 @@ func superviseMain() int {
 	}
 	syscall.CloseOnExec(3)
 	syscall.CloseOnExec(4)
+	syscall.CloseOnExec(5) // the lock on the working directory: kept open, not passed on
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
 		return fail(fmt.Errorf("session supervisor: make non-dumpable: %w", e))
 	}
@@ -253,7 +255,7 @@ func (s *supervisor) reap() {
 
 // signalAll signals the app's process group, every descendant of the
 // supervisor and, with a uid of the session's own, every process of that
-// uid. It returns how many live descendants it found.
+// uid. It returns how many descendants it found, zombies included.
 func (s *supervisor) signalAll(sig syscall.Signal) int {
 	if !s.appDone {
 		// The group cannot be reused while its leader is unreaped.
@@ -266,40 +268,49 @@ func (s *supervisor) signalAll(sig syscall.Signal) int {
 	// subtree: it cannot be reused before its parent (the subtree or the
 	// supervisor) reaps it, which needs the parent to run on, which it
 	// rarely does between the scan and the kill.
-	d := descendants(os.Getpid())
+	d, all := descendants(os.Getpid())
 	for _, p := range d {
 		_ = syscall.Kill(p, sig)
 	}
-	return len(d)
+	return all
 }
 
-// killAll kills the whole subtree until nothing of it is left (processes
-// forking meanwhile are found by the next pass: they are descendants
-// too) and reaps it. It returns how many processes survived a generous
-// bound (stuck in the kernel).
+// killAll kills the whole subtree until nothing of it is left and reaps
+// it. Processes forking meanwhile are found by a later pass: they are
+// descendants too. A pass reads the children of each process one after
+// the other, so it can miss a process that is being reparented to the
+// supervisor meanwhile; but the kernel reparents a dying process's
+// children before it shows as a zombie, so once a pass finds nothing at
+// all, not even a zombie, nothing is left; a second such pass confirms
+// it. It returns how many processes survived a generous bound (stuck in
+// the kernel).
 func (s *supervisor) killAll() int {
 	deadline := time.Now().Add(30 * time.Second)
+	empty := 0
 	for i := 0; ; i++ {
 		n := s.signalAll(syscall.SIGKILL)
 		s.reap()
-		if n == 0 {
-			// Zombies the killed subtree left are ours now: reap them.
-			s.reap()
+		if n > 0 {
+			empty = 0
+		} else if empty++; empty == 2 {
 			return 0
 		}
 		if time.Now().After(deadline) {
 			return n
 		}
-		time.Sleep(min(time.Millisecond<<min(i, 6), 50*time.Millisecond))
+		if n > 0 {
+			time.Sleep(min(time.Millisecond<<min(i, 6), 50*time.Millisecond))
+		}
 	}
 }
 
-// descendants lists the live (not zombie) processes below pid. It follows
+// descendants lists the live (not zombie) processes below pid, and counts
+// all of them, zombies included. It follows
 // /proc/<pid>/task/<tid>/children down the subtree, which costs in
 // proportion to the subtree; without those files (a kernel without
 // CONFIG_PROC_CHILDREN) it scans the parent links of every process.
-func descendants(pid int) []int {
-	if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(syscall.Gettid()) + "/children"); err != nil {
+func descendants(pid int) (live []int, all int) {
+	if _, err := os.Stat("/proc/thread-self/children"); err != nil {
 		return descendantsByScan(pid)
 	}
 	var out []int
@@ -314,12 +325,13 @@ func descendants(pid int) []int {
 			}
 			seen[k] = true
 			queue = append(queue, k)
+			all++
 			if st, ok := statOf(k); ok && st.state != 'Z' {
 				out = append(out, k)
 			}
 		}
 	}
-	return out
+	return out, all
 }
 
 // childrenOf lists the children of every thread of pid.
@@ -370,10 +382,10 @@ func statOf(pid int) (stat, bool) {
 
 // descendantsByScan is descendants through the parent links of every
 // process in /proc.
-func descendantsByScan(pid int) []int {
+func descendantsByScan(pid int) (live []int, all int) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil
+		return nil, 0
 	}
 	kids := map[int][]int{}
 	zombie := map[int]bool{}
@@ -401,10 +413,11 @@ func descendantsByScan(pid int) []int {
 			}
 			seen[k] = true
 			queue = append(queue, k)
+			all++
 			if !zombie[k] {
 				out = append(out, k)
 			}
 		}
 	}
-	return out
+	return out, all
 }

@@ -12,7 +12,7 @@ import (
 // the worker starts apps itself.
 const canSupervise = false
 
-func startSupervised(supervisorConfig, *os.File, *os.File) (child, error) {
+func startSupervised(supervisorConfig, *os.File, *os.File, *os.File) (child, error) {
 	return nil, errors.New("session supervisors need Linux")
 }
 
