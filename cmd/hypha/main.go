@@ -8,9 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hypha-go/hypha/workers/process"
 )
 
 func main() {
+	// A session supervisor of the process worker is this binary too.
+	process.MaybeSupervise()
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -18,10 +18,12 @@ import (
 
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/process"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 func TestMain(m *testing.M) {
+	process.MaybeSupervise()
 	testscript.Main(m, map[string]func(){
 		"hypha": func() { os.Exit(run(os.Args[1:])) },
 	})

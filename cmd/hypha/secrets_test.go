@@ -361,7 +361,8 @@ func processAlive(pid int) bool {
 }
 
 // snoopApp looks, as an attacker's app would, for the server's secrets: in
-// the server's (its parent's) command line and environment, in every
+// the server's (its grandparent's, past the session supervisor) and the
+// supervisor's command line and environment, in every
 // process's, in the data dir, in secret files, in inherited descriptors.
 // It prints what it could read and any hit of the secret prefix.
 const snoopServerApp = `import os, glob
@@ -379,12 +380,19 @@ def tryread(p):
         return None
 ppid = os.getppid()
 print("uid=%d gid=%d groups=%s ppid=%d" % (os.getuid(), os.getgid(), os.getgroups(), ppid))
-print("parent cmdline:", (tryread("/proc/%d/cmdline" % ppid) or b"?").replace(b"\0", b" ").decode())
-for name in ["cmdline", "environ", "mem", "maps", "fd/0"]:
-    data = tryread("/proc/%d/%s" % (ppid, name))
-    print("parent %s: %s" % (name, "refused" if data is None else "read %d bytes" % len(data)))
-    if data:
-        look("parent " + name, data)
+ancestors = [("parent", ppid)]
+if b"__hypha_supervise" in (tryread("/proc/%d/cmdline" % ppid) or b""):
+    # The session's supervisor, a child of the server.
+    stat = (tryread("/proc/%d/stat" % ppid) or b"").decode()
+    server = int(stat[stat.rindex(")") + 2:].split()[1])
+    ancestors = [("supervisor", ppid), ("parent", server)]
+for label, pid in ancestors:
+    print(label + " cmdline:", (tryread("/proc/%d/cmdline" % pid) or b"?").replace(b"\0", b" ").decode())
+    for name in ["cmdline", "environ", "mem", "maps", "fd/0"]:
+        data = tryread("/proc/%d/%s" % (pid, name))
+        print("%s %s: %s" % (label, name, "refused" if data is None else "read %d bytes" % len(data)))
+        if data:
+            look(label + " " + name, data)
 n = {"cmdline": 0, "environ": 0}
 for d in glob.glob("/proc/[0-9]*"):
     for name in n:
@@ -516,6 +524,8 @@ func TestHostileAppReadsServerSecrets(t *testing.T) {
 	}
 	for _, want := range []string{
 		"parent environ: refused", "parent mem: refused", "parent fd/0: refused",
+		// The session's supervisor runs as root too (non-dumpable).
+		"supervisor environ: refused", "supervisor mem: refused", "supervisor fd/0: refused",
 		"refused " + dataDir + " Permission denied",
 		"refused " + secretFile + " Permission denied",
 	} {

@@ -92,8 +92,10 @@ type SessionsResult struct {
 	RSSBefore      int64         // this process (server + controller + worker), bytes
 	RSSAfter       int64         // after all sessions started and a 1 s settle
 	ChildRSS       int64         // sum of the app processes' RSS, bytes
+	Supervisors    int           // session supervisors found (see workers/process.MaybeSupervise)
+	SupervisorPSS  int64         // their proportional set size (shared pages split among sharers), bytes
 	StopAll        time.Duration // wall time to stop them all
-	Remaining      int           // app processes (or children of ours) left right after the stops
+	Remaining      int           // app processes, supervisors (or children of ours) left right after the stops
 	RemainingLater int           // the same, 2 s later
 	WorkDirsLeft   int           // session working directories left after the stops
 }
@@ -129,6 +131,10 @@ func (r SessionsResult) Report() string {
 	fmt.Fprintf(&b, "  our RSS (server+controller+worker): %.1f MB -> %.1f MB (+%.1f MB, %.1f KB/session)\n",
 		mb(r.RSSBefore), mb(r.RSSAfter), mb(r.RSSAfter-r.RSSBefore), per)
 	fmt.Fprintf(&b, "  app processes' RSS: %.1f MB total\n", mb(r.ChildRSS))
+	if r.Supervisors > 0 {
+		fmt.Fprintf(&b, "  session supervisors: %d, PSS %.1f MB total (%.1f KB each)\n",
+			r.Supervisors, mb(r.SupervisorPSS), float64(r.SupervisorPSS)/float64(r.Supervisors)/1024)
+	}
 	fmt.Fprintf(&b, "  stop all: %s\n", r.StopAll.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  processes left: %d right after the stops, %d after 2 s; working directories left: %d\n",
 		r.Remaining, r.RemainingLater, r.WorkDirsLeft)
@@ -392,20 +398,26 @@ func sessionsMany(ctx context.Context, apps *rpc.RemoteService, o SessionsOption
 		return err
 	}
 	res.RSSAfter = after
-	procs := appProcesses(marker)
-	res.Running = len(procs)
+	procs, sups := appProcesses(marker)
+	res.Running, res.Supervisors = len(procs), len(sups)
 	for _, p := range procs {
 		if n, err := RSS(p); err == nil {
 			res.ChildRSS += n
+		}
+	}
+	for _, p := range sups {
+		if n, err := PSS(p); err == nil {
+			res.SupervisorPSS += n
 		}
 	}
 	if err := stopAll(); err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	progress("(b) stopped %d sessions in %s", o.Sessions, res.StopAll.Round(time.Millisecond))
-	res.Remaining = len(appProcesses(marker))
+	left := func() int { a, s := appProcesses(marker); return len(a) + len(s) }
+	res.Remaining = left()
 	time.Sleep(2 * time.Second)
-	res.RemainingLater = len(appProcesses(marker))
+	res.RemainingLater = left()
 	if ents, err := os.ReadDir(workDir); err == nil {
 		res.WorkDirsLeft = len(ents)
 	}
@@ -416,28 +428,34 @@ func sessionsMany(ctx context.Context, apps *rpc.RemoteService, o SessionsOption
 }
 
 // appProcesses scans /proc for processes whose parent is this process or
-// whose command line contains marker (zombies included).
-func appProcesses(marker string) []int {
+// whose command line contains marker (zombies included). Children of ours
+// that are session supervisors (the process worker's, see
+// workers/process.MaybeSupervise) come apart in sups.
+func appProcesses(marker string) (apps, sups []int) {
 	self := os.Getpid()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var out []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
 			continue
 		}
+		cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		if ppid, ok := parentOf(pid); ok && ppid == self {
-			out = append(out, pid)
+			if bytes.Contains(cl, []byte("\x00__hypha_supervise")) {
+				sups = append(sups, pid)
+			} else {
+				apps = append(apps, pid)
+			}
 			continue
 		}
-		if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && bytes.Contains(cl, []byte(marker)) {
-			out = append(out, pid)
+		if bytes.Contains(cl, []byte(marker)) {
+			apps = append(apps, pid)
 		}
 	}
-	return out
+	return apps, sups
 }
 
 // parentOf reads the parent pid from /proc/PID/stat ("pid (comm) state ppid ...";
@@ -457,4 +475,21 @@ func parentOf(pid int) (int, bool) {
 	}
 	ppid, err := strconv.Atoi(f[1])
 	return ppid, err == nil
+}
+
+// PSS returns a process's proportional set size in bytes (Linux): its
+// private pages plus its share of the pages it shares, which RSS counts
+// whole in every process.
+func PSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no Pss for pid %d", pid)
 }

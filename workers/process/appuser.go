@@ -95,6 +95,13 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 	if perSession {
 		res.uids = newUIDPool(w.opts.AppUIDBase+1, w.opts.AppUIDCount-1, w.opts.WorkDir, log)
 	}
+	switch {
+	case w.supervised():
+		log.Debug("each app session runs under a supervisor that ends all of its processes")
+	case canSupervise && !w.opts.NoSupervisor:
+		log.Warn("app sessions run without a supervisor (the program does not call process.MaybeSupervise): " +
+			"a process an app detaches can outlive its session")
+	}
 	res.path = os.Getenv("PATH")
 	if res.path == "" {
 		res.path = standardPath
@@ -138,6 +145,11 @@ func (w *Worker) doSetup(ctx context.Context) (*setupResult, error) {
 		default:
 			log.Debug("interpreter", "type", c.typ, "path", ch.path)
 		}
+	}
+	// Working directories of this user whose worker and supervisor were
+	// both killed (those of range uids: newUIDPool).
+	if n := removeUnlockedWorkDirs(res.workDir, os.Geteuid(), log); n > 0 {
+		log.Info("removed the working directories of app sessions of an earlier run", "dir", res.workDir, "entries", n)
 	}
 	return res, nil
 }

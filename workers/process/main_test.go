@@ -20,8 +20,13 @@ import (
 const helperEnv = "PROCESS_WORKER_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	MaybeSupervise()
 	if os.Getenv(helperEnv) == "1" {
 		runHelper()
+		return
+	}
+	if os.Getenv(treeHelperEnv) == "1" {
+		runTreeHelper()
 		return
 	}
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(SpawnerFunction))

@@ -46,7 +46,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -110,6 +109,12 @@ type Options struct {
 	// root: an explicit opt-out, logged as an error at start-up, since app
 	// code can then read the server's secrets and data.
 	RunAsWorkerUser bool
+	// NoSupervisor starts apps directly instead of through a per-session
+	// supervisor (see MaybeSupervise): a process an app detaches (setsid,
+	// double fork) then survives a non-root worker, and whatever the app
+	// started survives a worker killed with SIGKILL until a new worker
+	// starts (root) or for ever (non-root). For comparisons only.
+	NoSupervisor bool
 
 	// MaxSessions caps sessions (default DefaultMaxSessions). Finished
 	// sessions kept for their logs are evicted, oldest first, to make room.
@@ -320,11 +325,13 @@ func (w *Worker) Properties() worker.Properties {
 // proc is a session's runtime state (its worker.Session handle).
 type proc struct {
 	workdir string
+	dirLock *os.File  // flock on workdir while the session lives (see lockWorkDir)
 	lease   *uidLease // this session's own uid; nil when sessions share a user
 
 	mu      sync.Mutex
 	stopped bool // a stop took over: never spawn after this
-	pid     int  // process group id, 0 until spawned
+	pid     int  // the app's process group id, 0 until spawned
+	child   child
 	timer   *time.Timer
 
 	exited    chan struct{} // closed once the leader is reaped and the group killed
@@ -431,6 +438,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		h.mu.Unlock()
 		if dir != "" {
 			_ = os.RemoveAll(dir)
+			h.unlockDir()
 		}
 		if lease != nil && !spawned {
 			lease.end() // with a process, the monitor ends it
@@ -456,8 +464,13 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return abort(fmt.Errorf("create working directory: %w", err))
 	}
+	lock, err := lockWorkDir(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return abort(fmt.Errorf("lock working directory: %w", err))
+	}
 	h.mu.Lock()
-	h.workdir = dir
+	h.workdir, h.dirLock = dir, lock
 	h.mu.Unlock()
 	s.Log(worker.LogInfo, "working directory "+dir)
 	env, dropped := w.appEnv(cfg, appType, su, dir)
@@ -594,16 +607,6 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		outW.Close()
 		return fmt.Errorf("create pipe: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path:        interp,
-		Args:        []string{interp, entry},
-		Env:         env,
-		Dir:         h.workdir,
-		Stdin:       nil, // /dev/null
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: sysProcAttr(u),
-	}
 	w.mu.Lock()
 	closed := w.closed
 	if !closed {
@@ -628,9 +631,9 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 	// What the app writes before its follower's first call is held too.
 	s.Logs().HoldForFirstFollower(0)
 	closeInheritedFDs()
-	err = startCmd(cmd)
+	ch, err := w.startChild(h, interp, entry, env, u, outW, errW)
 	if err == nil {
-		h.pid = cmd.Process.Pid
+		h.pid, h.child = ch.pid(), ch
 	}
 	h.mu.Unlock()
 	outW.Close() // the child holds its own copies
@@ -642,14 +645,14 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 		return fmt.Errorf("start %s: %w", filepath.Base(interp), err)
 	}
 	s.Log(worker.LogInfo, fmt.Sprintf("started %s %s (pid %d)", filepath.Base(interp), entry, h.pid))
-	go w.monitor(s, h, cmd, outR, errR)
+	go w.monitor(s, h, ch, outR, errR)
 	return nil
 }
 
-// monitor waits for the process, kills whatever is left of its group,
-// drains the output, removes the working directory and sets the final
-// status.
-func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *os.File) {
+// monitor waits for the process, kills whatever is left of its group (or
+// subtree), drains the output, removes the working directory and sets the
+// final status.
+func (w *Worker) monitor(s *worker.Session, h *proc, ch child, outR, errR *os.File) {
 	defer w.bg.Done()
 	var readers sync.WaitGroup
 	var progress atomic.Int64
@@ -657,12 +660,11 @@ func (w *Worker) monitor(s *worker.Session, h *proc, cmd *exec.Cmd, outR, errR *
 	go func() { defer readers.Done(); w.pump(s, outR, worker.LogStdout, &progress) }()
 	go func() { defer readers.Done(); w.pump(s, errR, worker.LogStderr, &progress) }()
 
-	werr := cmd.Wait()
-	// Children left in the group would be orphans: kill them now. The group
-	// id cannot be reused while any member is alive. With a uid of its own,
-	// every process of the session goes, also those that left the group
-	// (setsid, double fork), and the uid is free again.
-	_ = signalGroup(h.pid, sigKill)
+	// The child kills what the app left in its group (supervised: in its
+	// whole subtree). With a uid of its own, every process of the session
+	// goes, also those that left the group (setsid, double fork), and the
+	// uid is free again.
+	ex := ch.wait()
 	if h.lease != nil {
 		h.lease.end()
 	}
@@ -704,10 +706,11 @@ drain:
 		if err := os.RemoveAll(dir); err != nil {
 			s.Log(worker.LogError, "remove working directory: "+err.Error())
 		}
+		h.unlockDir()
 	}
 
 	<-h.startDone
-	code := cmd.ProcessState.ExitCode()
+	code := ex.code
 	if !stopped && code >= 0 {
 		// The app's own verdict, for callers such as hypha run that
 		// exit with it.
@@ -715,28 +718,17 @@ drain:
 	}
 	switch {
 	case stopped:
-		s.Log(worker.LogInfo, "process stopped: "+describeExit(cmd.ProcessState, werr))
-	case werr == nil && code == 0:
+		s.Log(worker.LogInfo, "process stopped: "+ex.desc)
+	case ex.err == nil && code == 0:
 		s.Log(worker.LogInfo, "process exited with code 0")
 		_ = s.SetStatus(worker.StatusCompleted)
 	default:
-		_ = s.Fail(fmt.Errorf("process %s", describeExit(cmd.ProcessState, werr)))
+		_ = s.Fail(fmt.Errorf("process %s", ex.desc))
 	}
 	close(h.done)
 	if !stopped {
 		w.scheduleRemoval(s, h)
 	}
-}
-
-// describeExit renders an exit: "exited with code N" or "killed by signal X".
-func describeExit(ps *os.ProcessState, err error) string {
-	if ps == nil {
-		return fmt.Sprintf("failed: %v", err)
-	}
-	if code := ps.ExitCode(); code >= 0 {
-		return fmt.Sprintf("exited with code %d", code)
-	}
-	return "ended: " + ps.String() // e.g. "signal: killed"
 }
 
 // pump reads one stream line by line into the logs, in order. A line
@@ -859,7 +851,7 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	pid, dir, timer, lease := h.pid, h.workdir, h.timer, h.lease
+	pid, ch, dir, timer := h.pid, h.child, h.workdir, h.timer
 	h.mu.Unlock()
 	if timer != nil {
 		timer.Stop()
@@ -869,33 +861,25 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 		// the session context and gives up) or failed. Its directory goes.
 		if dir != "" {
 			_ = os.RemoveAll(dir)
+			h.unlockDir()
 		}
 		return nil
 	}
 	select {
 	case <-h.exited:
 	default:
-		s.Log(worker.LogInfo, "stopping: SIGTERM to the process group")
-		if err := signalGroup(pid, sigTerm); err != nil {
-			s.Log(worker.LogError, "SIGTERM: "+err.Error())
-		}
-		if lease != nil {
-			// Also the processes that left the group: the uid is the
-			// session's alone.
-			_ = signalUID(lease.uid, sigTerm)
-		}
+		s.Log(worker.LogInfo, "stopping: SIGTERM to the session's processes")
+		ch.terminate()
 		grace := time.NewTimer(w.opts.StopGrace)
 		select {
 		case <-h.exited:
 		case <-grace.C:
-			s.Log(worker.LogInfo, fmt.Sprintf("still running after %s: SIGKILL to the process group", w.opts.StopGrace))
+			s.Log(worker.LogInfo, fmt.Sprintf("still running after %s: SIGKILL to the session's processes", w.opts.StopGrace))
 		case <-ctx.Done():
-			s.Log(worker.LogInfo, "stop cancelled: SIGKILL to the process group")
+			s.Log(worker.LogInfo, "stop cancelled: SIGKILL to the session's processes")
 		}
 		grace.Stop()
-		if err := signalGroup(pid, sigKill); err != nil {
-			s.Log(worker.LogError, "SIGKILL: "+err.Error())
-		}
+		ch.kill()
 	}
 	// SIGKILL cannot be ignored; the wait below only guards against a
 	// process stuck in the kernel (uninterruptible I/O).

@@ -1,0 +1,73 @@
+package process
+
+import (
+	"os"
+	"sync/atomic"
+	"syscall"
+)
+
+// supervisorArg is the argument that makes the running binary act as a
+// session supervisor (see MaybeSupervise).
+const supervisorArg = "__hypha_supervise"
+
+// supervisorHook is set once the program has called MaybeSupervise: only
+// then may the worker re-execute its own binary as a supervisor.
+var supervisorHook atomic.Bool
+
+// MaybeSupervise runs the per-session supervisor and exits when the
+// process was started as one by a process worker; otherwise it returns at
+// once and records that the running binary can be re-executed as a
+// supervisor. Every program that runs the process worker calls it first
+// thing in main (and test binaries in TestMain): without it, sessions run
+// without a supervisor, and a process an app detaches (setsid, double
+// fork) can outlive its session when the worker does not run as root or
+// is killed (the worker logs a warning).
+//
+// The supervisor (Linux only) is a child subreaper between the worker and
+// the app: processes the app leaves behind are reparented to it, and it
+// kills its whole subtree when the app's main process ends, when the
+// worker stops the session, or when the worker dies (its parent-death
+// signal), then removes the working directory if the worker could not.
+// See docs/workers.md ("How sessions end").
+func MaybeSupervise() {
+	if len(os.Args) == 2 && os.Args[1] == supervisorArg {
+		os.Exit(superviseMain())
+	}
+	supervisorHook.Store(true)
+}
+
+// supervisorConfig is what the worker tells a supervisor, as JSON on
+// descriptor 3.
+type supervisorConfig struct {
+	Path string   `json:"path"` // the interpreter
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"` // the working directory, removed if the worker dies
+	// SwitchUser runs the app as UID/GID with no supplementary groups.
+	SwitchUser bool `json:"switch_user"`
+	UID        int  `json:"uid"`
+	GID        int  `json:"gid"`
+	// KillUID: the uid is the session's own; every process of it is the
+	// session's (setsid escapees of another subtree included).
+	KillUID bool `json:"kill_uid"`
+	// Parent is the worker's pid: the supervisor gives up when its parent
+	// is another process already (the worker died before the supervisor
+	// could watch it).
+	Parent int `json:"parent"`
+}
+
+// Signals from the worker to its supervisor. The parent-death signal is
+// SIGHUP, checked against getppid (the kernel also sends it when only the
+// forking thread of the worker ends).
+const (
+	supStop  = syscall.SIGTERM // SIGTERM to the whole subtree; the end when the app exits
+	supKill  = syscall.SIGINT  // SIGKILL to the whole subtree now
+	supDeath = syscall.SIGHUP  // the parent-death signal
+)
+
+// appExit is how an app's main process ended.
+type appExit struct {
+	code int    // exit code; -1 when killed by a signal or unknown
+	desc string // "exited with code N", "ended: signal: killed", ...
+	err  error  // set when the end could not be observed
+}

@@ -1,0 +1,423 @@
+//go:build linux
+
+package process
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// canSupervise: the supervisor needs child subreapers (Linux 3.4) and
+// /proc.
+const canSupervise = true
+
+const (
+	prSetChildSubreaper = 36
+	prSetDumpable       = 4
+)
+
+// startSupervised starts a supervisor (this binary, re-executed) that
+// starts the app described by cfg. out and errw become the app's stdout
+// and stderr (the supervisor passes them straight through). It returns
+// once the app runs, or with the reason it could not start. The
+// supervisor also holds dirLock (see lockWorkDir) until it ends.
+func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		cfgW.Close()
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	cfg.Parent = os.Getpid()
+	cmd := &exec.Cmd{
+		// The running binary, even if replaced on disk since.
+		Path: "/proc/self/exe",
+		Args: []string{"hypha-supervisor", supervisorArg},
+		Env:  []string{}, // nothing of the worker's: the app's env travels in cfg
+		Dir:  "/",
+		// Stdin nil: /dev/null, passed on to the app.
+		Stdout:     out,
+		Stderr:     errw,
+		ExtraFiles: []*os.File{cfgR, stW, dirLock},
+		// Its own process group (a terminal's Ctrl-C reaches the worker,
+		// which stops its sessions, not the supervisor), and SIGHUP when
+		// the worker dies.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: supDeath},
+	}
+	err = startCmd(cmd) // see spawn.go
+	cfgR.Close()
+	stW.Close()
+	if err != nil {
+		cfgW.Close()
+		stR.Close()
+		return nil, fmt.Errorf("start the session supervisor: %w", err)
+	}
+	c := &supervisedChild{cmd: cmd, status: bufio.NewReader(stR), statusFile: stR}
+	// The config can exceed a pipe's buffer: the supervisor reads it all
+	// before it answers.
+	err = json.NewEncoder(cfgW).Encode(cfg)
+	cfgW.Close()
+	line, rerr := c.status.ReadString('\n')
+	switch {
+	case strings.HasPrefix(line, "pid "):
+		c.appPID, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "pid ")))
+		if c.appPID > 0 {
+			return c, nil
+		}
+	case strings.HasPrefix(line, "error "):
+		err = errors.New(strings.TrimSpace(strings.TrimPrefix(line, "error ")))
+	case err == nil && rerr != nil:
+		err = fmt.Errorf("the session supervisor ended before it started the app: %w", rerr)
+	}
+	if err == nil {
+		err = fmt.Errorf("the session supervisor said %q", line)
+	}
+	_ = cmd.Process.Signal(supKill)
+	_ = cmd.Wait()
+	stR.Close()
+	return nil, err
+}
+
+// supervisedChild is an app started through a supervisor.
+type supervisedChild struct {
+	cmd        *exec.Cmd // the supervisor
+	appPID     int
+	status     *bufio.Reader
+	statusFile *os.File
+}
+
+func (c *supervisedChild) pid() int   { return c.appPID }
+func (c *supervisedChild) terminate() { _ = c.cmd.Process.Signal(supStop) }
+func (c *supervisedChild) kill()      { _ = c.cmd.Process.Signal(supKill) }
+
+func (c *supervisedChild) wait() appExit {
+	// The supervisor reports the app's end, then kills its subtree and
+	// exits; its own exit comes last.
+	rest, _ := io.ReadAll(io.LimitReader(c.status, 4096))
+	werr := c.cmd.Wait()
+	c.statusFile.Close()
+	var code, sig int
+	if _, err := fmt.Sscanf(string(rest), "exit %d %d", &code, &sig); err == nil {
+		if sig > 0 {
+			return appExit{code: -1, desc: "ended: signal: " + syscall.Signal(sig).String()}
+		}
+		return appExit{code: code, desc: fmt.Sprintf("exited with code %d", code)}
+	}
+	// The supervisor died without a word (killed by someone who may): the
+	// app got SIGKILL through its own parent-death signal; kill what is
+	// left of its group.
+	_ = signalGroup(c.appPID, sigKill)
+	err := fmt.Errorf("session supervisor %s", describeExit(c.cmd.ProcessState, werr))
+	return appExit{code: -1, desc: err.Error(), err: err}
+}
+
+// superviseMain is the supervisor's main: it returns the exit code.
+//
+// It runs as the worker's user (root when sessions have uids of their
+// own: it must be able to kill their processes and remove their working
+// directory). It is non-dumpable, so an app of another uid cannot trace
+// it or read its memory, and it reads nothing from the app: it only waits
+// for processes and signals them.
+func superviseMain() int {
+	// The app's parent-death signal fires when the forking thread ends:
+	// fork from the main thread, which lives as long as the process.
+	runtime.LockOSThread()
+	statusW := os.NewFile(4, "status")
+	say := func(format string, a ...any) {
+		if statusW != nil {
+			fmt.Fprintf(statusW, format+"\n", a...)
+		}
+	}
+	fail := func(err error) int {
+		say("error %s", strings.ReplaceAll(err.Error(), "\n", " "))
+		return 1
+	}
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
+	syscall.CloseOnExec(5) // the lock on the working directory: kept open, not passed on
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
+		return fail(fmt.Errorf("session supervisor: make non-dumpable: %w", e))
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return fail(fmt.Errorf("session supervisor: become a child subreaper: %w", e))
+	}
+	sigc := make(chan os.Signal, 64)
+	signal.Notify(sigc, supStop, supKill, supDeath, syscall.SIGCHLD)
+	var cfg supervisorConfig
+	cfgFile := os.NewFile(3, "config")
+	derr := json.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
+	cfgFile.Close()
+	if derr != nil {
+		return fail(fmt.Errorf("session supervisor: read config: %w", derr))
+	}
+	if os.Getppid() != cfg.Parent {
+		return fail(errors.New("session supervisor: the worker is gone"))
+	}
+	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cfg.SwitchUser {
+		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}
+	}
+	appPID, err := syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{
+		Dir: cfg.Dir, Env: cfg.Env, Files: []uintptr{0, 1, 2}, Sys: attr,
+	})
+	if err != nil {
+		return fail(&os.PathError{Op: "fork/exec", Path: cfg.Path, Err: err})
+	}
+	say("pid %d", appPID)
+
+	s := &supervisor{cfg: cfg, appPID: appPID}
+	parentGone := false
+	tick := time.NewTicker(time.Second) // in case a parent-death signal is missed
+	defer tick.Stop()
+wait:
+	for !s.appDone {
+		select {
+		case sig := <-sigc:
+			switch sig {
+			case syscall.SIGCHLD:
+				s.reap()
+			case supStop:
+				s.signalAll(syscall.SIGTERM)
+			case supKill:
+				break wait
+			case supDeath:
+				if os.Getppid() != cfg.Parent {
+					parentGone = true
+					break wait
+				}
+			}
+		case <-tick.C:
+			if os.Getppid() != cfg.Parent {
+				parentGone = true
+				break wait
+			}
+		}
+	}
+	left := s.killAll()
+	if parentGone && cfg.Dir != "" {
+		// Nobody else will: the worker is gone.
+		_ = os.RemoveAll(cfg.Dir)
+	}
+	if !s.appDone {
+		// Killed above and reaped by killAll, unless it is stuck.
+		say("exit -1 %d", int(syscall.SIGKILL))
+	} else if s.appStatus.Signaled() {
+		say("exit -1 %d", int(s.appStatus.Signal()))
+	} else {
+		say("exit %d 0", s.appStatus.ExitStatus())
+	}
+	if left > 0 {
+		fmt.Fprintf(os.Stderr, "[hypha supervisor] %d process(es) of the session did not die after SIGKILL\n", left)
+		return 2
+	}
+	return 0
+}
+
+type supervisor struct {
+	cfg       supervisorConfig
+	appPID    int
+	appDone   bool
+	appStatus syscall.WaitStatus
+}
+
+// reap collects every child that ended: the app and the orphans
+// reparented to the supervisor.
+func (s *supervisor) reap() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		if pid == s.appPID {
+			s.appDone, s.appStatus = true, ws
+		}
+	}
+}
+
+// signalAll signals the app's process group, every descendant of the
+// supervisor and, with a uid of the session's own, every process of that
+// uid. It returns how many descendants it found, zombies included.
+func (s *supervisor) signalAll(sig syscall.Signal) int {
+	if !s.appDone {
+		// The group cannot be reused while its leader is unreaped.
+		_ = syscall.Kill(-s.appPID, sig)
+	}
+	if s.cfg.KillUID && s.cfg.UID > 0 {
+		_ = signalUID(s.cfg.UID, sig)
+	}
+	// A pid found here is a live process or an unreaped zombie of the
+	// subtree: it cannot be reused before its parent (the subtree or the
+	// supervisor) reaps it, which needs the parent to run on, which it
+	// rarely does between the scan and the kill.
+	d, all := descendants(os.Getpid())
+	for _, p := range d {
+		_ = syscall.Kill(p, sig)
+	}
+	return all
+}
+
+// killAll kills the whole subtree until nothing of it is left and reaps
+// it. Processes forking meanwhile are found by a later pass: they are
+// descendants too. A pass reads the children of each process one after
+// the other, so it can miss a process that is being reparented to the
+// supervisor meanwhile; but the kernel reparents a dying process's
+// children before it shows as a zombie, so once a pass finds nothing at
+// all, not even a zombie, nothing is left; a second such pass confirms
+// it. It returns how many processes survived a generous bound (stuck in
+// the kernel).
+func (s *supervisor) killAll() int {
+	deadline := time.Now().Add(30 * time.Second)
+	empty := 0
+	for i := 0; ; i++ {
+		n := s.signalAll(syscall.SIGKILL)
+		s.reap()
+		if n > 0 {
+			empty = 0
+		} else if empty++; empty == 2 {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			return n
+		}
+		if n > 0 {
+			time.Sleep(min(time.Millisecond<<min(i, 6), 50*time.Millisecond))
+		}
+	}
+}
+
+// descendants lists the live (not zombie) processes below pid, and counts
+// all of them, zombies included. It follows
+// /proc/<pid>/task/<tid>/children down the subtree, which costs in
+// proportion to the subtree; without those files (a kernel without
+// CONFIG_PROC_CHILDREN) it scans the parent links of every process.
+func descendants(pid int) (live []int, all int) {
+	if _, err := os.Stat("/proc/thread-self/children"); err != nil {
+		return descendantsByScan(pid)
+	}
+	var out []int
+	seen := map[int]bool{pid: true}
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, k := range childrenOf(p) {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			queue = append(queue, k)
+			all++
+			if st, ok := statOf(k); ok && st.state != 'Z' {
+				out = append(out, k)
+			}
+		}
+	}
+	return out, all
+}
+
+// childrenOf lists the children of every thread of pid.
+func childrenOf(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+type stat struct {
+	ppid  int
+	state byte
+}
+
+// statOf reads the state and parent of a process from /proc/<pid>/stat.
+func statOf(pid int) (stat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, false
+	}
+	st := string(b)
+	i := strings.LastIndexByte(st, ')')
+	if i < 0 || i+2 >= len(st) {
+		return stat{}, false
+	}
+	f := strings.Fields(st[i+2:])
+	if len(f) < 2 {
+		return stat{}, false
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return stat{ppid: ppid, state: f[0][0]}, true
+}
+
+// descendantsByScan is descendants through the parent links of every
+// process in /proc.
+func descendantsByScan(pid int) (live []int, all int) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, 0
+	}
+	kids := map[int][]int{}
+	zombie := map[int]bool{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, ok := statOf(p)
+		if !ok {
+			continue // gone meanwhile
+		}
+		kids[st.ppid] = append(kids[st.ppid], p)
+		zombie[p] = st.state == 'Z'
+	}
+	var out []int
+	queue := []int{pid}
+	seen := map[int]bool{pid: true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, k := range kids[p] {
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			queue = append(queue, k)
+			all++
+			if !zombie[k] {
+				out = append(out, k)
+			}
+		}
+	}
+	return out, all
+}
