@@ -2,7 +2,6 @@ package interop
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,24 +31,6 @@ func isCI() bool {
 // Peer subprocesses speaking the READY/RESULT/ERROR line protocol of
 // interop/js/scenario.mjs and interop/testdata/py_peer.py.
 
-// lockedBuffer collects a subprocess's stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a running peer subprocess.
 type proc struct {
 	t      testing.TB
@@ -58,11 +38,11 @@ type proc struct {
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
 	stdin  io.WriteCloser // nil unless started with a stdin pipe
-	stderr *lockedBuffer
-	other  *lockedBuffer // stdout lines that are not protocol lines
-	lines  chan string   // READY / RESULT / ERROR lines
-	exited chan struct{} // closed when the process has exited
-	err    error         // Wait's error, valid after exited
+	stderr *testserver.Buffer
+	other  *testserver.Buffer // stdout lines that are not protocol lines
+	lines  chan string        // READY / RESULT / ERROR lines
+	exited chan struct{}      // closed when the process has exited
+	err    error              // Wait's error, valid after exited
 }
 
 // startProc starts argv with a hard timeout (the process group is killed
@@ -79,7 +59,7 @@ func startProc(t testing.TB, label string, timeout time.Duration, withStdin bool
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = 5 * time.Second
-	p := &proc{t: t, label: label, cmd: cmd, cancel: cancel, stderr: &lockedBuffer{}, other: &lockedBuffer{},
+	p := &proc{t: t, label: label, cmd: cmd, cancel: cancel, stderr: &testserver.Buffer{}, other: &testserver.Buffer{},
 		lines: make(chan string, 16), exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()

@@ -494,7 +494,7 @@ func probeController(ctx context.Context, t *testing.T, tg probeTarget, root *rp
 func ourTarget(t *testing.T) probeTarget {
 	t.Helper()
 	ctx := ctxTimeout(t, time.Minute)
-	logs := &lockedBuffer{}
+	logs := &testserver.Buffer{}
 	sys, err := embedded.Start(ctx, embedded.Options{
 		Server: server.Config{JWTSecret: "probe-secret", RootToken: testserver.RootToken, DataDir: t.TempDir(),
 			Logger: slog.New(slog.NewTextHandler(logs, nil))},

@@ -183,30 +183,6 @@ func TestHostileChunkedMessageMemory(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) lines(substr string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.b.String(), "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // waitLeft waits for the client_disconnected event of client id.
 func waitLeft(t *testing.T, left <-chan string, id string) {
 	t.Helper()
@@ -238,7 +214,7 @@ func TestHostileMalformedFrames(t *testing.T) {
 		{"kept when closing is off", -1, 3000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testserver.Buffer{}
 			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			s := testserver.Start(t, server.Config{MaxMalformedFrames: tc.limit, Logger: log})
 			ctx := testserver.Ctx(t)
@@ -274,13 +250,13 @@ func TestHostileMalformedFrames(t *testing.T) {
 				}
 			}
 			testserver.WaitFor(t, 10*time.Second, "the malformed frames to be logged", func() bool {
-				return len(logs.lines("malformed")) > 0
+				return len(logs.Lines("malformed")) > 0
 			})
-			if warns := logs.lines("level=WARN"); len(warns) > 3 {
+			if warns := logs.Lines("level=WARN"); len(warns) > 3 {
 				t.Fatalf("%d frames gave %d warnings, want at most 3:\n%s", tc.frames, len(warns), strings.Join(warns[:5], "\n"))
 			}
-			if !slices.ContainsFunc(logs.lines("malformed"), func(l string) bool { return strings.Contains(l, "suppressed=") }) {
-				t.Fatalf("no line reports the count of suppressed warnings:\n%s", strings.Join(logs.lines(""), "\n"))
+			if !slices.ContainsFunc(logs.Lines("malformed"), func(l string) bool { return strings.Contains(l, "suppressed=") }) {
+				t.Fatalf("no line reports the count of suppressed warnings:\n%s", strings.Join(logs.Lines(""), "\n"))
 			}
 		})
 	}
@@ -288,7 +264,7 @@ func TestHostileMalformedFrames(t *testing.T) {
 	t.Run("garbage forwarded to a Go client", func(t *testing.T) {
 		s := testserver.Start(t, server.Config{})
 		ctx := testserver.Ctx(t)
-		logs := &syncBuffer{}
+		logs := &testserver.Buffer{}
 		prov := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "prov",
 			Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		testserver.MustRegister(t, prov, rpc.Service{ID: "svc", Config: rpc.ServiceConfig{Visibility: "public"},
@@ -304,7 +280,7 @@ func TestHostileMalformedFrames(t *testing.T) {
 		if v, err := m.Call(ctx, "ws-user-root/prov", "services.svc.ping", []any{}, nil, nil); err != nil || v != "pong" {
 			t.Fatalf("ping after the garbage = %v, %v", v, err)
 		}
-		if warns := logs.lines("level=WARN"); len(warns) > 2 || len(warns) == 0 {
+		if warns := logs.Lines("level=WARN"); len(warns) > 2 || len(warns) == 0 {
 			t.Fatalf("2000 undecodable frames gave %d warnings, want 1 or 2:\n%s", len(warns), strings.Join(warns, "\n"))
 		}
 	})
@@ -540,7 +516,7 @@ func TestHostileChunkedMessageAbandoned(t *testing.T) {
 // message into the server's log; a client calling it in a tight loop with
 // large messages gets a few bounded lines, not one per call.
 func TestHostileClientLogFlood(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testserver.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s := testserver.Start(t, server.Config{Logger: log})
 	ctx := testserver.Ctx(t)
@@ -552,7 +528,7 @@ func TestHostileClientLogFlood(t *testing.T) {
 			t.Fatalf("log %d: %v", i, err)
 		}
 	}
-	lines := logs.lines(`msg="client log"`)
+	lines := logs.Lines(`msg="client log"`)
 	if len(lines) == 0 || len(lines) > calls/3 {
 		t.Fatalf("%d calls gave %d log lines; want a few", calls, len(lines))
 	}

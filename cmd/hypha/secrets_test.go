@@ -19,6 +19,8 @@ import (
 
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
+
+	"github.com/hypha-go/hypha/internal/testserver"
 )
 
 // The secrets of these tests share a prefix that appears nowhere else, so
@@ -59,27 +61,10 @@ func hyphaBinary(t *testing.T) string {
 type serverProc struct {
 	cmd    *exec.Cmd
 	url    string
-	stdout *lockedBuf
-	stderr *lockedBuf
+	stdout *testserver.Buffer
+	stderr *testserver.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var serverListenRE = regexp.MustCompile(`Hypha server listening on (http://\S+)`)
@@ -94,7 +79,7 @@ func startServerProc(t *testing.T, env []string, cred *syscall.Credential, args 
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		cmd.Dir = "/"
 	}
-	p := &serverProc{cmd: cmd, stdout: &lockedBuf{}, stderr: &lockedBuf{}, done: make(chan struct{})}
+	p := &serverProc{cmd: cmd, stdout: &testserver.Buffer{}, stderr: &testserver.Buffer{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.MultiWriter(p.stdout, pw)
 	cmd.Stderr = p.stderr

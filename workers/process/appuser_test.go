@@ -1,21 +1,20 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/hypha-go/hypha/worker"
+
+	"github.com/hypha-go/hypha/internal/testserver"
 )
 
 // needRoot skips tests of the app user: only a root worker changes user.
@@ -26,26 +25,6 @@ func needRoot(t *testing.T) {
 		t.Skip("needs root: only a worker running as root runs apps as the app user (CI runs as root)")
 	}
 }
-
-// logBuf is a goroutine-safe log sink.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // snoopApp is a python app that looks for what it must not get: it prints
 // its uid, its environment, every descriptor above 2 it has, the worker's
@@ -176,8 +155,8 @@ func TestHostileInterpreterOutOfReach(t *testing.T) {
 	}
 	t.Setenv("PATH", private+string(filepath.ListSeparator)+os.Getenv("PATH"))
 
-	var logs logBuf
-	w := newWorker(t, Options{Logger: logs.logger()})
+	var logs testserver.Buffer
+	w := newWorker(t, Options{Logger: logs.Logger()})
 	as := newAppServer(t, map[string]string{"main.py": "import sys, os\nprint(sys.executable, os.environ['PATH'])\n"})
 	id, err := w.Start(ctxT(t), config(t, as.base(), "fallback", TypePython, "main.py", nil))
 	if err != nil {
@@ -194,8 +173,8 @@ func TestHostileInterpreterOutOfReach(t *testing.T) {
 		t.Fatalf("no fallback warning in logs:\n%s", l)
 	}
 
-	logs = logBuf{}
-	w2 := newWorker(t, Options{Python: filepath.Join(private, "python3"), Logger: logs.logger()})
+	logs = testserver.Buffer{}
+	w2 := newWorker(t, Options{Python: filepath.Join(private, "python3"), Logger: logs.Logger()})
 	_, err = w2.Start(ctxT(t), config(t, as.base(), "explicit", TypePython, "main.py", nil))
 	if !errors.Is(err, worker.ErrWorkerNotAvailable) || !strings.Contains(err.Error(), "pass --python with an interpreter any user can run (a system install such as /usr/bin/python3)") ||
 		!strings.Contains(err.Error(), "is not searchable by the per-session app uids") {
@@ -214,8 +193,8 @@ func TestHostileInterpreterOutOfReach(t *testing.T) {
 // loudly.
 func TestHostileAppUserChoices(t *testing.T) {
 	needRoot(t)
-	var one logBuf
-	w1 := newWorker(t, Options{Python: "sh", AppUser: "nobody", AppUIDCount: 5, Logger: one.logger()})
+	var one testserver.Buffer
+	w1 := newWorker(t, Options{Python: "sh", AppUser: "nobody", AppUIDCount: 5, Logger: one.Logger()})
 	as1 := newAppServer(t, map[string]string{"main.sh": "id -u\n"})
 	for _, cid := range []string{"one-a", "one-b"} {
 		id, err := w1.Start(ctxT(t), config(t, as1.base(), cid, TypePython, "main.sh", nil))
@@ -257,8 +236,8 @@ func TestHostileAppUserChoices(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 
-	var logs logBuf
-	w2 := newWorker(t, Options{Python: "sh", RunAsWorkerUser: true, Logger: logs.logger()})
+	var logs testserver.Buffer
+	w2 := newWorker(t, Options{Python: "sh", RunAsWorkerUser: true, Logger: logs.Logger()})
 	as := newAppServer(t, map[string]string{"main.sh": "id -u\n"})
 	id, err := w2.Start(ctxT(t), config(t, as.base(), "asroot", TypePython, "main.sh", nil))
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/worker"
+
+	"github.com/hypha-go/hypha/internal/testserver"
 )
 
 func TestParseUIDRange(t *testing.T) {
@@ -196,10 +198,10 @@ func TestHostileUIDReuse(t *testing.T) {
 	needRoot(t)
 	needPython(t)
 	const base = 2_000_070_000 // a range of its own: not the default one other tests use
-	var logs logBuf
+	var logs testserver.Buffer
 	as := newAppServer(t, map[string]string{"main.py": escapeeApp})
 	// The first uid of the range is kept for the start-up probes.
-	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 3, MaxSessions: 2, StopGrace: 200e6, Logger: logs.logger()})
+	w := newWorker(t, Options{AppUIDBase: base, AppUIDCount: 3, MaxSessions: 2, StopGrace: 200e6, Logger: logs.Logger()})
 	start := func(cid string, env map[string]any) (string, error) {
 		return w.Start(ctxT(t), config(t, as.base(), cid, TypePython, "main.py", map[string]any{"env": env}))
 	}
@@ -428,8 +430,8 @@ func TestHostileOrphansOfDeadWorker(t *testing.T) {
 		}
 	}
 
-	var logs logBuf
-	fresh := newWorker(t, Options{Python: "sh", AppUIDBase: base, AppUIDCount: 3, MaxSessions: 1, WorkDir: workDir, Logger: logs.logger()})
+	var logs testserver.Buffer
+	fresh := newWorker(t, Options{Python: "sh", AppUIDBase: base, AppUIDCount: 3, MaxSessions: 1, WorkDir: workDir, Logger: logs.Logger()})
 	if _, err := fresh.setup(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
