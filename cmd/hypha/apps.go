@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -138,16 +139,37 @@ func loadApp(path, typ, id string) (*appSource, error) {
 }
 
 // progressPrinter shows the controller's progress messages live.
+// progressPrinter prints progress messages as "[type] message". An error
+// that repeats an error already printed (the controller wraps the worker's)
+// is printed with the repeated part replaced by a pointer to it, so that
+// one failure reads once.
 func progressPrinter(w io.Writer) func(map[string]any) {
+	var mu sync.Mutex
+	var errs []string
 	return func(m map[string]any) {
 		typ, _ := m["type"].(string)
 		msg, _ := m["message"].(string)
 		if typ == "" {
 			typ = "info"
 		}
+		if typ == "error" {
+			mu.Lock()
+			for _, e := range errs {
+				if len(e) >= minRepeatedError && strings.Contains(msg, e) && msg != e {
+					msg = strings.Replace(msg, e, "(the error above)", 1)
+					break
+				}
+			}
+			errs = append(errs, msg)
+			mu.Unlock()
+		}
 		fmt.Fprintf(w, "[%s] %s\n", typ, msg)
 	}
 }
+
+// minRepeatedError is the shortest error text progressPrinter treats as a
+// repetition when a later error contains it.
+const minRepeatedError = 20
 
 func serverApps(ctx context.Context, c *rpc.Client) (*rpc.RemoteService, error) {
 	svc, err := c.GetService(ctx, "public/server-apps")

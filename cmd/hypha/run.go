@@ -93,12 +93,18 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("install: %w", err)
 			}
-			kw := rpc.Kwargs{"progress_callback": progressPrinter(stderr), "wait_for_service": wait}
+			// The start's progress goes through startLines, so that a failure
+			// already shown as an [error] line is not printed again in full.
+			startLines := &errorLines{w: stderr}
+			kw := rpc.Kwargs{"progress_callback": progressPrinter(startLines), "wait_for_service": wait}
 			if timeout > 0 {
 				kw["timeout"] = timeout.Seconds()
 			}
 			v, err := apps.Call(ctx, "start", appID, kw)
 			if err != nil {
+				if ctx.Err() == nil && startLines.shownIn(err.Error()) {
+					return exitError{code: 1} // the [error] lines above said why
+				}
 				return fmt.Errorf("start: %w", err)
 			}
 			m, _ := v.(map[string]any)

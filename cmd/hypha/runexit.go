@@ -122,3 +122,16 @@ func (e *errorLines) seen(msg string) bool {
 	}
 	return false
 }
+
+// shownIn reports whether one of the error lines shown so far is part of
+// msg: a final error that only repeats (and wraps) what was printed.
+func (e *errorLines) shownIn(msg string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.last {
+		if m != "" && strings.Contains(msg, m) {
+			return true
+		}
+	}
+	return false
+}
