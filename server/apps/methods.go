@@ -454,7 +454,7 @@ func (c *Controller) verify(ctx context.Context, cl *caller, ws, appID string, a
 		return err
 	}
 	id, _ := info["id"].(string)
-	if err := c.stopSession(ctx, id, true); err != nil {
+	if err := c.stopSession(ctx, id, true); err != nil && !errors.Is(err, errStopPending) {
 		return err
 	}
 	pg.send("success", "Application tested successfully!")
@@ -569,7 +569,13 @@ func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any
 	if _, err := c.sessionWorkspace(cl, id, auth.ReadWrite, "stop app "+id); err != nil {
 		return nil, err
 	}
-	return nil, c.stopSession(ctx, id, raise)
+	err = c.stopSession(ctx, id, raise)
+	if errors.Is(err, errStopPending) {
+		// The session's worker is away: the call succeeds and says so (a
+		// plain stop returns None, as upstream).
+		return map[string]any{"id": id, "stop_pending": true, "detail": err.Error()}, nil
+	}
+	return nil, err
 }
 
 func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {

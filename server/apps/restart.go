@@ -24,8 +24,20 @@ import (
 //     or never comes back within the record's life, it stays stopped;
 //   - daemon apps are started again once a worker for their type is there
 //     (unless their previous session was re-adopted).
+//
+// The same waiting applies to the live sessions of a worker whose
+// connection went while the server stayed up (clientGone): they show failed
+// with reasonAwaitSuffix until the worker registers again. A stop asked
+// meanwhile (stopSession) sets stopOnReturn: the returning worker is told
+// to stop the session instead of having it re-adopted.
 const (
 	reasonRestart = "the server restarted"
+	// reasonAwaitSuffix ends the reason of a session whose worker's
+	// connection went: the worker may still run it.
+	reasonAwaitSuffix = "; re-adopted if it comes back"
+	// reasonStopPending is the reason of an awaiting session stop was asked
+	// for.
+	reasonStopPending = "stop requested while its worker was away; it is stopped there when the worker comes back"
 	// daemonAdoptWait is how long a daemon app whose previous session
 	// awaits re-adoption waits for it before a new session starts.
 	daemonAdoptWait = 30 * time.Second
@@ -41,6 +53,7 @@ func (c *Controller) restoreSessions(recs []*sessionFile) {
 			daemon: r.Daemon, workerManaged: r.WorkerManaged, createdAt: r.CreatedAt,
 			info: r.Info, status: r.Status, reason: r.Reason, endedAt: r.EndedAt,
 			workerID: r.WorkerID, workerClient: r.WorkerClient, context: r.Context, rev: r.Revision,
+			stopOnReturn: r.StopOnReturn && (r.Adoptable || !isEnded(r.Status)),
 			// No worker is known until it registers again.
 			workerGone: true,
 		}
@@ -158,9 +171,24 @@ func (c *Controller) adoptFrom(ctx context.Context, wid string, list []*session)
 	}
 }
 
+// awayWhile names why the session waited for its worker, for its reason.
+func awayWhile(s *session) string {
+	if s.reason == reasonRestart || strings.HasPrefix(s.reason, reasonRestart) {
+		return "while the server was restarting"
+	}
+	return "while its worker was away"
+}
+
 // adoptOne asks the worker (as the controller, which the worker trusts)
 // about one session and records the answer.
 func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.RemoteService, s *session) {
+	c.mu.Lock()
+	stop := s.stopOnReturn
+	c.mu.Unlock()
+	if stop {
+		c.stopOnReturn(ctx, wid, svc, s)
+		return
+	}
 	qctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	v, err := svc.Call(qctx, "get_session_info", s.id, rpc.Kwargs{"context": s.context})
 	cancel()
@@ -169,7 +197,8 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 			c.mu.Lock()
 			if c.sessions[s.id] == s && s.adopt {
 				s.adopt = false
-				s.reason = reasonRestart + " (its worker " + wid + " no longer runs it)"
+				base := strings.TrimSuffix(s.reason, reasonAwaitSuffix)
+				s.reason = base + " (its worker " + wid + " no longer runs it)"
 				c.markLocked(s.id)
 			}
 			c.mu.Unlock()
@@ -186,11 +215,12 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 			return
 		}
 		c.mu.Lock()
-		if c.sessions[s.id] != s || !s.adopt || c.closed {
+		if c.sessions[s.id] != s || !s.adopt || s.stopOnReturn || c.closed {
 			c.mu.Unlock()
 			rel()
 			return
 		}
+		old := s.release // the reference of the connection it lost (after a disconnect)
 		s.adopt, s.workerGone = false, false
 		s.status, s.reason, s.endedAt = statusRunning, "", time.Time{}
 		s.worker, s.release = svc, rel
@@ -200,21 +230,24 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		}
 		c.markLocked(s.id)
 		c.mu.Unlock()
-		c.log.Info("session re-adopted after the restart", "session", s.id, "worker", wid)
+		if old != nil {
+			old()
+		}
+		c.log.Info("session re-adopted", "session", s.id, "worker", wid)
 		c.fetchTail(ctx, s)
 	case isEnded(status):
-		// It ended while the server was away: keep the worker's word and
-		// its last logs.
+		// It ended while the controller could not see it: keep the
+		// worker's word and its last logs.
 		c.noteExitCode(s, m)
 		lctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		logs, lerr := svc.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
 		cancel()
 		msg, _ := m["error"].(string)
 		c.mu.Lock()
-		if c.sessions[s.id] == s && s.adopt {
+		if c.sessions[s.id] == s && s.adopt && !s.stopOnReturn {
 			s.adopt = false
 			s.status = status
-			s.reason = fmt.Sprintf("it ended (%s) while the server was restarting", status)
+			s.reason = fmt.Sprintf("it ended (%s) %s", status, awayWhile(s))
 			if msg != "" {
 				s.reason += ": " + msg
 			}
@@ -227,6 +260,37 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		}
 		c.mu.Unlock()
 	}
+}
+
+// stopOnReturn stops, at its returning worker, a session whose stop was
+// asked while the worker was away, and records it stopped. A failed call
+// is tried again at the next round (while the record lives).
+func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *rpc.RemoteService, s *session) {
+	sctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
+	_, err := svc.Call(sctx, "stop", s.id, rpc.Kwargs{"context": s.context})
+	cancel()
+	if err != nil && !(strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id)) {
+		c.log.Warn("pending stop failed; tried again later", "session", s.id, "worker", wid, "err", err)
+		return
+	}
+	// Its last logs, now final (a worker that forgot it has none).
+	lctx, lcancel := context.WithTimeout(ctx, probeTimeout)
+	logs, lerr := svc.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
+	lcancel()
+	c.mu.Lock()
+	if c.sessions[s.id] == s && s.adopt {
+		s.adopt, s.stopOnReturn = false, false
+		s.status = statusStopped
+		s.reason = "stopped when its worker " + wid + " came back (stop was requested while it was away)"
+		if lerr == nil {
+			if t := tailFromPage(logs); t != nil {
+				s.tail = t
+			}
+		}
+		c.markLocked(s.id)
+	}
+	c.mu.Unlock()
+	c.log.Info("pending stop done at the returning worker", "session", s.id, "worker", wid)
 }
 
 // startDaemons starts the daemon apps waiting since the controller started,

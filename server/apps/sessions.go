@@ -84,10 +84,16 @@ type session struct {
 	reason     string // why it ended, e.g. "worker … disconnected"
 	endedAt    time.Time
 	workerGone bool // its worker disconnected: never call it again
-	// adopt: restored after a restart from a record of a live session; it
-	// shows stopped until its worker comes back and says it still runs
+	// adopt: the session may still run at a worker the controller lost
+	// (restored after a restart from a record of a live session, or its
+	// worker's connection went); it shows stopped (restart) or failed
+	// (disconnect) until its worker comes back and says what became of it
 	// (restart.go).
 	adopt bool
+	// stopOnReturn: stop was asked while the session awaited its worker;
+	// when the worker comes back the controller stops the session there
+	// instead of re-adopting it (restart.go).
+	stopOnReturn bool
 
 	worker       *rpc.RemoteService // through a client in the worker's workspace
 	workerID     string             // "<ws>/<client_id>:<service>"
@@ -110,6 +116,13 @@ func (s *session) record() map[string]any {
 		out["reason"] = s.reason
 		if s.status == statusFailed {
 			out["error"] = s.reason
+		}
+	}
+	if s.adopt {
+		// Its worker is away and may still run it (restart.go).
+		out["awaiting_worker"] = true
+		if s.stopOnReturn {
+			out["stop_pending"] = true
 		}
 	}
 	return out
@@ -187,8 +200,11 @@ func (c *Controller) dropLocked(id string, s *session) {
 //     daemon or worker_managed. A worker that cannot tell keeps the old
 //     rule: python-eval sessions are marked stopped, others stopped.
 //   - A worker's client going: every live session it ran fails with the
-//     reason "worker <id> disconnected", without calling it; its record and
-//     last logs stay readable for endedSessionTTL.
+//     reason "worker <id> disconnected; …", without calling it; its record
+//     and last logs stay readable for endedSessionTTL. A standalone worker
+//     keeps its sessions across a lost connection, so each such session
+//     also awaits re-adoption (adopt) for that time: when the worker
+//     registers again it is running again, or takes the worker's status.
 func (c *Controller) clientGone(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -215,9 +231,11 @@ func (c *Controller) clientGone(id string) {
 		if s.workerClient != id || isEnded(s.status) {
 			continue
 		}
-		c.log.Info("worker disconnected, its session failed", "worker", id, "session", sid)
+		c.log.Info("worker disconnected, its session failed until the worker comes back", "worker", id, "session", sid)
 		s.workerGone = true
-		c.endLocked(s, statusFailed, reason)
+		c.endLocked(s, statusFailed, reason+reasonAwaitSuffix)
+		s.adopt = true
+		c.markLocked(sid)
 		// A start waiting on a session its worker took down fails at once.
 		if w := c.waiters[sid]; w != nil {
 			w.fire(errors.New("the " + reason))
@@ -455,7 +473,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		if singleton {
 			for _, id := range stale {
 				pg.send("info", "Stopping "+id+", which runs a previous version of "+alias)
-				if err := c.stopSession(ctx, id, true); err != nil {
+				if err := c.stopSession(ctx, id, true); err != nil && !errors.Is(err, errStopPending) {
 					return nil, fmt.Errorf("singleton app %s: stop the instance running its previous version: %w", alias, err)
 				}
 			}
@@ -708,7 +726,15 @@ func (c *Controller) failStart(s *session, alias string, cause error, timedOut b
 		}
 	}
 	c.mu.Lock()
-	c.dropLocked(s.id, s)
+	if gone && s.adopt && c.sessions[s.id] == s {
+		// Its worker went during the start, but may come back with the
+		// process still running there: it is stopped then.
+		s.stopOnReturn = true
+		s.reason = "the start failed: " + cause.Error() + "; " + reasonStopPending
+		c.markLocked(s.id)
+	} else {
+		c.dropLocked(s.id, s)
+	}
 	c.mu.Unlock()
 	core := cause.Error()
 	if timedOut {
@@ -804,8 +830,14 @@ func (c *Controller) saveServices(ws, alias string, services []map[string]any, d
 	c.apps[ws][alias] = m
 }
 
+// errStopPending is what stopSession returns when the session's worker is
+// away: not a failure, the stop happens when the worker comes back.
+var errStopPending = errors.New(reasonStopPending)
+
 // stopSession stops a session through its worker. If the worker fails the
-// session is kept (upstream keeps it "for manual cleanup").
+// session is kept (upstream keeps it "for manual cleanup"). A session whose
+// worker is away and may still run it (adopt) is kept with stopOnReturn and
+// errStopPending is returned: the worker stops it when it comes back.
 func (c *Controller) stopSession(ctx context.Context, id string, raise bool) error {
 	c.mu.Lock()
 	s := c.sessions[id]
@@ -817,6 +849,16 @@ func (c *Controller) stopSession(ctx context.Context, id string, raise bool) err
 		return nil
 	}
 	if s.workerGone {
+		if s.adopt {
+			if !s.stopOnReturn {
+				s.stopOnReturn = true
+				s.reason = reasonStopPending
+				c.markLocked(id)
+				c.log.Info("stop pending until the session's worker comes back", "session", id, "worker", s.workerID)
+			}
+			c.mu.Unlock()
+			return errStopPending
+		}
 		// Nothing runs any more; stop just forgets the record.
 		c.dropLocked(id, s)
 		c.mu.Unlock()
@@ -869,11 +911,13 @@ func prefixed(prefix, s string) string {
 }
 
 // liveSessionsLocked counts the sessions of ws that have not ended (ended
-// ones are kept a while for their record and logs). c.mu is held.
+// ones are kept a while for their record and logs), and those awaiting
+// their worker, which may still run there (this bounds them too). c.mu is
+// held.
 func (c *Controller) liveSessionsLocked(ws string) int {
 	n := 0
 	for _, s := range c.sessions {
-		if s.ws == ws && !isEnded(s.status) {
+		if s.ws == ws && (!isEnded(s.status) || s.adopt) {
 			n++
 		}
 	}

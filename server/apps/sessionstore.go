@@ -55,6 +55,7 @@ type sessionFile struct {
 	Reason        string         `json:"reason,omitempty"`
 	EndedAt       time.Time      `json:"ended_at,omitzero"`
 	Adoptable     bool           `json:"adoptable,omitempty"`
+	StopOnReturn  bool           `json:"stop_on_return,omitempty"`
 	WorkerID      string         `json:"worker_id"`
 	WorkerClient  string         `json:"worker_client"`
 	Context       map[string]any `json:"context,omitempty"`
@@ -194,7 +195,7 @@ func (s *session) fileOf() *sessionFile {
 	r := &sessionFile{
 		Version: sessionFileVersion, ID: s.id, Workspace: s.ws, ClientID: s.cid, AppID: s.appID, AppType: s.appType,
 		Daemon: s.daemon, WorkerManaged: s.workerManaged, CreatedAt: s.createdAt,
-		Status: s.status, Reason: s.reason, EndedAt: s.endedAt, Adoptable: s.adopt,
+		Status: s.status, Reason: s.reason, EndedAt: s.endedAt, Adoptable: s.adopt, StopOnReturn: s.stopOnReturn,
 		WorkerID: s.workerID, WorkerClient: s.workerClient, Revision: s.rev,
 		Info: jsonSafe(s.info).(map[string]any),
 	}
