@@ -85,6 +85,14 @@ func (tp *Tap) Refuse() {
 	tp.mu.Unlock()
 }
 
+// Allow undoes Refuse: further dials reach the server again (a peer whose
+// network came back).
+func (tp *Tap) Allow() {
+	tp.mu.Lock()
+	tp.refuse = false
+	tp.mu.Unlock()
+}
+
 // Freeze stops the client from reading: the connection stays open but
 // nothing is processed (a hung peer). Thaw undoes it.
 func (tp *Tap) Freeze() {

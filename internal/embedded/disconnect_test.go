@@ -1,0 +1,171 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hypha-go/hypha/internal/embedded"
+	"github.com/hypha-go/hypha/internal/testserver"
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/process"
+)
+
+// tappedWorker registers a standalone process worker on its own
+// reconnecting rpc client (client id "tapped-worker", as `hypha worker
+// process --client-id` runs) whose connection goes through tap, so that a
+// test can cut and restore it without stopping the worker.
+func tappedWorker(t *testing.T, sys *embedded.System, python, work string, tap *testserver.Tap) string {
+	t.Helper()
+	ctx := testserver.Ctx(t)
+	root := auth.RootUser()
+	root.Scope.CurrentWorkspace, root.CurrentWorkspace = "public", "public"
+	tok, err := sys.Server.Issuer().Generate(root, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wc, err := rpc.Connect(ctx, rpc.Config{ServerURL: sys.Server.URL(), Token: tok, Workspace: "public",
+		ClientID: "tapped-worker", Dialer: tap.Dial, Logger: testserver.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := process.Register(ctx, wc, process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)},
+		hyphaworker.Options{ServiceID: "tapped"})
+	if err != nil {
+		wc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		tap.Allow()
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = reg.Close(cctx)
+		wc.Close()
+	})
+	return reg.ServiceID
+}
+
+// cutUntilMarked cuts the worker's connection and keeps it refused until
+// the controller has marked the session as failed and awaiting its worker.
+func cutUntilMarked(t *testing.T, apps *rpc.RemoteService, tap *testserver.Tap, sid string) map[string]any {
+	t.Helper()
+	tap.Refuse()
+	tap.Kill()
+	var rec map[string]any
+	testserver.WaitFor(t, 60*time.Second, sid+" marked as awaiting its worker", func() bool {
+		rec = sessionInfo(t, apps, sid)
+		return rec["status"] == "failed" && rec["awaiting_worker"] == true
+	})
+	if !strings.Contains(fmt.Sprint(rec["reason"]), "worker public/tapped-worker disconnected; re-adopted if it comes back") {
+		t.Fatalf("record while the worker is away = %v", rec)
+	}
+	if slices.ContainsFunc(running(t, apps), func(r map[string]any) bool { return r["id"] == sid }) {
+		t.Fatalf("list_running lists %s while its worker is away", sid)
+	}
+	return rec
+}
+
+// TestWorkerReconnectReadopts: a standalone worker loses its connection
+// (the server stays up); its session is failed while the worker is away,
+// and re-adopted as running, its output going on, when the worker's client
+// reconnects and registers again.
+func TestWorkerReconnectReadopts(t *testing.T) {
+	python := realPython(t)
+	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, sharedDir(t))
+	defer sys.Close()
+	tap := testserver.NewTap(sys.Server.URL())
+	wid := tappedWorker(t, sys, python, sharedDir(t), tap)
+	_, apps := aliceApps(t, sys)
+
+	install(t, apps, "ticker", "import time\ni = 0\nwhile True:\n    print('tick', i, flush=True)\n    i += 1\n    time.sleep(0.05)\n", false)
+	sid := callT(t, apps, "start", "ticker", rpc.Kwargs{"worker_id": wid}).(map[string]any)["id"].(string)
+	testserver.WaitFor(t, 30*time.Second, "the ticker's output", func() bool { return lastTick(t, apps, sid) >= 3 })
+
+	cutUntilMarked(t, apps, tap, sid)
+	before := lastTick(t, apps, sid) // from the controller's cached logs
+	tap.Allow()
+
+	testserver.WaitFor(t, 120*time.Second, sid+" re-adopted as running", func() bool {
+		return sessionInfo(t, apps, sid)["status"] == "running"
+	})
+	if rec := sessionInfo(t, apps, sid); rec["awaiting_worker"] != nil || rec["reason"] != nil {
+		t.Fatalf("re-adopted record = %v", rec)
+	}
+	if !slices.ContainsFunc(running(t, apps), func(r map[string]any) bool { return r["id"] == sid }) {
+		t.Fatalf("list_running does not list the re-adopted %s", sid)
+	}
+	testserver.WaitFor(t, 30*time.Second, "the ticker's output to go on", func() bool {
+		return lastTick(t, apps, sid) > before+5
+	})
+	// It is an ordinary session again: stop goes to the worker.
+	if v := callT(t, apps, "stop", sid); v != nil {
+		t.Fatalf("stop of the re-adopted session = %v", v)
+	}
+}
+
+var pidRe = regexp.MustCompile(`pid (\d+)`)
+
+// TestStopWhileWorkerAway: stop of a session whose worker's connection is
+// cut succeeds and says the stop is pending; when the worker comes back the
+// controller has it stop the session there (its python process is gone)
+// instead of re-adopting it, and the record says stopped.
+func TestStopWhileWorkerAway(t *testing.T) {
+	python := realPython(t)
+	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, sharedDir(t))
+	defer sys.Close()
+	tap := testserver.NewTap(sys.Server.URL())
+	wid := tappedWorker(t, sys, python, sharedDir(t), tap)
+	_, apps := aliceApps(t, sys)
+
+	install(t, apps, "sleeper", "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(3600)\n", false)
+	sid := callT(t, apps, "start", "sleeper", rpc.Kwargs{"worker_id": wid}).(map[string]any)["id"].(string)
+	var pid string
+	testserver.WaitFor(t, 30*time.Second, "the app's pid", func() bool {
+		if m := pidRe.FindStringSubmatch(logText(t, apps, sid)); m != nil {
+			pid = m[1]
+			return true
+		}
+		return false
+	})
+	alive := func() bool {
+		_, err := os.Stat("/proc/" + pid)
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	if !alive() {
+		t.Fatalf("the app's process %s is not there", pid)
+	}
+
+	cutUntilMarked(t, apps, tap, sid)
+	r, _ := callT(t, apps, "stop", sid).(map[string]any)
+	if r["stop_pending"] != true || !strings.Contains(fmt.Sprint(r["detail"]), "stop requested while its worker was away") {
+		t.Fatalf("stop while the worker is away = %v", r)
+	}
+	if rec := sessionInfo(t, apps, sid); rec["stop_pending"] != true {
+		t.Fatalf("record after the pending stop = %v", rec)
+	}
+	if !alive() {
+		t.Fatal("the app's process went while its worker was cut off (the worker keeps its sessions)")
+	}
+	tap.Allow()
+
+	var rec map[string]any
+	testserver.WaitFor(t, 120*time.Second, sid+" stopped at the returning worker", func() bool {
+		rec = sessionInfo(t, apps, sid)
+		return rec["status"] == "stopped"
+	})
+	if !strings.Contains(fmt.Sprint(rec["reason"]), "stopped when its worker "+wid+" came back") || rec["awaiting_worker"] != nil {
+		t.Fatalf("record after the worker came back = %v", rec)
+	}
+	testserver.WaitFor(t, 30*time.Second, "the app's process "+pid+" to be gone", func() bool { return !alive() })
+	if slices.ContainsFunc(running(t, apps), func(r map[string]any) bool { return r["id"] == sid }) {
+		t.Fatalf("list_running lists the stopped %s", sid)
+	}
+}
