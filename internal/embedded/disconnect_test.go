@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +23,10 @@ import (
 // tappedWorker registers a standalone process worker on its own
 // reconnecting rpc client (client id "tapped-worker", as `hypha worker
 // process --client-id` runs) whose connection goes through tap, so that a
-// test can cut and restore it without stopping the worker.
-func tappedWorker(t *testing.T, sys *embedded.System, python, work string, tap *testserver.Tap) string {
+// test can cut and restore it without stopping the worker. The returned
+// function closes the worker (deferred after the system's Close, so that
+// it runs first: a worker whose server went would wait for it).
+func tappedWorker(t *testing.T, sys *embedded.System, python, work string, tap *testserver.Tap) (string, func()) {
 	t.Helper()
 	ctx := testserver.Ctx(t)
 	root := auth.RootUser()
@@ -43,14 +46,18 @@ func tappedWorker(t *testing.T, sys *embedded.System, python, work string, tap *
 		wc.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		tap.Allow()
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = reg.Close(cctx)
-		wc.Close()
-	})
-	return reg.ServiceID
+	var once sync.Once
+	closeWorker := func() {
+		once.Do(func() {
+			tap.Allow()
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = reg.Close(cctx)
+			wc.Close()
+		})
+	}
+	t.Cleanup(closeWorker)
+	return reg.ServiceID, closeWorker
 }
 
 // cutUntilMarked cuts the worker's connection and keeps it refused until
@@ -82,7 +89,8 @@ func TestWorkerReconnectReadopts(t *testing.T) {
 	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, sharedDir(t))
 	defer sys.Close()
 	tap := testserver.NewTap(sys.Server.URL())
-	wid := tappedWorker(t, sys, python, sharedDir(t), tap)
+	wid, closeWorker := tappedWorker(t, sys, python, sharedDir(t), tap)
+	defer closeWorker()
 	_, apps := aliceApps(t, sys)
 
 	install(t, apps, "ticker", "import time\ni = 0\nwhile True:\n    print('tick', i, flush=True)\n    i += 1\n    time.sleep(0.05)\n", false)
@@ -122,7 +130,8 @@ func TestStopWhileWorkerAway(t *testing.T) {
 	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, sharedDir(t))
 	defer sys.Close()
 	tap := testserver.NewTap(sys.Server.URL())
-	wid := tappedWorker(t, sys, python, sharedDir(t), tap)
+	wid, closeWorker := tappedWorker(t, sys, python, sharedDir(t), tap)
+	defer closeWorker()
 	_, apps := aliceApps(t, sys)
 
 	install(t, apps, "sleeper", "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(3600)\n", false)
