@@ -291,7 +291,12 @@ func newAppsCmd() *cobra.Command {
 		Short: "Stop a running app session",
 		Args:  cobra.ExactArgs(1),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
-			_, err := apps.Call(ctx, "stop", args[0])
+			v, err := apps.Call(ctx, "stop", args[0])
+			if m, ok := v.(map[string]any); ok && m["stop_pending"] == true {
+				// The session's worker is away: the server stops it there
+				// when the worker comes back (docs/apps.md).
+				fmt.Fprintf(cmd.ErrOrStderr(), "stop pending: %v\n", m["detail"])
+			}
 			return err
 		}),
 	}
