@@ -86,10 +86,10 @@ func cutUntilMarked(t *testing.T, apps *rpc.RemoteService, tap *testserver.Tap, 
 // reconnects and registers again.
 func TestWorkerReconnectReadopts(t *testing.T) {
 	python := realPython(t)
-	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, sharedDir(t))
+	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, testserver.SharedTempDir(t))
 	defer sys.Close()
 	tap := testserver.NewTap(sys.Server.URL())
-	wid, closeWorker := tappedWorker(t, sys, python, sharedDir(t), tap)
+	wid, closeWorker := tappedWorker(t, sys, python, testserver.SharedTempDir(t), tap)
 	defer closeWorker()
 	_, apps := aliceApps(t, sys)
 
@@ -127,10 +127,10 @@ var pidRe = regexp.MustCompile(`pid (\d+)`)
 // instead of re-adopting it, and the record says stopped.
 func TestStopWhileWorkerAway(t *testing.T) {
 	python := realPython(t)
-	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, sharedDir(t))
+	sys := startSystem(t, t.TempDir(), "127.0.0.1:0", python, testserver.SharedTempDir(t))
 	defer sys.Close()
 	tap := testserver.NewTap(sys.Server.URL())
-	wid, closeWorker := tappedWorker(t, sys, python, sharedDir(t), tap)
+	wid, closeWorker := tappedWorker(t, sys, python, testserver.SharedTempDir(t), tap)
 	defer closeWorker()
 	_, apps := aliceApps(t, sys)
 

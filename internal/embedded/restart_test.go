@@ -3,7 +3,6 @@ package embedded_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -50,21 +49,6 @@ func realPython(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// sharedDir is a folder the app users can reach (t.TempDir's parent is
-// 0700), for the sessions' working directories.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hypha-restart-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // startSystem starts the embedded system (server, controller, built-in
@@ -180,7 +164,7 @@ func running(t *testing.T, apps *rpc.RemoteService) []map[string]any {
 //   - a daemon app is started again.
 func TestRestartSessions(t *testing.T) {
 	python := realPython(t)
-	dataDir, work := t.TempDir(), sharedDir(t)
+	dataDir, work := t.TempDir(), testserver.SharedTempDir(t)
 	sys1 := startSystem(t, dataDir, "127.0.0.1:0", python, work)
 	addr := sys1.Server.Addr()
 

@@ -89,7 +89,7 @@ func TestHostileAppGetsNoSecretsFromWorker(t *testing.T) {
 		t.Fatal(e)
 	}
 	// The same file as the app could find it: reachable folders, 0600.
-	shared := filepath.Join(sharedTempDir(t), "private")
+	shared := filepath.Join(testserver.SharedTempDir(t), "private")
 	if err := os.WriteFile(shared, []byte(secret+"-shared"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/worker"
+
+	"github.com/hypha-go/hypha/internal/testserver"
 )
 
 // treeApp leaves every kind of process behind: a child in its group, an
@@ -264,7 +266,7 @@ func TestHostileWorkerKilledLeavesNothing(t *testing.T) {
 				runAsWorker = "1"
 			}
 			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), treeHelperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+sharedTempDir(t),
+			cmd.Env = append(os.Environ(), treeHelperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+testserver.SharedTempDir(t),
 				"TREE_PYTHON="+py, "TREE_RUN_AS_WORKER="+runAsWorker, "TREE_MARK_FOR_APP="+mark)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -370,7 +372,7 @@ func TestHostileStaleWorkDirRemovedAtNextStart(t *testing.T) {
 	if _, ok := readStat(os.Getpid()); !ok {
 		t.Skip("no /proc")
 	}
-	workDir := sharedTempDir(t)
+	workDir := testserver.SharedTempDir(t)
 	as := newAppServer(t, map[string]string{"main.sh": "echo live\nexec sleep 300\n"})
 	live := newWorker(t, Options{Python: "sh", RunAsWorkerUser: true, WorkDir: workDir})
 	id, err := live.Start(ctxT(t), config(t, as.base(), "live", TypePython, "main.sh", nil))

@@ -14,6 +14,8 @@ import (
 
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/worker"
+
+	"github.com/hypha-go/hypha/internal/testserver"
 )
 
 // multiFileApp imports its own package and reads a data file, none of them
@@ -167,7 +169,7 @@ func TestHostileAppFileListing(t *testing.T) {
 			want: `the listing of app folder pkg is not a JSON list of files`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			parent := sharedTempDir(t)
+			parent := testserver.SharedTempDir(t)
 			dir := filepath.Join(parent, "work")
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)

@@ -50,13 +50,13 @@ func newHostileSystem(t *testing.T) *hostileSystem {
 	needPython(t)
 	// The apps write their markers as the app user: a folder anyone may
 	// write to (sticky, like /tmp).
-	markers := sharedTempDir(t)
+	markers := testserver.SharedTempDir(t)
 	if err := os.Chmod(markers, 0o1777); err != nil {
 		t.Fatal(err)
 	}
 	hs := &hostileSystem{s: testserver.Start(t, server.Config{DataDir: t.TempDir()}), dir: markers}
 	wc := publicRoot(t, hs.s, "builtin-process-worker")
-	reg, err := Register(ctxT(t), wc, Options{UseLocalURL: true, WorkDir: sharedTempDir(t)}, hyphaworker.Options{Visibility: "public"})
+	reg, err := Register(ctxT(t), wc, Options{UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{Visibility: "public"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestHostileMembersOfWorkerWorkspace(t *testing.T) {
 		tok, _ := hs.s.Issuer().Generate(&auth.UserInfo{ID: "alice", Roles: []string{}, Scope: auth.Scope{CurrentWorkspace: "ws-user-alice"}}, time.Hour)
 		return tok
 	}(), ClientID: "alice-worker"})
-	own, err := Register(ctx, awc, Options{UseLocalURL: true, WorkDir: sharedTempDir(t)}, hyphaworker.Options{})
+	own, err := Register(ctx, awc, Options{UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

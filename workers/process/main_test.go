@@ -53,22 +53,6 @@ func runHelper() {
 	select {}
 }
 
-// sharedTempDir is a temporary folder the app user can reach (t.TempDir's
-// parent is 0700): working directories and module folders of tests that
-// run as root, where apps run as the app user.
-func sharedTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "hypha-process-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // procStat is one line of /proc/<pid>/stat.
 type procStat struct {
 	pid, ppid, pgrp int

@@ -117,7 +117,7 @@ func listingOf(files map[string]string, dir string) []map[string]any {
 func newWorker(t *testing.T, opts Options) *Worker {
 	t.Helper()
 	if opts.WorkDir == "" {
-		opts.WorkDir = sharedTempDir(t)
+		opts.WorkDir = testserver.SharedTempDir(t)
 	}
 	w := New(opts)
 	t.Cleanup(func() {
@@ -380,7 +380,7 @@ func TestFailingScript(t *testing.T) {
 func TestNodeEval(t *testing.T) {
 	_, err := exec.LookPath("node")
 	testserver.NeedOrSkip(t, err == nil, "node")
-	modDir := sharedTempDir(t)
+	modDir := testserver.SharedTempDir(t)
 	if err := os.MkdirAll(modDir+"/greet", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -488,7 +488,7 @@ func TestLeftoverChildrenKilledWhenLeaderExits(t *testing.T) {
 func TestStartTimeout(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.sh": "echo hi\n"})
 	as.block = make(chan struct{})
-	dir := sharedTempDir(t)
+	dir := testserver.SharedTempDir(t)
 	w := newWorker(t, Options{Python: "sh", WorkDir: dir})
 	cfg := config(t, as.base(), "slow", TypePython, "main.sh", nil)
 	cfg.Timeout = 300 * time.Millisecond
@@ -524,7 +524,7 @@ func TestStartTimeout(t *testing.T) {
 func TestStopDuringStart(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.sh": "echo hi\n"})
 	as.block = make(chan struct{})
-	dir := sharedTempDir(t)
+	dir := testserver.SharedTempDir(t)
 	w := newWorker(t, Options{Python: "sh", WorkDir: dir})
 	errc := make(chan error, 1)
 	go func() {
@@ -556,7 +556,7 @@ func TestStopDuringStart(t *testing.T) {
 
 func TestUnsafePaths(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.py": "print(1)\n"})
-	dir := sharedTempDir(t)
+	dir := testserver.SharedTempDir(t)
 	w := newWorker(t, Options{WorkDir: dir})
 	for _, tc := range []struct {
 		entry string
@@ -734,7 +734,7 @@ func TestLongLinesSplit(t *testing.T) {
 
 func TestShutdownStopsEverything(t *testing.T) {
 	as := newAppServer(t, map[string]string{"main.sh": "sleep 60 &\nsleep 60\n"})
-	w := New(Options{Python: "sh", WorkDir: sharedTempDir(t)})
+	w := New(Options{Python: "sh", WorkDir: testserver.SharedTempDir(t)})
 	var groups []int
 	for i := range 3 {
 		id, err := w.Start(ctxT(t), config(t, as.base(), fmt.Sprint("sd", i), TypePython, "main.sh", nil))
@@ -770,7 +770,7 @@ func TestChildDiesWithWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+sharedTempDir(t))
+	cmd.Env = append(os.Environ(), helperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+testserver.SharedTempDir(t))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

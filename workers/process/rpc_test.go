@@ -38,7 +38,7 @@ func registered(t *testing.T, opts Options) (*Registered, *rpc.RemoteService) {
 	s := testserver.Start(t, server.Config{})
 	wc := publicRoot(t, s, "process-worker")
 	if opts.WorkDir == "" {
-		opts.WorkDir = sharedTempDir(t)
+		opts.WorkDir = testserver.SharedTempDir(t)
 	}
 	reg, err := Register(ctxT(t), wc, opts, hyphaworker.Options{})
 	if err != nil {

@@ -379,7 +379,7 @@ func TestHostileUIDLeftovers(t *testing.T) {
 func TestHostileOrphansOfDeadWorker(t *testing.T) {
 	needRoot(t)
 	const base = 2_000_090_000 // a range of its own
-	workDir := sharedTempDir(t)
+	workDir := testserver.SharedTempDir(t)
 	as := newAppServer(t, map[string]string{"main.sh": "echo live\nexec sleep 300\n"})
 	live := newWorker(t, Options{Python: "sh", AppUIDBase: base, AppUIDCount: 3, MaxSessions: 1, WorkDir: workDir, StopGrace: 200e6})
 	id, err := live.Start(ctxT(t), config(t, as.base(), "live", TypePython, "main.sh", nil))
