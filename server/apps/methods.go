@@ -656,7 +656,11 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	}
 	v, err := s.worker.Call(lctx, "get_logs", id, kw)
 	if err != nil {
-		if tail != nil {
+		// The cache answers for a worker that cannot be reached, not for
+		// one that refused the request (bad arguments, permission): that
+		// refusal is the truth the caller must see.
+		var re *rpc.RemoteError
+		if tail != nil && !errors.As(err, &re) {
 			return tail.page(typ, offset, limit), nil
 		}
 		return nil, err
