@@ -255,9 +255,9 @@ func TestHostileReadOnlyAndForeignCallers(t *testing.T) {
 	// Bad follow arguments are refused with the worker's reason, not
 	// answered from the controller's cache of the last logs.
 	for field, kw := range map[string]rpc.Kwargs{
-		"wait: want non-negative": {"wait": -1.0},
+		"wait: want non-negative":          {"wait": -1.0},
 		"follower: want string of at most": {"follower": strings.Repeat("f", 100000)},
-		"follower: want printable": {"follower": "bad id"},
+		"follower: want printable":         {"follower": "bad id"},
 	} {
 		_, err := service(t, hs.alice, "public/server-apps").Call(ctx, "get_logs", sid, kw)
 		wantErr(t, "owner get_logs with a bad follow argument", err, "get_logs", field)
