@@ -363,7 +363,10 @@ def tryread(p):
             return f.read(1 << 20)
     except OSError as e:
         return None
-ppid = os.getppid()
+# The parent as /proc (the server's) numbers it: in the session's PID
+# namespace os.getppid() is 1.
+st = tryread("/proc/self/stat").decode()
+ppid = int(st[st.rindex(")") + 2:].split()[1])
 print("uid=%d gid=%d groups=%s ppid=%d" % (os.getuid(), os.getgid(), os.getgroups(), ppid))
 ancestors = [("parent", ppid)]
 if b"__hypha_supervise" in (tryread("/proc/%d/cmdline" % ppid) or b""):

@@ -134,7 +134,8 @@ func TestStopWhileWorkerAway(t *testing.T) {
 	defer closeWorker()
 	_, apps := aliceApps(t, sys)
 
-	install(t, apps, "sleeper", "import os, time\nprint('pid', os.getpid(), flush=True)\ntime.sleep(3600)\n", false)
+	// The pid as /proc numbers it (the app runs in a PID namespace of its own).
+	install(t, apps, "sleeper", "import os, time\nprint('pid', os.readlink('/proc/self'), flush=True)\ntime.sleep(3600)\n", false)
 	sid := callT(t, apps, "start", "sleeper", rpc.Kwargs{"worker_id": wid}).(map[string]any)["id"].(string)
 	var pid string
 	testserver.WaitFor(t, 30*time.Second, "the app's pid", func() bool {

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,10 +84,23 @@ func (w *Worker) startChild(h *proc, interp, entry string, env []string, u runAs
 		uid = h.lease.uid
 	}
 	if w.supervised() {
-		return startSupervised(supervisorConfig{
+		cfg := supervisorConfig{
 			Path: interp, Args: []string{interp, entry}, Env: env, Dir: h.workdir,
 			SwitchUser: u.switchUser, UID: u.uid, GID: u.gid, KillUID: uid > 0,
-		}, out, errw, h.dirLock)
+		}
+		if !w.opts.NoPIDNamespace && !w.pidNSRefused.Load() {
+			cfg.PIDNamespace = true
+			ch, err := startSupervised(cfg, out, errw, h.dirLock)
+			if !errors.Is(err, errNamespaceRefused) {
+				return ch, err
+			}
+			if w.pidNSRefused.CompareAndSwap(false, true) {
+				w.opts.Logger.Warn("sessions run without a PID namespace of their own: an app of the worker's user can kill its supervisor, and a process it detaches then outlives the session",
+					"error", err)
+			}
+			cfg.PIDNamespace = false
+		}
+		return startSupervised(cfg, out, errw, h.dirLock)
 	}
 	return startDirect(&exec.Cmd{
 		Path:        interp,

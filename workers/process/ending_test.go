@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +53,27 @@ got = b""
 while len(got) < 3:
     got += os.read(r, 3)
 print("tree up", flush=True)
+if os.environ.get("TREE_ATTACK") == "1" and os.fork() == 0:
+    # A detached process kills every supervisor it can find, as a user
+    # who would rather its processes outlived the session.
+    import errno
+    os.setsid()
+    res = []
+    for e in os.listdir("/proc"):
+        try:
+            if e.isdigit() and open("/proc/%s/cmdline" % e, "rb").read().startswith(b"hypha-supervisor"):
+                os.kill(int(e), signal.SIGKILL)
+                res.append("killed " + e)
+        except OSError as ex:
+            res.append("refused %s: %s" % (e, errno.errorcode[ex.errno]))
+    try:
+        os.kill(1, signal.SIGKILL)
+        res.append("sent SIGKILL to 1")
+    except OSError as ex:
+        res.append("refused 1: " + errno.errorcode[ex.errno])
+    print("attack:", "; ".join(res), flush=True)
+    time.sleep(300)
+    os._exit(0)
 if os.environ["TREE_MODE"] == "exit":
     sys.exit(3)
 time.sleep(300)
@@ -113,9 +136,24 @@ var endingModes = []struct {
 	ownUID       bool
 	runAsWorker  bool
 	needsRootRun bool
+	noNS         bool // supervisors without a PID namespace (the fallback)
 }{
 	{name: "own-uid", ownUID: true, needsRootRun: true},
 	{name: "worker-user", runAsWorker: true},
+	{name: "own-uid-no-pid-namespace", ownUID: true, needsRootRun: true, noNS: true},
+	{name: "worker-user-no-pid-namespace", runAsWorker: true, noNS: true},
+}
+
+// copyFile copies src to dst with the given mode.
+func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, mode); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestHostileSessionEndsLeaveNothing ends a session whose app leaves
@@ -177,7 +215,7 @@ func TestHostileSessionEndsLeaveNothing(t *testing.T) {
 					if way.ignore {
 						ignore = "1"
 					}
-					w := newWorker(t, Options{Python: py, RunAsWorkerUser: m.runAsWorker, StopGrace: way.grace})
+					w := newWorker(t, Options{Python: py, RunAsWorkerUser: m.runAsWorker, StopGrace: way.grace, NoPIDNamespace: m.noNS})
 					cfg := config(t, as.base(), "tree-"+way.name, TypePython, "main.py", map[string]any{
 						"env": map[string]any{k: v, "TREE_MODE": way.mode, "TREE_IGNORE_TERM": ignore},
 					})
@@ -213,17 +251,19 @@ const treeHelperEnv = "PROCESS_WORKER_TREE_HELPER"
 
 func runTreeHelper() {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, treeApp)
+		_, _ = io.WriteString(w, treeApp)
 	}))
+	attack := os.Getenv("TREE_ATTACK")
 	w := New(Options{
 		Python: os.Getenv("TREE_PYTHON"), WorkDir: os.Getenv("PROCESS_WORKER_TEST_DIR"),
 		RunAsWorkerUser: os.Getenv("TREE_RUN_AS_WORKER") == "1",
+		NoPIDNamespace:  os.Getenv("TREE_NO_PID_NAMESPACE") == "1",
 	})
 	k, v, _ := strings.Cut(os.Getenv("TREE_MARK_FOR_APP"), "=")
 	cfg := worker.Config{
 		ID: "ws/tree", Workspace: "ws", ClientID: "tree", AppFilesBaseURL: srv.URL,
 		EntryPoint: "main.py", Manifest: worker.Manifest{"type": TypePython,
-			"env": map[string]any{k: v, "TREE_MODE": "wait", "TREE_IGNORE_TERM": "1"}},
+			"env": map[string]any{k: v, "TREE_MODE": "wait", "TREE_IGNORE_TERM": "1", "TREE_ATTACK": attack}},
 	}
 	if _, err := w.Start(context.Background(), cfg); err != nil {
 		fmt.Println("ERROR", err)
@@ -231,13 +271,17 @@ func runTreeHelper() {
 	}
 	s, _ := w.Sessions.Lookup("ws/tree")
 	h, _ := worker.HandleOf[*proc](s)
-	for {
-		if page, err := w.GetLogs(context.Background(), "ws/tree", worker.LogQuery{Type: worker.LogStdout}); err == nil && len(page.Items) > 0 {
-			break
+	said := ""
+	for said == "" {
+		page, err := w.GetLogs(context.Background(), "ws/tree", worker.LogQuery{Type: worker.LogStdout})
+		for _, line := range contents(page, worker.LogStdout) {
+			if err == nil && (attack != "1" || strings.HasPrefix(line, "attack:")) {
+				said = line
+			}
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	fmt.Println("TREE", h.workdir)
+	fmt.Printf("TREE %s\t%s\n", h.workdir, said)
 	select {}
 }
 
@@ -255,19 +299,48 @@ func TestHostileWorkerKilledLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range endingModes {
+	modes := []struct {
+		name    string
+		ownUID  bool // root worker, a uid per session
+		nonRoot bool // the worker runs as nobody, and the app attacks its supervisor
+		noNS    bool
+	}{
+		{name: "own-uid", ownUID: true},
+		{name: "worker-user"},
+		{name: "worker-user-no-pid-namespace", noNS: true},
+		{name: "non-root-worker-attacked", nonRoot: true},
+	}
+	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			if m.needsRootRun {
+			if m.ownUID {
 				needRoot(t)
 			}
 			mark := fmt.Sprintf("TREE_MARK=killed-%s-%d", m.name, time.Now().UnixNano())
-			runAsWorker := "0"
-			if m.runAsWorker {
-				runAsWorker = "1"
+			env := []string{treeHelperEnv + "=1", "TREE_PYTHON=" + py, "TREE_MARK_FOR_APP=" + mark}
+			if !m.ownUID {
+				env = append(env, "TREE_RUN_AS_WORKER=1")
 			}
+			if m.noNS {
+				env = append(env, "TREE_NO_PID_NAMESPACE=1")
+			}
+			workDir := testserver.SharedTempDir(t)
 			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), treeHelperEnv+"=1", "PROCESS_WORKER_TEST_DIR="+testserver.SharedTempDir(t),
-				"TREE_PYTHON="+py, "TREE_RUN_AS_WORKER="+runAsWorker, "TREE_MARK_FOR_APP="+mark)
+			if m.nonRoot {
+				env = append(env, "TREE_ATTACK=1")
+				if os.Geteuid() == 0 {
+					// The worker runs as nobody: a copy of this binary it
+					// may run, and a working directory it owns.
+					bin := filepath.Join(testserver.SharedTempDir(t), "worker.test")
+					copyFile(t, exe, bin, 0o755)
+					cmd = exec.Command(bin, "-test.run=^$")
+					cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+					if err := os.Chown(workDir, 65534, 65534); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			cmd.Env = append(os.Environ(), append(env, "PROCESS_WORKER_TEST_DIR="+workDir)...)
+			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -280,9 +353,14 @@ func TestHostileWorkerKilledLeavesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatalf("helper: %v", err)
 			}
-			dir, ok := strings.CutPrefix(strings.TrimSpace(line), "TREE ")
+			said, ok := strings.CutPrefix(strings.TrimSpace(line), "TREE ")
 			if !ok {
 				t.Fatalf("helper said %q", line)
+			}
+			dir, app, _ := strings.Cut(said, "\t")
+			t.Logf("the app said: %s", app)
+			if m.nonRoot && !strings.HasPrefix(app, "attack:") {
+				t.Fatalf("the app did not attack: %q", app)
 			}
 			waitTreeUp(t, mark)
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -295,26 +373,29 @@ func TestHostileWorkerKilledLeavesNothing(t *testing.T) {
 }
 
 // supervisorAttackApp tries to get rid of (or take over) its session's
-// supervisor: every signal the supervisor acts on, ptrace, and its /proc
-// files. It prints "refused WHAT: ERRNO" or "GOT WHAT" per attempt.
+// supervisor, by the pid it sees as its parent (1 in a PID namespace of
+// its own) and by the supervisor's pid in /proc: every signal the
+// supervisor acts on, ptrace, and its /proc files. It prints "sent WHAT",
+// "refused WHAT: ERRNO" or "GOT WHAT" per attempt.
 const supervisorAttackApp = `import ctypes, errno, os, signal, time
-pp = os.getppid()
-print("parent", open("/proc/%d/cmdline" % pp, "rb").read().replace(b"\0", b" ").decode(), flush=True)
-for name in ["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGSTOP"]:
-    try:
-        os.kill(pp, getattr(signal, name))
-        print("GOT kill", name, flush=True)
-    except OSError as e:
-        print("refused kill %s: %s" % (name, errno.errorcode[e.errno]), flush=True)
+hp = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[1])
+print("parent", open("/proc/%d/cmdline" % hp, "rb").read().replace(b"\0", b" ").decode(), flush=True)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-if libc.ptrace(16, pp, None, None) == 0:
-    print("GOT ptrace", flush=True)
-else:
-    print("refused ptrace: %s" % errno.errorcode[ctypes.get_errno()], flush=True)
+for how, pp in sorted({("parent", os.getppid()), ("proc", hp)}):
+    for name in ["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGSTOP"]:
+        try:
+            os.kill(pp, getattr(signal, name))
+            print("sent kill", how, name, flush=True)
+        except OSError as e:
+            print("refused kill %s %s: %s" % (how, name, errno.errorcode[e.errno]), flush=True)
+    if libc.ptrace(16, pp, None, None) == 0:
+        print("GOT ptrace", how, flush=True)
+    else:
+        print("refused ptrace %s: %s" % (how, errno.errorcode[ctypes.get_errno()]), flush=True)
 for name in ["environ", "mem", "fd/3"]:
     try:
-        open("/proc/%d/%s" % (pp, name), "rb").read(1)
+        open("/proc/%d/%s" % (hp, name), "rb").read(1)
         print("GOT", name, flush=True)
     except OSError as e:
         print("refused %s: %s" % (name, errno.errorcode[e.errno]), flush=True)
@@ -325,41 +406,46 @@ time.sleep(300)
 // TestHostileAppAttacksSupervisor: an app running as its session's own uid
 // tries to kill, stop, trace or read its root supervisor, which would let
 // its processes outlive the session: every attempt is refused and the
-// session (supervisor included) still runs.
+// session (supervisor included) still runs. With and without a PID
+// namespace.
 func TestHostileAppAttacksSupervisor(t *testing.T) {
 	needPython(t)
 	needRoot(t)
 	as := newAppServer(t, map[string]string{"main.py": supervisorAttackApp})
-	w := newWorker(t, Options{Python: realPython(t)})
-	id, err := w.Start(ctxT(t), config(t, as.base(), "attack-sup", TypePython, "main.py", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLog(t, w, id, worker.LogStdout, `^done$`)
-	page, _ := w.GetLogs(ctxT(t), id, worker.LogQuery{Type: worker.LogStdout})
-	out := strings.Join(contents(page, worker.LogStdout), "\n")
-	if !strings.Contains(out, "parent hypha-supervisor "+supervisorArg) {
-		t.Fatalf("the app's parent is not its supervisor: the test proves nothing\n%s", out)
-	}
-	for _, want := range []string{
-		"refused kill SIGKILL: EPERM", "refused kill SIGTERM: EPERM", "refused kill SIGINT: EPERM",
-		"refused kill SIGHUP: EPERM", "refused kill SIGSTOP: EPERM", "refused ptrace: EPERM",
-		"refused environ: EACCES", "refused mem: EACCES", "refused fd/3: EACCES",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("the app's output lacks %q", want)
-		}
-	}
-	if strings.Contains(out, "GOT") {
-		t.Errorf("the app reached its supervisor:\n%s", out)
-	}
-	app := procOf(t, w, id).pid
-	st, _ := readStat(app)
-	if !alive(st.ppid) || !alive(app) {
-		t.Fatal("the supervisor or the app is gone")
-	}
-	if info, _ := w.GetSessionInfo(ctxT(t), id); info.Status != worker.StatusRunning {
-		t.Fatalf("status %s, want running", info.Status)
+	for _, noNS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-pid-namespace=%v", noNS), func(t *testing.T) {
+			w := newWorker(t, Options{Python: realPython(t), NoPIDNamespace: noNS})
+			id, err := w.Start(ctxT(t), config(t, as.base(), "attack-sup", TypePython, "main.py", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitLog(t, w, id, worker.LogStdout, `^done$`)
+			page, _ := w.GetLogs(ctxT(t), id, worker.LogQuery{Type: worker.LogStdout})
+			out := strings.Join(contents(page, worker.LogStdout), "\n")
+			t.Logf("the app against its supervisor:\n%s", out)
+			if !strings.Contains(out, "parent hypha-supervisor "+supervisorArg) {
+				t.Fatalf("the app's parent is not its supervisor: the test proves nothing\n%s", out)
+			}
+			if n := strings.Count(out, "refused kill "); n < 5 {
+				t.Errorf("%d kills refused, want all (at least 5)", n)
+			}
+			for _, want := range []string{"refused environ: EACCES", "refused mem: EACCES", "refused fd/3: EACCES"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("the app's output lacks %q", want)
+				}
+			}
+			if strings.Contains(out, "GOT") || strings.Contains(out, "sent kill") || !strings.Contains(out, "refused ptrace") {
+				t.Errorf("the app reached its supervisor:\n%s", out)
+			}
+			app := procOf(t, w, id).pid
+			st, _ := readStat(app)
+			if !alive(st.ppid) || !alive(app) {
+				t.Fatal("the supervisor or the app is gone")
+			}
+			if info, _ := w.GetSessionInfo(ctxT(t), id); info.Status != worker.StatusRunning {
+				t.Fatalf("status %s, want running", info.Status)
+			}
+		})
 	}
 }
 

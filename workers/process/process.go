@@ -115,6 +115,13 @@ type Options struct {
 	// started survives a worker killed with SIGKILL until a new worker
 	// starts (root) or for ever (non-root). For comparisons only.
 	NoSupervisor bool
+	// NoPIDNamespace starts supervisors without a PID namespace of their
+	// own (see docs/workers.md, "How sessions end"): they then find the
+	// session's processes by their parent links (and uid), and an app
+	// running as the worker's user can kill its supervisor. The worker
+	// falls back to this by itself, with a warning, when the system
+	// refuses the namespace.
+	NoPIDNamespace bool
 
 	// MaxSessions caps sessions (default DefaultMaxSessions). Finished
 	// sessions kept for their logs are evicted, oldest first, to make room.
@@ -271,6 +278,8 @@ type Worker struct {
 	closed   bool
 	inflight sync.WaitGroup // Start calls
 	bg       sync.WaitGroup // monitors and retention timers
+
+	pidNSRefused atomic.Bool // the system refused supervisors a PID namespace
 }
 
 var (

@@ -409,18 +409,30 @@ console.error("to stderr");
 	}
 }
 
+// hostChildPy defines host_child() for a Python app: the pid of its only
+// child as the test sees it. An app in a PID namespace of its own (see
+// MaybeSupervise) sees other numbers; /proc is the test's.
+const hostChildPy = `import os as _os
+def host_child():
+    kids = []
+    for t in _os.listdir("/proc/self/task"):
+        kids += open("/proc/self/task/%s/children" % t).read().split()
+    assert len(kids) == 1, kids
+    return int(kids[0])
+`
+
 func TestStopKillsProcessGroup(t *testing.T) {
 	needPython(t)
 	as := newAppServer(t, map[string]string{
-		"main.py": `import subprocess, time
+		"main.py": hostChildPy + `import subprocess, time
 p = subprocess.Popen(["sleep", "60"])
-print("child", p.pid, flush=True)
+print("child", host_child(), flush=True)
 time.sleep(60)
 `,
-		"stubborn.py": `import signal, subprocess, time
+		"stubborn.py": hostChildPy + `import signal, subprocess, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 p = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60"])
-print("child", p.pid, flush=True)
+print("child", host_child(), flush=True)
 time.sleep(60)
 `,
 	})
@@ -474,7 +486,7 @@ time.sleep(60)
 }
 
 func TestLeftoverChildrenKilledWhenLeaderExits(t *testing.T) {
-	as := newAppServer(t, map[string]string{"main.sh": "sleep 60 &\necho bg $!\n"})
+	as := newAppServer(t, map[string]string{"main.sh": "sleep 60 &\nfor f in /proc/self/task/*/children; do read -r kids < $f; done\necho bg $kids\n"})
 	w := newWorker(t, Options{Python: "sh"})
 	id, err := w.Start(ctxT(t), config(t, as.base(), "bg", TypePython, "main.sh", nil))
 	if err != nil {

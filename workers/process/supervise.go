@@ -50,19 +50,21 @@ type supervisorConfig struct {
 	// KillUID: the uid is the session's own; every process of it is the
 	// session's (setsid escapees of another subtree included).
 	KillUID bool `json:"kill_uid"`
-	// Parent is the worker's pid: the supervisor gives up when its parent
-	// is another process already (the worker died before the supervisor
-	// could watch it).
-	Parent int `json:"parent"`
+	// PIDNamespace: the supervisor is the first process (pid 1) of a PID
+	// namespace of its own (in a user namespace of its own too when the
+	// worker is not root). Nothing of the session can then signal it, and
+	// the kernel kills every process of the session when it ends, however
+	// it ends.
+	PIDNamespace bool `json:"pid_namespace"`
 }
 
-// Signals from the worker to its supervisor. The parent-death signal is
-// SIGHUP, checked against getppid (the kernel also sends it when only the
-// forking thread of the worker ends).
+// Signals from the worker to its supervisor. The supervisor learns that
+// the worker is gone from its lifeline, a pipe whose write end only the
+// worker holds (end of file when the worker dies), not from a signal:
+// that works across PID namespaces, and nobody can fake it.
 const (
-	supStop  = syscall.SIGTERM // SIGTERM to the whole subtree; the end when the app exits
-	supKill  = syscall.SIGINT  // SIGKILL to the whole subtree now
-	supDeath = syscall.SIGHUP  // the parent-death signal
+	supStop = syscall.SIGTERM // SIGTERM to the whole subtree; the end when the app exits
+	supKill = syscall.SIGINT  // SIGKILL to the whole subtree now
 )
 
 // appExit is how an app's main process ended.

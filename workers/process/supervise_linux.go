@@ -27,23 +27,50 @@ const (
 	prSetDumpable       = 4
 )
 
+// errNamespaceRefused: the system would not give the supervisor a PID
+// namespace (user namespaces disabled, a container's seccomp profile, the
+// namespace limits): the caller starts it without one.
+var errNamespaceRefused = errors.New("the system refused a PID namespace for the session supervisor")
+
 // startSupervised starts a supervisor (this binary, re-executed) that
 // starts the app described by cfg. out and errw become the app's stdout
 // and stderr (the supervisor passes them straight through). It returns
 // once the app runs, or with the reason it could not start. The
 // supervisor also holds dirLock (see lockWorkDir) until it ends.
 func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, error) {
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("create pipe: %w", err)
+	var pipes []*os.File
+	closeAll := func() {
+		for _, f := range pipes {
+			f.Close()
+		}
 	}
-	stR, stW, err := os.Pipe()
-	if err != nil {
-		cfgR.Close()
-		cfgW.Close()
-		return nil, fmt.Errorf("create pipe: %w", err)
+	for range 3 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("create pipe: %w", err)
+		}
+		pipes = append(pipes, r, w)
 	}
-	cfg.Parent = os.Getpid()
+	cfgR, cfgW, stR, stW, lifeR, lifeW := pipes[0], pipes[1], pipes[2], pipes[3], pipes[4], pipes[5]
+	attr := &syscall.SysProcAttr{
+		// Its own process group: a terminal's Ctrl-C reaches the worker,
+		// which stops its sessions, not the supervisor.
+		Setpgid: true,
+	}
+	if cfg.PIDNamespace {
+		attr.Cloneflags = syscall.CLONE_NEWPID
+		if uid, gid := os.Geteuid(), os.Getegid(); uid != 0 {
+			// Without root, a PID namespace needs a user namespace: one
+			// that maps the worker's own uid and gid and nothing else, so
+			// the supervisor and the app keep the worker's identity and
+			// gain no privilege anywhere.
+			attr.Cloneflags |= syscall.CLONE_NEWUSER
+			attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+			attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+			attr.GidMappingsEnableSetgroups = false
+		}
+	}
 	cmd := &exec.Cmd{
 		// The running binary, even if replaced on disk since.
 		Path: "/proc/self/exe",
@@ -51,23 +78,25 @@ func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, 
 		Env:  []string{}, // nothing of the worker's: the app's env travels in cfg
 		Dir:  "/",
 		// Stdin nil: /dev/null, passed on to the app.
-		Stdout:     out,
-		Stderr:     errw,
-		ExtraFiles: []*os.File{cfgR, stW, dirLock},
-		// Its own process group (a terminal's Ctrl-C reaches the worker,
-		// which stops its sessions, not the supervisor), and SIGHUP when
-		// the worker dies.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: supDeath},
+		Stdout:      out,
+		Stderr:      errw,
+		ExtraFiles:  []*os.File{cfgR, stW, dirLock, lifeR},
+		SysProcAttr: attr,
 	}
-	err = startCmd(cmd) // see spawn.go
+	err := startCmd(cmd) // see spawn.go
 	cfgR.Close()
 	stW.Close()
+	lifeR.Close()
 	if err != nil {
 		cfgW.Close()
 		stR.Close()
+		lifeW.Close()
+		if cfg.PIDNamespace && namespaceRefusal(err) {
+			return nil, fmt.Errorf("%w: %w", errNamespaceRefused, err)
+		}
 		return nil, fmt.Errorf("start the session supervisor: %w", err)
 	}
-	c := &supervisedChild{cmd: cmd, status: bufio.NewReader(stR), statusFile: stR}
+	c := &supervisedChild{cmd: cmd, status: bufio.NewReader(stR), statusFile: stR, lifeline: lifeW, pidNS: cfg.PIDNamespace}
 	// The config can exceed a pipe's buffer: the supervisor reads it all
 	// before it answers.
 	err = json.NewEncoder(cfgW).Encode(cfg)
@@ -90,15 +119,29 @@ func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, 
 	_ = cmd.Process.Signal(supKill)
 	_ = cmd.Wait()
 	stR.Close()
+	lifeW.Close()
 	return nil, err
+}
+
+// namespaceRefusal tells whether a failed start of a supervisor in a PID
+// namespace is the system refusing the namespace (clone or the id maps).
+func namespaceRefusal(err error) bool {
+	for _, e := range []error{syscall.EPERM, syscall.EINVAL, syscall.ENOSPC, syscall.EUSERS, syscall.EACCES, syscall.ENOSYS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // supervisedChild is an app started through a supervisor.
 type supervisedChild struct {
 	cmd        *exec.Cmd // the supervisor
-	appPID     int
+	appPID     int       // as this worker sees it
 	status     *bufio.Reader
 	statusFile *os.File
+	lifeline   *os.File // closed when the supervisor is waited for, or with the worker
+	pidNS      bool     // the supervisor is the init of the session's PID namespace
 }
 
 func (c *supervisedChild) pid() int   { return c.appPID }
@@ -111,6 +154,7 @@ func (c *supervisedChild) wait() appExit {
 	rest, _ := io.ReadAll(io.LimitReader(c.status, 4096))
 	werr := c.cmd.Wait()
 	c.statusFile.Close()
+	c.lifeline.Close()
 	var code, sig int
 	if _, err := fmt.Sscanf(string(rest), "exit %d %d", &code, &sig); err == nil {
 		if sig > 0 {
@@ -118,10 +162,13 @@ func (c *supervisedChild) wait() appExit {
 		}
 		return appExit{code: code, desc: fmt.Sprintf("exited with code %d", code)}
 	}
-	// The supervisor died without a word (killed by someone who may): the
-	// app got SIGKILL through its own parent-death signal; kill what is
-	// left of its group.
-	_ = signalGroup(c.appPID, sigKill)
+	// The supervisor died without a word (killed by someone who may). In
+	// a PID namespace the kernel killed every process of it with its
+	// init; otherwise the app got SIGKILL through its own parent-death
+	// signal: kill what is left of its group.
+	if !c.pidNS {
+		_ = signalGroup(c.appPID, sigKill)
+	}
 	err := fmt.Errorf("session supervisor %s", describeExit(c.cmd.ProcessState, werr))
 	return appExit{code: -1, desc: err.Error(), err: err}
 }
@@ -137,6 +184,13 @@ func superviseMain() int {
 	// The app's parent-death signal fires when the forking thread ends:
 	// fork from the main thread, which lives as long as the process.
 	runtime.LockOSThread()
+	for _, fd := range []int{3, 4, 6} { // 5, the lock on the working directory, may be absent
+		var st syscall.Stat_t
+		if syscall.Fstat(fd, &st) != nil {
+			fmt.Fprintf(os.Stderr, "%s is the process worker's session supervisor, started by the worker with descriptors 3, 4 and 6; it is not run by hand (descriptor %d is not open)\n", supervisorArg, fd)
+			return 2
+		}
+	}
 	statusW := os.NewFile(4, "status")
 	say := func(format string, a ...any) {
 		if statusW != nil {
@@ -150,6 +204,7 @@ func superviseMain() int {
 	syscall.CloseOnExec(3)
 	syscall.CloseOnExec(4)
 	syscall.CloseOnExec(5) // the lock on the working directory: kept open, not passed on
+	syscall.CloseOnExec(6)
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
 		return fail(fmt.Errorf("session supervisor: make non-dumpable: %w", e))
 	}
@@ -157,7 +212,17 @@ func superviseMain() int {
 		return fail(fmt.Errorf("session supervisor: become a child subreaper: %w", e))
 	}
 	sigc := make(chan os.Signal, 64)
-	signal.Notify(sigc, supStop, supKill, supDeath, syscall.SIGCHLD)
+	// SIGHUP is caught only to be ignored: an app of the same user (no
+	// PID namespace) could send it.
+	signal.Notify(sigc, supStop, supKill, syscall.SIGHUP, syscall.SIGCHLD)
+	// The worker never writes to the lifeline: the read returns when its
+	// last write end closes, that is when the worker is gone.
+	workerGone := make(chan struct{})
+	go func() {
+		var b [1]byte
+		_, _ = os.NewFile(6, "lifeline").Read(b[:])
+		close(workerGone)
+	}()
 	var cfg supervisorConfig
 	cfgFile := os.NewFile(3, "config")
 	derr := json.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
@@ -165,8 +230,13 @@ func superviseMain() int {
 	if derr != nil {
 		return fail(fmt.Errorf("session supervisor: read config: %w", derr))
 	}
-	if os.Getppid() != cfg.Parent {
+	select {
+	case <-workerGone:
 		return fail(errors.New("session supervisor: the worker is gone"))
+	default:
+	}
+	if cfg.PIDNamespace && os.Getpid() != 1 {
+		return fail(errors.New("session supervisor: not the first process of a PID namespace"))
 	}
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if cfg.SwitchUser {
@@ -178,12 +248,21 @@ func superviseMain() int {
 	if err != nil {
 		return fail(&os.PathError{Op: "fork/exec", Path: cfg.Path, Err: err})
 	}
-	say("pid %d", appPID)
+	shownPID := appPID
+	if cfg.PIDNamespace {
+		// The worker sees the app by its pid outside the namespace: /proc
+		// is the worker's, and there the app is the child of the forking
+		// thread whose innermost pid is appPID (not yet reaped, so still
+		// there; a process it left may already be reparented here too).
+		if shownPID = outerPID(appPID); shownPID <= 0 {
+			_ = syscall.Kill(appPID, syscall.SIGKILL)
+			return fail(fmt.Errorf("session supervisor: cannot tell the app's pid outside its namespace (children %v)", childrenOfThread()))
+		}
+	}
+	say("pid %d", shownPID)
 
 	s := &supervisor{cfg: cfg, appPID: appPID}
 	parentGone := false
-	tick := time.NewTicker(time.Second) // in case a parent-death signal is missed
-	defer tick.Stop()
 wait:
 	for !s.appDone {
 		select {
@@ -195,17 +274,10 @@ wait:
 				s.signalAll(syscall.SIGTERM)
 			case supKill:
 				break wait
-			case supDeath:
-				if os.Getppid() != cfg.Parent {
-					parentGone = true
-					break wait
-				}
 			}
-		case <-tick.C:
-			if os.Getppid() != cfg.Parent {
-				parentGone = true
-				break wait
-			}
+		case <-workerGone:
+			parentGone = true
+			break wait
 		}
 	}
 	left := s.killAll()
@@ -257,6 +329,17 @@ func (s *supervisor) reap() {
 // supervisor and, with a uid of the session's own, every process of that
 // uid. It returns how many descendants it found, zombies included.
 func (s *supervisor) signalAll(sig syscall.Signal) int {
+	if s.cfg.PIDNamespace {
+		// Every process of the namespace but its init (the supervisor),
+		// and only those: -1 cannot reach beyond the namespace. The
+		// subtree scan below must not run here: /proc is the worker's,
+		// where pid 1 is the host's init. A zombie can be signalled too,
+		// so nothing left means nothing left to reap either.
+		if err := syscall.Kill(-1, sig); err == syscall.ESRCH {
+			return 0
+		}
+		return 1
+	}
 	if !s.appDone {
 		// The group cannot be reused while its leader is unreaped.
 		_ = syscall.Kill(-s.appPID, sig)
@@ -332,6 +415,67 @@ func descendants(pid int) (live []int, all int) {
 		}
 	}
 	return out, all
+}
+
+// outerPID finds, among the children of the calling thread, the one whose
+// pid in its innermost namespace is inner, and returns its pid as /proc
+// numbers it (0 when none is). Without NSpid lines (kernels before 4.1)
+// an only child is taken.
+func outerPID(inner int) int {
+	kids := childrenOfThread()
+	for _, k := range kids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(k) + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || f[0] != "NSpid:" {
+				continue
+			}
+			if f[len(f)-1] == strconv.Itoa(inner) {
+				return k
+			}
+			break
+		}
+		if !strings.Contains(string(b), "\nNSpid:") && len(kids) == 1 {
+			return k
+		}
+	}
+	return 0
+}
+
+// childrenOfThread lists the children of the calling thread, as the
+// mounted /proc numbers them.
+func childrenOfThread() []int {
+	b, err := os.ReadFile("/proc/thread-self/children")
+	if err != nil {
+		// No children files: the processes whose parent is this one (the
+		// supervisor forks from one thread only).
+		self, err := os.Readlink("/proc/self")
+		if err != nil {
+			return nil
+		}
+		pid, err := strconv.Atoi(self)
+		if err != nil {
+			return nil
+		}
+		live, _ := descendantsByScan(pid)
+		var kids []int
+		for _, k := range live {
+			if st, ok := statOf(k); ok && st.ppid == pid {
+				kids = append(kids, k)
+			}
+		}
+		return kids
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if k, err := strconv.Atoi(f); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // childrenOf lists the children of every thread of pid.

@@ -12,6 +12,8 @@ import (
 // the worker starts apps itself.
 const canSupervise = false
 
+var errNamespaceRefused = errors.New("PID namespaces need Linux")
+
 func startSupervised(supervisorConfig, *os.File, *os.File, *os.File) (child, error) {
 	return nil, errors.New("session supervisors need Linux")
 }
