@@ -87,4 +87,8 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config) {
 		"apps installed in one workspace (HYPHA_MAX_APPS_PER_WORKSPACE)")
 	fs.IntVar(&cfg.Apps.MaxSessionsPerWorkspace, "max-sessions-per-workspace", envInt("HYPHA_MAX_SESSIONS_PER_WORKSPACE", apps.DefaultMaxSessionsPerWorkspace),
 		"app sessions running at once in one workspace (HYPHA_MAX_SESSIONS_PER_WORKSPACE)")
+	fs.DurationVar(&cfg.Apps.EndedSessionTTL, "ended-session-ttl", envDuration("HYPHA_ENDED_SESSION_TTL", apps.DefaultEndedSessionTTL),
+		"how long an ended app session's record and last logs stay readable (HYPHA_ENDED_SESSION_TTL)")
+	fs.DurationVar(&cfg.Apps.LostSessionTTL, "lost-session-ttl", envDuration("HYPHA_LOST_SESSION_TTL", apps.DefaultLostSessionTTL),
+		"how long a session whose worker went away is kept, unlisted, for the worker's return (HYPHA_LOST_SESSION_TTL)")
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
+	appsctl "github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/process"
@@ -55,8 +56,15 @@ func realPython(t *testing.T) string {
 // process worker) on addr, retrying while a just-closed port is still busy.
 func startSystem(t *testing.T, dataDir, addr, python, work string) *embedded.System {
 	t.Helper()
+	return startSystemLimits(t, dataDir, addr, python, work, appsctl.Limits{})
+}
+
+// startSystemLimits is startSystem with the apps controller's limits.
+func startSystemLimits(t *testing.T, dataDir, addr, python, work string, limits appsctl.Limits) *embedded.System {
+	t.Helper()
 	o := embedded.Options{
-		Server:  server.Config{DataDir: dataDir, JWTSecret: restartSecret, RootToken: testserver.RootToken, Logger: testserver.Logger(t)},
+		Server: server.Config{DataDir: dataDir, JWTSecret: restartSecret, RootToken: testserver.RootToken, Logger: testserver.Logger(t),
+			Apps: limits},
 		Addr:    addr,
 		Process: process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)},
 	}

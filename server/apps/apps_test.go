@@ -135,6 +135,9 @@ func TestLifecycle(t *testing.T) {
 	if l := asMap(t, call(t, apps, "get_logs", sid, rpc.Kwargs{"type": "stdout"})); l["total"] != int64(1) {
 		t.Fatalf("stdout logs = %v", l)
 	}
+	if _, err := apps.Call(ctx, "get_logs", sid, rpc.Kwargs{"limit": -1}); err == nil || !strings.Contains(err.Error(), "limit must be a non-negative integer") {
+		t.Fatalf("get_logs with limit -1: %v, want a clear refusal", err)
+	}
 	if l := ids(asList(t, call(t, apps, "list_running"))); !slices.Equal(l, []string{sid}) {
 		t.Fatalf("list_running = %v", l)
 	}

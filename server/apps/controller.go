@@ -79,7 +79,11 @@ type Controller struct {
 	installing map[string]bool                      // "<ws>/<app_id>"
 	appRev     map[string]string                    // "<ws>/<app_id>" → its revision (store.go)
 	sessions   map[string]*session                  // "<ws>/<client_id>"
-	waiters    map[string]*waiter                   // by session id
+	// lost: sessions whose record outlived Limits.EndedSessionTTL while they
+	// awaited their worker; not listed, kept (bounded) so that a worker
+	// coming back later still has them re-adopted or stopped (restart.go).
+	lost    map[string]*session
+	waiters map[string]*waiter // by session id
 
 	wsMu      sync.Mutex
 	wsClients map[string]*wsClient
@@ -120,7 +124,7 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		host: host, cfg: cfg, log: cfg.Logger, store: st,
-		apps: loaded, installing: map[string]bool{}, appRev: revs, sessions: map[string]*session{},
+		apps: loaded, installing: map[string]bool{}, appRev: revs, sessions: map[string]*session{}, lost: map[string]*session{},
 		waiters: map[string]*waiter{}, wsClients: map[string]*wsClient{},
 		sessionStore: sst, dirty: map[string]struct{}{}, persistKick: make(chan struct{}, 1),
 		persistStop: make(chan struct{}), persistDone: make(chan struct{}), resumeKick: make(chan struct{}, 1), daemons: map[string]bool{},
@@ -257,11 +261,17 @@ func (c *Controller) Close() {
 	for id := range c.sessions {
 		c.markLocked(id)
 	}
+	for id := range c.lost {
+		c.markLocked(id)
+	}
 	c.mu.Unlock()
 	c.stopPersist()
 	c.mu.Lock()
 	for id, s := range c.sessions {
 		c.dropLocked(id, s)
+	}
+	for id, s := range c.lost {
+		c.forgetLostLocked(id, s, "")
 	}
 	c.mu.Unlock()
 	c.wg.Wait()

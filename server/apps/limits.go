@@ -3,9 +3,11 @@ package apps
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
-// Limits bound what one install may store. Zero fields take the defaults.
+// Limits bound what one install may store and how long session records
+// live. Zero fields take the defaults.
 type Limits struct {
 	// MaxFiles bounds the files of one app (default 1000).
 	MaxFiles int
@@ -21,6 +23,17 @@ type Limits struct {
 	// workspace (default 20), so that one workspace cannot take every
 	// session a shared worker offers.
 	MaxSessionsPerWorkspace int
+	// EndedSessionTTL is how long an ended session's record and last logs
+	// stay readable (default 5 minutes). A session whose worker went away
+	// is ended ("failed … re-adopted if it comes back") for this long too.
+	EndedSessionTTL time.Duration
+	// LostSessionTTL is how long a session still awaiting its worker is
+	// kept, unlisted, once its record's life ended, so that the worker
+	// coming back later has it re-adopted or stopped (default 7 days).
+	LostSessionTTL time.Duration
+	// MaxLostPerWorkspace bounds those lost sessions per workspace
+	// (default 200; the oldest are forgotten first, with a warning).
+	MaxLostPerWorkspace int
 }
 
 // Default install limits.
@@ -30,6 +43,9 @@ const (
 	DefaultMaxManifestBytes        = 1 << 20
 	DefaultMaxAppsPerWorkspace     = 200
 	DefaultMaxSessionsPerWorkspace = 20
+	DefaultEndedSessionTTL         = 5 * time.Minute
+	DefaultLostSessionTTL          = 7 * 24 * time.Hour
+	DefaultMaxLostPerWorkspace     = 200
 )
 
 // ErrLimit is wrapped by the errors of an install limit being reached.
@@ -54,6 +70,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxSessionsPerWorkspace <= 0 {
 		l.MaxSessionsPerWorkspace = DefaultMaxSessionsPerWorkspace
+	}
+	if l.EndedSessionTTL <= 0 {
+		l.EndedSessionTTL = DefaultEndedSessionTTL
+	}
+	if l.LostSessionTTL <= 0 {
+		l.LostSessionTTL = DefaultLostSessionTTL
+	}
+	if l.MaxLostPerWorkspace <= 0 {
+		l.MaxLostPerWorkspace = DefaultMaxLostPerWorkspace
 	}
 	return l
 }

@@ -22,8 +22,6 @@ const (
 	probeTimeout = 2 * time.Second
 	// probeParallel bounds the worker calls of one check round.
 	probeParallel = 8
-	// endedSessionTTL is how long an ended session stays readable.
-	endedSessionTTL = 300 * time.Second
 	// maxEndedPerWorkspace bounds the ended sessions kept per workspace.
 	maxEndedPerWorkspace = 50
 )

@@ -5,7 +5,7 @@ import "fmt"
 // The controller keeps the last log entries of each session it runs, so
 // that they stay readable when the worker can no longer be asked (it
 // disconnected or forgot the session). Bounded per session by count and by
-// bytes; ended sessions are themselves bounded (endedSessionTTL and
+// bytes; ended sessions are themselves bounded (Limits.EndedSessionTTL and
 // maxEndedPerWorkspace), so the whole cache is bounded.
 const (
 	tailMaxEntries = 500

@@ -601,6 +601,9 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 		if err != nil {
 			return nil, err
 		}
+		if l < 0 {
+			return nil, fmt.Errorf("get_logs: limit must be a non-negative integer (0: no limit), got %d", l)
+		}
 		limit = l
 	}
 	// wait (a long poll) and follower (back-pressure) are checked by the
@@ -805,9 +808,12 @@ func (c *Controller) uninstall(ctx context.Context, _ *caller, ws, id string) er
 		return fmt.Errorf("App not found: %s (workspace %s)", id, ws)
 	}
 	var sessions []string
-	for sid, s := range c.sessions {
-		if s.ws == ws && s.appID == id {
-			sessions = append(sessions, sid)
+	for _, m := range []map[string]*session{c.sessions, c.lost} {
+		// Lost ones too: stopped when their worker comes back.
+		for sid, s := range m {
+			if s.ws == ws && s.appID == id {
+				sessions = append(sessions, sid)
+			}
 		}
 	}
 	c.mu.Unlock()

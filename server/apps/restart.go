@@ -15,7 +15,7 @@ import (
 // (sessionstore.go); docs/apps.md, "Restarts", is the rule:
 //
 //   - an ended session comes back as it was, for what is left of
-//     endedSessionTTL;
+//     Limits.EndedSessionTTL;
 //   - a session that was live when the server went is shown stopped with
 //     reasonRestart and waits for its worker: when a worker registers
 //     again under the same full service id ("<ws>/<client_id>:<service>")
@@ -30,6 +30,19 @@ import (
 // with reasonAwaitSuffix until the worker registers again. A stop asked
 // meanwhile (stopSession) sets stopOnReturn: the returning worker is told
 // to stop the session instead of having it re-adopted.
+//
+// A session still awaiting its worker when its record's life
+// (Limits.EndedSessionTTL) ends is not forgotten: it leaves the lists but stays in
+// Controller.lost, persisted too, for Limits.LostSessionTTL (at most
+// Limits.MaxLostPerWorkspace per workspace, the oldest forgotten first, with a
+// warning). A worker that comes back meanwhile still has it re-adopted, or
+// stopped when a stop was asked, so no session runs at a worker unknown to
+// the controller, and no stop asked is dropped, however long the worker
+// was away within that bound.
+//
+// Re-adoption never makes a second instance of a singleton or daemon app:
+// when another live session of the app runs (a daemon started again while
+// the worker was away, say), the returning session is stopped instead.
 const (
 	reasonRestart = "the server restarted"
 	// reasonAwaitSuffix ends the reason of a session whose worker's
@@ -42,6 +55,103 @@ const (
 	// awaits re-adoption waits for it before a new session starts.
 	daemonAdoptWait = 30 * time.Second
 )
+
+// expireEnded runs when an ended session's record life ends: it is
+// forgotten, unless it still awaits its worker (lost, below).
+func (c *Controller) expireEnded(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[s.id] != s {
+		return
+	}
+	if s.adopt && !c.closed {
+		c.loseLocked(s, time.Now().UTC())
+		return
+	}
+	c.dropLocked(s.id, s)
+}
+
+// loseLocked moves a session that awaits its worker from the lists to
+// c.lost, where it waits for Limits.LostSessionTTL from lostAt.
+func (c *Controller) loseLocked(s *session, lostAt time.Time) {
+	delete(c.sessions, s.id)
+	if s.expire != nil {
+		s.expire.Stop()
+	}
+	if s.release != nil {
+		// The reference of the connection it lost: a lost session holds
+		// no workspace client.
+		s.release()
+		s.release = nil
+	}
+	s.lostAt, s.tail = lostAt, nil
+	c.lost[s.id] = s
+	c.markLocked(s.id)
+	ttl := c.cfg.Limits.LostSessionTTL
+	left := ttl - time.Since(lostAt)
+	s.expire = time.AfterFunc(max(left, 0), func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.forgetLostLocked(s.id, s, "its worker did not come back within "+ttl.String())
+	})
+	c.log.Info("session record expired while it awaits its worker; kept unlisted for its worker's return",
+		"session", s.id, "worker", s.workerID, "stop_pending", s.stopOnReturn)
+	var same []*session
+	for _, o := range c.lost {
+		if o.ws == s.ws {
+			same = append(same, o)
+		}
+	}
+	if limit := c.cfg.Limits.MaxLostPerWorkspace; len(same) > limit {
+		sort.Slice(same, func(i, j int) bool { return same[i].lostAt.Before(same[j].lostAt) })
+		for _, o := range same[:len(same)-limit] {
+			c.forgetLostLocked(o.id, o, fmt.Sprintf("more than %d lost sessions in workspace %s", limit, o.ws))
+		}
+	}
+}
+
+// forgetLostLocked forgets a lost session. With a why, it says so: should
+// its worker come back after that, the session runs there unknown to the
+// controller until it ends or is stopped at the worker.
+func (c *Controller) forgetLostLocked(id string, s *session, why string) {
+	if c.lost[id] != s {
+		return
+	}
+	delete(c.lost, id)
+	if s.expire != nil {
+		s.expire.Stop()
+	}
+	c.markLocked(id)
+	if why != "" {
+		c.log.Warn("lost session forgotten: if its worker comes back, the controller no longer re-adopts or stops it",
+			"session", id, "worker", s.workerID, "why", why)
+	}
+}
+
+// awaitingLocked tells whether s is a session of the controller that
+// awaits its worker, listed or lost.
+func (c *Controller) awaitingLocked(s *session) bool {
+	return s.adopt && (c.sessions[s.id] == s || c.lost[s.id] == s)
+}
+
+// foundLocked brings a lost session back into the lists (its worker came
+// back): it is re-adopted, or recorded ended by its worker's word, and its
+// record lives on from now.
+func (c *Controller) foundLocked(s *session) {
+	if c.lost[s.id] != s {
+		return
+	}
+	delete(c.lost, s.id)
+	if s.expire != nil {
+		s.expire.Stop()
+		s.expire = nil
+	}
+	c.sessions[s.id] = s
+	s.endedAt = time.Now().UTC()
+	if isEnded(s.status) {
+		s.expire = time.AfterFunc(c.cfg.Limits.EndedSessionTTL, func() { c.expireEnded(s) })
+	}
+}
 
 // restoreSessions puts the persisted sessions back (before the controller
 // serves anything). c.mu need not be held: nothing else runs yet.
@@ -71,17 +181,29 @@ func (c *Controller) restoreSessions(recs []*sessionFile) {
 		if s.endedAt.IsZero() {
 			s.endedAt = now
 		}
-		left := endedSessionTTL - now.Sub(s.endedAt)
+		if s.adopt && (!r.LostAt.IsZero() || now.Sub(s.endedAt) >= c.cfg.Limits.EndedSessionTTL) {
+			// Its record's life ended (before or while the server was
+			// down) while it awaited its worker: lost, not forgotten.
+			lostAt := r.LostAt
+			if lostAt.IsZero() {
+				lostAt = s.endedAt.Add(c.cfg.Limits.EndedSessionTTL)
+			}
+			if ttl := c.cfg.Limits.LostSessionTTL; now.Sub(lostAt) >= ttl {
+				c.dirty[s.id] = struct{}{}
+				c.log.Warn("lost session forgotten: if its worker comes back, the controller no longer re-adopts or stops it",
+					"session", s.id, "worker", s.workerID, "why", "its worker did not come back within "+ttl.String())
+				continue
+			}
+			c.loseLocked(s, lostAt)
+			continue
+		}
+		left := c.cfg.Limits.EndedSessionTTL - now.Sub(s.endedAt)
 		if left <= 0 {
 			c.dirty[s.id] = struct{}{} // expired while the server was down
 			continue
 		}
 		c.sessions[s.id] = s
-		s.expire = time.AfterFunc(left, func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.dropLocked(s.id, s)
-		})
+		s.expire = time.AfterFunc(left, func() { c.expireEnded(s) })
 		c.dirty[s.id] = struct{}{}
 	}
 	// The bound on ended records holds across restarts too (sessions that
@@ -109,7 +231,7 @@ func (c *Controller) restoreSessions(recs []*sessionFile) {
 		}
 	}
 	if len(recs) > 0 {
-		c.log.Info("session records restored", "sessions", len(c.sessions), "awaiting_their_worker", n)
+		c.log.Info("session records restored", "sessions", len(c.sessions), "awaiting_their_worker", n, "lost", len(c.lost))
 	}
 }
 
@@ -133,9 +255,11 @@ func (c *Controller) resume(ctx context.Context) {
 func (c *Controller) adoptPending(ctx context.Context) {
 	c.mu.Lock()
 	byWorker := map[string][]*session{}
-	for _, s := range c.sessions {
-		if s.adopt {
-			byWorker[s.workerID] = append(byWorker[s.workerID], s)
+	for _, m := range []map[string]*session{c.sessions, c.lost} {
+		for _, s := range m {
+			if s.adopt {
+				byWorker[s.workerID] = append(byWorker[s.workerID], s)
+			}
 		}
 	}
 	c.mu.Unlock()
@@ -171,6 +295,24 @@ func (c *Controller) adoptFrom(ctx context.Context, wid string, list []*session)
 	}
 }
 
+// otherInstance names a live session, other than s, of the same app when
+// the app is a singleton or a daemon (one instance of it is enough), or
+// returns "".
+func (c *Controller) otherInstance(s *session) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.apps[s.ws][s.appID]
+	if m == nil || (m["singleton"] != true && !s.daemon) {
+		return ""
+	}
+	for _, o := range c.sessions {
+		if o != s && o.ws == s.ws && o.appID == s.appID && !isEnded(o.status) && !o.adopt {
+			return o.id
+		}
+	}
+	return ""
+}
+
 // awayWhile names why the session waited for its worker, for its reason.
 func awayWhile(s *session) string {
 	if s.reason == reasonRestart || strings.HasPrefix(s.reason, reasonRestart) {
@@ -195,7 +337,9 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 	if err != nil {
 		if strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id) {
 			c.mu.Lock()
-			if c.sessions[s.id] == s && s.adopt {
+			if c.lost[s.id] == s {
+				c.forgetLostLocked(s.id, s, "")
+			} else if c.sessions[s.id] == s && s.adopt {
 				s.adopt = false
 				base := strings.TrimSuffix(s.reason, reasonAwaitSuffix)
 				s.reason = base + " (its worker " + wid + " no longer runs it)"
@@ -210,18 +354,32 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 	status, _ := m["status"].(string)
 	switch {
 	case status == statusStarting || status == statusRunning:
+		if other := c.otherInstance(s); other != "" {
+			// A second instance of a singleton or daemon app: stopped.
+			c.mu.Lock()
+			if c.awaitingLocked(s) {
+				s.stopOnReturn = true
+				s.reason = "another session of the app (" + other + ") runs: a singleton or daemon app is not re-adopted twice"
+				c.markLocked(s.id)
+			}
+			c.mu.Unlock()
+			c.stopOnReturn(ctx, wid, svc, s)
+			return
+		}
 		_, rel, err := c.acquire(ctx, ws) // the session's own reference
 		if err != nil {
 			return
 		}
 		c.mu.Lock()
-		if c.sessions[s.id] != s || !s.adopt || s.stopOnReturn || c.closed {
+		if !c.awaitingLocked(s) || s.stopOnReturn || c.closed {
 			c.mu.Unlock()
 			rel()
 			return
 		}
+		wasLost := !s.lostAt.IsZero()
+		c.foundLocked(s)
 		old := s.release // the reference of the connection it lost (after a disconnect)
-		s.adopt, s.workerGone = false, false
+		s.adopt, s.workerGone, s.lostAt = false, false, time.Time{}
 		s.status, s.reason, s.endedAt = statusRunning, "", time.Time{}
 		s.worker, s.release = svc, rel
 		if s.expire != nil {
@@ -233,7 +391,7 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		if old != nil {
 			old()
 		}
-		c.log.Info("session re-adopted", "session", s.id, "worker", wid)
+		c.log.Info("session re-adopted", "session", s.id, "worker", wid, "after_its_record_expired", wasLost)
 		c.fetchTail(ctx, s)
 	case isEnded(status):
 		// It ended while the controller could not see it: keep the
@@ -244,8 +402,9 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		cancel()
 		msg, _ := m["error"].(string)
 		c.mu.Lock()
-		if c.sessions[s.id] == s && s.adopt && !s.stopOnReturn {
-			s.adopt = false
+		if c.awaitingLocked(s) && !s.stopOnReturn {
+			c.foundLocked(s)
+			s.adopt, s.lostAt = false, time.Time{}
 			s.status = status
 			s.reason = fmt.Sprintf("it ended (%s) %s", status, awayWhile(s))
 			if msg != "" {
@@ -278,10 +437,15 @@ func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *rpc.Remo
 	logs, lerr := svc.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
 	lcancel()
 	c.mu.Lock()
-	if c.sessions[s.id] == s && s.adopt {
-		s.adopt, s.stopOnReturn = false, false
+	if c.awaitingLocked(s) {
+		why := "stop was requested while it was away"
+		if !strings.Contains(s.reason, reasonStopPending) {
+			why = s.reason
+		}
+		c.foundLocked(s)
+		s.adopt, s.stopOnReturn, s.lostAt = false, false, time.Time{}
 		s.status = statusStopped
-		s.reason = "stopped when its worker " + wid + " came back (stop was requested while it was away)"
+		s.reason = "stopped when its worker " + wid + " came back (" + why + ")"
 		if lerr == nil {
 			if t := tailFromPage(logs); t != nil {
 				s.tail = t

@@ -54,7 +54,7 @@ func checkAdditionalKwargs(m map[string]any) error {
 
 // Session status values (the worker-side SessionStatus names). A session
 // is live while starting, running or stopping; completed, failed and
-// stopped are ends, kept endedSessionTTL for get_session_info and get_logs.
+// stopped are ends, kept Limits.EndedSessionTTL for get_session_info and get_logs.
 const (
 	statusStarting  = "starting"
 	statusRunning   = "running"
@@ -94,6 +94,9 @@ type session struct {
 	// when the worker comes back the controller stops the session there
 	// instead of re-adopting it (restart.go).
 	stopOnReturn bool
+	// lostAt: when its record's life ended while it still awaited its
+	// worker (it then moved to Controller.lost).
+	lostAt time.Time
 
 	worker       *rpc.RemoteService // through a client in the worker's workspace
 	workerID     string             // "<ws>/<client_id>:<service>"
@@ -201,7 +204,7 @@ func (c *Controller) dropLocked(id string, s *session) {
 //     rule: python-eval sessions are marked stopped, others stopped.
 //   - A worker's client going: every live session it ran fails with the
 //     reason "worker <id> disconnected; …", without calling it; its record
-//     and last logs stay readable for endedSessionTTL. A standalone worker
+//     and last logs stay readable for Limits.EndedSessionTTL. A standalone worker
 //     keeps its sessions across a lost connection, so each such session
 //     also awaits re-adoption (adopt) for that time: when the worker
 //     registers again it is running again, or takes the worker's status.
@@ -280,7 +283,7 @@ func (c *Controller) appClientGone(s *session) {
 }
 
 // endLocked records the end of a session (c.mu held): its status, reason
-// and time. The record stays endedSessionTTL, then goes; a workspace keeps
+// and time. The record stays Limits.EndedSessionTTL, then goes; a workspace keeps
 // at most maxEndedPerWorkspace ended records (the oldest go first). A
 // session that already ended keeps its first end.
 func (c *Controller) endLocked(s *session, status, reason string) {
@@ -291,11 +294,7 @@ func (c *Controller) endLocked(s *session, status, reason string) {
 	c.markLocked(s.id)
 	c.log.Info("session ended", "session", s.id, "status", status, "reason", reason)
 	if s.expire == nil {
-		s.expire = time.AfterFunc(endedSessionTTL, func() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			c.dropLocked(s.id, s)
-		})
+		s.expire = time.AfterFunc(c.cfg.Limits.EndedSessionTTL, func() { c.expireEnded(s) })
 	}
 	var ended []*session
 	for _, o := range c.sessions {
@@ -842,6 +841,18 @@ func (c *Controller) stopSession(ctx context.Context, id string, raise bool) err
 	c.mu.Lock()
 	s := c.sessions[id]
 	if s == nil {
+		if l := c.lost[id]; l != nil {
+			// Its record expired while it awaited its worker: the stop
+			// is carried out when the worker comes back (restart.go).
+			if !l.stopOnReturn {
+				l.stopOnReturn = true
+				l.reason = reasonStopPending
+				c.markLocked(id)
+				c.log.Info("stop pending until the session's worker comes back", "session", id, "worker", l.workerID)
+			}
+			c.mu.Unlock()
+			return errStopPending
+		}
 		c.mu.Unlock()
 		if raise {
 			return fmt.Errorf("Server app instance not found: %s", id)

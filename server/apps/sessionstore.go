@@ -28,7 +28,7 @@ import (
 // when its cached last logs change; it is removed when the controller
 // forgets the session. The number of files is bounded by the live sessions
 // (the sessions-per-workspace limit) plus the ended ones
-// (maxEndedPerWorkspace, endedSessionTTL). docs/apps.md says why files and
+// (maxEndedPerWorkspace, Limits.EndedSessionTTL). docs/apps.md says why files and
 // not SQLite.
 type sessionStore struct {
 	root string
@@ -42,27 +42,30 @@ const sessionFileVersion = 1
 // sessionFile is the on-disk form of a session. The app's token is never
 // stored (a re-adopted session keeps the one it was started with).
 type sessionFile struct {
-	Version       int            `json:"version"`
-	ID            string         `json:"id"`
-	Workspace     string         `json:"workspace"`
-	ClientID      string         `json:"client_id"`
-	AppID         string         `json:"app_id"`
-	AppType       string         `json:"app_type"`
-	Daemon        bool           `json:"daemon,omitempty"`
-	WorkerManaged bool           `json:"worker_managed,omitempty"`
-	CreatedAt     time.Time      `json:"created_at"`
-	Status        string         `json:"status"`
-	Reason        string         `json:"reason,omitempty"`
-	EndedAt       time.Time      `json:"ended_at,omitzero"`
-	Adoptable     bool           `json:"adoptable,omitempty"`
-	StopOnReturn  bool           `json:"stop_on_return,omitempty"`
-	WorkerID      string         `json:"worker_id"`
-	WorkerClient  string         `json:"worker_client"`
-	Context       map[string]any `json:"context,omitempty"`
-	Revision      string         `json:"revision,omitempty"`
-	Info          map[string]any `json:"info"`
-	Tail          []any          `json:"tail,omitempty"`
-	TailMissing   int64          `json:"tail_missing,omitempty"`
+	Version       int       `json:"version"`
+	ID            string    `json:"id"`
+	Workspace     string    `json:"workspace"`
+	ClientID      string    `json:"client_id"`
+	AppID         string    `json:"app_id"`
+	AppType       string    `json:"app_type"`
+	Daemon        bool      `json:"daemon,omitempty"`
+	WorkerManaged bool      `json:"worker_managed,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	Status        string    `json:"status"`
+	Reason        string    `json:"reason,omitempty"`
+	EndedAt       time.Time `json:"ended_at,omitzero"`
+	Adoptable     bool      `json:"adoptable,omitempty"`
+	StopOnReturn  bool      `json:"stop_on_return,omitempty"`
+	// LostAt: the record's life ended while the session awaited its
+	// worker; it is kept, unlisted, until Limits.LostSessionTTL after that.
+	LostAt       time.Time      `json:"lost_at,omitzero"`
+	WorkerID     string         `json:"worker_id"`
+	WorkerClient string         `json:"worker_client"`
+	Context      map[string]any `json:"context,omitempty"`
+	Revision     string         `json:"revision,omitempty"`
+	Info         map[string]any `json:"info"`
+	Tail         []any          `json:"tail,omitempty"`
+	TailMissing  int64          `json:"tail_missing,omitempty"`
 }
 
 func openSessionStore(dataDir string, log *slog.Logger) (*sessionStore, error) {
@@ -195,7 +198,7 @@ func (s *session) fileOf() *sessionFile {
 	r := &sessionFile{
 		Version: sessionFileVersion, ID: s.id, Workspace: s.ws, ClientID: s.cid, AppID: s.appID, AppType: s.appType,
 		Daemon: s.daemon, WorkerManaged: s.workerManaged, CreatedAt: s.createdAt,
-		Status: s.status, Reason: s.reason, EndedAt: s.endedAt, Adoptable: s.adopt, StopOnReturn: s.stopOnReturn,
+		Status: s.status, Reason: s.reason, EndedAt: s.endedAt, Adoptable: s.adopt, StopOnReturn: s.stopOnReturn, LostAt: s.lostAt,
 		WorkerID: s.workerID, WorkerClient: s.workerClient, Revision: s.rev,
 		Info: jsonSafe(s.info).(map[string]any),
 	}
@@ -247,6 +250,8 @@ func (c *Controller) flushDirty() {
 	files := make(map[string]*sessionFile, len(dirty))
 	for id := range dirty {
 		if s := c.sessions[id]; s != nil {
+			files[id] = s.fileOf()
+		} else if s := c.lost[id]; s != nil {
 			files[id] = s.fileOf()
 		} else {
 			files[id] = nil
