@@ -94,6 +94,7 @@ type SessionsResult struct {
 	ChildRSS       int64         // sum of the app processes' RSS, bytes
 	Supervisors    int           // session supervisors found (see workers/process.MaybeSupervise)
 	SupervisorPSS  int64         // their proportional set size (shared pages split among sharers), bytes
+	PSSUnreadable  int           // supervisors whose PSS this user may not read (non-dumpable, another owner)
 	StopAll        time.Duration // wall time to stop them all
 	Remaining      int           // app processes, supervisors (or children of ours) left right after the stops
 	RemainingLater int           // the same, 2 s later
@@ -131,9 +132,15 @@ func (r SessionsResult) Report() string {
 	fmt.Fprintf(&b, "  our RSS (server+controller+worker): %.1f MB -> %.1f MB (+%.1f MB, %.1f KB/session)\n",
 		mb(r.RSSBefore), mb(r.RSSAfter), mb(r.RSSAfter-r.RSSBefore), per)
 	fmt.Fprintf(&b, "  app processes' RSS: %.1f MB total\n", mb(r.ChildRSS))
-	if r.Supervisors > 0 {
-		fmt.Fprintf(&b, "  session supervisors: %d, PSS %.1f MB total (%.1f KB each)\n",
-			r.Supervisors, mb(r.SupervisorPSS), float64(r.SupervisorPSS)/float64(r.Supervisors)/1024)
+	if read := r.Supervisors - r.PSSUnreadable; read > 0 {
+		fmt.Fprintf(&b, "  session supervisors: %d, PSS %.1f MB total (%.1f KB each)",
+			r.Supervisors, mb(r.SupervisorPSS), float64(r.SupervisorPSS)/float64(read)/1024)
+		if r.PSSUnreadable > 0 {
+			fmt.Fprintf(&b, "; the PSS of %d more could not be read", r.PSSUnreadable)
+		}
+		b.WriteString("\n")
+	} else if r.Supervisors > 0 {
+		fmt.Fprintf(&b, "  session supervisors: %d, PSS not readable by this user (non-dumpable processes: run as root)\n", r.Supervisors)
 	}
 	fmt.Fprintf(&b, "  stop all: %s\n", r.StopAll.Round(time.Millisecond))
 	fmt.Fprintf(&b, "  processes left: %d right after the stops, %d after 2 s; working directories left: %d\n",
@@ -408,6 +415,8 @@ func sessionsMany(ctx context.Context, apps *rpc.RemoteService, o SessionsOption
 	for _, p := range sups {
 		if n, err := PSS(p); err == nil {
 			res.SupervisorPSS += n
+		} else {
+			res.PSSUnreadable++
 		}
 	}
 	if err := stopAll(); err != nil {
@@ -428,31 +437,42 @@ func sessionsMany(ctx context.Context, apps *rpc.RemoteService, o SessionsOption
 }
 
 // appProcesses scans /proc for processes whose parent is this process or
-// whose command line contains marker (zombies included). Children of ours
-// that are session supervisors (the process worker's, see
-// workers/process.MaybeSupervise) come apart in sups.
+// whose command line contains marker (zombies included). Session
+// supervisors (the process worker's, see workers/process.MaybeSupervise)
+// that are children of ours, or of such a supervisor (a non-root worker's
+// start two per session), come apart in sups.
 func appProcesses(marker string) (apps, sups []int) {
 	self := os.Getpid()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, nil
 	}
+	isSup := map[int]bool{}
+	parent := map[int]int{}
+	var pids []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
 			continue
 		}
 		cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if ppid, ok := parentOf(pid); ok && ppid == self {
-			if bytes.Contains(cl, []byte("\x00__hypha_supervise")) {
-				sups = append(sups, pid)
-			} else {
-				apps = append(apps, pid)
-			}
+		ppid, ok := parentOf(pid)
+		if !ok {
 			continue
 		}
-		if bytes.Contains(cl, []byte(marker)) {
+		parent[pid] = ppid
+		pids = append(pids, pid)
+		if bytes.Contains(cl, []byte("\x00__hypha_supervise")) {
+			isSup[pid] = true
+		} else if bytes.Contains(cl, []byte(marker)) {
 			apps = append(apps, pid)
+		} else if ppid == self {
+			apps = append(apps, pid)
+		}
+	}
+	for _, pid := range pids {
+		if isSup[pid] && (parent[pid] == self || isSup[parent[pid]] && parent[parent[pid]] == self) {
+			sups = append(sups, pid)
 		}
 	}
 	return apps, sups

@@ -71,7 +71,9 @@ if os.environ.get("TREE_ATTACK") == "1" and os.fork() == 0:
         res.append("sent SIGKILL to 1")
     except OSError as ex:
         res.append("refused 1: " + errno.errorcode[ex.errno])
-    print("attack:", "; ".join(res), flush=True)
+    # In a PID namespace of its own, its pid differs from the one /proc
+    # (the worker's) gives it.
+    print("attack:", "; ".join(res), "| own pid namespace:", os.getpid() != int(os.readlink("/proc/self")), flush=True)
     time.sleep(300)
     os._exit(0)
 if os.environ["TREE_MODE"] == "exit":
@@ -250,6 +252,12 @@ func TestHostileSessionEndsLeaveNothing(t *testing.T) {
 const treeHelperEnv = "PROCESS_WORKER_TREE_HELPER"
 
 func runTreeHelper() {
+	// As cmd/hypha does (harden): a non-dumpable worker, whose forks'
+	// /proc files belong to root.
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, 4 /* PR_SET_DUMPABLE */, 0, 0); e != 0 {
+		fmt.Println("ERROR make non-dumpable:", e)
+		os.Exit(1)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, treeApp)
 	}))
@@ -361,6 +369,13 @@ func TestHostileWorkerKilledLeavesNothing(t *testing.T) {
 			t.Logf("the app said: %s", app)
 			if m.nonRoot && !strings.HasPrefix(app, "attack:") {
 				t.Fatalf("the app did not attack: %q", app)
+			}
+			if m.nonRoot && !strings.HasSuffix(app, "| own pid namespace: True") {
+				// Unless the system refuses user namespaces.
+				if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
+					t.Skip("unprivileged user namespaces are disabled here (kernel.unprivileged_userns_clone=0): the non-root worker falls back")
+				}
+				t.Fatalf("the app of a non-root worker does not run in a PID namespace of its own: %q", app)
 			}
 			waitTreeUp(t, mark)
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {

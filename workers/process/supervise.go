@@ -30,7 +30,7 @@ var supervisorHook atomic.Bool
 // signal), then removes the working directory if the worker could not.
 // See docs/workers.md ("How sessions end").
 func MaybeSupervise() {
-	if len(os.Args) == 2 && os.Args[1] == supervisorArg {
+	if len(os.Args) >= 2 && os.Args[1] == supervisorArg {
 		os.Exit(superviseMain())
 	}
 	supervisorHook.Store(true)

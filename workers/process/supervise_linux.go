@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -58,23 +59,23 @@ func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, 
 		// which stops its sessions, not the supervisor.
 		Setpgid: true,
 	}
+	args := []string{"hypha-supervisor", supervisorArg}
 	if cfg.PIDNamespace {
-		attr.Cloneflags = syscall.CLONE_NEWPID
-		if uid, gid := os.Geteuid(), os.Getegid(); uid != 0 {
-			// Without root, a PID namespace needs a user namespace: one
-			// that maps the worker's own uid and gid and nothing else, so
-			// the supervisor and the app keep the worker's identity and
-			// gain no privilege anywhere.
-			attr.Cloneflags |= syscall.CLONE_NEWUSER
-			attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
-			attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
-			attr.GidMappingsEnableSetgroups = false
+		if uid, gid := os.Geteuid(), os.Getegid(); uid == 0 {
+			attr.Cloneflags = syscall.CLONE_NEWPID
+		} else {
+			// Without root, a PID namespace needs a user namespace, whose
+			// id maps the parent must write into the child's /proc files.
+			// This worker is non-dumpable (those files of its forks then
+			// belong to root), so a fresh process of this binary, which
+			// holds nothing secret yet, starts the supervisor (outerMain).
+			args = append(args, outerArg, fmt.Sprintf("%d:%d", uid, gid))
 		}
 	}
 	cmd := &exec.Cmd{
 		// The running binary, even if replaced on disk since.
 		Path: "/proc/self/exe",
-		Args: []string{"hypha-supervisor", supervisorArg},
+		Args: args,
 		Env:  []string{}, // nothing of the worker's: the app's env travels in cfg
 		Dir:  "/",
 		// Stdin nil: /dev/null, passed on to the app.
@@ -110,6 +111,8 @@ func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, 
 		}
 	case strings.HasPrefix(line, "error "):
 		err = errors.New(strings.TrimSpace(strings.TrimPrefix(line, "error ")))
+	case strings.HasPrefix(line, "nsrefused "):
+		err = fmt.Errorf("%w: %s", errNamespaceRefused, strings.TrimSpace(strings.TrimPrefix(line, "nsrefused ")))
 	case err == nil && rerr != nil:
 		err = fmt.Errorf("the session supervisor ended before it started the app: %w", rerr)
 	}
@@ -185,11 +188,13 @@ func superviseMain() int {
 	// fork from the main thread, which lives as long as the process.
 	runtime.LockOSThread()
 	for _, fd := range []int{3, 4, 6} { // 5, the lock on the working directory, may be absent
-		var st syscall.Stat_t
-		if syscall.Fstat(fd, &st) != nil {
+		if !fdOpen(fd) {
 			fmt.Fprintf(os.Stderr, "%s is the process worker's session supervisor, started by the worker with descriptors 3, 4 and 6; it is not run by hand (descriptor %d is not open)\n", supervisorArg, fd)
 			return 2
 		}
+	}
+	if len(os.Args) == 4 && os.Args[2] == outerArg {
+		return outerMain(os.Args[3])
 	}
 	statusW := os.NewFile(4, "status")
 	say := func(format string, a ...any) {
@@ -201,10 +206,11 @@ func superviseMain() int {
 		say("error %s", strings.ReplaceAll(err.Error(), "\n", " "))
 		return 1
 	}
-	syscall.CloseOnExec(3)
-	syscall.CloseOnExec(4)
-	syscall.CloseOnExec(5) // the lock on the working directory: kept open, not passed on
-	syscall.CloseOnExec(6)
+	// Nothing but 0, 1 and 2 reaches the app: 3 to 7 are the supervisor's
+	// (5, the lock on the working directory, is kept open, not passed
+	// on), and a descriptor the worker inherited without close-on-exec
+	// from whoever started it must not leak through.
+	closeOnExecAbove(2)
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
 		return fail(fmt.Errorf("session supervisor: make non-dumpable: %w", e))
 	}
@@ -216,13 +222,23 @@ func superviseMain() int {
 	// PID namespace) could send it.
 	signal.Notify(sigc, supStop, supKill, syscall.SIGHUP, syscall.SIGCHLD)
 	// The worker never writes to the lifeline: the read returns when its
-	// last write end closes, that is when the worker is gone.
+	// last write end closes, that is when the worker is gone. Started by
+	// outerMain, a second lifeline (7) ends with that process.
 	workerGone := make(chan struct{})
-	go func() {
-		var b [1]byte
-		_, _ = os.NewFile(6, "lifeline").Read(b[:])
-		close(workerGone)
-	}()
+	var goneOnce sync.Once
+	lifelines := []int{6}
+	if len(os.Args) == 3 && os.Args[2] == outerLifelineArg {
+		// Named, not probed: descriptor 7 may be anything otherwise.
+		lifelines = append(lifelines, 7)
+	}
+	for _, fd := range lifelines {
+		syscall.CloseOnExec(fd)
+		go func() {
+			var b [1]byte
+			_, _ = os.NewFile(uintptr(fd), "lifeline").Read(b[:])
+			goneOnce.Do(func() { close(workerGone) })
+		}()
+	}
 	var cfg supervisorConfig
 	cfgFile := os.NewFile(3, "config")
 	derr := json.NewDecoder(io.LimitReader(cfgFile, 64<<20)).Decode(&cfg)
@@ -298,6 +314,122 @@ wait:
 		return 2
 	}
 	return 0
+}
+
+// outerArg makes the supervisor an outer one (outerMain), followed by
+// "UID:GID".
+const outerArg = "outer"
+
+// outerLifelineArg tells a supervisor started by outerMain that descriptor
+// 7 is that process's lifeline.
+const outerLifelineArg = "outer-lifeline"
+
+// closeOnExecAbove marks every open descriptor above fd close-on-exec.
+func closeOnExecAbove(fd int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		for i := fd + 1; i < 1024; i++ {
+			syscall.CloseOnExec(i)
+		}
+		return
+	}
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > fd {
+			syscall.CloseOnExec(n)
+		}
+	}
+}
+
+// fdOpen tells whether descriptor fd is open.
+func fdOpen(fd int) bool {
+	var st syscall.Stat_t
+	return syscall.Fstat(fd, &st) == nil
+}
+
+// outerMain starts the supervisor of a non-root worker in a user and PID
+// namespace of its own, then relays the worker's signals to it and ends
+// with it. It runs freshly executed, so it is dumpable (the parent of a
+// user namespace must write the child's id maps, files that belong to
+// root when the parent is non-dumpable) and holds nothing secret: it
+// never reads the config (descriptor 3), which it passes on unread with
+// the others. Once the supervisor runs it becomes non-dumpable too. Its
+// end (killed, say) ends the session: the supervisor watches a lifeline
+// of it (descriptor 7) as it watches the worker's.
+func outerMain(ids string) int {
+	statusW := os.NewFile(4, "status")
+	var uid, gid int
+	if _, err := fmt.Sscanf(ids, "%d:%d", &uid, &gid); err != nil || uid <= 0 || gid < 0 {
+		fmt.Fprintf(statusW, "error session supervisor: bad ids %q\n", ids)
+		return 1
+	}
+	lifeR, lifeW, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(statusW, "error session supervisor: create pipe: %v\n", err)
+		return 1
+	}
+	files := []*os.File{os.NewFile(3, "config"), statusW, nil, os.NewFile(6, "lifeline"), lifeR}
+	if fdOpen(5) {
+		files[2] = os.NewFile(5, "lock")
+	}
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, supStop, supKill, syscall.SIGHUP)
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{"hypha-supervisor", supervisorArg, outerLifelineArg},
+		Env:        []string{},
+		Dir:        "/",
+		Stdin:      os.Stdin,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+		ExtraFiles: files,
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID,
+			// The worker's own uid and gid and nothing else: nobody gains
+			// a privilege anywhere.
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+			GidMappingsEnableSetgroups: false,
+		},
+	}
+	startErr := cmd.Start()
+	for _, f := range files {
+		if f != nil && f != statusW {
+			f.Close()
+		}
+	}
+	if startErr != nil {
+		// The system refused the namespaces: the worker starts the
+		// supervisor without them.
+		fmt.Fprintf(statusW, "nsrefused %s\n", strings.ReplaceAll(startErr.Error(), "\n", " "))
+		return 1
+	}
+	statusW.Close()
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetDumpable, 0, 0); e != 0 {
+		fmt.Fprintf(os.Stderr, "[hypha supervisor] make non-dumpable: %v\n", e)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-sigc:
+				if sig != syscall.SIGHUP {
+					// The supervisor is the init of its namespace: it
+					// gets the signals it handles, these among them.
+					_ = cmd.Process.Signal(sig)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	err = cmd.Wait()
+	close(done)
+	lifeW.Close()
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() >= 0 {
+		return cmd.ProcessState.ExitCode()
+	}
+	fmt.Fprintf(os.Stderr, "[hypha supervisor] the session supervisor %v\n", err)
+	return 1
 }
 
 type supervisor struct {
