@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -330,15 +331,21 @@ func newAppsCmd() *cobra.Command {
 				return err
 			}
 			items, _ := v.([]any)
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			if running {
+				fmt.Fprintln(tw, "SESSION\tAPP\tSTATUS")
+			} else {
+				fmt.Fprintln(tw, "APP\tTYPE\tNAME")
+			}
 			for _, it := range items {
 				m, _ := it.(map[string]any)
 				if running {
-					fmt.Fprintf(cmd.OutOrStdout(), "%v\t%v\t%v\n", m["id"], m["app_id"], m["status"])
+					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["id"], m["app_id"], m["status"])
 				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "%v\t%v\t%v\n", m["id"], m["type"], m["name"])
+					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["id"], m["type"], m["name"])
 				}
 			}
-			return nil
+			return tw.Flush()
 		}),
 	}
 	list.Flags().BoolVar(&running, "running", false, "list running sessions instead of installed apps")

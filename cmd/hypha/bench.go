@@ -59,7 +59,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	fs := rpcCmd.Flags()
 	fs.StringVar(&o.ServerURL, "server-url", envOr("HYPHA_SERVER_URL", ""), "server to measure; empty starts the embedded one (HYPHA_SERVER_URL)")
-	fs.StringVar(&o.Token, "token", envOr("HYPHA_TOKEN", ""), "token (HYPHA_TOKEN)")
+	secretStringVar(fs, &o.Token, "token", "HYPHA_TOKEN", "token (HYPHA_TOKEN)")
 	fs.StringVar(&o.Workspace, "workspace", envOr("HYPHA_WORKSPACE", ""), "workspace (HYPHA_WORKSPACE)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to call")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent callers")
@@ -102,7 +102,7 @@ func newBenchConnsCmd() *cobra.Command {
 	fs := cmd.Flags()
 	fs.StringVar(&o.ServerURL, "server-url", "", "server to measure (with --server-pid); empty runs a child 'hypha server'")
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process whose RSS is measured")
-	fs.StringVar(&o.Token, "token", envOr("HYPHA_TOKEN", ""), "token (HYPHA_TOKEN)")
+	secretStringVar(fs, &o.Token, "token", "HYPHA_TOKEN", "token (HYPHA_TOKEN)")
 	fs.IntVar(&o.Connections, "connections", 1000, "idle connections to open")
 	return cmd
 }

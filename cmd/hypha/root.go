@@ -62,8 +62,23 @@ type clientFlags struct {
 
 func (c *clientFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&c.serverURL, "server-url", envOr("HYPHA_SERVER_URL", "http://127.0.0.1:9527"), "server URL (HYPHA_SERVER_URL)")
-	fs.StringVar(&c.token, "token", envOr("HYPHA_TOKEN", ""), "token (HYPHA_TOKEN)")
+	secretStringVar(fs, &c.token, "token", "HYPHA_TOKEN", "token (HYPHA_TOKEN)")
 	fs.StringVar(&c.workspace, "workspace", envOr("HYPHA_WORKSPACE", ""), "workspace (HYPHA_WORKSPACE)")
+}
+
+// secretValue is a string flag whose value never shows: help prints no
+// default, so a token taken from the environment is not echoed by --help.
+type secretValue struct{ p *string }
+
+func (v secretValue) String() string     { return "" }
+func (v secretValue) Set(s string) error { *v.p = s; return nil }
+func (v secretValue) Type() string       { return "string" }
+
+// secretStringVar defines a secret string flag whose default comes from
+// the environment variable env, without showing it in help.
+func secretStringVar(fs *pflag.FlagSet, p *string, name, env, usage string) {
+	*p = os.Getenv(env)
+	fs.Var(secretValue{p}, name, usage)
 }
 
 // quietLogger logs only warnings and errors unless --log-level asks for more.

@@ -128,6 +128,12 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	cf.add(cmd.Flags())
+	// Unlike the other client commands, run's default is no server at all:
+	// it starts the embedded one.
+	if f := cmd.Flags().Lookup("server-url"); f != nil {
+		f.DefValue = ""
+		f.Usage = "server to run the app on (HYPHA_SERVER_URL); default: the embedded server with its built-in workers, started in-process"
+	}
 	cmd.Flags().StringVar(&typ, "type", "", "app type (default: from the manifest or the entry point's extension)")
 	cmd.Flags().StringVar(&waitFor, "wait-for-service", "", "wait until the app registers this service")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "start timeout (default: the server's)")

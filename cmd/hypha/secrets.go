@@ -72,7 +72,7 @@ func loadSecrets(cmd *cobra.Command, srcs []secretSource) (vals map[string]strin
 		case flagSet && fileSet:
 			return nil, false, fmt.Errorf("give --%s or --%s, not both", s.flag, s.fileFlag)
 		case flagSet:
-			v, _ = fs.GetString(s.flag)
+			v = flagString(fs, s.flag)
 			visible = true
 		case fileSet:
 			p, _ := fs.GetString(s.fileFlag)
@@ -151,6 +151,18 @@ func readSecretsFD(fd int) (map[string]string, error) {
 		return nil, fmt.Errorf("--%s %d: %w", secretsFDFlag, fd, err)
 	}
 	return vals, nil
+}
+
+// flagString is the value of a string flag, secret ones (secretValue,
+// whose String shows nothing) included.
+func flagString(fs *pflag.FlagSet, name string) string {
+	if f := fs.Lookup(name); f != nil {
+		if sv, ok := f.Value.(secretValue); ok {
+			return *sv.p
+		}
+	}
+	v, _ := fs.GetString(name)
+	return v
 }
 
 // childArgs is the command line of the re-executed command: the same
