@@ -232,3 +232,32 @@ func TestLazyStart(t *testing.T) {
 		t.Fatalf("running after the lazy start: %v", ids(l))
 	}
 }
+
+// TestHostileEditAppHTTP: the edit functions over HTTP refuse an anonymous
+// request and another workspace's user; nothing is written.
+func TestHostileEditAppHTTP(t *testing.T) {
+	s, _, _, svc, dir := setup(t)
+	ctx := testserver.Ctx(t)
+	call(t, svc, "install", with(testApp(""), "app_id", "web"))
+	base := s.URL() + "/public/services/server-apps/edit_file?app_id=" + aliceWS + "/web&file_path=evil.txt&file_content=x"
+	for name, tok := range map[string]string{"anonymous": "", "bob": userToken(t, s, "bob")} {
+		code, body, err := httpDo(ctx, base, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code < 400 || !strings.Contains(body, "Permission denied") {
+			t.Errorf("%s: HTTP edit_file answered %d %s", name, code, body)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "apps", aliceWS, "web", "files", "evil.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a refused HTTP edit wrote the file: %v", err)
+	}
+	// alice herself may, over HTTP too.
+	code, body, err := httpDo(ctx, base, userToken(t, s, "alice"))
+	if err != nil || code != 200 {
+		t.Fatalf("alice's HTTP edit_file: %d %s %v", code, body, err)
+	}
+	if got := call(t, svc, "read_file", "web", "evil.txt"); got != "x" {
+		t.Fatalf("file after alice's HTTP edit = %v", got)
+	}
+}
