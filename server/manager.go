@@ -304,7 +304,7 @@ func splitID(id string) (ws, cid string) {
 
 // findService resolves a get_service query to one registry entry the caller
 // may use.
-func (s *Server) findService(c *rpc.Call) (*registry.Entry, *auth.UserInfo, string, error) {
+func (s *Server) findService(ctx context.Context, c *rpc.Call) (*registry.Entry, *auth.UserInfo, string, error) {
 	u, ws, err := caller(c)
 	if err != nil {
 		return nil, nil, "", err
@@ -336,6 +336,21 @@ func (s *Server) findService(c *rpc.Call) (*registry.Entry, *auth.UserInfo, stri
 			cands = append(cands, e)
 		} else if refused == nil {
 			refused = e
+		}
+	}
+	if len(cands) == 0 && refused == nil {
+		// "svc@app_id" of an installed app that is not running: the apps
+		// controller starts it, then the lookup runs again (apphooks.go).
+		if again, started, err := s.lazyStart(ctx, u, ws, q); err != nil {
+			return nil, nil, "", fmt.Errorf("Service not found: %s (starting app %s: %w)", query, q.AppID, err)
+		} else if started {
+			for _, e := range s.registry.Find(again) {
+				if registry.CanGet(e, ws, perm) {
+					cands = append(cands, e)
+				} else if refused == nil {
+					refused = e
+				}
+			}
 		}
 	}
 	if len(cands) == 0 {
@@ -371,7 +386,7 @@ func (s *Server) findService(c *rpc.Call) (*registry.Entry, *auth.UserInfo, stri
 }
 
 func (s *Server) mGetService(ctx context.Context, c *rpc.Call) (any, error) {
-	e, _, _, err := s.findService(c)
+	e, _, _, err := s.findService(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -399,8 +414,8 @@ func (s *Server) mGetService(ctx context.Context, c *rpc.Call) (any, error) {
 	return svc, nil
 }
 
-func (s *Server) mGetServiceInfo(_ context.Context, c *rpc.Call) (any, error) {
-	e, u, ws, err := s.findService(c)
+func (s *Server) mGetServiceInfo(ctx context.Context, c *rpc.Call) (any, error) {
+	e, u, ws, err := s.findService(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -421,13 +436,20 @@ func (s *Server) mListServices(_ context.Context, c *rpc.Call) (any, error) {
 		return nil, err
 	}
 	includeUnlisted, _ := c.Arg(1, "include_unlisted").(bool)
-	list, err := s.registry.List(q, ws, func(w string) auth.Permission { return s.permission(u, w) }, includeUnlisted)
+	perm := func(w string) auth.Permission { return s.permission(u, w) }
+	list, err := s.registry.List(q, ws, perm, includeUnlisted)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]any, len(list))
+	infos := make([]map[string]any, len(list))
 	for i, e := range list {
 		out[i] = e.Info
+		infos[i] = e.Info
+	}
+	if inc, _ := c.Arg(2, "include_app_services").(bool); inc {
+		prio, _ := c.Arg(3, "prioritize_running_services").(bool)
+		out = append(out, s.appServices(q, ws, perm, includeUnlisted, prio, infos)...)
 	}
 	return out, nil
 }
@@ -571,6 +593,7 @@ func (s *Server) mCreateWorkspace(_ context.Context, c *rpc.Call) (any, error) {
 		}
 		return nil, err
 	}
+	s.workspaceLoaded(ws.ID) // apps: daemon apps (apphooks.go)
 	return ws.toMap(), nil
 }
 

@@ -28,6 +28,9 @@ type conn struct {
 	deliverFn   func(frame []byte) error
 	gen         uint64
 	lastActive  atomic.Int64
+	// lastCall is when the peer last received an RPC call (unix ns; set at
+	// connection): the activity behind stop_after_inactive (apphooks.go).
+	lastCall atomic.Int64
 	// writing is when the current write started (unix ns), 0 when idle; the
 	// sweeper closes connections whose writes hang.
 	writing   atomic.Int64
@@ -246,6 +249,9 @@ func (r *router) route(src *conn, frame []byte) error {
 			r.rejectUnreachable(src, target, m.Session)
 		}
 		return nil
+	}
+	if m.Type == "method" {
+		dst.lastCall.Store(time.Now().UnixNano()) // activity (apphooks.go)
 	}
 	if err := dst.deliver(out); err != nil {
 		if errors.Is(err, wire.ErrMalformed) {

@@ -148,6 +148,7 @@ type Server struct {
 	revoked *auth.Revocations // revoked tokens (manager_extra.go)
 
 	ext   extensions // server-apps hook (apps_hook.go)
+	hooks appHooks   // apps controller hooks (apphooks.go)
 	extra extraState // manager_extra.go
 }
 

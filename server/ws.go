@@ -340,8 +340,12 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 		// server and could speak for any workspace.
 		return nil, refuse(closeGoingAway, "Failed to establish connection: invalid workspace %q", ws)
 	}
+	_, loaded := s.work.get(ws)
 	if err := s.work.ensure(ws, user); err != nil {
 		return nil, refuse(closeGoingAway, "Failed to establish connection: %v", err)
+	}
+	if !loaded {
+		s.workspaceLoaded(ws) // apps: daemon apps (apphooks.go)
 	}
 	perm := s.permission(user, ws)
 	if perm < auth.Read {
@@ -378,6 +382,7 @@ func (s *Server) admit(ctx context.Context, h hello) (*conn, *setupError) {
 		badLog: lograte.New(malformedLogEvery), clientLog: lograte.New(clientLogEvery),
 	}
 	c.lastActive.Store(time.Now().UnixNano())
+	c.lastCall.Store(c.lastActive.Load())
 	return c, nil
 }
 

@@ -379,6 +379,7 @@ func newAppsCmd() *cobra.Command {
 		}),
 	}
 	cmd.AddCommand(install, start, stop, logs, list, uninstall, workers)
+	cmd.AddCommand(appsEditCommands(withApps)...) // apps_edit.go
 	return cmd
 }
 

@@ -96,7 +96,10 @@ func newRunCmd() *cobra.Command {
 			// The start's progress goes through startLines, so that a failure
 			// already shown as an [error] line is not printed again in full.
 			startLines := &errorLines{w: stderr}
-			kw := rpc.Kwargs{"progress_callback": progressPrinter(startLines), "wait_for_service": wait}
+			// stop_after_inactive 0: a run lasts until the app ends or Ctrl-C,
+			// however long nobody calls it (the server's default stops idle
+			// apps after 600 s).
+			kw := rpc.Kwargs{"progress_callback": progressPrinter(startLines), "wait_for_service": wait, "stop_after_inactive": 0}
 			if timeout > 0 {
 				kw["timeout"] = timeout.Seconds()
 			}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -98,6 +99,8 @@ type Controller struct {
 	resumeKick   chan struct{}   // a worker appeared: try re-adoptions and daemon starts
 	daemons      map[string]bool // "<ws>/<app_id>" of daemon apps still to start
 	startedAt    time.Time
+
+	extra controllerExtra // edit.go, lazy.go, inactivity.go
 }
 
 // New loads the installed apps, connects to the server and registers
@@ -130,6 +133,9 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 		persistStop: make(chan struct{}), persistDone: make(chan struct{}), resumeKick: make(chan struct{}, 1), daemons: map[string]bool{},
 		startedAt: time.Now(),
 	}
+	if err := c.initExtra(); err != nil {
+		return nil, err
+	}
 	c.restoreSessions(sst.load())
 	for ws, m := range loaded {
 		for id, man := range m {
@@ -154,8 +160,11 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 		c.Close()
 		return nil, err
 	}
+	c.installHostHooks()
 	c.wg.Add(1)
 	go c.watch()
+	c.wg.Add(1)
+	go c.watchInactivity()
 	c.kickResume()
 	n := 0
 	for _, m := range loaded {
@@ -197,6 +206,7 @@ func (c *Controller) register(ctx context.Context) error {
 		"list_files":       c.handler("list_files", c.mListFiles),
 		"read_file":        c.handler("read_file", c.mReadFile),
 	}
+	maps.Copy(fns, c.extraFunctions()) // edit.go
 	if _, err := c.client.RegisterService(ctx, rpc.Service{
 		ID: "server-apps", Name: "Server Apps", Type: "server-apps",
 		Description: "Install, start and stop server apps run by server-app-worker services.",
@@ -238,6 +248,7 @@ func (c *Controller) Close() {
 	c.closed = true
 	running := c.runningLocked(func(*session) bool { return true })
 	c.mu.Unlock()
+	c.closeExtra()
 
 	ctx, cancel := context.WithTimeout(context.Background(), stopOnCloseTimeout)
 	sem := make(chan struct{}, probeParallel)

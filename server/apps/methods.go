@@ -485,6 +485,7 @@ func startOptionsFrom(a args, pg *progress) (startOptions, error) {
 	if _, err = a.integer("stop_after_inactive", 0); err != nil {
 		return o, err
 	}
+	o.stopAfterInactive = a["stop_after_inactive"]
 	if o.version, err = a.str("version"); err != nil {
 		return o, err
 	}

@@ -74,6 +74,7 @@ type session struct {
 	id, ws, cid, appID, appType string
 	daemon, workerManaged       bool
 	createdAt                   time.Time
+	inactive                    time.Duration // stop_after_inactive; 0: never (inactivity.go)
 
 	info    map[string]any // the public record, without status
 	status  string
@@ -323,6 +324,8 @@ type startOptions struct {
 	version          string
 	stage            bool
 	fresh            bool // never reuse a running instance (install verification)
+
+	stopAfterInactive any // nil: from the manifest or the default (inactivity.go)
 }
 
 // processAppTypes are the app types run as plain processes (workers/process):
@@ -428,6 +431,10 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 	}
 	detached, waitFor := ready.detached, ready.service
 	daemon := m["daemon"] == true
+	inactive, err := inactivityLimit(o.stopAfterInactive, sc, daemon)
+	if err != nil {
+		return nil, err
+	}
 	singleton := m["singleton"] == true
 
 	// One instance unless daemon or autoscaling; a singleton always has
@@ -525,7 +532,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 		id: sid, ws: ws, cid: cid, appID: alias, appType: appType,
 		daemon: daemon, workerManaged: m["worker_managed"] == true, createdAt: time.Now().UTC(),
 		status: statusStarting, worker: wk.svc, workerID: wk.id, workerClient: wk.clientKey,
-		context: wctx, release: wk.release,
+		context: wctx, release: wk.release, inactive: inactive,
 	}
 	c.mu.Lock()
 	s.rev = c.appRev[ws+"/"+alias]

@@ -137,11 +137,13 @@ func (c *Controller) pickWorker(ctx context.Context, cl *caller, ws, appType, ap
 	if err != nil {
 		c.log.Warn("listing workspace workers failed", "workspace", ws, "err", err)
 	}
+	cands = c.enabledWorkers(cands) // edit.go
 	if len(cands) == 0 && ws != "public" {
 		cands, err = c.workersIn(ctx, "public", appType, appID)
 		if err != nil {
 			c.log.Warn("listing public workers failed", "err", err)
 		}
+		cands = c.enabledWorkers(cands)
 	}
 	if len(cands) == 0 {
 		return nil, fmt.Errorf("No server app worker found for app type: %s (no worker for type %s in workspace %s or public)", appType, appType, ws)
@@ -250,6 +252,9 @@ func (c *Controller) workerByID(ctx context.Context, cl *caller, ws, appType, wo
 	if strings.Count(workerID, "/") != 1 || strings.Count(workerID, ":") != 1 {
 		return nil, fmt.Errorf("Worker ID must be in format 'workspace/client_id:service_id', got: %s", workerID)
 	}
+	if c.workerDisabled(workerID) {
+		return nil, fmt.Errorf("Worker %s is disabled (edit_worker)", workerID)
+	}
 	wws, _, _ := strings.Cut(workerID, "/")
 	if wws != ws && wws != "public" {
 		// Running an app on a worker of another workspace uses that
@@ -306,7 +311,9 @@ func (c *Controller) mListWorkers(ctx context.Context, cl *caller, call *rpc.Cal
 			continue
 		}
 		for _, w := range list {
-			out = append(out, w.info())
+			inf := w.info()
+			inf["disabled"] = c.workerDisabled(w.id)
+			out = append(out, inf)
 		}
 	}
 	return out, nil
