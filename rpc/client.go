@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +35,16 @@ type Config struct {
 	// messages travel in chunks).
 	MaxMessageSize int64
 	// Dialer replaces the websocket transport (the embedded server uses it
-	// for in-process clients).
+	// for in-process clients); the TLS options below do not apply to it.
 	Dialer Dialer
+	// RootCAs verifies a wss (https) server's certificate against these
+	// roots instead of the system's (a private CA, a self-signed server).
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify accepts any certificate from a wss server (the
+	// CLI's --disable-ssl): the connection is encrypted but anyone on the
+	// path can impersonate the server and read the token. Only for test
+	// setups and trusted networks.
+	InsecureSkipVerify bool
 	// AllowForeignCallables lets this client call functions that a peer
 	// sent but does not own (see PeerConfig.AllowForeignCallables). By
 	// default they are refused with ErrForeignCallable: a client that calls
@@ -108,7 +118,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		if _, err := WebsocketURL(cfg.ServerURL); err != nil {
 			return nil, err
 		}
-		cfg.Dialer = WebsocketDialer(cfg.ServerURL, cfg.MaxMessageSize)
+		client := batchingClient
+		if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
+			client = tlsClient(&tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}) //nolint:gosec // opt-in
+		}
+		cfg.Dialer = websocketDialer(cfg.ServerURL, cfg.MaxMessageSize, client)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, subscribed: map[string]bool{}, done: make(chan struct{})}
 	conn, info, err := c.handshake(ctx, "")
