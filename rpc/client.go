@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -83,7 +84,8 @@ type Client struct {
 	subscribed  map[string]bool
 	ready       chan struct{} // closed while connected; replaced while reconnecting
 	closing     bool
-	onReconnect []func()
+	err         error // why the client ended (set once, with closing)
+	onReconnect []*func()
 
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -495,10 +497,10 @@ func (c *Client) reconnect(ctx context.Context) Conn {
 			}
 			c.log.Info("reconnected", "workspace", info.Workspace, "client_id", info.ClientID)
 			c.mu.Lock()
-			hooks := append([]func(){}, c.onReconnect...)
+			hooks := append([]*func(){}, c.onReconnect...)
 			c.mu.Unlock()
 			for _, h := range hooks {
-				h()
+				(*h)()
 			}
 		}()
 		return conn
@@ -542,6 +544,7 @@ func (c *Client) shutdown(err error) {
 		return
 	}
 	c.closing = true
+	c.err = err
 	conn := c.conn
 	c.mu.Unlock()
 	if c.cancel != nil {
@@ -556,10 +559,13 @@ func (c *Client) shutdown(err error) {
 	close(c.done)
 }
 
+// errClosedByCaller is Err after Close or Disconnect.
+var errClosedByCaller = fmt.Errorf("%w: closed by the client", ErrClosed)
+
 // Close disconnects and releases every goroutine; pending calls fail with
 // ErrClosed. It is the same as Disconnect without a context.
 func (c *Client) Close() error {
-	c.shutdown(ErrClosed)
+	c.shutdown(errClosedByCaller)
 	c.wg.Wait()
 	if c.peer != nil {
 		c.peer.Close()
@@ -579,8 +585,20 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	}
 }
 
-// Done is closed when the client is closed for good.
+// Done is closed when the client is closed for good: by Close, or by the
+// connection's end when it cannot come back (NoReconnect, or the server
+// refusing the reconnection). Err says which.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is nil until Done is closed; then it says why the client ended. It
+// wraps ErrClosed in every case: after Close it is the only cause; after a
+// lost connection it also names the transport's error, and after a refused
+// reconnection the server's refusal (a *RefusedError's message).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
 
 // Info describes the current connection.
 func (c *Client) Info() ConnectionInfo {
@@ -589,11 +607,18 @@ func (c *Client) Info() ConnectionInfo {
 	return c.info
 }
 
-// OnReconnect runs fn after every successful reconnection.
-func (c *Client) OnReconnect(fn func()) {
+// OnReconnect runs fn after every successful reconnection (once the
+// services are registered again). It returns a function that removes fn.
+func (c *Client) OnReconnect(fn func()) (remove func()) {
+	h := &fn
 	c.mu.Lock()
-	c.onReconnect = append(c.onReconnect, fn)
+	c.onReconnect = append(c.onReconnect, h)
 	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.onReconnect = slices.DeleteFunc(c.onReconnect, func(x *func()) bool { return x == h })
+	}
 }
 
 // Manager is the workspace manager service (`*/<manager_id>:default`).
