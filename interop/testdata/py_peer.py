@@ -1,6 +1,6 @@
 """Interop scenarios for the real hypha-rpc Python client (standard library + hypha_rpc only).
 
-usage (through /work/shared/peers/run-py.sh): py_peer.py <scenario> <server_url> [json-args]
+usage (through run-py.sh of shared/peers beside the repository): py_peer.py <scenario> <server_url> [json-args]
 
 stdout protocol, as interop/js/scenario.mjs (other lines are ignored by the Go tests):
   READY <json>    (serve only) the service is registered
