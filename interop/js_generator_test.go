@@ -66,35 +66,47 @@ func TestJSGenerators(t *testing.T) {
 	needJS(t)
 	s := startServer(t)
 	url := s.URL()
-	ctx := ctxTimeout(t, 2*time.Minute)
+	checkPeerReadsGoGenerators(t, url, func(args map[string]any) map[string]any {
+		return jsRun(t, "generators", url, args)
+	})
+	serve, ready := jsServe(t, url, map[string]any{"client_id": "js-gen-serve", "service_id": "js-gen"})
+	checkGoReadsPeerGenerators(t, url, serve, str(ready, "service_id"))
+}
 
-	// JS consumes Go generators.
+// checkPeerReadsGoGenerators registers goGeneratorService and runs the
+// peer's generators scenario on it (run gets the scenario's arguments).
+func checkPeerReadsGoGenerators(t *testing.T, url string, run func(map[string]any) map[string]any) {
+	ctx := ctxTimeout(t, 2*time.Minute)
 	goc := goConnect(t, url, rpc.Config{Token: testserver.RootToken, ClientID: "go-gen-client"})
 	ended := make(chan error, 4)
 	sid, err := goc.RegisterService(ctx, goGeneratorService(ended))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := jsRun(t, "generators", url, map[string]any{"service_id": sid, "n": 4})
-	expect(t, "JS reads count(4)", at(r, "count"), []any{0, 1, 2, 3})
-	expect(t, "JS reads forever() for 3 items", at(r, "forever"), []any{0, 1, 2})
-	expect(t, "JS reads failing()", at(r, "failing"), []any{"a"})
+	r := run(map[string]any{"service_id": sid, "n": 4})
+	expect(t, "peer reads count(4)", at(r, "count"), []any{0, 1, 2, 3})
+	expect(t, "peer reads forever() for 3 items", at(r, "forever"), []any{0, 1, 2})
+	expect(t, "peer reads failing()", at(r, "failing"), []any{"a"})
 	expectContains(t, "failing() error", str(r, "failing_error", "$error"), "go source broke")
-	expect(t, "Go sum of a JS async generator", at(r, "sum"), 42)
+	expect(t, "Go sum of the peer's generator", at(r, "sum"), 42)
 	select {
 	case err := <-ended:
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("the Go forever generator ended with %v, want context.Canceled", err)
 		}
 	case <-ctx.Done():
-		t.Fatal("the Go forever generator was not released after JS stopped reading it")
+		t.Fatal("the Go forever generator was not released after the peer stopped reading it")
 	}
+}
 
-	// Go consumes JS async generators.
-	serve, ready := jsServe(t, url, map[string]any{"client_id": "js-gen-serve", "service_id": "js-gen"})
-	svc, err := goc.GetService(ctx, str(ready, "service_id"))
+// checkGoReadsPeerGenerators reads the numbers and ticks generators of the
+// peer's test service sid (served by serve, which it ends).
+func checkGoReadsPeerGenerators(t *testing.T, url string, serve *proc, sid string) {
+	ctx := ctxTimeout(t, 2*time.Minute)
+	goc := goConnect(t, url, rpc.Config{Token: testserver.RootToken, ClientID: "go-gen-reader"})
+	svc, err := goc.GetService(ctx, sid)
 	if err != nil {
-		t.Fatalf("get JS service: %v%s", err, serve.diag())
+		t.Fatalf("get the peer's service: %v%s", err, serve.diag())
 	}
 	v, err := svc.Call(ctx, "numbers", 4)
 	if err != nil {
@@ -112,7 +124,7 @@ func TestJSGenerators(t *testing.T) {
 		got = append(got, item)
 	}
 	if !slices.Equal(got, []any{int64(0), int64(1), int64(2), int64(3)}) {
-		t.Errorf("Go reads JS numbers(4) = %v", got)
+		t.Errorf("Go reads the peer's numbers(4) = %v", got)
 	}
 	var typed iter.Seq2[float64, error]
 	if err := svc.CallInto(ctx, &typed, "numbers", 3); err != nil {
@@ -142,8 +154,8 @@ func TestJSGenerators(t *testing.T) {
 		}
 	}
 	if !slices.Equal(got, []any{int64(0), int64(1), int64(2)}) {
-		t.Errorf("Go reads JS ticks() = %v", got)
+		t.Errorf("Go reads the peer's ticks() = %v", got)
 	}
 	res := serve.mustResult()
-	expect(t, "JS generator calls", res["calls"], map[string]any{"numbers": 2, "ticks": 1, "ticks_closed": 1})
+	expect(t, "the peer's generator calls", res["calls"], map[string]any{"numbers": 2, "ticks": 1, "ticks_closed": 1})
 }

@@ -396,6 +396,13 @@ func TestPythonOnOurServer(t *testing.T) {
 		serve.mustResult()
 	})
 	t.Run("TokenJoin", func(t *testing.T) { checkPythonJoin(t, dir, url, testserver.RootToken) })
+	t.Run("Generators", func(t *testing.T) {
+		checkPeerReadsGoGenerators(t, url, func(args map[string]any) map[string]any {
+			return pyRun(t, dir, "generators", url, args)
+		})
+		serve := pyStart(t, dir, "serve", url, map[string]any{"service_id": "py-gen"}, true)
+		checkGoReadsPeerGenerators(t, url, serve, str(serve.waitReady(), "service_id"))
+	})
 }
 
 // TestUpstreamPythonJoin runs the same join scenario on the upstream server
