@@ -1,14 +1,15 @@
 package interop
 
-// Opt-in checks against the real upstream peers of /work/shared/peers
-// (HYPHA_PEERS=1): the real Python server (amun-ai/hypha) with this module's
-// Go client, and the real Python client (hypha-rpc) with the embedded
-// server. See /work/shared/peers/README.md for the setup (a Debian chroot;
-// the scripts need root).
+// Opt-in checks against the real upstream peers (HYPHA_PEERS=1): the real
+// Python server (amun-ai/hypha) with this module's Go client, and the real
+// Python client (hypha-rpc) with the embedded server. The peers scripts live
+// in shared/peers beside the repository; see the README there for the setup
+// (a Debian chroot; the scripts need root).
 //
 //	HYPHA_PEERS=1 go test ./interop/ -run 'Upstream|Python' -v
 //
-// HYPHA_PEERS_DIR overrides the peers folder (default /work/shared/peers);
+// HYPHA_PEERS_DIR overrides the peers folder (default ../shared/peers from
+// the repository's root);
 // PEERS_ROOT_TOKEN is the upstream root token, as for start-hypha.sh.
 
 import (
@@ -30,7 +31,7 @@ import (
 
 const (
 	peersEnv        = "HYPHA_PEERS"
-	defaultPeersDir = "/work/shared/peers"
+	defaultPeersDir = "../../shared/peers" // from interop/, where the tests run
 	// the default of start-hypha.sh (PEERS_ROOT_TOKEN); a test fixture, see peers/README.md
 	defaultPeersRootToken = "Pz7kQw3Xv9LmN2bR8tYc4HsJd6FgA1eU5oKi0WqZxTn"
 	pyTimeout             = 2 * time.Minute // hard limit of one Python scenario process
@@ -47,6 +48,9 @@ func needPeers(t *testing.T) string {
 	dir := os.Getenv("HYPHA_PEERS_DIR")
 	if dir == "" {
 		dir = defaultPeersDir
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // the scripts are run from other directories
 	}
 	for _, f := range []string{"start-hypha.sh", "stop-hypha.sh", "run-py.sh"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
@@ -392,6 +396,13 @@ func TestPythonOnOurServer(t *testing.T) {
 		serve.mustResult()
 	})
 	t.Run("TokenJoin", func(t *testing.T) { checkPythonJoin(t, dir, url, testserver.RootToken) })
+	t.Run("Generators", func(t *testing.T) {
+		checkPeerReadsGoGenerators(t, url, func(args map[string]any) map[string]any {
+			return pyRun(t, dir, "generators", url, args)
+		})
+		serve := pyStart(t, dir, "serve", url, map[string]any{"service_id": "py-gen"}, true)
+		checkGoReadsPeerGenerators(t, url, serve, str(serve.waitReady(), "service_id"))
+	})
 }
 
 // TestUpstreamPythonJoin runs the same join scenario on the upstream server

@@ -272,8 +272,10 @@ func (c *Client) On(eventType string, fn func(Event)) (off func()) {
 	})
 }
 
-// Emit sends a custom event to the workspace (delivered to subscribers of
-// its type) or, with "to" set, to one client.
+// Emit broadcasts a custom event to this client's workspace: every client
+// there that subscribed to its type (Subscribe, then On) receives it,
+// including this one. The server refuses broadcasts from read-only
+// connections and never delivers them to other workspaces.
 func (c *Client) Emit(ctx context.Context, eventType string, data map[string]any) error {
 	main := map[string]any{"type": eventType, "to": "*", "from": c.peer.ID(), "data": data}
 	return c.peer.sendMessage(ctx, main, nil, "")

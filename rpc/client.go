@@ -2,11 +2,14 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,8 +36,16 @@ type Config struct {
 	// messages travel in chunks).
 	MaxMessageSize int64
 	// Dialer replaces the websocket transport (the embedded server uses it
-	// for in-process clients).
+	// for in-process clients); the TLS options below do not apply to it.
 	Dialer Dialer
+	// RootCAs verifies a wss (https) server's certificate against these
+	// roots instead of the system's (a private CA, a self-signed server).
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify accepts any certificate from a wss server (the
+	// CLI's --disable-ssl): the connection is encrypted but anyone on the
+	// path can impersonate the server and read the token. Only for test
+	// setups and trusted networks.
+	InsecureSkipVerify bool
 	// AllowForeignCallables lets this client call functions that a peer
 	// sent but does not own (see PeerConfig.AllowForeignCallables). By
 	// default they are refused with ErrForeignCallable: a client that calls
@@ -73,7 +84,8 @@ type Client struct {
 	subscribed  map[string]bool
 	ready       chan struct{} // closed while connected; replaced while reconnecting
 	closing     bool
-	onReconnect []func()
+	err         error // why the client ended (set once, with closing)
+	onReconnect []*func()
 
 	done   chan struct{}
 	cancel context.CancelFunc
@@ -108,7 +120,11 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		if _, err := WebsocketURL(cfg.ServerURL); err != nil {
 			return nil, err
 		}
-		cfg.Dialer = WebsocketDialer(cfg.ServerURL, cfg.MaxMessageSize)
+		client := batchingClient
+		if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
+			client = tlsClient(&tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}) //nolint:gosec // opt-in
+		}
+		cfg.Dialer = websocketDialer(cfg.ServerURL, cfg.MaxMessageSize, client)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, subscribed: map[string]bool{}, done: make(chan struct{})}
 	conn, info, err := c.handshake(ctx, "")
@@ -481,10 +497,10 @@ func (c *Client) reconnect(ctx context.Context) Conn {
 			}
 			c.log.Info("reconnected", "workspace", info.Workspace, "client_id", info.ClientID)
 			c.mu.Lock()
-			hooks := append([]func(){}, c.onReconnect...)
+			hooks := append([]*func(){}, c.onReconnect...)
 			c.mu.Unlock()
 			for _, h := range hooks {
-				h()
+				(*h)()
 			}
 		}()
 		return conn
@@ -528,6 +544,7 @@ func (c *Client) shutdown(err error) {
 		return
 	}
 	c.closing = true
+	c.err = err
 	conn := c.conn
 	c.mu.Unlock()
 	if c.cancel != nil {
@@ -542,10 +559,13 @@ func (c *Client) shutdown(err error) {
 	close(c.done)
 }
 
+// errClosedByCaller is Err after Close or Disconnect.
+var errClosedByCaller = fmt.Errorf("%w: closed by the client", ErrClosed)
+
 // Close disconnects and releases every goroutine; pending calls fail with
 // ErrClosed. It is the same as Disconnect without a context.
 func (c *Client) Close() error {
-	c.shutdown(ErrClosed)
+	c.shutdown(errClosedByCaller)
 	c.wg.Wait()
 	if c.peer != nil {
 		c.peer.Close()
@@ -565,8 +585,20 @@ func (c *Client) Disconnect(ctx context.Context) error {
 	}
 }
 
-// Done is closed when the client is closed for good.
+// Done is closed when the client is closed for good: by Close, or by the
+// connection's end when it cannot come back (NoReconnect, or the server
+// refusing the reconnection). Err says which.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is nil until Done is closed; then it says why the client ended. It
+// wraps ErrClosed in every case: after Close it is the only cause; after a
+// lost connection it also names the transport's error, and after a refused
+// reconnection the server's refusal (a *RefusedError's message).
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
 
 // Info describes the current connection.
 func (c *Client) Info() ConnectionInfo {
@@ -575,11 +607,18 @@ func (c *Client) Info() ConnectionInfo {
 	return c.info
 }
 
-// OnReconnect runs fn after every successful reconnection.
-func (c *Client) OnReconnect(fn func()) {
+// OnReconnect runs fn after every successful reconnection (once the
+// services are registered again). It returns a function that removes fn.
+func (c *Client) OnReconnect(fn func()) (remove func()) {
+	h := &fn
 	c.mu.Lock()
-	c.onReconnect = append(c.onReconnect, fn)
+	c.onReconnect = append(c.onReconnect, h)
 	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.onReconnect = slices.DeleteFunc(c.onReconnect, func(x *func()) bool { return x == h })
+	}
 }
 
 // Manager is the workspace manager service (`*/<manager_id>:default`).

@@ -62,6 +62,19 @@ func (p *Peer) encode(v any, st *encState) (any, error) {
 			return nil, x.refused
 		}
 		return x.raw, nil
+	case *RemoteGenerator:
+		if x.next.refused != nil {
+			return nil, x.next.refused
+		}
+		return x.raw, nil
+	case *ownedSeq:
+		seq, ok := seqOf(x.v)
+		if !ok {
+			x.cancel()
+			return p.encode(x.v, st)
+		}
+		x.taken.Store(true)
+		return p.storeGenerator(seq, x.cancel, st)
 	case *RemoteService:
 		return p.encode(x.Members(), st)
 	case *RemoteError:
@@ -82,6 +95,9 @@ func (p *Peer) encode(v any, st *encState) (any, error) {
 		return p.encodeService(x.svc), nil
 	case HandlerFunc, *namedFunc, *docFunc:
 		return p.storeFunc(v, st)
+	}
+	if seq, ok := seqOf(v); ok {
+		return p.storeGenerator(seq, nil, st)
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() == reflect.Func {
@@ -185,6 +201,8 @@ func (p *Peer) decodeSpecial(rt string, x map[string]any, ds *decState) any {
 	switch rt {
 	case "method":
 		return p.newRemoteFunc(x, ds)
+	case "generator":
+		return p.newRemoteGenerator(x, ds)
 	case "error":
 		return &RemoteError{Message: asString(x["_rvalue"]), Trace: asString(x["_rtrace"])}
 	case "memoryview":
@@ -266,6 +284,9 @@ var hookOnly *convert.Options
 
 func init() {
 	hookOnly = &convert.Options{Hook: func(src any, dst reflect.Type) (reflect.Value, bool, error) {
+		if g, ok := src.(*RemoteGenerator); ok && isSeq2Type(dst) {
+			return g.makeSeq(dst), true, nil
+		}
 		rf, ok := src.(*RemoteFunc)
 		if !ok || dst.Kind() != reflect.Func {
 			return reflect.Value{}, false, nil

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -67,15 +68,27 @@ func WebsocketURL(server string) (string, error) {
 	return u.String(), nil
 }
 
-// WebsocketDialer dials the server's /ws endpoint.
+// WebsocketDialer dials the server's /ws endpoint, verifying a wss
+// server's certificate against the system roots.
 func WebsocketDialer(serverURL string, readLimit int64) Dialer {
+	return websocketDialer(serverURL, readLimit, batchingClient)
+}
+
+// tlsClient is batchingClient with its own TLS settings.
+func tlsClient(cfg *tls.Config) *http.Client {
+	tr := batchingClient.Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr}
+}
+
+func websocketDialer(serverURL string, readLimit int64, client *http.Client) Dialer {
 	return func(ctx context.Context) (Conn, error) {
 		u, err := WebsocketURL(serverURL)
 		if err != nil {
 			return nil, err
 		}
 		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled,
-			HTTPClient: batchingClient})
+			HTTPClient: client})
 		if err != nil {
 			return nil, fmt.Errorf("dial %s: %w", u, err)
 		}

@@ -101,6 +101,7 @@ type session struct {
 	target   string // absolute id of the peer this session talks to
 	funcs    map[string]*localFunc
 	children []string
+	gens     []*generator // generators served from this session (released with it)
 	call     *pendingCall
 	touched  time.Time
 }
@@ -182,6 +183,7 @@ func (p *Peer) Close() {
 			if s.call != nil {
 				pend = append(pend, s.call)
 			}
+			releaseGens(s.gens)
 			delete(p.sessions, id)
 		}
 		p.cache = map[string]*chunkBuffer{}
@@ -211,11 +213,17 @@ func (p *Peer) RejectAll(err error) {
 	p.rejectWhere(func(*session) bool { return true }, err)
 }
 
-// RejectTarget fails pending calls to a peer that has gone away, and drops
-// the chunked messages it was sending (its share of the message cache).
+// RejectTarget fails pending calls to a peer that has gone away, drops
+// the chunked messages it was sending (its share of the message cache) and
+// releases the generators it was reading.
 func (p *Peer) RejectTarget(target string, err error) {
 	p.mu.Lock()
 	p.dropSenderLocked(target)
+	for id, s := range p.sessions {
+		if len(s.gens) > 0 && s.target == target {
+			p.deleteSessionLocked(id)
+		}
+	}
 	p.mu.Unlock()
 	p.rejectWhere(func(s *session) bool { return s.target == target }, err)
 }
@@ -255,6 +263,7 @@ func (p *Peer) deleteSessionLocked(id string) {
 		return
 	}
 	delete(p.sessions, id)
+	releaseGens(s.gens)
 	for _, c := range s.children {
 		p.deleteSessionLocked(c)
 	}

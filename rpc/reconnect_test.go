@@ -211,3 +211,42 @@ func TestReconnectRefusedGivesUp(t *testing.T) {
 		t.Fatalf("call after giving up: %v, want ErrClosed", err)
 	}
 }
+
+// TestClientErrAndOnReconnectRemover: Err is nil while the client runs and
+// says why it ended once Done is closed (Close, or a lost connection with
+// NoReconnect); a removed OnReconnect hook is not run on the next
+// reconnection while the others are.
+func TestClientErrAndOnReconnectRemover(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+
+	c, tp := tapClient(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "err-lost", NoReconnect: true})
+	if err := c.Err(); err != nil {
+		t.Fatalf("Err while connected = %v", err)
+	}
+	tp.Kill()
+	recv(t, c.Done(), 20*time.Second, "Done after the lost connection", nil)
+	if err := c.Err(); !errors.Is(err, rpc.ErrClosed) || !strings.Contains(err.Error(), "connection lost") {
+		t.Errorf("Err after a lost connection = %v, want ErrClosed saying the connection was lost", err)
+	}
+
+	c2 := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "err-closed"})
+	c2.Close()
+	<-c2.Done()
+	if err := c2.Err(); !errors.Is(err, rpc.ErrClosed) || !strings.Contains(err.Error(), "closed by the client") {
+		t.Errorf("Err after Close = %v, want ErrClosed saying the client closed it", err)
+	}
+
+	c3, tp3 := tapClient(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "hooks"})
+	var removedRuns int
+	remove := c3.OnReconnect(func() { removedRuns++ }) // hooks run in order, on one goroutine
+	kept := reconnected(c3)
+	remove()
+	tp3.Kill()
+	recv(t, kept, 20*time.Second, "the kept hook", nil)
+	if removedRuns != 0 {
+		t.Errorf("the removed hook ran %d times", removedRuns)
+	}
+	if err := c3.Err(); err != nil {
+		t.Errorf("Err after a reconnection = %v", err)
+	}
+}

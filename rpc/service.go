@@ -62,6 +62,9 @@ type localFunc struct {
 	call   func(ctx context.Context, c *Call) (any, error)
 	schema map[string]any
 	usesCC bool
+	// generator: the declared result is an iter.Seq2[T, error]; the
+	// function's context then lives as long as the generator it returns.
+	generator bool
 }
 
 func newLocalService(s Service) (*localService, error) {
@@ -227,6 +230,7 @@ func adaptFunc(v any, name string) (*localFunc, error) {
 		return nil, fmt.Errorf("Params gives %d names for %d parameters", len(names), len(wireTypes))
 	}
 	lf.schema = funcSchema(name, doc, names, wireTypes)
+	lf.generator = nout > 0 && isSeq2Type(ft.Out(0))
 	hasKwargsParam := slices.ContainsFunc(params, func(p param) bool { return p.kind == 4 })
 	lf.call = func(ctx context.Context, c *Call) (any, error) {
 		args := c.Args
@@ -699,7 +703,24 @@ func (p *Peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *Remote
 			mu.Unlock()
 		}()
 	}
+	var owned *ownedSeq
+	if lf.generator {
+		// The context of a function returning a generator ends with the
+		// generator (closed, exhausted, its consumer gone), not when the
+		// function returns.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		owned = &ownedSeq{cancel: cancel}
+		defer func() {
+			if !owned.taken.Load() {
+				cancel()
+			}
+		}()
+	}
 	result, err := safeCall(ctx, lf, call)
+	if owned != nil && err == nil {
+		owned.v, result = result, owned
+	}
 	if err != nil {
 		if reject != nil {
 			p.reply(reject, err)

@@ -323,8 +323,9 @@ func (s *Server) checkOrphans() {
 	}
 }
 
-// Listen binds addr and serves until ctx ends or Close is called. It returns
-// the bound address as soon as the server listens, through ready.
+// Listen binds addr and records the bound address (and, unless configured,
+// the public base URL from it); serving on the listener is the caller's
+// (Start does both).
 func (s *Server) Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

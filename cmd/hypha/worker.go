@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/worker"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
@@ -84,10 +81,7 @@ func (f *workerFlags) connect(cmd *cobra.Command) (*rpc.Client, error) {
 	}
 	cfg := rpc.Config{
 		ServerURL: f.serverURL, Token: f.token, Workspace: f.workspace, ClientID: f.clientID,
-		Logger: logger(cmd),
-	}
-	if f.disableSSL {
-		cfg.Dialer = insecureDialer(f.serverURL)
+		Logger: logger(cmd), InsecureSkipVerify: f.disableSSL,
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 	defer cancel()
@@ -249,47 +243,4 @@ func interpreterNote(ctx context.Context, w *process.Worker, appType, name strin
 		return name
 	}
 	return name + " (" + p + ")"
-}
-
-// insecureDialer dials the server's websocket without verifying TLS
-// (--disable-ssl).
-func insecureDialer(serverURL string) rpc.Dialer {
-	client := &http.Client{Transport: &http.Transport{
-		Proxy:           http.ProxyFromEnvironment,
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}}
-	return func(ctx context.Context) (rpc.Conn, error) {
-		u, err := rpc.WebsocketURL(serverURL)
-		if err != nil {
-			return nil, err
-		}
-		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: client, CompressionMode: websocket.CompressionDisabled})
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", u, err)
-		}
-		c.SetReadLimit(16 << 20)
-		return insecureConn{c}, nil
-	}
-}
-
-type insecureConn struct{ c *websocket.Conn }
-
-func (w insecureConn) Read(ctx context.Context) (rpc.MessageType, []byte, error) {
-	t, b, err := w.c.Read(ctx)
-	if err != nil {
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			return 0, nil, &rpc.CloseError{Code: int(ce.Code), Reason: ce.Reason}
-		}
-		return 0, nil, err
-	}
-	return rpc.MessageType(t), b, nil
-}
-
-func (w insecureConn) Write(ctx context.Context, typ rpc.MessageType, data []byte) error {
-	return w.c.Write(ctx, websocket.MessageType(typ), data)
-}
-
-func (w insecureConn) Close(reason string) error {
-	return w.c.Close(websocket.StatusNormalClosure, reason)
 }

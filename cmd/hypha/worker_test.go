@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -150,5 +152,33 @@ func TestWorkerProcessFlags(t *testing.T) {
 	_, b, u, err := wf.registration()
 	if err != nil || b || u != "http://10.0.0.1:9527" {
 		t.Fatalf("registration = %v %q %v", b, u, err)
+	}
+}
+
+// TestWorkerDisableSSL: a worker's connection to a server behind TLS with a
+// self-signed certificate fails with a certificate error, and succeeds with
+// --disable-ssl (rpc.Config.InsecureSkipVerify, the same websocket
+// transport as every other client).
+func TestWorkerDisableSSL(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ts := httptest.NewUnstartedServer(s.Handler())
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	cmd := newProcessWorkerCmd()
+	cmd.SetContext(context.Background())
+	wf := workerFlags{}
+	wf.serverURL = ts.URL
+	if _, err := wf.connect(cmd); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("connect without --disable-ssl = %v, want a certificate error", err)
+	}
+	wf.disableSSL = true
+	c, err := wf.connect(cmd)
+	if err != nil {
+		t.Fatalf("connect with --disable-ssl: %v", err)
+	}
+	defer c.Close()
+	if v, err := c.Echo(testserver.Ctx(t), "tls"); err != nil || v != "tls" {
+		t.Fatalf("echo = %v, %v", v, err)
 	}
 }

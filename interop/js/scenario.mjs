@@ -15,7 +15,7 @@
 // Values in results: Uint8Array -> {"$bytes_b64": ...}, errors -> {"$error": message},
 // functions -> {"$function": name}.
 //
-// Scenarios: connect, serve, call, callback_to_go, big, token_then_join, protected_refused,
+// Scenarios: connect, serve, call, callback_to_go, generators, big, token_then_join, protected_refused,
 // two_js, echo_bench. See README.md beside this file for each scenario's arguments and result.
 import WebSocket from "ws";
 import { createHash } from "node:crypto";
@@ -206,6 +206,20 @@ function makeService(id, visibility, requireContext, counters) {
       count("call_back");
       return await cb(x);
     },
+    // numbers(n) and ticks() are async generators (hypha-rpc `_rtype: generator`);
+    // ticks never ends on its own and counts ticks_closed when its consumer stops it.
+    async *numbers(n, context) {
+      count("numbers");
+      for (let i = 0; i < n; i++) yield i;
+    },
+    async *ticks(context) {
+      count("ticks");
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        count("ticks_closed");
+      }
+    },
     ctx_who(context) {
       count("ctx_who");
       if (!context) return { ws: null, from: null, user: null };
@@ -287,6 +301,36 @@ scenarios.call = async (url, a) => {
     service: { id: svc.id, name: svc.name, type: svc.type, config: svc.config, functions: functionKeys(svc) },
     results,
   };
+  await disconnectAll();
+  return r;
+};
+
+// generators: args: service_id (required): a service with count(n), forever(), failing(),
+// sum(generator). JS reads count(n) to its end, forever() for 3 items then stops (the
+// async iterator's return closes the producer), failing() until its error, and sends
+// its own async generator to sum.
+scenarios.generators = async (url, a) => {
+  if (!a.service_id) throw new Error("generators: service_id is required");
+  const s = await connect(url, a);
+  const svc = await s.getService(a.service_id);
+  const out = { count: [], forever: [], failing: [], failing_error: null };
+  for await (const x of await svc.count(a.n ?? 5)) out.count.push(x);
+  for await (const x of await svc.forever()) {
+    out.forever.push(x);
+    if (out.forever.length === 3) break;
+  }
+  try {
+    for await (const x of await svc.failing()) out.failing.push(x);
+  } catch (e) {
+    out.failing_error = errValue(e);
+  }
+  async function* mine() {
+    yield 10;
+    yield 20;
+    yield 12;
+  }
+  out.sum = await svc.sum(mine());
+  const r = { ...who(s), ...out };
   await disconnectAll();
   return r;
 };

@@ -1,6 +1,6 @@
 """Interop scenarios for the real hypha-rpc Python client (standard library + hypha_rpc only).
 
-usage (through /work/shared/peers/run-py.sh): py_peer.py <scenario> <server_url> [json-args]
+usage (through run-py.sh of shared/peers beside the repository): py_peer.py <scenario> <server_url> [json-args]
 
 stdout protocol, as interop/js/scenario.mjs (other lines are ignored by the Go tests):
   READY <json>    (serve only) the service is registered
@@ -170,6 +170,23 @@ def make_service(sid, visibility, counters):
         count("greet")
         return "%s, %s" % (greeting, name)
 
+    # numbers(n) and ticks() are async generators (hypha-rpc `_rtype: generator`);
+    # ticks never ends on its own and counts ticks_closed when its consumer stops it.
+    async def numbers(n, context=None):
+        count("numbers")
+        for i in range(n):
+            yield i
+
+    async def ticks(context=None):
+        count("ticks")
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            count("ticks_closed")
+
     return {
         "id": sid,
         "name": sid,
@@ -181,6 +198,8 @@ def make_service(sid, visibility, counters):
         "call_back": call_back,
         "ctx_who": ctx_who,
         "greet": greet,
+        "numbers": numbers,
+        "ticks": ticks,
     }
 
 
@@ -274,7 +293,40 @@ async def sc_connect(url, a, ctl):
     return r
 
 
-SCENARIOS = {"connect": sc_connect, "serve": sc_serve, "call": sc_call, "join": sc_join}
+async def sc_generators(url, a, ctl):
+    """Read the generators of a service with count(n), forever(), failing(), sum(gen):
+    count(n) to its end, forever() for 3 items then aclose() (which closes the
+    producer), failing() until its error; send an async generator to sum."""
+    if not a.get("service_id"):
+        raise Exception("generators: service_id is required")
+    s = await connect(url, a)
+    svc = await s.get_service(a["service_id"])
+    r = {"count": [], "forever": [], "failing": [], "failing_error": None}
+    async for x in await svc.count(a.get("n", 5)):
+        r["count"].append(x)
+    agen = await svc.forever()
+    async for x in agen:
+        r["forever"].append(x)
+        if len(r["forever"]) == 3:
+            break
+    await agen.aclose()
+    try:
+        async for x in await svc.failing():
+            r["failing"].append(x)
+    except Exception as e:  # noqa: BLE001
+        r["failing_error"] = err_value(e)
+
+    async def mine():
+        for x in (10, 20, 12):
+            yield x
+
+    r["sum"] = await svc.sum(mine())
+    r = {**who(s), **r}
+    await disconnect_all()
+    return r
+
+
+SCENARIOS = {"connect": sc_connect, "serve": sc_serve, "call": sc_call, "join": sc_join, "generators": sc_generators}
 
 
 async def main():

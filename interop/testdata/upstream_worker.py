@@ -4,7 +4,7 @@ process worker (`hypha worker process --visibility public`).
 Run with the peers harness (hypha_rpc importable; upstream started with
 PEERS_S3=1):
 
-    /work/shared/peers/run-py.sh interop/testdata/upstream_worker.py \
+    ../shared/peers/run-py.sh interop/testdata/upstream_worker.py \
         http://127.0.0.1:PORT ROOT_TOKEN [NODE]
 
 1. python-eval: install (wait_for_service=False) -> start (detached) ->
