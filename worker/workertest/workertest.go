@@ -500,4 +500,3 @@ func topFunctions(names []string) []goleak.Option {
 func isPermissionError(err error) bool {
 	return err != nil && strings.Contains(strings.ToLower(err.Error()), "permission denied")
 }
-
