@@ -92,7 +92,7 @@ type SessionsResult struct {
 	RSSBefore      int64         // this process (server + controller + worker), bytes
 	RSSAfter       int64         // after all sessions started and a 1 s settle
 	ChildRSS       int64         // sum of the app processes' RSS, bytes
-	Supervisors    int           // session supervisors found (see workers/process.MaybeSupervise)
+	Supervisors    int           // session supervisors found (see internal/localproc.MaybeSupervise)
 	SupervisorPSS  int64         // their proportional set size (shared pages split among sharers), bytes
 	PSSUnreadable  int           // supervisors whose PSS this user may not read (non-dumpable, another owner)
 	StopAll        time.Duration // wall time to stop them all
@@ -438,7 +438,7 @@ func sessionsMany(ctx context.Context, apps *rpc.RemoteService, o SessionsOption
 
 // appProcesses scans /proc for processes whose parent is this process or
 // whose command line contains marker (zombies included). Session
-// supervisors (the process worker's, see workers/process.MaybeSupervise)
+// supervisors (the process worker's, see internal/localproc.MaybeSupervise)
 // that are children of ours, or of such a supervisor (a non-root worker's
 // start two per session), come apart in sups.
 func appProcesses(marker string) (apps, sups []int) {

@@ -226,8 +226,8 @@ func TestHostileSessionEndsLeaveNothing(t *testing.T) {
 						t.Fatal(err)
 					}
 					h := procOf(t, w, id)
-					if (h.lease != nil) != m.ownUID {
-						t.Fatalf("session has a uid of its own: %v, want %v", h.lease != nil, m.ownUID)
+					if (h.uid > 0) != m.ownUID {
+						t.Fatalf("session has a uid of its own: %v, want %v", h.uid > 0, m.ownUID)
 					}
 					if !w.supervised() {
 						t.Fatal("the session runs without a supervisor")

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/hypha-go/hypha/worker"
@@ -173,15 +171,4 @@ func (w *Worker) fetchOne(ctx context.Context, client *http.Client, root *os.Roo
 		return fmt.Errorf("fetch %s: %w", p, err)
 	}
 	return nil
-}
-
-// chownTree gives dir and everything in it to u (without following links;
-// the worker made every entry itself).
-func chownTree(dir string, u runAs) error {
-	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, u.uid, u.gid)
-	})
 }

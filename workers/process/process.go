@@ -36,13 +36,10 @@
 package process
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -50,10 +47,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/worker"
 )
 
@@ -66,10 +62,10 @@ const (
 // Defaults for Options.
 const (
 	DefaultMaxSessions   = 100
-	DefaultStopGrace     = 5 * time.Second
+	DefaultStopGrace     = localproc.DefaultStopGrace
 	DefaultStartTimeout  = 60 * time.Second
 	DefaultKeepFinished  = 5 * time.Minute
-	DefaultMaxLineBytes  = 16 << 10
+	DefaultMaxLineBytes  = localproc.DefaultMaxLineBytes
 	DefaultMaxFileBytes  = 64 << 20
 	DefaultMaxFiles      = 1000
 	DefaultMaxTotalBytes = 128 << 20
@@ -270,6 +266,8 @@ type Worker struct {
 	ctx    context.Context // cancelled by Shutdown: aborts starts in flight
 	cancel context.CancelFunc
 
+	runner *localproc.Runner // spawns and ends the sessions' processes
+
 	setupMu   sync.Mutex // guards the two fields below (see setup)
 	setupDone *setupResult
 	setupErr  error
@@ -278,8 +276,6 @@ type Worker struct {
 	closed   bool
 	inflight sync.WaitGroup // Start calls
 	bg       sync.WaitGroup // monitors and retention timers
-
-	pidNSRefused atomic.Bool // the system refused supervisors a PID namespace
 }
 
 var (
@@ -310,6 +306,19 @@ func New(opts Options) *Worker {
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 	w.insecure = &http.Client{Transport: tr, Timeout: w.client.Timeout, CheckRedirect: w.client.CheckRedirect}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
+	lo := localproc.Options{
+		AppUser: opts.AppUser, RunAsWorkerUser: opts.RunAsWorkerUser,
+		NoSupervisor: opts.NoSupervisor, NoPIDNamespace: opts.NoPIDNamespace,
+		MaxSessions: opts.MaxSessions, StopGrace: opts.StopGrace,
+		MaxLineBytes: opts.MaxLineBytes, Logger: opts.Logger,
+	}
+	if opts.appUIDsSet {
+		lo.AppUIDBase, lo.AppUIDCount = opts.AppUIDBase, opts.AppUIDCount
+	}
+	if !opts.workDirDefault {
+		lo.WorkDir = opts.WorkDir
+	}
+	w.runner = localproc.New(lo)
 	return w
 }
 
@@ -333,18 +342,15 @@ func (w *Worker) Properties() worker.Properties {
 
 // proc is a session's runtime state (its worker.Session handle).
 type proc struct {
-	workdir string
-	dirLock *os.File  // flock on workdir while the session lives (see lockWorkDir)
-	lease   *uidLease // this session's own uid; nil when sessions share a user
-
 	mu      sync.Mutex
+	ls      *localproc.Session // nil until the working directory exists
+	workdir string
+	uid     int  // this session's own uid; 0 when sessions share a user
 	stopped bool // a stop took over: never spawn after this
 	pid     int  // the app's process group id, 0 until spawned
-	child   child
 	timer   *time.Timer
 
-	exited    chan struct{} // closed once the leader is reaped and the group killed
-	done      chan struct{} // closed once the monitor finished (logs drained, dir removed)
+	done      chan struct{} // closed once the monitor finished (logs drained, dir removed, status set)
 	startDone chan struct{} // closed when Start has decided the initial status
 }
 
@@ -384,7 +390,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return "", err
 	}
 
-	if !supported {
+	if !localproc.Supported {
 		return fail(fmt.Errorf("%w: process groups are not supported on this platform", worker.ErrWorkerNotAvailable))
 	}
 	appType := cfg.Manifest.Type()
@@ -417,7 +423,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	interpPath := choice.path
 
 	w.evictFinished()
-	h := &proc{exited: make(chan struct{}), done: make(chan struct{}), startDone: make(chan struct{})}
+	h := &proc{done: make(chan struct{}), startDone: make(chan struct{})}
 	s, err := w.Sessions.CreateFromConfig(cfg, h)
 	if err != nil {
 		return fail(err)
@@ -443,46 +449,34 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			err = fmt.Errorf("%w: the process worker is shutting down", worker.ErrWorkerNotAvailable)
 		}
 		h.mu.Lock()
-		dir, lease, spawned := h.workdir, h.lease, h.pid != 0
+		ls := h.ls
 		h.mu.Unlock()
-		if dir != "" {
-			_ = os.RemoveAll(dir)
-			h.unlockDir()
-		}
-		if lease != nil && !spawned {
-			lease.end() // with a process, the monitor ends it
+		if ls != nil {
+			ls.Close() // never started: its directory and uid go now
 		}
 		close(h.startDone)
 		rep.Error(err.Error())
 		return "", w.Sessions.Discard(s, err)
 	}
 
-	u := su.user
-	if su.uids != nil {
-		lease, err := su.uids.lease()
-		if err != nil {
-			return abort(err)
-		}
-		h.mu.Lock()
-		h.lease = lease
-		h.mu.Unlock()
-		u = lease.runAs()
-	}
 	rep.Info(fmt.Sprintf("Preparing a working directory for %s session %s", appType, s.ID()))
-	dir, err := os.MkdirTemp(su.workDir, "hypha-app-")
+	ls, err := w.runner.NewSession()
 	if err != nil {
-		return abort(fmt.Errorf("create working directory: %w", err))
+		return abort(err)
 	}
-	lock, err := lockWorkDir(dir)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return abort(fmt.Errorf("lock working directory: %w", err))
-	}
+	dir := ls.Dir()
 	h.mu.Lock()
-	h.workdir, h.dirLock = dir, lock
+	h.ls, h.workdir, h.uid = ls, dir, ls.UID()
+	stopped := h.stopped
 	h.mu.Unlock()
+	if stopped {
+		// A stop came while the uid and directory were being made: it
+		// found nothing to release.
+		return abort(localproc.ErrStopped)
+	}
 	s.Log(worker.LogInfo, "working directory "+dir)
-	env, dropped := w.appEnv(cfg, appType, su, dir)
+	u := ls.User()
+	env, dropped := w.appEnv(cfg, appType, u, dir)
 	for _, k := range dropped {
 		s.Log(worker.LogInfo, fmt.Sprintf("env %s ignored: value is not a string", k))
 	}
@@ -516,21 +510,15 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return abort(err)
 	}
 	s.Log(worker.LogInfo, fmt.Sprintf("fetched %d file(s): %s", len(files), strings.Join(files, ", ")))
-	if u.switchUser {
-		// The session's user owns its working directory (0700) and
-		// nobody else can read it. Nothing ran there yet: no link to
-		// follow.
-		if err := chownTree(dir, u); err != nil {
-			return abort(fmt.Errorf("give the working directory to %s: %w", u.name, err))
-		}
-		s.Log(worker.LogInfo, "running as "+u.name)
+	if u.Switch {
+		s.Log(worker.LogInfo, "running as "+u.Name)
 	}
 	if err := sctx.Err(); err != nil {
 		return abort(err)
 	}
 
 	rep.Info(fmt.Sprintf("Starting %s %s", interp, files[0]))
-	if err := w.spawn(s, h, interpPath, files[0], env, u); err != nil {
+	if err := w.spawn(s, h, interpPath, files[0], env); err != nil {
 		return abort(err)
 	}
 	// The process runs. Report running unless a stop took over meanwhile,
@@ -555,14 +543,14 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 // additional_kwargs), then the HYPHA_* connection variables, which always
 // win. Nothing else is inherited. It also returns the env keys ignored
 // because their values are not strings.
-func (w *Worker) appEnv(cfg worker.Config, appType string, su *setupResult, workdir string) ([]string, []string) {
-	m := map[string]string{"PATH": su.path}
+func (w *Worker) appEnv(cfg worker.Config, appType string, u localproc.User, workdir string) ([]string, []string) {
+	m := map[string]string{"PATH": w.runner.Path()}
 	for _, k := range []string{"HOME", "LANG"} {
 		if v, ok := os.LookupEnv(k); ok {
 			m[k] = v
 		}
 	}
-	if su.user.switchUser {
+	if u.Switch {
 		m["HOME"] = workdir // the worker's HOME is not the app user's
 	}
 	if w.opts.NodePath != "" {
@@ -605,17 +593,7 @@ func (w *Worker) appEnv(cfg worker.Config, appType string, su *setupResult, work
 
 // spawn starts the interpreter and the monitor. It refuses when a stop has
 // already taken over the session.
-func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []string, u runAs) error {
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("create pipe: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return fmt.Errorf("create pipe: %w", err)
-	}
+func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []string) error {
 	w.mu.Lock()
 	closed := w.closed
 	if !closed {
@@ -623,103 +601,47 @@ func (w *Worker) spawn(s *worker.Session, h *proc, interp, entry string, env []s
 	}
 	w.mu.Unlock()
 	if closed {
-		for _, f := range []*os.File{outR, outW, errR, errW} {
-			f.Close()
-		}
 		return fmt.Errorf("%w: the process worker is shutting down", worker.ErrWorkerNotAvailable)
 	}
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
 		w.bg.Done()
-		for _, f := range []*os.File{outR, outW, errR, errW} {
-			f.Close()
-		}
-		return errors.New("session stopped before the process started")
+		return localproc.ErrStopped
 	}
 	// What the app writes before its follower's first call is held too.
 	s.Logs().HoldForFirstFollower(0)
-	closeInheritedFDs()
-	ch, err := w.startChild(h, interp, entry, env, u, outW, errW)
+	ls := h.ls
+	err := ls.Start(localproc.Command{
+		Path: interp, Args: []string{interp, entry}, Env: env,
+		Logs: s.Logs(), LogContext: s.Context(), // a stop ends the waiting (then the caps apply)
+	})
 	if err == nil {
-		h.pid, h.child = ch.pid(), ch
+		h.pid = ls.PID()
 	}
 	h.mu.Unlock()
-	outW.Close() // the child holds its own copies
-	errW.Close()
 	if err != nil {
 		w.bg.Done()
-		outR.Close()
-		errR.Close()
-		return fmt.Errorf("start %s: %w", filepath.Base(interp), err)
+		return err
 	}
 	s.Log(worker.LogInfo, fmt.Sprintf("started %s %s (pid %d)", filepath.Base(interp), entry, h.pid))
-	go w.monitor(s, h, ch, outR, errR)
+	go w.monitor(s, h, ls)
 	return nil
 }
 
-// monitor waits for the process, kills whatever is left of its group (or
-// subtree), drains the output, removes the working directory and sets the
-// final status.
-func (w *Worker) monitor(s *worker.Session, h *proc, ch child, outR, errR *os.File) {
+// monitor waits until the session's processes have ended, their output is
+// in the logs and the working directory is gone, then sets the final
+// status.
+func (w *Worker) monitor(s *worker.Session, h *proc, ls *localproc.Session) {
 	defer w.bg.Done()
-	var readers sync.WaitGroup
-	var progress atomic.Int64
-	readers.Add(2)
-	go func() { defer readers.Done(); w.pump(s, outR, worker.LogStdout, &progress) }()
-	go func() { defer readers.Done(); w.pump(s, errR, worker.LogStderr, &progress) }()
-
-	// The child kills what the app left in its group (supervised: in its
-	// whole subtree). With a uid of its own, every process of the session
-	// goes, also those that left the group (setsid, double fork), and the
-	// uid is free again.
-	ex := ch.wait()
-	if h.lease != nil {
-		h.lease.end()
-	}
-	close(h.exited)
-
-	// The pipes reach EOF when every holder is gone. A process that left the
-	// group (setsid) may keep them open; do not wait for it forever. What
-	// the app wrote before it ended is read to the end: the wait only gives
-	// up after 2 s without a line while no reader waits for a follower.
-	drained := make(chan struct{})
-	go func() { readers.Wait(); close(drained) }()
-	tick := time.NewTicker(250 * time.Millisecond)
-	last, idleSince := progress.Load(), time.Now()
-drain:
-	for {
-		select {
-		case <-drained:
-			break drain
-		case <-tick.C:
-			if n := progress.Load(); n != last || s.Logs().Waiting() > 0 {
-				last, idleSince = n, time.Now()
-			} else if time.Since(idleSince) >= 2*time.Second {
-				outR.Close()
-				errR.Close()
-				<-drained
-				break drain
-			}
-		}
-	}
-	tick.Stop()
-	outR.Close()
-	errR.Close()
+	<-ls.Done()
+	ex := ls.Exit()
 
 	h.mu.Lock()
-	dir := h.workdir
 	stopped := h.stopped
 	h.mu.Unlock()
-	if dir != "" {
-		if err := os.RemoveAll(dir); err != nil {
-			s.Log(worker.LogError, "remove working directory: "+err.Error())
-		}
-		h.unlockDir()
-	}
-
 	<-h.startDone
-	code := ex.code
+	code := ex.Code
 	if !stopped && code >= 0 {
 		// The app's own verdict, for callers such as hypha run that
 		// exit with it.
@@ -727,84 +649,17 @@ drain:
 	}
 	switch {
 	case stopped:
-		s.Log(worker.LogInfo, "process stopped: "+ex.desc)
-	case ex.err == nil && code == 0:
+		s.Log(worker.LogInfo, "process stopped: "+ex.Desc)
+	case ex.Err == nil && code == 0:
 		s.Log(worker.LogInfo, "process exited with code 0")
 		_ = s.SetStatus(worker.StatusCompleted)
 	default:
-		_ = s.Fail(fmt.Errorf("process %s", ex.desc))
+		_ = s.Fail(fmt.Errorf("process %s", ex.Desc))
 	}
 	close(h.done)
 	if !stopped {
 		w.scheduleRemoval(s, h)
 	}
-}
-
-// pump reads one stream line by line into the logs, in order. A line
-// longer than MaxLineBytes is split, never cut: its pieces are entries
-// marked Partial (cut at a character boundary), and an info entry says so.
-// It appends with AppendWait: while a live follower is behind and the
-// store is full it stops reading, so the app blocks on its output instead
-// of its lines being dropped. progress counts the entries appended.
-func (w *Worker) pump(s *worker.Session, r io.Reader, typ worker.LogType, progress *atomic.Int64) {
-	store := s.Logs()
-	ctx := s.Context() // a stop ends the waiting (then the caps apply)
-	br := bufio.NewReaderSize(r, w.opts.MaxLineBytes)
-	var carry []byte     // the start of a character cut by a split
-	pieces, size := 0, 0 // of the line being split
-	lineCap := w.opts.MaxLineBytes
-	emit := func(text string, partial bool) {
-		store.AppendWait(ctx, typ, text, partial)
-		progress.Add(1)
-	}
-	for {
-		line, err := br.ReadSlice('\n')
-		full := errors.Is(err, bufio.ErrBufferFull)
-		data := line
-		if len(carry) > 0 {
-			data = append(carry, line...)
-			carry = nil
-		}
-		if !full {
-			data = bytes.TrimRight(data, "\r\n")
-		}
-		for len(data) > lineCap {
-			cut := splitPoint(data[:lineCap])
-			emit(strings.ToValidUTF8(string(data[:cut]), "\uFFFD"), true)
-			pieces++
-			size += cut
-			data = data[cut:]
-		}
-		switch {
-		case full:
-			carry = append([]byte(nil), data...) // ReadSlice reuses its buffer
-		case len(line) > 0 || pieces > 0 || len(data) > 0:
-			size += len(data)
-			emit(strings.ToValidUTF8(string(data), "\uFFFD"), false)
-			if pieces > 0 {
-				s.Log(worker.LogInfo, fmt.Sprintf("a %s line of %d bytes was longer than the line cap (%d bytes): it is split into %d entries",
-					typ, size, lineCap, pieces+1))
-			}
-			pieces, size = 0, 0
-		}
-		if err != nil && !full {
-			return
-		}
-	}
-}
-
-// splitPoint returns where to cut b so that no UTF-8 character is split:
-// before a trailing incomplete character, else at the end.
-func splitPoint(b []byte) int {
-	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
-		if utf8.RuneStart(b[i]) {
-			if !utf8.FullRune(b[i:]) && i > 0 {
-				return i
-			}
-			break
-		}
-	}
-	return len(b)
 }
 
 // scheduleRemoval removes a finished session after KeepFinished.
@@ -860,43 +715,30 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	pid, ch, dir, timer := h.pid, h.child, h.workdir, h.timer
+	pid, ls, timer := h.pid, h.ls, h.timer
 	h.mu.Unlock()
 	if timer != nil {
 		timer.Stop()
 	}
-	if pid == 0 {
-		// Never spawned: Start is still fetching (it sees the stop through
-		// the session context and gives up) or failed. Its directory goes.
-		if dir != "" {
-			_ = os.RemoveAll(dir)
-			h.unlockDir()
-		}
+	if ls == nil {
+		// Start has not made the working directory yet (it sees the stop
+		// and gives up) or failed.
 		return nil
 	}
-	select {
-	case <-h.exited:
-	default:
-		s.Log(worker.LogInfo, "stopping: SIGTERM to the session's processes")
-		ch.terminate()
-		grace := time.NewTimer(w.opts.StopGrace)
-		select {
-		case <-h.exited:
-		case <-grace.C:
-			s.Log(worker.LogInfo, fmt.Sprintf("still running after %s: SIGKILL to the session's processes", w.opts.StopGrace))
-		case <-ctx.Done():
-			s.Log(worker.LogInfo, "stop cancelled: SIGKILL to the session's processes")
-		}
-		grace.Stop()
-		ch.kill()
+	// Never spawned: Start is still fetching (it sees the stop through
+	// the session context and gives up) or failed; Stop then releases the
+	// directory and the uid. Spawned: SIGTERM, SIGKILL after the grace.
+	if err := ls.Stop(ctx, s.Logs()); err != nil {
+		return err
 	}
-	// SIGKILL cannot be ignored; the wait below only guards against a
-	// process stuck in the kernel (uninterruptible I/O).
+	if pid == 0 {
+		return nil
+	}
 	select {
 	case <-h.done:
 		return nil
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("process group %d did not end after SIGKILL", pid)
+		return fmt.Errorf("process group %d: the session did not end after SIGKILL", pid)
 	}
 }
 
@@ -918,10 +760,8 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	}
 	w.client.CloseIdleConnections()
 	w.insecure.CloseIdleConnections()
-	w.setupMu.Lock()
-	if w.setupDone != nil && w.setupDone.uids != nil && err == nil {
-		w.setupDone.uids.close() // drops this worker's uid locks
+	if err == nil {
+		w.runner.Close() // drops this worker's uid locks
 	}
-	w.setupMu.Unlock()
 	return err
 }

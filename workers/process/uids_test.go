@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/worker"
 
 	"github.com/hypha-go/hypha/internal/testserver"
@@ -61,8 +62,8 @@ func sessionPID(t *testing.T, w *Worker, id string) (int, string, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	uid := -1
-	if h.lease != nil {
-		uid = h.lease.uid
+	if h.uid > 0 {
+		uid = h.uid
 	}
 	return h.pid, h.workdir, uid
 }
@@ -270,7 +271,7 @@ func TestHostileUIDReuse(t *testing.T) {
 
 	// A stray process on a free uid: that uid is skipped (and the stray
 	// killed); the session gets the other one.
-	next := base + 1 + (leasedUIDs.next[base+1] % 2) // the pool starts after the probes' uid
+	next := w.runner.NextUID() // the pool starts after the probes' uid
 	stray := exec.Command("sleep", "600")
 	stray.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(next), Gid: uint32(next), Groups: []uint32{}}}
 	if err := stray.Start(); err != nil {
@@ -365,8 +366,14 @@ func TestHostileUIDLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := newUIDPool(base, 1, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer p.close()
+	// (A runner whose pool is the one uid base: the range's first uid is
+	// kept for probes.)
+	p := localproc.New(localproc.Options{AppUIDBase: base - 1, AppUIDCount: 2, MaxSessions: 1,
+		WorkDir: testserver.SharedTempDir(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := p.Setup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
 	if _, err := os.Lstat(stale); !os.IsNotExist(err) {
 		t.Fatalf("%s, left by an earlier run, is still there (err %v)", stale, err)
 	}
@@ -414,7 +421,7 @@ func TestHostileOrphansOfDeadWorker(t *testing.T) {
 	}
 	spawn(orphanUID)
 	spawn(outsideUID)
-	t.Cleanup(func() { _ = signalUID(outsideUID, sigKill) })
+	t.Cleanup(func() { _ = localproc.KillUID(outsideUID) })
 	dirOf := func(name string, uid int) string {
 		d := filepath.Join(workDir, name)
 		if err := os.MkdirAll(filepath.Join(d, "pkg"), 0o700); err != nil {
@@ -423,7 +430,7 @@ func TestHostileOrphansOfDeadWorker(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(d, "pkg", "x.py"), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := chownTree(d, runAs{uid: uid, gid: uid}); err != nil {
+		if err := chownTree(d, uid); err != nil {
 			t.Fatal(err)
 		}
 		return d

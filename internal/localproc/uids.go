@@ -1,4 +1,4 @@
-package process
+package localproc
 
 import (
 	"bufio"
@@ -328,3 +328,12 @@ func (l *uidLease) runAs() runAs {
 }
 
 func (p *uidPool) close() { p.lock.close() }
+
+// UIDProcesses lists the live (not zombie) processes whose real,
+// effective or saved uid is uid (none outside Linux). Tests and
+// diagnostics use it to check that a session left nothing behind.
+func UIDProcesses(uid int) []int { return uidProcs(uid) }
+
+// KillUID sends SIGKILL to every process of uid (a uid of a session's own,
+// never 0). Outside Linux it fails.
+func KillUID(uid int) error { return signalUID(uid, sigKill) }

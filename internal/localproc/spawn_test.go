@@ -1,8 +1,11 @@
-package process
+package localproc
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,4 +35,15 @@ func TestChildSurvivesCallerThreadExit(t *testing.T) {
 	if !alive(cmd.Process.Pid) {
 		t.Fatal("the child died with the thread of the goroutine that started it")
 	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	st := string(b)
+	i := strings.LastIndexByte(st, ')')
+	return i >= 0 && i+2 < len(st) && st[i+2] != 'Z'
 }

@@ -1,6 +1,6 @@
 //go:build linux && !(386 || arm)
 
-package process
+package localproc
 
 import "syscall"
 

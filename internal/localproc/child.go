@@ -1,7 +1,6 @@
-package process
+package localproc
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,59 +73,4 @@ func describeExit(ps *os.ProcessState, err error) string {
 		return fmt.Sprintf("exited with code %d", code)
 	}
 	return "ended: " + ps.String() // e.g. "signal: killed"
-}
-
-// startChild starts the app: through a supervisor when the platform and
-// the program allow it (see MaybeSupervise), otherwise directly.
-func (w *Worker) startChild(h *proc, interp, entry string, env []string, u runAs, out, errw *os.File) (child, error) {
-	uid := 0
-	if h.lease != nil {
-		uid = h.lease.uid
-	}
-	if w.supervised() {
-		cfg := supervisorConfig{
-			Path: interp, Args: []string{interp, entry}, Env: env, Dir: h.workdir,
-			SwitchUser: u.switchUser, UID: u.uid, GID: u.gid, KillUID: uid > 0,
-		}
-		if !w.opts.NoPIDNamespace && !w.pidNSRefused.Load() {
-			cfg.PIDNamespace = true
-			ch, err := startSupervised(cfg, out, errw, h.dirLock)
-			if !errors.Is(err, errNamespaceRefused) {
-				return ch, err
-			}
-			if w.pidNSRefused.CompareAndSwap(false, true) {
-				w.opts.Logger.Warn("sessions run without a PID namespace of their own: an app of the worker's user can kill its supervisor, and a process it detaches then outlives the session",
-					"error", err)
-			}
-			cfg.PIDNamespace = false
-		}
-		return startSupervised(cfg, out, errw, h.dirLock)
-	}
-	return startDirect(&exec.Cmd{
-		Path:        interp,
-		Args:        []string{interp, entry},
-		Env:         env,
-		Dir:         h.workdir,
-		Stdin:       nil, // /dev/null
-		Stdout:      out,
-		Stderr:      errw,
-		SysProcAttr: sysProcAttr(u),
-	}, uid)
-}
-
-// supervised reports whether sessions run under a supervisor.
-func (w *Worker) supervised() bool {
-	return canSupervise && supervisorHook.Load() && !w.opts.NoSupervisor
-}
-
-// unlockDir drops the session's lock on its working directory, once the
-// directory is removed (or given up).
-func (h *proc) unlockDir() {
-	h.mu.Lock()
-	f := h.dirLock
-	h.dirLock = nil
-	h.mu.Unlock()
-	if f != nil {
-		f.Close()
-	}
 }

@@ -1,4 +1,4 @@
-package process
+package localproc
 
 import (
 	"os"
@@ -6,22 +6,24 @@ import (
 	"syscall"
 )
 
-// supervisorArg is the argument that makes the running binary act as a
-// session supervisor (see MaybeSupervise).
-const supervisorArg = "__hypha_supervise"
+// SupervisorArg is the argument that makes the running binary act as a
+// session supervisor (see MaybeSupervise); it shows in the supervisors'
+// command lines ("hypha-supervisor __hypha_supervise").
+const SupervisorArg = "__hypha_supervise"
 
 // supervisorHook is set once the program has called MaybeSupervise: only
 // then may the worker re-execute its own binary as a supervisor.
 var supervisorHook atomic.Bool
 
 // MaybeSupervise runs the per-session supervisor and exits when the
-// process was started as one by a process worker; otherwise it returns at
-// once and records that the running binary can be re-executed as a
-// supervisor. Every program that runs the process worker calls it first
-// thing in main (and test binaries in TestMain): without it, sessions run
-// without a supervisor, and a process an app detaches (setsid, double
-// fork) can outlive its session when the worker does not run as root or
-// is killed (the worker logs a warning).
+// process was started as one by a Runner; otherwise it returns at once and
+// records that the running binary can be re-executed as a supervisor.
+// Every program that runs a worker using this package calls it first
+// thing in main (and test binaries in TestMain); workers/process forwards
+// it as process.MaybeSupervise. Without it, sessions run without a
+// supervisor, and a process an app detaches (setsid, double fork) can
+// outlive its session when the worker does not run as root or is killed
+// (Setup logs a warning).
 //
 // The supervisor (Linux only) is a child subreaper between the worker and
 // the app: processes the app leaves behind are reparented to it, and it
@@ -30,7 +32,7 @@ var supervisorHook atomic.Bool
 // signal), then removes the working directory if the worker could not.
 // See docs/workers.md ("How sessions end").
 func MaybeSupervise() {
-	if len(os.Args) >= 2 && os.Args[1] == supervisorArg {
+	if len(os.Args) >= 2 && os.Args[1] == SupervisorArg {
 		os.Exit(superviseMain())
 	}
 	supervisorHook.Store(true)

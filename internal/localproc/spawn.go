@@ -1,4 +1,4 @@
-package process
+package localproc
 
 import (
 	"os/exec"
@@ -39,7 +39,7 @@ func startCmd(cmd *exec.Cmd) error {
 
 // SpawnerFunction is the function of the spawner goroutine, which lives as
 // long as the process: leak checks (goleak.IgnoreTopFunction) name it.
-const SpawnerFunction = "github.com/hypha-go/hypha/workers/process.spawnerLoop"
+const SpawnerFunction = "github.com/hypha-go/hypha/internal/localproc.spawnerLoop"
 
 func spawnerLoop(reqs <-chan spawnReq) {
 	runtime.LockOSThread() // never unlocked: the thread lives with the process

@@ -1,6 +1,6 @@
 //go:build linux
 
-package process
+package localproc
 
 import (
 	"bufio"
@@ -59,7 +59,7 @@ func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, 
 		// which stops its sessions, not the supervisor.
 		Setpgid: true,
 	}
-	args := []string{"hypha-supervisor", supervisorArg}
+	args := []string{"hypha-supervisor", SupervisorArg}
 	if cfg.PIDNamespace {
 		if uid, gid := os.Geteuid(), os.Getegid(); uid == 0 {
 			attr.Cloneflags = syscall.CLONE_NEWPID
@@ -189,7 +189,7 @@ func superviseMain() int {
 	runtime.LockOSThread()
 	for _, fd := range []int{3, 4, 6} { // 5, the lock on the working directory, may be absent
 		if !fdOpen(fd) {
-			fmt.Fprintf(os.Stderr, "%s is the process worker's session supervisor, started by the worker with descriptors 3, 4 and 6; it is not run by hand (descriptor %d is not open)\n", supervisorArg, fd)
+			fmt.Fprintf(os.Stderr, "%s is the process worker's session supervisor, started by the worker with descriptors 3, 4 and 6; it is not run by hand (descriptor %d is not open)\n", SupervisorArg, fd)
 			return 2
 		}
 	}
@@ -375,7 +375,7 @@ func outerMain(ids string) int {
 	signal.Notify(sigc, supStop, supKill, syscall.SIGHUP)
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
-		Args:       []string{"hypha-supervisor", supervisorArg, outerLifelineArg},
+		Args:       []string{"hypha-supervisor", SupervisorArg, outerLifelineArg},
 		Env:        []string{},
 		Dir:        "/",
 		Stdin:      os.Stdin,
