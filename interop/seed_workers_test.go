@@ -151,6 +151,25 @@ func driveSeedWorker(t *testing.T, url, rootToken string, w *seedWorker) {
 	}
 	expect(t, "page (offset 1, limit 1)", logContents(logs), []string{"stdout:hello from the seed app"})
 
+	// Following (hypha run, apps logs -f): the worker knows no wait or
+	// follower, so the controller reads plainly and polls until entries
+	// come or the wait ends.
+	logs, err = apps.Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 0, "limit": 100, "wait": 5, "follower": "f1"})
+	if err != nil {
+		t.Fatalf("get_logs following: %v%s", err, w.p.diag())
+	}
+	if n := len(logContents(logs)); n != 4 {
+		t.Errorf("get_logs following from 0 = %s, want the 4 entries", mustJSON(logs))
+	}
+	t0 := time.Now()
+	logs, err = apps.Call(ctx, "get_logs", sid, rpc.Kwargs{"offset": 4, "wait": 1, "follower": "f1"})
+	if err != nil {
+		t.Fatalf("get_logs following at the end: %v%s", err, w.p.diag())
+	}
+	if n := len(logContents(logs)); n != 0 || time.Since(t0) < 900*time.Millisecond {
+		t.Errorf("get_logs following at the end = %s after %v, want nothing after about 1 s", mustJSON(logs), time.Since(t0))
+	}
+
 	if _, err := apps.Call(ctx, "stop", sid); err != nil {
 		t.Fatalf("stop: %v%s", err, w.p.diag())
 	}

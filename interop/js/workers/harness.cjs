@@ -3,8 +3,10 @@
 // tiny "app" both workers run. The worker code itself lives in the two files.
 //
 // usage: node <worker>.cjs <server_url> [json-args]
-//   json-args: token, workspace, client_id, service_id, visibility,
-//              supported_types (default ["seed-js"]), max_life (s, default 600)
+//   json-args: token (default $HYPHA_TOKEN), workspace, client_id,
+//              service_id, visibility, supported_types, max_life (s, default
+//              600), ready_file (also write the READY json there),
+//              ignore_stdin (serve until killed or max_life)
 // stdout: "READY <json>" once the worker service is registered; when stdin
 // closes, "RESULT <json>" with every call the worker received ({fn, argc,
 // arg0, context}), then exit 0. "ERROR <message>" and exit 1 on failure.
@@ -24,6 +26,7 @@ const { hyphaWebsocketClient } = require("hypha-rpc");
 for (const k of ["log", "info", "debug", "warn"]) console[k] = (...a) => console.error(...a);
 
 const args = JSON.parse(process.argv[3] || "{}");
+if (!args.token && process.env.HYPHA_TOKEN) args.token = process.env.HYPHA_TOKEN;
 const serverUrl = process.argv[2];
 const calls = [];
 
@@ -88,9 +91,12 @@ function logPage(items, type, offset, limit) {
 // prints RESULT and exits.
 async function serve(server, service) {
   const info = await server.registerService(service);
-  out("READY " + JSON.stringify({ service_id: info.id, workspace: server.config.workspace }));
+  const ready = JSON.stringify({ service_id: info.id, workspace: server.config.workspace });
+  if (args.ready_file) require("node:fs").writeFileSync(args.ready_file, ready + "\n");
+  out("READY " + ready);
   const life = setTimeout(() => fail(new Error("max_life elapsed")), (args.max_life || 600) * 1000);
   await new Promise((resolve) => {
+    if (args.ignore_stdin) return;
     process.stdin.on("end", resolve);
     process.stdin.on("close", resolve);
     process.stdin.on("error", resolve);
