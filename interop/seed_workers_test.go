@@ -242,3 +242,28 @@ func logContents(v any) []string {
 	}
 	return out
 }
+
+// TestPythonSeedBaseWorker (opt-in, HYPHA_PEERS=1): a worker on upstream's
+// BaseWorker (interop/testdata/seed_base_worker.py, run with the real Python
+// hypha-rpc client and upstream's hypha package) serves our controller the
+// same way, with require_context (the context comes from its rpc client as
+// the keyword context) and without (the controller's context arrives as the
+// last positional argument).
+func TestPythonSeedBaseWorker(t *testing.T) {
+	dir := needPeers(t)
+	t.Parallel()
+	url := ourTarget(t).url
+	for _, rc := range []bool{true, false} {
+		name := map[bool]string{true: "require_context", false: "no_context"}[rc]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			appType := "seed-py-" + strings.ReplaceAll(name, "_", "-")
+			args := map[string]any{"token": testserver.RootToken, "service_id": "seed-py-" + name,
+				"supported_types": []string{appType}, "require_context": rc}
+			p := startProc(t, "python BaseWorker "+name, pyServeLife, true, ".", filepath.Join(dir, "run-py.sh"),
+				testdata(t, "seed_base_worker.py"), url, mustJSON(args))
+			ready := p.waitReady()
+			driveSeedWorker(t, url, testserver.RootToken, &seedWorker{p: p, serviceID: str(ready, "service_id"), appType: appType, stamped: rc})
+		})
+	}
+}
