@@ -9,6 +9,7 @@ package interop
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -265,5 +266,99 @@ func TestPythonSeedBaseWorker(t *testing.T) {
 			ready := p.waitReady()
 			driveSeedWorker(t, url, testserver.RootToken, &seedWorker{p: p, serviceID: str(ready, "service_id"), appType: appType, stamped: rc})
 		})
+	}
+}
+
+// TestDocWorkerExamples: the JavaScript and Python worker examples of
+// docs/workers.md, run as written (Python only with HYPHA_PEERS=1), serve an
+// app through our controller.
+func TestDocWorkerExamples(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "workers.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(heading, lang string) string {
+		_, rest, ok := strings.Cut(string(doc), heading)
+		if !ok {
+			t.Fatalf("docs/workers.md has no %q", heading)
+		}
+		_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
+		if !ok {
+			t.Fatalf("docs/workers.md: no %s block after %q", lang, heading)
+		}
+		code, _, _ := strings.Cut(rest, "```")
+		return code
+	}
+	url := ourTarget(t).url
+	t.Run("javascript", func(t *testing.T) {
+		t.Parallel()
+		node, dir := needJS(t)
+		file := filepath.Join(t.TempDir(), "my-worker.cjs")
+		if err := os.WriteFile(file, []byte(block("### JavaScript", "js")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// (a file outside interop/js finds the packages through NODE_PATH)
+		p := startProc(t, "doc JS worker", jsServeLife, true, dir, "env", "HYPHA_TOKEN="+testserver.RootToken,
+			"NODE_PATH="+filepath.Join(dir, "node_modules"), node, file, url)
+		runDocWorker(t, p, url, "my-js-type")
+	})
+	t.Run("python", func(t *testing.T) {
+		t.Parallel()
+		dir := needPeers(t)
+		file := filepath.Join(t.TempDir(), "my_worker.py")
+		if err := os.WriteFile(file, []byte(block("### Python", "python")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := startProc(t, "doc Python worker", pyServeLife, true, ".", filepath.Join(dir, "run-py.sh"), file, url, testserver.RootToken)
+		runDocWorker(t, p, url, "my-py-type")
+	})
+}
+
+// runDocWorker waits for a worker of appType in root's workspace, then
+// installs, starts, reads the logs of and stops an app of that type.
+func runDocWorker(t *testing.T, p *proc, url, appType string) {
+	ctx := ctxTimeout(t, 2*time.Minute)
+	root := goConnect(t, url, rpc.Config{Token: testserver.RootToken, ClientID: "doc-driver-" + appType})
+	apps, err := root.GetService(ctx, "public/server-apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ws, err := apps.Call(ctx, "list_workers")
+		if err != nil {
+			t.Fatalf("list_workers: %v", err)
+		}
+		if strings.Contains(mustJSON(ws), appType) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			p.fatalf("no worker for %s registered", appType)
+		case <-p.exited:
+			p.fatalf("the worker exited (%v)", p.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	appID := "doc-" + appType
+	if _, err := apps.Call(ctx, "install", rpc.Kwargs{
+		"manifest": map[string]any{"name": "Doc App", "type": appType, "version": "0.1.0", "entry_point": "main.txt"},
+		"files":    []any{map[string]any{"name": "main.txt", "content": "one\ntwo", "format": "text"}},
+		"app_id":   appID, "wait_for_service": false, "overwrite": true,
+	}); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	rec, err := apps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	sid := str(rec, "id")
+	logs, err := apps.Call(ctx, "get_logs", sid)
+	if err != nil {
+		t.Fatalf("get_logs: %v", err)
+	}
+	expect(t, "logs", logContents(logs), []string{"stdout:one", "stdout:two"})
+	if _, err := apps.Call(ctx, "stop", sid); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 }
