@@ -38,12 +38,19 @@ func TestScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	interopJS, err := filepath.Abs("../../interop/js")
+	if err != nil {
+		t.Fatal(err)
+	}
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		// [root]: the process runs as root (CI does), so apps change user.
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {
 				return os.Geteuid() == 0, nil
+			}
+			if cond == "seedjs" {
+				return seedJSReady(interopJS)
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -64,6 +71,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HYPHA_SERVER_URL", sys.Server.URL())
 			env.Setenv("HYPHA_TOKEN", tok)
 			env.Setenv("EXAMPLES", examples)
+			env.Setenv("INTEROP_JS", interopJS)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				return err
@@ -182,4 +190,22 @@ func TestScripts(t *testing.T) {
 			},
 		},
 	})
+}
+
+// seedJSReady reports whether the seed-style JavaScript workers of
+// interop/js/workers can run: node in PATH and `npm ci` done in interop/js
+// (the interop tests run it; CI's .ci/run does too). In CI (CI=true) their
+// absence is an error, not a reason to skip.
+func seedJSReady(dir string) (bool, error) {
+	_, err := exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "node_modules", "hypha-rpc", "package.json"))
+	}
+	if err == nil {
+		return true, nil
+	}
+	if ci := strings.ToLower(os.Getenv("CI")); ci == "true" || ci == "1" {
+		return false, fmt.Errorf("the seed JS workers cannot run (CI is set, so this fails): %w; install Node.js and run npm ci in %s", err, dir)
+	}
+	return false, nil
 }

@@ -110,8 +110,15 @@ func TestLifecycle(t *testing.T) {
 		man["type"] != "test-app" || man["id"] != "my-app" {
 		t.Errorf("manifest = %v", man)
 	}
-	if kctx["ws"] != aliceWS || asMap(t, kctx["user"])["id"] != "alice" {
-		t.Errorf("context kwarg = %v", kctx)
+	// The worker declares require_context: it gets the context its own rpc
+	// stamps (the controller's client in alice's workspace), no explicit
+	// one, so that the seed's JavaScript signatures receive the config
+	// (workercall.go; before, the explicit context went as a keyword).
+	w.mu.Lock()
+	stamped := w.stamped[len(w.stamped)-1]
+	w.mu.Unlock()
+	if kctx != nil || stamped == nil || stamped.WS != aliceWS || stamped.User.ID != "root" {
+		t.Errorf("explicit context = %v, stamped = %+v", kctx, stamped)
 	}
 
 	// Another client of the workspace uses the app's service.

@@ -85,6 +85,7 @@ type testWorker struct {
 	logs     map[string][]any
 	configs  []map[string]any
 	contexts []map[string]any
+	stamped  []*rpc.CallContext
 	stopped  []string
 	compiled int
 }
@@ -157,8 +158,12 @@ func (w *testWorker) start(ctx context.Context, c *rpc.Call) (any, error) {
 	sid, _ := cfg["id"].(string)
 	w.mu.Lock()
 	w.configs = append(w.configs, cfg)
-	kctx, _ := c.Kwargs["context"].(map[string]any)
+	// The explicit context, had the controller sent one (as a keyword or
+	// after the config); this worker declares require_context, so it
+	// should not (workercall.go).
+	kctx, _ := c.Arg(1, "context").(map[string]any)
 	w.contexts = append(w.contexts, kctx)
+	w.stamped = append(w.stamped, c.Context)
 	w.mu.Unlock()
 	w.log(sid, "info", "starting "+sid)
 	if pc, ok := cfg["progress_callback"].(*rpc.RemoteFunc); ok {

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hypha-go/hypha/rpc"
 )
 
 // How the controller learns that a session ended (see docs/apps.md,
@@ -54,7 +52,7 @@ func (c *Controller) workerStatus(ctx context.Context, s *session) (status, errM
 	}
 	qctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	v, err := s.worker.Call(qctx, "get_session_info", s.id, rpc.Kwargs{"context": s.context})
+	v, err := callWorker(qctx, s.worker, "get_session_info", s.context, s.id)
 	if err != nil {
 		// The worker names the session it does not know ("session not
 		// found: <id>"); other errors (timeouts, a worker on its way out)
@@ -160,11 +158,11 @@ func (c *Controller) fetchTail(ctx context.Context, s *session) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	v, err := s.worker.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
+	v, err := callWorker(lctx, s.worker, "get_logs", s.context, s.id, nil, -tailMaxEntries)
 	if err != nil {
 		// A worker that refuses a negative offset: take its whole log and
 		// keep the end.
-		if v, err = s.worker.Call(lctx, "get_logs", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+		if v, err = callWorker(lctx, s.worker, "get_logs", s.context, s.id); err != nil {
 			return
 		}
 	}
@@ -173,6 +171,11 @@ func (c *Controller) fetchTail(ctx context.Context, s *session) {
 
 // keepTail replaces the cached logs of s with the end of a get_logs result.
 func (c *Controller) keepTail(s *session, v any) {
+	if m, ok := v.(map[string]any); ok && m["next_offset"] != nil {
+		c.mu.Lock()
+		s.logFollow = true
+		c.mu.Unlock()
+	}
 	t := tailFromPage(v)
 	if t == nil {
 		return

@@ -269,7 +269,7 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 			"server_url": c.host.URL(), "public_url": c.host.URL(), "workspace": ws, "user": cl.raw,
 			"progress_callback": func(msg any) { pg.fromWorker(msg) },
 		}
-		res, err := wk.svc.Call(ctx, "compile", manifest, filesToList(files), rpc.Kwargs{"config": compileCfg, "context": cl.contextMap(ws)})
+		res, err := callWorker(ctx, wk.svc, "compile", cl.contextMap(ws), manifest, filesToList(files), compileCfg)
 		if err != nil {
 			wk.release()
 			return nil, fmt.Errorf("Worker compilation failed: %v", err)
@@ -639,9 +639,9 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	c.mu.Lock()
 	s := c.sessions[id]
 	var tail *logTail
-	var gone bool
+	var gone, canFollow bool
 	if s != nil {
-		tail, gone = s.tail, s.workerGone
+		tail, gone, canFollow = s.tail, s.workerGone, s.logFollow
 	}
 	c.mu.Unlock()
 	if s == nil {
@@ -654,11 +654,12 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	}
 	lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
 	defer cancel()
-	kw := rpc.Kwargs{"type": typ, "offset": offset, "limit": limit, "context": s.context}
-	for k, v := range follow {
-		kw[k] = v
+	var v any
+	if len(follow) > 0 && canFollow {
+		v, err = s.worker.Call(lctx, "get_logs", id, typ, offset, limit, follow)
+	} else {
+		v, err = c.readWorkerLogs(lctx, s, follow["wait"], id, typ, offset, limit)
 	}
-	v, err := s.worker.Call(lctx, "get_logs", id, kw)
 	if err != nil {
 		// The cache answers for a worker that cannot be reached, not for
 		// one that refused the request (bad arguments, permission): that

@@ -332,7 +332,7 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	v, err := svc.Call(qctx, "get_session_info", s.id, rpc.Kwargs{"context": s.context})
+	v, err := callWorker(qctx, svc, "get_session_info", s.context, s.id)
 	cancel()
 	if err != nil {
 		if strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id) {
@@ -398,7 +398,7 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		// worker's word and its last logs.
 		c.noteExitCode(s, m)
 		lctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		logs, lerr := svc.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
+		logs, lerr := callWorker(lctx, svc, "get_logs", s.context, s.id, nil, -tailMaxEntries)
 		cancel()
 		msg, _ := m["error"].(string)
 		c.mu.Lock()
@@ -426,7 +426,7 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 // is tried again at the next round (while the record lives).
 func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *rpc.RemoteService, s *session) {
 	sctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
-	_, err := svc.Call(sctx, "stop", s.id, rpc.Kwargs{"context": s.context})
+	_, err := callWorker(sctx, svc, "stop", s.context, s.id)
 	cancel()
 	if err != nil && !(strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id)) {
 		c.log.Warn("pending stop failed; tried again later", "session", s.id, "worker", wid, "err", err)
@@ -434,7 +434,7 @@ func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *rpc.Remo
 	}
 	// Its last logs, now final (a worker that forgot it has none).
 	lctx, lcancel := context.WithTimeout(ctx, probeTimeout)
-	logs, lerr := svc.Call(lctx, "get_logs", s.id, rpc.Kwargs{"offset": -tailMaxEntries, "context": s.context})
+	logs, lerr := callWorker(lctx, svc, "get_logs", s.context, s.id, nil, -tailMaxEntries)
 	lcancel()
 	c.mu.Lock()
 	if c.awaitingLocked(s) {

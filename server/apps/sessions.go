@@ -105,8 +105,11 @@ type session struct {
 	context      map[string]any     // the explicit context passed to the worker
 	release      func()             // lets go of the workspace client
 
-	tail   *logTail    // the last logs, refreshed while it runs and at its end
-	expire *time.Timer // removal of an ended session
+	tail *logTail // the last logs, refreshed while it runs and at its end
+	// logFollow: the worker answered a get_logs with next_offset (our
+	// LogPage), so it takes the wait/follower keywords (workercall.go).
+	logFollow bool
+	expire    *time.Timer // removal of an ended session
 }
 
 // record is the session as list_running and get_session_info return it.
@@ -275,7 +278,7 @@ func (c *Controller) appClientGone(s *session) {
 	s.status = statusStopping
 	c.mu.Unlock()
 	c.log.Info("app client disconnected, stopping session", "session", s.id)
-	if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+	if _, err := callWorker(ctx, s.worker, "stop", s.context, s.id); err != nil {
 		c.log.Warn("stop after app disconnect failed", "session", s.id, "err", err)
 	}
 	c.mu.Lock()
@@ -577,7 +580,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 
 	pg.send("info", fmt.Sprintf("Starting %s application...", appType))
 	c.log.Info("starting app", "app_id", alias, "session", sid, "worker", wk.id, "wait_for_service", wfs)
-	_, startErr := wk.svc.Call(ctx, "start", cfg, rpc.Kwargs{"context": wctx})
+	_, startErr := callWorker(ctx, wk.svc, "start", wctx, cfg)
 	if startErr == nil {
 		c.fetchTail(ctx, s)
 	}
@@ -722,12 +725,12 @@ func (c *Controller) failStart(s *session, alias string, cause error, timedOut b
 	case gone:
 		logs = tail.page(nil, 0, nil)
 	default:
-		if v, err := s.worker.Call(ctx, "get_logs", s.id, rpc.Kwargs{"context": s.context}); err == nil {
+		if v, err := callWorker(ctx, s.worker, "get_logs", s.context, s.id); err == nil {
 			logs = v
 		} else {
 			logs = "(could not fetch the worker logs: " + err.Error() + ")"
 		}
-		if _, err := s.worker.Call(ctx, "stop", s.id, rpc.Kwargs{"context": s.context}); err != nil {
+		if _, err := callWorker(ctx, s.worker, "stop", s.context, s.id); err != nil {
 			c.log.Debug("stop after failed start", "session", s.id, "err", err)
 		}
 	}
@@ -887,7 +890,7 @@ func (c *Controller) stopSession(ctx context.Context, id string, raise bool) err
 	c.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
 	defer cancel()
-	_, err := s.worker.Call(sctx, "stop", id, rpc.Kwargs{"context": s.context})
+	_, err := callWorker(sctx, s.worker, "stop", s.context, id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil && isEnded(prev) {
