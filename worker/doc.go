@@ -7,7 +7,7 @@
 // The package never touches the wire. The adapter that registers a Worker as a
 // Hypha service (type "server-app-worker") converts between the decoded wire
 // values and these types with ConfigFromMap, ParseLogQuery, LogPage.ToMap,
-// SessionInfo.ToMap, Properties.ServiceMap and friends, so a worker author
+// SessionInfo.ToMap, hyphaworker.Options.ServiceMap and friends, so a worker author
 // writes ordinary Go.
 //
 // A worker can be written in two styles, mirroring the upstream documentation:

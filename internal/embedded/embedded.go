@@ -51,7 +51,6 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		// Decided (app user, interpreter probes) before listening, so
 		// that the worker registers right after the server is up.
 		po := o.Process
-		po.UseLocalURL = true
 		if po.Logger == nil {
 			po.Logger = o.Server.Logger.With("component", "process-worker")
 		}
@@ -109,7 +108,7 @@ func (s *System) registerWorkers(ctx context.Context, pw *process.Worker) error 
 		return fmt.Errorf("connect the process worker: %w", err)
 	}
 	s.clients = append(s.clients, c)
-	r, err := process.RegisterWorker(ctx, c, pw, hyphaworker.Options{Visibility: "public", Logger: pw.Options().Logger})
+	r, err := process.RegisterWorker(ctx, c, pw, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true, Logger: pw.Options().Logger})
 	if err != nil {
 		return fmt.Errorf("register the process worker: %w", err)
 	}

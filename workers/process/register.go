@@ -19,7 +19,7 @@ type Registered struct {
 // is what the embedded server calls to offer python-eval and node-eval
 // in-process: connect a client as root in the "public" workspace (so that
 // every workspace finds the worker through the public fallback), pass
-// Options{UseLocalURL: true}, and Close the result on shutdown.
+// hyphaworker.Options{UseLocalURL: true}, and Close the result on shutdown.
 //
 // hopts may be the zero value.
 func Register(ctx context.Context, c *rpc.Client, opts Options, hopts hyphaworker.Options) (*Registered, error) {
