@@ -569,7 +569,9 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- hyphaworker.Serve(ctx, wc, w, hyphaworker.Options{ServiceID: "served", Visibility: hyphaworker.Public, UseLocalURL: true}) }()
+	go func() {
+		errc <- hyphaworker.Serve(ctx, wc, w, hyphaworker.Options{ServiceID: "served", Visibility: hyphaworker.Public, UseLocalURL: true})
+	}()
 
 	tctx := ctxT(t)
 	id := "public/serve-worker:served"
@@ -612,7 +614,9 @@ func TestServeReturnsWhenClientCloses(t *testing.T) {
 	wc := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "closing", NoReconnect: true})
 	_, w := newEchoWorker(t, false)
 	errc := make(chan error, 1)
-	go func() { errc <- hyphaworker.Serve(context.Background(), wc, w, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true}) }()
+	go func() {
+		errc <- hyphaworker.Serve(context.Background(), wc, w, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true})
+	}()
 	time.Sleep(100 * time.Millisecond)
 	wc.Close()
 	select {
