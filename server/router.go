@@ -285,7 +285,7 @@ func (r *router) rejectUnreachable(src *conn, target, session string) {
 
 // event sends a server event to the subscribers of a workspace.
 func (r *router) event(ws, typ string, data any) {
-	r.s.notifyObservers(ws, typ, data) // server-apps hook (apps_hook.go)
+	r.s.notifyObservers(ws, typ, data) // event observers (extensions.go)
 	frame, err := wire.Encode(map[string]any{"type": typ, "to": "*", "data": data})
 	if err != nil {
 		r.s.log.Error("encode event", "type", typ, "err", err)

@@ -18,7 +18,6 @@ import (
 	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/server/registry"
 )
@@ -104,15 +103,17 @@ type Config struct {
 	// MaxItemBytes bounds one such entry, encoded (default 64 KiB).
 	MaxItemBytes int
 
-	// Apps bounds app installation (see apps.Limits for the defaults).
-	Apps apps.Limits
+	// Apps builds the apps controller (public/server-apps,
+	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
+	// is set: the host passes server/apps.ForServer(limits). Nil means no
+	// apps controller. See extensions.go.
+	Apps AppsHook
 
-	// DataDir, when set, enables the server-apps controller (public/server-apps,
-	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) and stores
-	// installed apps under DataDir/apps, workspace records under
-	// DataDir/workspaces and revoked tokens in DataDir/tokens/revoked.jsonl.
-	// See apps_hook.go, wsstore.go and docs/apps.md. Without it, workspaces
-	// and revocations live in memory only.
+	// DataDir, when set, stores workspace records under DataDir/workspaces,
+	// revoked tokens in DataDir/tokens/revoked.jsonl and (through Apps)
+	// installed apps under DataDir/apps. See wsstore.go and docs/apps.md.
+	// Without it, workspaces and revocations live in memory only and there
+	// are no apps.
 	// The folder and everything in it are made private to the server's user
 	// (folders 0700, files 0600; see internal/datadir).
 	DataDir string
@@ -147,7 +148,7 @@ type Server struct {
 	pending atomic.Int64
 	revoked *auth.Revocations // revoked tokens (manager_extra.go)
 
-	ext   extensions // server-apps hook (apps_hook.go)
+	ext   extensions // the apps controller and event observers (extensions.go)
 	hooks appHooks   // apps controller hooks (apphooks.go)
 	extra extraState // manager_extra.go
 }
@@ -255,7 +256,7 @@ func New(cfg Config) (*Server, error) {
 	s.manager = s.newManagerPeer()
 	s.mux = http.NewServeMux()
 	s.routes()
-	// server-apps hook (apps_hook.go): started once the manager exists.
+	// The apps controller (extensions.go): built once the manager exists.
 	if err := s.startExtensions(); err != nil {
 		s.Close()
 		return nil, err
@@ -421,7 +422,7 @@ func (s *Server) closing() bool {
 // Close disconnects every client ("Server is shutting down") and stops serving.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		s.stopExtensions() // server-apps hook (apps_hook.go)
+		s.stopExtensions() // the apps controller (extensions.go)
 		s.mu.Lock()
 		s.closed = true
 		hs := s.httpSrv

@@ -22,7 +22,8 @@ type Config struct {
 	// ("_rapp_<id>__rlb" from the server).
 	ClientID string
 	// ServerURL is the URL the app must connect to; which base URL the server
-	// picks depends on Properties.UseLocalURL.
+	// picks depends on the use_local_url of the worker's registration
+	// (hyphaworker.Options.UseLocalURL).
 	ServerURL string
 	// AppFilesBaseURL is "<server_url>/<workspace>/artifacts/<app_id>/files".
 	AppFilesBaseURL string
@@ -154,8 +155,9 @@ func ConfigFromMap(m map[string]any) (Config, error) {
 // ToMap renders the config in wire shape: the inverse of ConfigFromMap
 // (ProgressFunc is not representable and is left out; the raw
 // ProgressCallback is included when set). Optional strings that are empty
-// become nil, as Python sends them. Useful for tests and for handing the
-// config to a child process.
+// become nil, as Python sends them; the manifest carries the "_rtype":
+// "pydantic-model" marker of the upstream server. This is what the apps
+// controller sends to every worker (through hyphaworker.Remote).
 func (c Config) ToMap() map[string]any {
 	m := make(map[string]any, 13+len(c.Extra))
 	maps.Copy(m, c.Extra)
@@ -170,7 +172,12 @@ func (c Config) ToMap() map[string]any {
 	m[keyArtifactID] = c.ArtifactID
 	m[keyManifest] = nil
 	if c.Manifest != nil {
-		m[keyManifest] = c.Manifest.ToMap()
+		// Marked as the upstream server's pydantic codec marks it, which
+		// Python workers expect; ConfigFromMap drops the marker again.
+		man := make(map[string]any, len(c.Manifest)+1)
+		maps.Copy(man, c.Manifest)
+		man[rtypeKey] = "pydantic-model"
+		m[keyManifest] = man
 	}
 	if c.Timeout > 0 {
 		m[keyTimeout] = c.Timeout.Seconds()

@@ -4,11 +4,14 @@
 // registry with status transitions, a bounded per-session log store and a
 // non-blocking progress reporter).
 //
-// The package never touches the wire. The adapter that registers a Worker as a
-// Hypha service (type "server-app-worker") converts between the decoded wire
-// values and these types with ConfigFromMap, ParseLogQuery, LogPage.ToMap,
-// SessionInfo.ToMap, Properties.ServiceMap and friends, so a worker author
-// writes ordinary Go.
+// The package never touches the network. The wire shape of every value is
+// defined here once (wire.go: ConfigFromMap and Config.ToMap, Caller.ToMap,
+// SessionInfoFromMap, LogQuery.Kwargs, LogPageFromMap, …), and both ends of
+// the contract use it: the adapter that registers a Worker as a Hypha
+// service (type "server-app-worker", worker/hyphaworker) and
+// hyphaworker.Remote, the typed client through which the apps controller
+// calls workers written in any language. A worker author writes ordinary
+// Go.
 //
 // A worker can be written in two styles, mirroring the upstream documentation:
 //
@@ -17,8 +20,8 @@
 //     Properties, Start and Stop;
 //   - plain functions collected in Funcs and turned into a Worker by FromFuncs.
 //
-// What the real Hypha server uses: only start, stop, get_logs and (at install
-// time) compile. list_sessions, get_session_info, prepare_workspace and
+// What the Hypha servers use: start, stop, get_logs, get_session_info (ours,
+// to learn when an app ended) and (at install time) compile. list_sessions, get_session_info, prepare_workspace and
 // close_workspace come from the older worker API and are kept because clients
 // may call them on the worker service directly.
 package worker

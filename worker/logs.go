@@ -556,6 +556,10 @@ type LogPage struct {
 	// Status is the session's status when the page was read ("" when not
 	// known), so that a follower knows when it has seen the end.
 	Status string
+	// Wire is the page exactly as a remote worker sent it (set by
+	// LogPageFromMap); ToMap returns it unchanged, so that a page passes
+	// through the apps controller in its worker's own shape.
+	Wire map[string]any
 }
 
 // Page returns the entries selected by q, oldest first. With q.Follower it
@@ -734,6 +738,9 @@ var reservedLogKeys = map[string]bool{
 // its message (worker-contract §1.8), so this makes failures readable there.
 // Numbers are int64, lists []any, as decoded wire values are.
 func (p LogPage) ToMap() map[string]any {
+	if p.Wire != nil {
+		return p.Wire
+	}
 	items := make([]any, len(p.Items))
 	for i, e := range p.Items {
 		items[i] = e.ToMap()

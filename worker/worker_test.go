@@ -17,19 +17,9 @@ func TestPropertiesValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"minimal", func(p *Properties) {}, ""},
-		{"public", func(p *Properties) { p.Visibility = Public }, ""},
-		{"unlisted", func(p *Properties) { p.Visibility = Unlisted }, ""},
-		{"authorized with protected", func(p *Properties) { p.AuthorizedWorkspaces = []string{"ws-a"} }, ""},
-		{"local url", func(p *Properties) { p.LocalURL = "http://10.0.0.1:9527" }, ""},
 		{"no name", func(p *Properties) { p.Name = "" }, "name is empty"},
-		{"unsluggable name", func(p *Properties) { p.Name = "!!!" }, "service id is empty"},
-		{"bad service id", func(p *Properties) { p.ServiceID = "a:b" }, "must not contain"},
 		{"no types", func(p *Properties) { p.SupportedTypes = nil }, "supports no app types"},
 		{"empty type", func(p *Properties) { p.SupportedTypes = []string{""} }, "empty app type"},
-		{"private", func(p *Properties) { p.Visibility = "private" }, `visibility "private" does not exist`},
-		{"unknown visibility", func(p *Properties) { p.Visibility = "secret" }, "unknown visibility"},
-		{"authorized with public", func(p *Properties) { p.Visibility = Public; p.AuthorizedWorkspaces = []string{"x"} }, "need visibility"},
-		{"bad local url", func(p *Properties) { p.LocalURL = "localhost:9527" }, "not an http(s) URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,44 +37,7 @@ func TestPropertiesValidate(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestPropertiesServiceMap(t *testing.T) {
-	p := Properties{
-		Name:           "My Custom Worker 2",
-		Description:    "does things",
-		SupportedTypes: []string{"a", "b"},
-		RequireContext: true,
-	}
-	want := map[string]any{
-		"id":              "my-custom-worker-2",
-		"name":            "My Custom Worker 2",
-		"description":     "does things",
-		"type":            "server-app-worker",
-		"config":          map[string]any{"visibility": "protected", "run_in_executor": false, "require_context": true},
-		"supported_types": []any{"a", "b"},
-		"use_local_url":   false,
-	}
-	if d := cmp.Diff(want, p.ServiceMap()); d != "" {
-		t.Fatalf("ServiceMap (-want +got):\n%s", d)
-	}
-
-	p.ServiceID, p.Visibility, p.AuthorizedWorkspaces, p.UseLocalURL = "w1", Protected, []string{"ws-a"}, true
-	m := p.ServiceMap()
-	if m["id"] != "w1" || m["use_local_url"] != true {
-		t.Errorf("id/use_local_url = %v/%v", m["id"], m["use_local_url"])
-	}
-	if d := cmp.Diff([]any{"ws-a"}, m["config"].(map[string]any)["authorized_workspaces"]); d != "" {
-		t.Error(d)
-	}
-	p.LocalURL = "http://10.0.0.1:9527"
-	if got := p.ServiceMap()["use_local_url"]; got != "http://10.0.0.1:9527" {
-		t.Errorf("use_local_url with LocalURL = %v", got)
-	}
-	if _, top := m["visibility"]; top {
-		t.Error("visibility must sit under config only")
-	}
-	if !p.SupportsType("b") || p.SupportsType("c") {
+	if !ok.SupportsType("t") || ok.SupportsType("c") {
 		t.Error("SupportsType")
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -49,7 +50,8 @@ func newServerCmd() *cobra.Command {
 	var maxTokenLife string
 	var noWorkers, pprof bool
 	var po process.Options
-	var limits server.Config // the resource limits; addLimitFlags binds them
+	var limits server.Config  // the resource limits; addLimitFlags binds them
+	var appLimits apps.Limits // and the apps controller's
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the embedded Hypha-compatible server with its apps controller and built-in workers",
@@ -82,6 +84,7 @@ func newServerCmd() *cobra.Command {
 			cfg.MaxTokenLifetime, cfg.MaxRevokedTokens, cfg.MaxWorkspacesPerUser = tokenLife, maxRevoked, maxWorkspaces
 			sys, err := embedded.Start(cmd.Context(), embedded.Options{
 				Server:    cfg,
+				Apps:      appLimits,
 				Addr:      net.JoinHostPort(host, strconv.Itoa(port)),
 				NoWorkers: noWorkers,
 				Process:   po,
@@ -126,7 +129,7 @@ func newServerCmd() *cobra.Command {
 	addAppUserFlag(fs, &appUser)
 	addAppFilesFlags(fs, &po)
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
-	addLimitFlags(fs, &limits)
+	addLimitFlags(fs, &limits, &appLimits)
 	addLogFlags(fs, &po)
 	return cmd
 }

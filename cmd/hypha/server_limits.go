@@ -29,9 +29,10 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// addLimitFlags binds the server's resource limits (docs/security.md lists
-// them) to flags whose defaults come from HYPHA_* environment variables.
-func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config) {
+// addLimitFlags binds the server's resource limits and the apps
+// controller's (docs/security.md lists them) to flags whose defaults come
+// from HYPHA_* environment variables.
+func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 	// Connections and websocket frames.
 	fs.DurationVar(&cfg.AuthTimeout, "ws-auth-timeout", envDuration("HYPHA_WS_AUTH_TIMEOUT", 5*time.Second),
 		"time a new websocket has to send its first (authentication) message (HYPHA_WS_AUTH_TIMEOUT)")
@@ -77,18 +78,18 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config) {
 		"largest env variable, service type, event or bookmark in bytes (HYPHA_MAX_ITEM_BYTES)")
 
 	// App installation.
-	fs.IntVar(&cfg.Apps.MaxFiles, "max-install-files", envInt("HYPHA_MAX_INSTALL_FILES", apps.DefaultMaxFiles),
+	fs.IntVar(&al.MaxFiles, "max-install-files", envInt("HYPHA_MAX_INSTALL_FILES", apps.DefaultMaxFiles),
 		"files of one app (HYPHA_MAX_INSTALL_FILES)")
-	fs.Int64Var(&cfg.Apps.MaxTotalBytes, "max-install-bytes", envInt64("HYPHA_MAX_INSTALL_BYTES", apps.DefaultMaxTotalBytes),
+	fs.Int64Var(&al.MaxTotalBytes, "max-install-bytes", envInt64("HYPHA_MAX_INSTALL_BYTES", apps.DefaultMaxTotalBytes),
 		"bytes of all files of one app (HYPHA_MAX_INSTALL_BYTES)")
-	fs.Int64Var(&cfg.Apps.MaxManifestBytes, "max-manifest-bytes", envInt64("HYPHA_MAX_MANIFEST_BYTES", apps.DefaultMaxManifestBytes),
+	fs.Int64Var(&al.MaxManifestBytes, "max-manifest-bytes", envInt64("HYPHA_MAX_MANIFEST_BYTES", apps.DefaultMaxManifestBytes),
 		"size of one app's manifest in bytes (HYPHA_MAX_MANIFEST_BYTES)")
-	fs.IntVar(&cfg.Apps.MaxAppsPerWorkspace, "max-apps-per-workspace", envInt("HYPHA_MAX_APPS_PER_WORKSPACE", apps.DefaultMaxAppsPerWorkspace),
+	fs.IntVar(&al.MaxAppsPerWorkspace, "max-apps-per-workspace", envInt("HYPHA_MAX_APPS_PER_WORKSPACE", apps.DefaultMaxAppsPerWorkspace),
 		"apps installed in one workspace (HYPHA_MAX_APPS_PER_WORKSPACE)")
-	fs.IntVar(&cfg.Apps.MaxSessionsPerWorkspace, "max-sessions-per-workspace", envInt("HYPHA_MAX_SESSIONS_PER_WORKSPACE", apps.DefaultMaxSessionsPerWorkspace),
+	fs.IntVar(&al.MaxSessionsPerWorkspace, "max-sessions-per-workspace", envInt("HYPHA_MAX_SESSIONS_PER_WORKSPACE", apps.DefaultMaxSessionsPerWorkspace),
 		"app sessions running at once in one workspace (HYPHA_MAX_SESSIONS_PER_WORKSPACE)")
-	fs.DurationVar(&cfg.Apps.EndedSessionTTL, "ended-session-ttl", envDuration("HYPHA_ENDED_SESSION_TTL", apps.DefaultEndedSessionTTL),
+	fs.DurationVar(&al.EndedSessionTTL, "ended-session-ttl", envDuration("HYPHA_ENDED_SESSION_TTL", apps.DefaultEndedSessionTTL),
 		"how long an ended app session's record and last logs stay readable (HYPHA_ENDED_SESSION_TTL)")
-	fs.DurationVar(&cfg.Apps.LostSessionTTL, "lost-session-ttl", envDuration("HYPHA_LOST_SESSION_TTL", apps.DefaultLostSessionTTL),
+	fs.DurationVar(&al.LostSessionTTL, "lost-session-ttl", envDuration("HYPHA_LOST_SESSION_TTL", apps.DefaultLostSessionTTL),
 		"how long a session whose worker went away is kept, unlisted, for the worker's return (HYPHA_LOST_SESSION_TTL)")
 }

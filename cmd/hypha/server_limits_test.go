@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/pflag"
 )
@@ -16,12 +17,13 @@ func TestLimitFlags(t *testing.T) {
 	t.Setenv("HYPHA_HTTP_READ_TIMEOUT", "7s")
 	t.Setenv("HYPHA_MAX_INSTALL_FILES", "5")
 	var cfg server.Config
+	var al apps.Limits
 	fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
-	addLimitFlags(fs, &cfg)
+	addLimitFlags(fs, &cfg, &al)
 	if err := fs.Parse([]string{"--max-install-files=9", "--ws-max-malformed-frames=-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Chunks.PerSenderBytes != 1234 || cfg.HTTPReadTimeout != 7*time.Second || cfg.Apps.MaxFiles != 9 ||
+	if cfg.Chunks.PerSenderBytes != 1234 || cfg.HTTPReadTimeout != 7*time.Second || al.MaxFiles != 9 ||
 		cfg.MaxMalformedFrames != -1 || cfg.MaxItemsPerWorkspace != 1000 || cfg.HTTPReadHeaderTimeout != 10*time.Second {
 		t.Fatalf("config from flags and env: %+v", cfg)
 	}

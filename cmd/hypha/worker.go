@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/worker"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
@@ -48,9 +47,9 @@ func (f *workerFlags) add(cmd *cobra.Command) {
 // use_local_url value (bool or URL).
 func (f *workerFlags) registration() (hyphaworker.Options, bool, string, error) {
 	var ho hyphaworker.Options
-	vis := worker.Visibility(strings.ToLower(f.visibility))
+	vis := hyphaworker.Visibility(strings.ToLower(f.visibility))
 	switch vis {
-	case worker.Public, worker.Protected, worker.Unlisted:
+	case hyphaworker.Public, hyphaworker.Protected, hyphaworker.Unlisted:
 	default:
 		return ho, false, "", fmt.Errorf("--visibility %q: want protected, public or unlisted", f.visibility)
 	}
@@ -64,12 +63,14 @@ func (f *workerFlags) registration() (hyphaworker.Options, bool, string, error) 
 	case "", "false", "0", "no":
 		return ho, false, "", nil
 	case "true", "1", "yes":
+		ho.UseLocalURL = true
 		return ho, true, "", nil
 	default:
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return ho, false, "", fmt.Errorf("--use-local-url %q: want true, false or an http(s) URL", v)
 		}
+		ho.LocalURL = v
 		return ho, false, v, nil
 	}
 }
@@ -136,15 +137,15 @@ unregisters.`,
 			if err := appUserOption(cmd, &opts, appUser); err != nil {
 				return err
 			}
-			opts.ServiceID = ho.ServiceID
-			opts.Visibility = ho.Visibility
-			opts.AuthorizedWorkspaces = ho.AuthorizedWorkspaces
-			opts.UseLocalURL, opts.LocalURL = useLocal, localURL
 			opts.DisableSSL = wf.disableSSL
 			opts.Logger = log
 			w := process.New(opts)
 			eff := w.Options()
-			props := w.Properties().WithDefaults()
+			props, ho, err := ho.Check(w)
+			if err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
 
 			out := cmd.OutOrStdout()
 			local := fmt.Sprint(useLocal)
@@ -155,10 +156,10 @@ unregisters.`,
 			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
 			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
 			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
-			fmt.Fprintf(out, "  Service ID: %s\n", props.ServiceID)
-			fmt.Fprintf(out, "  Visibility: %s\n", props.Visibility)
-			if len(props.AuthorizedWorkspaces) > 0 {
-				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(props.AuthorizedWorkspaces, ", "))
+			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
+			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
+			if len(ho.AuthorizedWorkspaces) > 0 {
+				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
 			}
 			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
 			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))

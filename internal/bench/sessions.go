@@ -210,9 +210,9 @@ func Sessions(ctx context.Context, o SessionsOptions) (SessionsResult, error) {
 	}
 	sys, err := embedded.Start(ctx, embedded.Options{
 		Server: server.Config{Logger: o.Logger, DataDir: filepath.Join(dataDir, "data"), JWTSecret: idgen.New() + idgen.New(),
-			MsgRateLimit: 1e9, MsgBurstLimit: 1e9,
-			// every bench session runs in one workspace
-			Apps: appsctl.Limits{MaxSessionsPerWorkspace: o.MaxSessions + o.Sessions + 1}},
+			MsgRateLimit: 1e9, MsgBurstLimit: 1e9},
+		// every bench session runs in one workspace
+		Apps:    appsctl.Limits{MaxSessionsPerWorkspace: o.MaxSessions + o.Sessions + 1},
 		Addr:    "127.0.0.1:0",
 		Process: process.Options{Python: py, MaxSessions: o.MaxSessions, WorkDir: workDir, Logger: o.Logger},
 	})

@@ -41,7 +41,7 @@ func tappedWorker(t *testing.T, sys *embedded.System, python, work string, tap *
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := process.Register(ctx, wc, process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)},
+	reg, err := embedded.HostProcessWorker(ctx, wc, process.New(process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)}),
 		hyphaworker.Options{ServiceID: "tapped"})
 	if err != nil {
 		wc.Close()

@@ -1,6 +1,12 @@
 // Package embedded starts the complete embedded system in-process: the
 // server, its apps controller, and the built-in workers registered in the
 // public workspace, so that nothing else needs to be installed.
+//
+// This is the host: it composes the parts, which do not know each other.
+// The server gets the apps controller through its hook (server.Config.Apps
+// = apps.ForServer); each built-in worker is a plain worker.Worker that
+// the host checks and registers with hyphaworker (the registration options
+// are the host's choice), on an in-process client of the server.
 package embedded
 
 import (
@@ -12,6 +18,7 @@ import (
 
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/process"
@@ -19,7 +26,11 @@ import (
 
 // Options for Start.
 type Options struct {
+	// Server configures the server. With a DataDir (and no Server.Apps of
+	// its own) the system runs the apps controller with Apps' limits.
 	Server server.Config
+	// Apps bounds app installation (see apps.Limits for the defaults).
+	Apps apps.Limits
 	// Addr to listen on, e.g. "127.0.0.1:9527" or "127.0.0.1:0".
 	Addr string
 	// NoWorkers skips registering the built-in workers.
@@ -31,7 +42,8 @@ type Options struct {
 // System is a running embedded server with its built-in workers.
 type System struct {
 	Server  *server.Server
-	workers []*process.Registered
+	process *process.Worker
+	workers []*hyphaworker.Hosted
 	clients []*rpc.Client
 	log     *slog.Logger
 }
@@ -42,6 +54,9 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	if o.Server.Logger == nil {
 		o.Server.Logger = slog.Default()
 	}
+	if o.Server.Apps == nil {
+		o.Server.Apps = apps.ForServer(o.Apps)
+	}
 	srv, err := server.New(o.Server)
 	if err != nil {
 		return nil, err
@@ -51,7 +66,6 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		// Decided (app user, interpreter probes) before listening, so
 		// that the worker registers right after the server is up.
 		po := o.Process
-		po.UseLocalURL = true
 		if po.Logger == nil {
 			po.Logger = o.Server.Logger.With("component", "process-worker")
 		}
@@ -90,10 +104,18 @@ func (s *System) RootToken(d time.Duration) (string, error) {
 
 // ProcessWorker is the built-in process worker, nil with NoWorkers.
 func (s *System) ProcessWorker() *process.Worker {
-	if len(s.workers) == 0 {
-		return nil
+	return s.process
+}
+
+// HostProcessWorker checks w (who apps run as, which interpreters; a
+// problem shows now, at start-up) and registers it on c with opts, as the
+// system registers its built-in one. On failure w is shut down.
+func HostProcessWorker(ctx context.Context, c *rpc.Client, w *process.Worker, opts hyphaworker.Options) (*hyphaworker.Hosted, error) {
+	if err := w.Check(ctx); err != nil {
+		_ = w.Shutdown(ctx)
+		return nil, err
 	}
-	return s.workers[0].Worker
+	return hyphaworker.Host(ctx, c, w, opts)
 }
 
 func (s *System) registerWorkers(ctx context.Context, pw *process.Worker) error {
@@ -109,11 +131,14 @@ func (s *System) registerWorkers(ctx context.Context, pw *process.Worker) error 
 		return fmt.Errorf("connect the process worker: %w", err)
 	}
 	s.clients = append(s.clients, c)
-	r, err := process.RegisterWorker(ctx, c, pw, hyphaworker.Options{Visibility: "public", Logger: pw.Options().Logger})
+	// In public, visible to every workspace, and handed the server's local
+	// URL: it runs next to the server.
+	h, err := HostProcessWorker(ctx, c, pw, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true, Logger: pw.Options().Logger})
 	if err != nil {
 		return fmt.Errorf("register the process worker: %w", err)
 	}
-	s.workers = append(s.workers, r)
+	s.process = pw
+	s.workers = append(s.workers, h)
 	return nil
 }
 

@@ -63,8 +63,8 @@ func startSystem(t *testing.T, dataDir, addr, python, work string) *embedded.Sys
 func startSystemLimits(t *testing.T, dataDir, addr, python, work string, limits appsctl.Limits) *embedded.System {
 	t.Helper()
 	o := embedded.Options{
-		Server: server.Config{DataDir: dataDir, JWTSecret: restartSecret, RootToken: testserver.RootToken, Logger: testserver.Logger(t),
-			Apps: limits},
+		Server:  server.Config{DataDir: dataDir, JWTSecret: restartSecret, RootToken: testserver.RootToken, Logger: testserver.Logger(t)},
+		Apps:    limits,
 		Addr:    addr,
 		Process: process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)},
 	}
@@ -189,7 +189,7 @@ func TestRestartSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := process.Register(ctx, wc, process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)},
+	reg, err := embedded.HostProcessWorker(ctx, wc, process.New(process.Options{Python: python, WorkDir: work, Logger: testserver.Logger(t)}),
 		hyphaworker.Options{ServiceID: "standalone"})
 	if err != nil {
 		wc.Close()

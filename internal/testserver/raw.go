@@ -18,6 +18,7 @@ import (
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/server/apps"
 )
 
 // StartAt runs a server on addr (e.g. the address of a server that was just
@@ -32,6 +33,11 @@ func StartAt(t testing.TB, cfg server.Config, addr string) *server.Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = Logger(t)
+	}
+	if cfg.DataDir != "" && cfg.Apps == nil {
+		// As the embedded system composes it: a data dir brings the
+		// apps controller.
+		cfg.Apps = apps.ForServer(apps.Limits{})
 	}
 	s, err := server.New(cfg)
 	if err != nil {

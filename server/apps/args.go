@@ -11,6 +11,7 @@ import (
 
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/worker"
 )
 
 // args are the arguments of one service call, bound to upstream's parameter
@@ -148,9 +149,15 @@ func callerOf(c *rpc.Call) (*caller, error) {
 	return &caller{user: u, ws: c.Context.WS, raw: c.Context.User.Raw, from: c.Context.From}, nil
 }
 
+// workerCaller is the caller as a worker sees it, acting in ws: the
+// `context` keyword of every worker call (hyphaworker.Remote).
+func (cl *caller) workerCaller(ws string) worker.Caller {
+	return worker.Caller{Workspace: ws, User: cl.raw}
+}
+
 // contextMap is the explicit context upstream passes to workers.
 func (cl *caller) contextMap(ws string) map[string]any {
-	return map[string]any{"ws": ws, "user": cl.raw}
+	return cl.workerCaller(ws).ToMap()
 }
 
 // ErrPermission is what every refusal of the controller wraps (it is

@@ -96,7 +96,7 @@ func toStrings(l []any) []string {
 // written.
 func TestHostileEditApp(t *testing.T) {
 	dir := t.TempDir()
-	s := testserver.Start(t, server.Config{DataDir: dir, Apps: apps.Limits{MaxFiles: 3, MaxTotalBytes: 1000}})
+	s := testserver.Start(t, server.Config{DataDir: dir, Apps: apps.ForServer(apps.Limits{MaxFiles: 3, MaxTotalBytes: 1000})})
 	newTestWorker(t, s, rpc.Config{Token: publicRootToken(t, s), Workspace: "public"}, "public")
 	alice := appsService(t, connectUser(t, s, "alice", "alice-client"))
 	call(t, alice, "install", with(testApp(""), "app_id", "target"))

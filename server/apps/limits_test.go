@@ -31,7 +31,7 @@ func dataFiles(t *testing.T, dir string) []string {
 func TestHostileInstallLimits(t *testing.T) {
 	dir := t.TempDir()
 	lim := apps.Limits{MaxFiles: 3, MaxTotalBytes: 4096, MaxManifestBytes: 2048, MaxAppsPerWorkspace: 2}
-	s := testserver.Start(t, server.Config{DataDir: dir, Apps: lim})
+	s := testserver.Start(t, server.Config{DataDir: dir, Apps: apps.ForServer(lim)})
 	newTestWorker(t, s, rpc.Config{Token: userToken(t, s, "alice")}, "protected")
 	alice := connectUser(t, s, "alice", "alice-client")
 	svc := appsService(t, alice)
@@ -134,7 +134,7 @@ func TestHostileChunkQuotaInstall(t *testing.T) {
 // a shared worker offers; another workspace still starts its apps, and a
 // stopped session frees its place.
 func TestHostileSessionsPerWorkspace(t *testing.T) {
-	s := testserver.Start(t, server.Config{DataDir: t.TempDir(), Apps: apps.Limits{MaxSessionsPerWorkspace: 2}})
+	s := testserver.Start(t, server.Config{DataDir: t.TempDir(), Apps: apps.ForServer(apps.Limits{MaxSessionsPerWorkspace: 2})})
 	newTestWorker(t, s, rpc.Config{Token: publicRootToken(t, s), Workspace: "public"}, "public")
 	alice := appsService(t, connectUser(t, s, "alice", "alice-client"))
 	bob := appsService(t, connectUser(t, s, "bob", "bob-client"))

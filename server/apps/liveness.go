@@ -2,9 +2,11 @@ package apps
 
 import (
 	"context"
-	"strings"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/hypha-go/hypha/worker"
 )
 
 // How the controller learns that a session ended (see docs/apps.md,
@@ -47,29 +49,26 @@ func (c *Controller) workerStatus(ctx context.Context, s *session) (status, errM
 	c.mu.Lock()
 	gone := s.workerGone
 	c.mu.Unlock()
-	if gone || s.worker == nil || s.worker.Func("get_session_info") == nil {
+	if gone || s.worker == nil || !s.worker.Has(worker.MethodGetSessionInfo) {
 		return "", "", answerUnknown
 	}
 	qctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	v, err := callWorker(qctx, s.worker, "get_session_info", s.context, s.id)
+	info, err := s.worker.GetSessionInfo(s.workerCtx(qctx), s.id)
 	if err != nil {
 		// The worker names the session it does not know ("session not
 		// found: <id>"); other errors (timeouts, a worker on its way out)
 		// say nothing about the session.
-		if strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id) {
+		if errors.Is(err, worker.ErrSessionNotFound) {
 			return "", err.Error(), answerLost
 		}
 		return "", "", answerUnknown
 	}
-	m, _ := v.(map[string]any)
-	status, _ = m["status"].(string)
-	errMsg, _ = m["error"].(string)
-	if status == "" {
+	if info.Status == "" {
 		return "", "", answerUnknown
 	}
-	c.noteExitCode(s, m)
-	return status, errMsg, answerKnown
+	c.noteExitCode(s, info)
+	return string(info.Status), info.Error, answerKnown
 }
 
 // refresh asks the worker about s and records its end when s is running
@@ -158,25 +157,26 @@ func (c *Controller) fetchTail(ctx context.Context, s *session) {
 	}
 	lctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	v, err := callWorker(lctx, s.worker, "get_logs", s.context, s.id, nil, -tailMaxEntries)
+	lctx = s.workerCtx(lctx)
+	page, err := s.worker.GetLogs(lctx, s.id, worker.LogQuery{Offset: -tailMaxEntries})
 	if err != nil {
 		// A worker that refuses a negative offset: take its whole log and
 		// keep the end.
-		if v, err = callWorker(lctx, s.worker, "get_logs", s.context, s.id); err != nil {
+		if page, err = s.worker.GetLogs(lctx, s.id, worker.LogQuery{}); err != nil {
 			return
 		}
 	}
-	c.keepTail(s, v)
+	c.keepTail(s, page)
 }
 
 // keepTail replaces the cached logs of s with the end of a get_logs result.
-func (c *Controller) keepTail(s *session, v any) {
-	if m, ok := v.(map[string]any); ok && m["next_offset"] != nil {
+func (c *Controller) keepTail(s *session, page worker.LogPage) {
+	if page.Follows() {
 		c.mu.Lock()
 		s.logFollow = true
 		c.mu.Unlock()
 	}
-	t := tailFromPage(v)
+	t := tailFromPage(page.ToMap())
 	if t == nil {
 		return
 	}

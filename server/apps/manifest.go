@@ -233,8 +233,7 @@ func manifestDefaults() map[string]any {
 func workerManifest(m map[string]any) map[string]any {
 	out := manifestDefaults()
 	maps.Copy(out, m)
-	out["_rtype"] = "pydantic-model"
-	return out
+	return out // worker.Config.ToMap adds the "_rtype" marker on the wire
 }
 
 // manifest field types checked at install (upstream validates the model).

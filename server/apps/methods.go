@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/worker"
 )
 
 func readableID() string { return auth.ReadableID() }
@@ -91,311 +91,6 @@ func (c *Controller) mInstall(ctx context.Context, cl *caller, call *rpc.Call) (
 		return nil, err
 	}
 	return m, nil
-}
-
-func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progress) (map[string]any, error) {
-	pg.send("info", "Parsing app manifest...")
-	ws, err := a.str("workspace")
-	if err != nil {
-		return nil, err
-	}
-	if ws == "" {
-		ws = cl.ws
-	}
-	if err := validWorkspace(ws); err != nil {
-		return nil, err
-	}
-	if cl.user.IsAnonymous {
-		return nil, errors.New("Anonymous users cannot install apps")
-	}
-	if err := c.need(cl, ws, auth.ReadWrite, "install apps"); err != nil {
-		return nil, err
-	}
-	if a.has("artifact_id") {
-		return nil, errors.New("install(artifact_id=...) is not supported by this server: pass source/manifest/files")
-	}
-	manifest, err := a.mapping("manifest")
-	if err != nil {
-		return nil, err
-	}
-	legacy, err := a.mapping("config")
-	if err != nil {
-		return nil, err
-	}
-	if legacy != nil && manifest != nil {
-		return nil, errors.New("Cannot specify both 'config' and 'manifest' parameters. Use 'manifest' (config is deprecated).")
-	}
-	if legacy != nil {
-		manifest = legacy
-	}
-	appID, err := a.str("app_id")
-	if err != nil {
-		return nil, err
-	}
-	if appID != "" {
-		if err := validAppID(appID); err != nil {
-			return nil, err
-		}
-	}
-	source, err := a.str("source")
-	if err != nil {
-		return nil, err
-	}
-	overwrite, err := a.boolean("overwrite", false)
-	if err != nil {
-		return nil, err
-	}
-	stage, err := a.boolean("stage", false)
-	if err != nil {
-		return nil, err
-	}
-	workerID, err := a.str("worker_id")
-	if err != nil {
-		return nil, err
-	}
-	mode, err := a.str("worker_selection_mode")
-	if err != nil {
-		return nil, err
-	}
-	files, err := normalizeFiles(a["files"])
-	if err != nil {
-		return nil, err
-	}
-	// Refuse additional_kwargs that would rewrite the worker config before
-	// any worker is called (checked again after compile and at start).
-	for _, v := range []any{a["additional_kwargs"], startupKwargs(manifest)} {
-		if ak, ok := v.(map[string]any); ok {
-			if err := checkAdditionalKwargs(ak); err != nil {
-				return nil, err
-			}
-		}
-	}
-	// Refuse oversized input before any work (the stored result is checked
-	// again below, after the worker's compile step).
-	lim := c.cfg.Limits
-	inBytes := int64(len(source))
-	for _, f := range files {
-		inBytes += f.rawSize()
-	}
-	if err := lim.checkFiles(len(files), inBytes); err != nil {
-		return nil, err
-	}
-	if manifest != nil {
-		if mb, err := marshalManifest(manifest); err != nil {
-			return nil, err
-		} else if err := lim.checkManifest(len(mb)); err != nil {
-			return nil, err
-		}
-	}
-
-	if manifest != nil {
-		manifest = copyMap(manifest)
-	} else {
-		manifest = map[string]any{"name": "Untitled App", "version": "0.1.0", "type": "hypha"}
-	}
-	if _, ok := manifest["services"]; ok {
-		return nil, errors.New("Services and service_ids fields are not allowed in the app manifest.")
-	}
-	if _, ok := manifest["service_ids"]; ok {
-		return nil, errors.New("Services and service_ids fields are not allowed in the app manifest.")
-	}
-	if _, ok := manifest["entry_point"]; !ok || manifest["entry_point"] == nil {
-		manifest["entry_point"] = "source"
-	}
-	if source != "" {
-		h := sourceHash(source)
-		if want, ok := manifest["source_hash"].(string); ok && want != "" && want != h {
-			return nil, fmt.Errorf("App source code verification failed (source_hash: %s).", want)
-		}
-		manifest["source_hash"] = h
-		entry, _ := manifest["entry_point"].(string)
-		if isURL(source) {
-			return nil, errors.New("installing from a URL source is not supported by this server: pass the source text or files")
-		}
-		cp, err := cleanFilePath(entry)
-		if err != nil {
-			return nil, fmt.Errorf("entry_point: %w", err)
-		}
-		files = append([]appFile{{Path: cp, Name: cp[strings.LastIndexByte(cp, '/')+1:], Content: source, Format: "text"}}, files...)
-	}
-	if err := validateManifest(manifest); err != nil {
-		return nil, err
-	}
-	appType := manifest["type"].(string)
-	if appID == "" {
-		if id, ok := manifest["id"].(string); ok && validAppID(id) == nil {
-			appID = id
-		} else {
-			appID = idgen.Readable()
-		}
-	}
-
-	key := ws + "/" + appID
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, errors.New("server apps controller is closed")
-	}
-	if c.installing[key] {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("App %s is being installed by another call", appID)
-	}
-	old := copyMap(c.apps[ws][appID])
-	if old != nil && !overwrite {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("App %s already exists in workspace %s; pass overwrite=True to replace it", appID, ws)
-	}
-	if old == nil && len(c.apps[ws]) >= lim.MaxAppsPerWorkspace {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: workspace %s already has %d apps, the limit per workspace (max apps per workspace)",
-			ErrLimit, ws, len(c.apps[ws]))
-	}
-	c.installing[key] = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.installing, key)
-		c.mu.Unlock()
-	}()
-
-	// Compile with the chosen worker, when it can.
-	wk, err := c.pickWorker(ctx, cl, ws, appType, appID, workerID, mode)
-	if err != nil {
-		return nil, err
-	}
-	pg.send("info", fmt.Sprintf("Compiling app using worker %s...", wk.id))
-	if wk.svc.Func("compile") != nil {
-		compileCfg := map[string]any{
-			"server_url": c.host.URL(), "public_url": c.host.URL(), "workspace": ws, "user": cl.raw,
-			"progress_callback": func(msg any) { pg.fromWorker(msg) },
-		}
-		res, err := callWorker(ctx, wk.svc, "compile", cl.contextMap(ws), manifest, filesToList(files), compileCfg)
-		if err != nil {
-			wk.release()
-			return nil, fmt.Errorf("Worker compilation failed: %v", err)
-		}
-		pair, ok := res.([]any)
-		if !ok || len(pair) != 2 {
-			wk.release()
-			return nil, fmt.Errorf("Worker compilation failed: compile must return (manifest, files), got %T", res)
-		}
-		cm, ok := pair[0].(map[string]any)
-		if !ok {
-			wk.release()
-			return nil, fmt.Errorf("Worker compilation failed: compiled manifest is %T, not a dict", pair[0])
-		}
-		for k, v := range cm {
-			if k != "_rtype" {
-				manifest[k] = v
-			}
-		}
-		if files, err = normalizeFiles(pair[1]); err != nil {
-			wk.release()
-			return nil, fmt.Errorf("Worker compilation failed: %v", err)
-		}
-	}
-	wk.release()
-
-	// Finish and check the manifest and the files.
-	pg.send("info", "Creating application artifact...")
-	manifest["id"] = appID
-	manifest["startup_context"] = cl.contextMap(ws)
-	sc, _ := manifest["startup_config"].(map[string]any)
-	sc = copyMap(sc)
-	for _, k := range []string{"timeout", "wait_for_service", "stop_after_inactive", "additional_kwargs"} {
-		if v, ok := a[k]; ok && v != nil {
-			if sc == nil {
-				sc = map[string]any{}
-			}
-			sc[k] = v
-		}
-	}
-	if sc != nil {
-		if v := sc["additional_kwargs"]; v != nil {
-			ak, ok := v.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("additional_kwargs must be a dict, got %T", v)
-			}
-			if err := checkAdditionalKwargs(ak); err != nil {
-				return nil, err
-			}
-		}
-		manifest["startup_config"] = sc
-	}
-	delete(manifest, "services")
-	delete(manifest, "_rtype")
-	manifest["service_ids"] = []any{}
-	if err := validateManifest(manifest); err != nil {
-		return nil, err
-	}
-	if err := lim.checkFiles(len(files), 0); err != nil {
-		return nil, err
-	}
-	data := make(map[string][]byte, len(files))
-	var total int64
-	for _, f := range files {
-		b, err := f.decode()
-		if err != nil {
-			return nil, err
-		}
-		if old, dup := data[f.Path]; dup {
-			total -= int64(len(old))
-		}
-		total += int64(len(b))
-		if err := lim.checkFiles(len(files), total); err != nil {
-			return nil, err
-		}
-		data[f.Path] = b
-	}
-	if mb, err := marshalManifest(manifest); err != nil {
-		return nil, err
-	} else if err := lim.checkManifest(len(mb)); err != nil {
-		return nil, err
-	}
-	if err := checkTree(data); err != nil {
-		return nil, err
-	}
-	entry, _ := manifest["entry_point"].(string)
-	if entry == "" {
-		return nil, errors.New("invalid manifest: entry_point is empty")
-	}
-	if !isURL(entry) {
-		if _, err := cleanFilePath(entry); err != nil {
-			return nil, fmt.Errorf("invalid manifest: entry_point: %w", err)
-		}
-		if _, ok := data[entry]; !ok {
-			return nil, fmt.Errorf("invalid manifest: the entry point %q is not among the app's files", entry)
-		}
-	}
-
-	// Store: written aside, then swapped in; the old version is kept until
-	// the new one is verified.
-	rev := newRevision()
-	c.mu.Lock()
-	oldRev := c.appRev[key]
-	c.mu.Unlock()
-	backup, err := c.store.put(ws, appID, rev, manifest, data)
-	if err != nil {
-		return nil, fmt.Errorf("store app %s: %w", appID, err)
-	}
-	c.setApp(ws, appID, copyMap(manifest), rev)
-	for _, f := range files {
-		pg.send("info", "Uploading file "+f.Path+"...")
-	}
-	if !stage {
-		pg.send("info", "Committing application artifact...")
-		if err := c.verify(ctx, cl, ws, appID, a, pg); err != nil {
-			if rerr := c.store.restore(ws, appID, backup); rerr != nil {
-				c.log.Error("could not restore the previous app version", "workspace", ws, "app_id", appID, "err", rerr)
-			}
-			c.setApp(ws, appID, old, oldRev)
-			return nil, fmt.Errorf("Failed to install app '%s': %s", appID, err.Error())
-		}
-	}
-	c.store.keep(backup)
-	pg.send("success", "Installation complete!")
-	c.log.Info("app installed", "workspace", ws, "app_id", appID, "type", appType, "verified", !stage)
-	return c.appManifest(ws, appID), nil
 }
 
 // startupKwargs is manifest.startup_config.additional_kwargs, or nil.
@@ -607,29 +302,30 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 		}
 		limit = l
 	}
-	// wait (a long poll) and follower (back-pressure) are checked by the
-	// worker and only passed on when given, so that a worker that does not
-	// know them still serves plain reads.
-	follow := rpc.Kwargs{}
+	// wait (a long poll) and follower (back-pressure) are only passed on
+	// when given (LogQuery.Kwargs), so that a worker that does not know
+	// them still serves plain reads.
 	if a.has("wait") {
 		switch v := a["wait"].(type) {
 		case int64, float64, uint64:
-			follow["wait"] = v
 		default:
 			return nil, fmt.Errorf("argument wait must be a number of seconds, got %T", v)
 		}
 	}
-	if a.has("follower") {
-		f, err := a.str("follower")
-		if err != nil {
-			return nil, err
-		}
-		follow["follower"] = f
+	if _, err := a.str("follower"); err != nil {
+		return nil, err
+	}
+	q, err := worker.ParseLogQuery(typ, offset, limit)
+	if err == nil {
+		q, err = worker.ParseLogFollow(q, a["wait"], a["follower"])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get_logs: %w", err)
 	}
 	if _, err := c.sessionWorkspace(cl, id, auth.Read, "get logs of "+id); err != nil {
 		return nil, err
 	}
-	if follow["follower"] != nil {
+	if q.Follower != "" {
 		// A follower holds the app back while it reads: only someone who
 		// could stop the session may do that.
 		if _, err := c.sessionWorkspace(cl, id, auth.ReadWrite, "hold back the output of "+id+" (get_logs follower)"); err != nil {
@@ -654,11 +350,11 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	}
 	lctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
 	defer cancel()
-	var v any
-	if len(follow) > 0 && canFollow {
-		v, err = s.worker.Call(lctx, "get_logs", id, typ, offset, limit, follow)
+	var page worker.LogPage
+	if (q.Wait > 0 || q.Follower != "") && !canFollow {
+		page, err = c.readWorkerLogs(s.workerCtx(lctx), s, q)
 	} else {
-		v, err = c.readWorkerLogs(lctx, s, follow["wait"], id, typ, offset, limit)
+		page, err = s.worker.GetLogs(s.workerCtx(lctx), id, q)
 	}
 	if err != nil {
 		// The cache answers for a worker that cannot be reached, not for
@@ -671,9 +367,9 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 		return nil, err
 	}
 	if typ == nil && offset == 0 && limit == nil {
-		c.keepTail(s, v) // a whole log: its end is the freshest tail
+		c.keepTail(s, page) // a whole log: its end is the freshest tail
 	}
-	return v, nil
+	return page.ToMap(), nil
 }
 
 func (c *Controller) mListRunning(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {

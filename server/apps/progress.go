@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker"
 )
 
 // progress delivers {type, message} updates to a caller's progress_callback
@@ -81,13 +82,9 @@ func (p *progress) emit(m map[string]any) {
 	}
 }
 
-// fromWorker forwards a worker's progress message (any shape) to the caller.
-func (p *progress) fromWorker(v any) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		m = map[string]any{"type": "info", "message": v}
-	}
-	p.emit(m)
+// fromWorker forwards a worker's progress message to the caller.
+func (p *progress) fromWorker(wp worker.Progress) {
+	p.emit(wp.ToMap())
 }
 
 // close flushes the queue (bounded) and stops the delivery goroutine.

@@ -2,13 +2,15 @@ package apps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/worker"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
 )
 
 // What a restarted controller does with the sessions it persisted
@@ -290,8 +292,9 @@ func (c *Controller) adoptFrom(ctx context.Context, wid string, list []*session)
 	if err != nil || svc.Type != workerType {
 		return // not back (yet)
 	}
+	rw := hyphaworker.Remote(svc)
 	for _, s := range list {
-		c.adoptOne(ctx, ws, wid, svc, s)
+		c.adoptOne(ctx, ws, wid, rw, s)
 	}
 }
 
@@ -323,7 +326,7 @@ func awayWhile(s *session) string {
 
 // adoptOne asks the worker (as the controller, which the worker trusts)
 // about one session and records the answer.
-func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.RemoteService, s *session) {
+func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *hyphaworker.RemoteWorker, s *session) {
 	c.mu.Lock()
 	stop := s.stopOnReturn
 	c.mu.Unlock()
@@ -332,10 +335,10 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	v, err := callWorker(qctx, svc, "get_session_info", s.context, s.id)
+	info, err := svc.GetSessionInfo(s.workerCtx(qctx), s.id)
 	cancel()
 	if err != nil {
-		if strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id) {
+		if errors.Is(err, worker.ErrSessionNotFound) {
 			c.mu.Lock()
 			if c.lost[s.id] == s {
 				c.forgetLostLocked(s.id, s, "")
@@ -350,8 +353,7 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 		}
 		return // no answer: tried again later
 	}
-	m, _ := v.(map[string]any)
-	status, _ := m["status"].(string)
+	status := string(info.Status)
 	switch {
 	case status == statusStarting || status == statusRunning:
 		if other := c.otherInstance(s); other != "" {
@@ -396,11 +398,11 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 	case isEnded(status):
 		// It ended while the controller could not see it: keep the
 		// worker's word and its last logs.
-		c.noteExitCode(s, m)
+		c.noteExitCode(s, info)
 		lctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		logs, lerr := callWorker(lctx, svc, "get_logs", s.context, s.id, nil, -tailMaxEntries)
+		logs, lerr := svc.GetLogs(s.workerCtx(lctx), s.id, worker.LogQuery{Offset: -tailMaxEntries})
 		cancel()
-		msg, _ := m["error"].(string)
+		msg := info.Error
 		c.mu.Lock()
 		if c.awaitingLocked(s) && !s.stopOnReturn {
 			c.foundLocked(s)
@@ -411,7 +413,7 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 				s.reason += ": " + msg
 			}
 			if lerr == nil {
-				if t := tailFromPage(logs); t != nil {
+				if t := tailFromPage(logs.ToMap()); t != nil {
 					s.tail = t
 				}
 			}
@@ -424,17 +426,17 @@ func (c *Controller) adoptOne(ctx context.Context, ws, wid string, svc *rpc.Remo
 // stopOnReturn stops, at its returning worker, a session whose stop was
 // asked while the worker was away, and records it stopped. A failed call
 // is tried again at the next round (while the record lives).
-func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *rpc.RemoteService, s *session) {
+func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *hyphaworker.RemoteWorker, s *session) {
 	sctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
-	_, err := callWorker(sctx, svc, "stop", s.context, s.id)
+	err := svc.Stop(s.workerCtx(sctx), s.id)
 	cancel()
-	if err != nil && !(strings.Contains(strings.ToLower(err.Error()), "not found") && strings.Contains(err.Error(), s.id)) {
+	if err != nil && !errors.Is(err, worker.ErrSessionNotFound) {
 		c.log.Warn("pending stop failed; tried again later", "session", s.id, "worker", wid, "err", err)
 		return
 	}
 	// Its last logs, now final (a worker that forgot it has none).
 	lctx, lcancel := context.WithTimeout(ctx, probeTimeout)
-	logs, lerr := callWorker(lctx, svc, "get_logs", s.context, s.id, nil, -tailMaxEntries)
+	logs, lerr := svc.GetLogs(s.workerCtx(lctx), s.id, worker.LogQuery{Offset: -tailMaxEntries})
 	lcancel()
 	c.mu.Lock()
 	if c.awaitingLocked(s) {
@@ -447,7 +449,7 @@ func (c *Controller) stopOnReturn(ctx context.Context, wid string, svc *rpc.Remo
 		s.status = statusStopped
 		s.reason = "stopped when its worker " + wid + " came back (" + why + ")"
 		if lerr == nil {
-			if t := tailFromPage(logs); t != nil {
+			if t := tailFromPage(logs.ToMap()); t != nil {
 				s.tail = t
 			}
 		}

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/worker"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
 )
 
 // ControllerConfigKeys are the keys of the worker config (start's config)
@@ -99,17 +98,26 @@ type session struct {
 	// worker (it then moved to Controller.lost).
 	lostAt time.Time
 
-	worker       *rpc.RemoteService // through a client in the worker's workspace
-	workerID     string             // "<ws>/<client_id>:<service>"
-	workerClient string             // "<ws>/<client_id>" of the worker
-	context      map[string]any     // the explicit context passed to the worker
-	release      func()             // lets go of the workspace client
+	worker       *hyphaworker.RemoteWorker // through a client in the worker's workspace
+	workerID     string                    // "<ws>/<client_id>:<service>"
+	workerClient string                    // "<ws>/<client_id>" of the worker
+	context      map[string]any            // the explicit context passed to the worker (worker.Caller.ToMap)
+	release      func()                    // lets go of the workspace client
 
 	tail *logTail // the last logs, refreshed while it runs and at its end
 	// logFollow: the worker answered a get_logs with next_offset (our
 	// LogPage), so it takes the wait/follower keywords (workercall.go).
 	logFollow bool
 	expire    *time.Timer // removal of an ended session
+}
+
+// workerCtx attaches the session's caller context to ctx: every call to
+// its worker carries it as the `context` keyword (hyphaworker.Remote).
+func (s *session) workerCtx(ctx context.Context) context.Context {
+	if s.context == nil {
+		return ctx
+	}
+	return worker.WithCaller(ctx, worker.CallerFromMap(s.context))
 }
 
 // record is the session as list_running and get_session_info return it.
@@ -278,7 +286,7 @@ func (c *Controller) appClientGone(s *session) {
 	s.status = statusStopping
 	c.mu.Unlock()
 	c.log.Info("app client disconnected, stopping session", "session", s.id)
-	if _, err := callWorker(ctx, s.worker, "stop", s.context, s.id); err != nil {
+	if err := s.worker.Stop(s.workerCtx(ctx), s.id); err != nil {
 		c.log.Warn("stop after app disconnect failed", "session", s.id, "err", err)
 	}
 	c.mu.Lock()
@@ -379,388 +387,6 @@ func readinessFor(wfs any, appType string) (readiness, error) {
 		return readiness{service: v}, nil
 	}
 	return readiness{}, fmt.Errorf("wait_for_service must be a string or a boolean, got %T", wfs)
-}
-
-// startApp starts an app of workspace ws for the caller.
-func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o startOptions) (map[string]any, error) {
-	pg := o.progress
-	if err := c.need(cl, ws, auth.ReadWrite, "run app "+o.appID); err != nil {
-		return nil, err
-	}
-	alias := o.appID
-	if aws, a, ok := strings.Cut(o.appID, "/"); ok {
-		if aws != ws {
-			return nil, fmt.Errorf("app %s is not in workspace %s: apps run in the workspace they are installed in", o.appID, ws)
-		}
-		alias = a
-	}
-	c.mu.Lock()
-	m := copyMap(c.apps[ws][alias])
-	c.mu.Unlock()
-	if m == nil {
-		return nil, fmt.Errorf("App not found: %s (workspace %s)", alias, ws)
-	}
-	if m["disabled"] == true {
-		return nil, fmt.Errorf("App %s is disabled", alias)
-	}
-	appType, _ := m["type"].(string)
-	if appType == "" || appType == "application" {
-		return nil, errors.New("Application type should not be application or None")
-	}
-
-	// startup_config: arguments beat the manifest; defaults timeout 60 s,
-	// wait_for_service "default".
-	sc, _ := m["startup_config"].(map[string]any)
-	timeout := defaultStartTimeout
-	if o.hasTimeout {
-		timeout = o.timeout
-	} else if f, ok := number(sc["timeout"]); ok && f > 0 {
-		timeout = time.Duration(f * float64(time.Second))
-	}
-	wfs := o.waitForService
-	if wfs == nil {
-		wfs = sc["wait_for_service"]
-	}
-	additional := o.additionalKwargs
-	if additional == nil {
-		additional, _ = sc["additional_kwargs"].(map[string]any)
-	}
-	if err := checkAdditionalKwargs(additional); err != nil {
-		return nil, err
-	}
-	ready, err := readinessFor(wfs, appType)
-	if err != nil {
-		return nil, err
-	}
-	detached, waitFor := ready.detached, ready.service
-	daemon := m["daemon"] == true
-	inactive, err := inactivityLimit(o.stopAfterInactive, sc, daemon)
-	if err != nil {
-		return nil, err
-	}
-	singleton := m["singleton"] == true
-
-	// One instance unless daemon or autoscaling; a singleton always has
-	// one. An app is "<ws>/<alias>": a session of an app with the same
-	// alias in another workspace is another app, never returned here (it
-	// would hand one workspace's session record to another).
-	if !o.fresh {
-		autoscale := false
-		if as, ok := m["autoscaling"].(map[string]any); ok && as["enabled"] == true {
-			autoscale = true
-		}
-		// Only a live instance of the current files is returned: the
-		// workers are asked first whether the candidates still run.
-		c.mu.Lock()
-		cands := c.runningLocked(func(s *session) bool { return s.ws == ws && s.appID == alias })
-		c.mu.Unlock()
-		c.refreshAll(ctx, cands, false)
-		c.mu.Lock()
-		rev := c.appRev[ws+"/"+alias]
-		var existing *session
-		var stale []string
-		for _, s := range cands {
-			switch {
-			case s.status != statusRunning:
-			case s.rev != rev:
-				stale = append(stale, s.id)
-			case existing == nil && (singleton || (!daemon && !autoscale)):
-				existing = s
-			}
-		}
-		var rec map[string]any
-		if existing != nil {
-			rec = existing.record()
-		}
-		c.mu.Unlock()
-		if rec != nil {
-			pg.send("info", "Returning the running instance of "+alias)
-			return rec, nil
-		}
-		// A singleton has one instance: one that runs files since replaced
-		// is stopped before the new one starts.
-		if singleton {
-			for _, id := range stale {
-				pg.send("info", "Stopping "+id+", which runs a previous version of "+alias)
-				if err := c.stopSession(ctx, id, true); err != nil && !errors.Is(err, errStopPending) {
-					return nil, fmt.Errorf("singleton app %s: stop the instance running its previous version: %w", alias, err)
-				}
-			}
-		}
-	}
-
-	pg.send("info", fmt.Sprintf("Initializing %s worker...", appType))
-	wk, err := c.pickWorker(ctx, cl, ws, appType, alias, o.workerID, o.selectionMode)
-	if err != nil {
-		return nil, err
-	}
-	workerReleased := false
-	defer func() {
-		if !workerReleased {
-			wk.release()
-		}
-	}()
-
-	cid := "_rapp_" + readableID() + "__rlb"
-	sid := ws + "/" + cid
-	token, err := c.appToken(cl, ws, cid, timeout)
-	if err != nil {
-		return nil, err
-	}
-	serverURL := c.host.URL()
-	if s, ok := wk.useLocalURL.(string); ok && s != "" {
-		serverURL = strings.TrimSuffix(s, "/")
-	}
-	wctx := cl.contextMap(ws)
-	entry, _ := m["entry_point"].(string)
-	cfg := map[string]any{
-		"id":                 sid,
-		"app_id":             alias,
-		"workspace":          ws,
-		"client_id":          cid,
-		"server_url":         serverURL,
-		"app_files_base_url": serverURL + "/" + ws + "/artifacts/" + alias + "/files",
-		"token":              token,
-		"entry_point":        nilIfEmpty(entry),
-		"artifact_id":        ws + "/" + alias,
-		"timeout":            timeout.Seconds(),
-		"manifest":           workerManifest(m),
-		"progress_callback":  func(msg any) { pg.fromWorker(msg) },
-		"disable_ssl":        false,
-	}
-	// checkAdditionalKwargs kept every controller key out of additional.
-	maps.Copy(cfg, additional)
-
-	s := &session{
-		id: sid, ws: ws, cid: cid, appID: alias, appType: appType,
-		daemon: daemon, workerManaged: m["worker_managed"] == true, createdAt: time.Now().UTC(),
-		status: statusStarting, worker: wk.svc, workerID: wk.id, workerClient: wk.clientKey,
-		context: wctx, release: wk.release, inactive: inactive,
-	}
-	c.mu.Lock()
-	s.rev = c.appRev[ws+"/"+alias]
-	c.mu.Unlock()
-	var version any
-	if o.version != "" {
-		version = o.version
-	}
-	s.info = map[string]any{
-		"id": sid, "app_id": alias, "workspace": ws, "client_id": cid, "app_type": appType,
-		"entry_point": nilIfEmpty(entry), "name": m["name"], "description": m["description"],
-		"version": version, "source_hash": m["source_hash"], "worker_id": wk.id,
-		"daemon": daemon, "worker_managed": s.workerManaged,
-		"created_at": s.createdAt.Format(time.RFC3339),
-	}
-	var w *waiter
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, errors.New("server apps controller is closed")
-	}
-	if n := c.liveSessionsLocked(ws); n >= c.cfg.Limits.MaxSessionsPerWorkspace {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: workspace %s already has %d app sessions, the limit per workspace (max sessions per workspace); stop one first",
-			ErrSessionLimit, ws, n)
-	}
-	c.sessions[sid] = s
-	c.markLocked(sid)
-	workerReleased = true // the session owns it now
-	if !detached {
-		w = newWaiter(sid, waitFor, pg)
-		c.waiters[sid] = w
-	}
-	c.mu.Unlock()
-	defer func() {
-		if w != nil {
-			c.mu.Lock()
-			delete(c.waiters, sid)
-			c.mu.Unlock()
-		}
-	}()
-
-	pg.send("info", fmt.Sprintf("Starting %s application...", appType))
-	c.log.Info("starting app", "app_id", alias, "session", sid, "worker", wk.id, "wait_for_service", wfs)
-	_, startErr := callWorker(ctx, wk.svc, "start", wctx, cfg)
-	if startErr == nil {
-		c.fetchTail(ctx, s)
-	}
-	// endedAtStart is the worker's status when the app ended by itself
-	// before it was ready (completed is a success, see readinessFor).
-	endedAtStart := ""
-	if startErr == nil && ready.running {
-		// Ready once running: a process that already failed fails the start.
-		if st, msg, a := c.workerStatus(ctx, s); a == answerKnown && (st == statusFailed || st == statusCompleted) {
-			endedAtStart = st
-			if st == statusFailed {
-				startErr = fmt.Errorf("the app ended before it was ready (status failed)%s", prefixed(": ", msg))
-			}
-		}
-	}
-	if startErr == nil {
-		switch {
-		case ready.running:
-			pg.send("success", "Application is running (it names no service to wait for)")
-		case detached:
-			pg.send("success", "Application started in detached mode")
-		case waitFor != "":
-			pg.send("info", fmt.Sprintf("Waiting for service '%s'...", waitFor))
-		default:
-			pg.send("info", "Waiting for client connection...")
-		}
-	}
-	timedOut := false
-	if startErr == nil && w != nil {
-		t := time.NewTimer(timeout)
-		// The worker is asked now and then whether the app already ended, so
-		// that an app that crashes fails its start at once instead of at the
-		// timeout.
-		poll := time.NewTicker(startPollInterval)
-	wait:
-		for {
-			select {
-			case <-w.done:
-				startErr = w.err
-				break wait
-			case <-t.C:
-				timedOut = true
-				startErr = errors.New("Application startup timed out")
-				break wait
-			case <-ctx.Done():
-				startErr = ctx.Err()
-				break wait
-			case <-poll.C:
-				st, msg, a := c.workerStatus(ctx, s)
-				if a == answerUnknown {
-					poll.Stop() // the worker cannot tell; rely on the timeout
-					continue
-				}
-				if a == answerLost {
-					st = statusFailed
-				}
-				if st == statusCompleted {
-					endedAtStart = st
-					break wait
-				}
-				if st == statusFailed || st == statusStopped {
-					startErr = fmt.Errorf("the app ended before it was ready (status %s)%s", st, prefixed(": ", msg))
-					break wait
-				}
-			}
-		}
-		poll.Stop()
-		t.Stop()
-	}
-	if startErr != nil {
-		return nil, c.failStart(s, alias, startErr, timedOut, pg)
-	}
-
-	// Success: record what the app registered.
-	c.mu.Lock()
-	if c.sessions[sid] != s || isEnded(s.status) {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("Failed to start app '%s', error: the session ended while starting (its worker disconnected or it was stopped)", alias)
-	}
-	var services []map[string]any
-	var defaultSvc map[string]any
-	if w != nil {
-		services, defaultSvc = w.services, w.defaultSvc
-	}
-	svcList := make([]any, len(services))
-	for i, sv := range services {
-		svcList[i] = sv
-	}
-	if waitFor != "" && !detached {
-		s.info["service_id"] = sid + ":" + waitFor + "@" + alias
-	}
-	s.info["services"] = svcList
-	if s.info["name"] == nil && defaultSvc != nil {
-		s.info["name"] = defaultSvc["name"]
-	}
-	if s.info["description"] == nil && defaultSvc != nil {
-		s.info["description"] = defaultSvc["description"]
-	}
-	cfgOut := map[string]any{}
-	if defaultSvc != nil {
-		if dc, ok := defaultSvc["config"].(map[string]any); ok {
-			cfgOut = dc
-		}
-	}
-	s.info["config"] = cfgOut
-	s.info["session_id"] = sid
-	s.status = statusRunning
-	c.markLocked(sid)
-	if endedAtStart == statusCompleted {
-		c.endLocked(s, statusCompleted, "the app ended by itself (exit code 0)")
-	}
-	gone := s.appGone && !isEnded(s.status)
-	rec := s.record()
-	c.mu.Unlock()
-
-	if !detached {
-		pg.send("info", "Updating application manifest...")
-		c.saveServices(ws, alias, services, defaultSvc)
-	}
-	if gone {
-		// The app's client came and went during the start.
-		c.clientGone(sid)
-	}
-	pg.send("success", "Application startup completed successfully")
-	c.log.Info("app started", "app_id", alias, "session", sid)
-	return rec, nil
-}
-
-// failStart fetches the worker's logs, stops the session and builds the
-// error upstream raises: "Failed to start app '<id>', error: <core>, logs:\n<logs>".
-func (c *Controller) failStart(s *session, alias string, cause error, timedOut bool, pg *progress) error {
-	ctx, cancel := context.WithTimeout(c.baseCtx, workerCallTimeout)
-	defer cancel()
-	c.mu.Lock()
-	gone, tail := s.workerGone, s.tail
-	if !gone {
-		s.status = statusStopping
-	}
-	c.mu.Unlock()
-	var logs any
-	switch {
-	case gone:
-		logs = tail.page(nil, 0, nil)
-	default:
-		if v, err := callWorker(ctx, s.worker, "get_logs", s.context, s.id); err == nil {
-			logs = v
-		} else {
-			logs = "(could not fetch the worker logs: " + err.Error() + ")"
-		}
-		if _, err := callWorker(ctx, s.worker, "stop", s.context, s.id); err != nil {
-			c.log.Debug("stop after failed start", "session", s.id, "err", err)
-		}
-	}
-	c.mu.Lock()
-	if gone && s.adopt && c.sessions[s.id] == s {
-		// Its worker went during the start, but may come back with the
-		// process still running there: it is stopped then.
-		s.stopOnReturn = true
-		s.reason = "the start failed: " + cause.Error() + "; " + reasonStopPending
-		c.markLocked(s.id)
-	} else {
-		c.dropLocked(s.id, s)
-	}
-	c.mu.Unlock()
-	core := cause.Error()
-	if timedOut {
-		core = "Application startup timed out"
-	}
-	if lm, ok := logs.(map[string]any); ok {
-		if el, ok := lm["error"].([]any); ok && len(el) > 0 {
-			parts := make([]string, len(el))
-			for i, e := range el {
-				parts[i] = fmt.Sprint(e)
-			}
-			core = strings.Join(parts, "\n")
-		}
-	}
-	pg.send("error", "Failed to start app "+alias+": "+core)
-	c.log.Info("app failed to start", "app_id", alias, "session", s.id, "err", core)
-	return fmt.Errorf("Failed to start app '%s', error: %s, logs:\n%s", alias, core, formatLogs(logs))
 }
 
 // formatLogs renders worker logs (the items shape or the old dict shape).
@@ -890,7 +516,7 @@ func (c *Controller) stopSession(ctx context.Context, id string, raise bool) err
 	c.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, workerCallTimeout)
 	defer cancel()
-	_, err := callWorker(sctx, s.worker, "stop", s.context, id)
+	err := s.worker.Stop(s.workerCtx(sctx), id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil && isEnded(prev) {

@@ -11,10 +11,12 @@ import (
 
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/worker"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
 )
 
 const (
-	workerType    = "server-app-worker"
+	workerType    = worker.ServiceType
 	selectTimeout = 2 * time.Second
 )
 
@@ -25,14 +27,16 @@ const (
 // zero-argument, read-only load reports are listed here.
 var SelectFunctions = []string{"get_load"}
 
-// workerRef is a worker service obtained through a client of its workspace.
+// workerRef is a worker service obtained through a client of its
+// workspace. Every worker call goes through w, the typed client of the
+// worker API (hyphaworker.Remote).
 type workerRef struct {
 	id             string // "<ws>/<client_id>:<service>"
 	ws             string
 	clientKey      string // "<ws>/<client_id>"
-	svc            *rpc.RemoteService
+	w              *hyphaworker.RemoteWorker
+	reg            hyphaworker.Options // its registration, read back
 	supportedTypes []string
-	useLocalURL    any
 	appID          string
 	release        func() // lets go of the workspace client
 }
@@ -42,41 +46,28 @@ func (w *workerRef) info() map[string]any {
 	for i, t := range w.supportedTypes {
 		types[i] = t
 	}
-	vis, _ := w.svc.Config["visibility"].(string)
+	vis := string(w.reg.Visibility)
 	if vis == "" {
-		vis = "protected"
+		vis = string(hyphaworker.Protected)
 	}
-	name := w.svc.Name
+	p := w.w.Properties()
+	name := p.Name
 	if name == "" {
 		name = w.id
 	}
 	return map[string]any{
-		"id": w.id, "name": name, "description": w.svc.Description, "supported_types": types,
+		"id": w.id, "name": name, "description": p.Description, "supported_types": types,
 		"visibility": vis, "disabled": false,
 	}
-}
-
-func stringList(v any) []string {
-	var out []string
-	switch l := v.(type) {
-	case []any:
-		for _, e := range l {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-	case []string:
-		out = append(out, l...)
-	}
-	return out
 }
 
 // workerFrom builds a workerRef from a fetched service.
 func workerFrom(id string, svc *rpc.RemoteService) *workerRef {
 	ws, rest, _ := strings.Cut(id, "/")
 	cid, _, _ := strings.Cut(rest, ":")
-	w := &workerRef{id: id, ws: ws, clientKey: ws + "/" + cid, svc: svc,
-		supportedTypes: stringList(svc.Get("supported_types")), useLocalURL: svc.Get("use_local_url")}
+	rw := hyphaworker.Remote(svc)
+	w := &workerRef{id: id, ws: ws, clientKey: ws + "/" + cid, w: rw,
+		reg: rw.Options(), supportedTypes: rw.Properties().SupportedTypes}
 	w.appID, _ = svc.Get("app_id").(string)
 	return w
 }
@@ -215,7 +206,8 @@ func (c *Controller) selectByFunction(ctx context.Context, ws []*workerRef, crit
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := w.svc.Call(sctx, fn)
+			// An extension method, not part of the worker API.
+			v, err := w.w.Service().Call(sctx, fn)
 			if err != nil {
 				return
 			}

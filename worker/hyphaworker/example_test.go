@@ -40,7 +40,7 @@ func ExampleServe() {
 		panic(err)
 	}
 	defer client.Close()
-	if err := hyphaworker.Serve(ctx, client, w, hyphaworker.Options{Visibility: worker.Protected}); err != nil {
+	if err := hyphaworker.Serve(ctx, client, w, hyphaworker.Options{Visibility: hyphaworker.Protected}); err != nil {
 		panic(err)
 	}
 }

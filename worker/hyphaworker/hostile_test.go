@@ -49,7 +49,7 @@ func newMemberWorld(t *testing.T) *memberWorld {
 	}
 	var w worker.Worker
 	mw.echo, w = newEchoWorker(t, true)
-	id, err := hyphaworker.Register(ctx, wc, w, hyphaworker.Options{})
+	id, err := hyphaworker.Register(ctx, wc, w, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestWorkerMemberByOwnership(t *testing.T) {
 	}
 	wc := testserver.Connect(t, s, rpc.Config{ClientID: "olga-worker", Workspace: "team-o", Token: ownerTok})
 	_, w := newEchoWorker(t, false)
-	id, err := hyphaworker.Register(ctx, wc, w, hyphaworker.Options{})
+	id, err := hyphaworker.Register(ctx, wc, w, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}

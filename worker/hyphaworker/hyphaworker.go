@@ -27,6 +27,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -41,14 +43,30 @@ var ErrPermission = rpc.ErrPermission
 // DefaultShutdownTimeout bounds the final stop of every session in Serve.
 const DefaultShutdownTimeout = 30 * time.Second
 
-// Options tunes the registration. Zero values keep the worker's Properties.
+// Options are the registration and deployment settings of a worker: how
+// the host registers it, as opposed to what it is (worker.Properties). One
+// worker type can be registered by different hosts with different options.
 type Options struct {
-	// ServiceID overrides Properties().ServiceID (the CLI's --service-id).
+	// ServiceID is the service id inside the worker's client; the full id
+	// (the server's worker_id) is "<ws>/<client_id>:<ServiceID>". Empty
+	// means a slug of Properties().Name: stable across restarts, and unique
+	// enough because the client id is part of the full id. Two workers with
+	// the same name on one client need explicit ids. (The CLI's
+	// --service-id.)
 	ServiceID string
-	// Visibility overrides Properties().Visibility.
-	Visibility worker.Visibility
-	// AuthorizedWorkspaces overrides Properties().AuthorizedWorkspaces.
+	// Visibility defaults to Protected.
+	Visibility Visibility
+	// AuthorizedWorkspaces lets these workspaces call a Protected worker
+	// from outside its own workspace. The server rejects it for other
+	// visibilities.
 	AuthorizedWorkspaces []string
+	// UseLocalURL asks the server to put its local base URL in
+	// Config.ServerURL instead of the public one; for workers on the
+	// server's host or cluster.
+	UseLocalURL bool
+	// LocalURL, when set, is the exact URL the server should hand out
+	// instead (use_local_url may be a URL string); it overrides UseLocalURL.
+	LocalURL string
 	// Overwrite replaces a service with the same id on this client.
 	Overwrite bool
 	// Trusted replaces the rule recognising the server's apps controller
@@ -63,24 +81,115 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Properties returns the worker's properties with the overrides of opts and
-// the defaults applied, validated.
-func (o Options) Properties(w worker.Worker) (worker.Properties, error) {
+// Visibility controls who can see and call the worker service.
+type Visibility string
+
+// The visibilities the server accepts. The seed also names "private"; the
+// server has no such value, so Validate rejects it.
+const (
+	Public    Visibility = "public"
+	Protected Visibility = "protected"
+	Unlisted  Visibility = "unlisted"
+)
+
+var slugRE = regexp.MustCompile(`[^a-z0-9]+`)
+
+// WithDefaults fills Visibility (protected) and ServiceID (slug of p.Name).
+func (o Options) WithDefaults(p worker.Properties) Options {
+	if o.Visibility == "" {
+		o.Visibility = Protected
+	}
+	if o.ServiceID == "" {
+		o.ServiceID = strings.Trim(slugRE.ReplaceAllString(strings.ToLower(p.Name), "-"), "-")
+	}
+	return o
+}
+
+// Validate reports settings (defaults applied for p) the server would
+// refuse.
+func (o Options) Validate(p worker.Properties) error {
+	o = o.WithDefaults(p)
+	switch {
+	case o.ServiceID == "":
+		return fmt.Errorf("%w: service id is empty and cannot be derived from name %q", worker.ErrInvalidConfig, p.Name)
+	case strings.ContainsAny(o.ServiceID, "/:@"):
+		return fmt.Errorf("%w: service id %q must not contain '/', ':' or '@'", worker.ErrInvalidConfig, o.ServiceID)
+	}
+	switch o.Visibility {
+	case Public, Protected, Unlisted:
+	case "private":
+		return fmt.Errorf("%w: visibility %q does not exist on the server; use %q", worker.ErrInvalidConfig, o.Visibility, Protected)
+	default:
+		return fmt.Errorf("%w: unknown visibility %q (want public, protected or unlisted)", worker.ErrInvalidConfig, o.Visibility)
+	}
+	if len(o.AuthorizedWorkspaces) > 0 && o.Visibility != Protected {
+		return fmt.Errorf("%w: authorized workspaces need visibility %q, not %q", worker.ErrInvalidConfig, Protected, o.Visibility)
+	}
+	if o.LocalURL != "" {
+		u, err := url.Parse(o.LocalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: local URL %q is not an http(s) URL", worker.ErrInvalidConfig, o.LocalURL)
+		}
+	}
+	return nil
+}
+
+// Check validates the worker's properties and these options together and
+// returns both with the defaults applied.
+func (o Options) Check(w worker.Worker) (worker.Properties, Options, error) {
 	p := w.Properties()
-	if o.ServiceID != "" {
-		p.ServiceID = o.ServiceID
-	}
-	if o.Visibility != "" {
-		p.Visibility = o.Visibility
-	}
-	if o.AuthorizedWorkspaces != nil {
-		p.AuthorizedWorkspaces = o.AuthorizedWorkspaces
-	}
-	p = p.WithDefaults()
 	if err := p.Validate(); err != nil {
-		return worker.Properties{}, err
+		return worker.Properties{}, Options{}, err
 	}
-	return p, nil
+	if err := o.Validate(p); err != nil {
+		return worker.Properties{}, Options{}, err
+	}
+	return p, o.WithDefaults(p), nil
+}
+
+// ServiceMap returns the data part of the worker's service registration
+// (defaults applied), in the shape upstream's get_worker_service()
+// produces:
+//
+//	{"id", "name", "description", "type": "server-app-worker",
+//	 "config": {"visibility", "run_in_executor", "require_context"[, "authorized_workspaces"]},
+//	 "supported_types": [...], "use_local_url": bool or URL}
+//
+// Visibility sits under "config"; a top-level visibility is ignored by the
+// server. The adapter adds the methods (start, stop, get_logs, …).
+func (o Options) ServiceMap(p worker.Properties) map[string]any {
+	o = o.WithDefaults(p)
+	cfg := map[string]any{
+		"visibility":      string(o.Visibility),
+		"run_in_executor": p.RunInExecutor,
+		"require_context": p.RequireContext,
+	}
+	if len(o.AuthorizedWorkspaces) > 0 {
+		cfg["authorized_workspaces"] = anyList(o.AuthorizedWorkspaces)
+	}
+	var local any = o.UseLocalURL
+	if o.LocalURL != "" {
+		local = o.LocalURL
+	}
+	return map[string]any{
+		"id":              o.ServiceID,
+		"name":            p.Name,
+		"description":     p.Description,
+		"type":            worker.ServiceType,
+		"config":          cfg,
+		"supported_types": anyList(p.SupportedTypes),
+		"use_local_url":   local,
+	}
+}
+
+// anyList converts to the wire list type so that maps built here compare
+// equal to decoded ones.
+func anyList(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // NewService builds the rpc.Service for w without registering it. home is
@@ -88,7 +197,7 @@ func (o Options) Properties(w worker.Worker) (worker.Properties, error) {
 // client's workspace): members of a user workspace may use the worker as
 // Admit allows; "" or "public" means only the apps controller and root.
 //
-// The service carries the keys of Properties.ServiceMap (type
+// The service carries the keys of Options.ServiceMap (type
 // "server-app-worker", name, description, supported_types, use_local_url,
 // config{visibility, require_context, run_in_executor,
 // authorized_workspaces}) and the methods start, stop, list_sessions,
@@ -98,7 +207,7 @@ func (o Options) Properties(w worker.Worker) (worker.Properties, error) {
 // config.require_context is always true: the adapter needs the caller's
 // context for isolation, whatever Properties.RequireContext says.
 func NewService(w worker.Worker, opts Options, home string) (rpc.Service, error) {
-	p, err := opts.Properties(w)
+	p, opts, err := opts.Check(w)
 	if err != nil {
 		return rpc.Service{}, err
 	}
@@ -106,7 +215,7 @@ func NewService(w worker.Worker, opts Options, home string) (rpc.Service, error)
 	if a.trusted == nil {
 		a.trusted = TrustedCaller
 	}
-	sm := p.ServiceMap()
+	sm := opts.ServiceMap(p)
 	fns := map[string]any{
 		"supported_types":  sm["supported_types"],
 		"use_local_url":    sm["use_local_url"],
@@ -135,14 +244,14 @@ func NewService(w worker.Worker, opts Options, home string) (rpc.Service, error)
 		fns[worker.MethodShutdown] = rpc.HandlerFunc(a.shutdown)
 	}
 	return rpc.Service{
-		ID:          p.ServiceID,
+		ID:          opts.ServiceID,
 		Name:        p.Name,
 		Type:        worker.ServiceType,
 		Description: p.Description,
 		Config: rpc.ServiceConfig{
-			Visibility:           string(p.Visibility),
+			Visibility:           string(opts.Visibility),
 			RequireContext:       true,
-			AuthorizedWorkspaces: p.AuthorizedWorkspaces,
+			AuthorizedWorkspaces: opts.AuthorizedWorkspaces,
 			RunInExecutor:        p.RunInExecutor,
 		},
 		Functions: fns,

@@ -39,7 +39,6 @@ func newEchoWorker(t *testing.T, optional bool) (*echoWorker, worker.Worker) {
 	f := worker.Funcs{
 		Properties: worker.Properties{
 			Name: "Echo Worker", Description: "echoes", SupportedTypes: []string{"echo", "echo2"},
-			Visibility: worker.Public, UseLocalURL: true,
 		},
 		Sessions: e.sessions,
 		Start: func(ctx context.Context, cfg worker.Config) (string, error) {
@@ -132,7 +131,7 @@ func newWorld(t *testing.T, optional bool) *world {
 	wd := &world{s: testserver.Start(t, server.Config{})}
 	wd.wc = testserver.Connect(t, wd.s, rpc.Config{Token: publicRootToken(t, wd.s), Workspace: "public", ClientID: "worker-client"})
 	wd.echo, wd.w = newEchoWorker(t, optional)
-	id, err := hyphaworker.Register(ctx, wd.wc, wd.w, hyphaworker.Options{})
+	id, err := hyphaworker.Register(ctx, wd.wc, wd.w, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +227,7 @@ func TestOverrides(t *testing.T) {
 	wc := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "w"})
 	_, w := newEchoWorker(t, false)
 	id, err := hyphaworker.Register(ctx, wc, w, hyphaworker.Options{
-		ServiceID: "my-echo", Visibility: worker.Protected, AuthorizedWorkspaces: []string{"ws-x"},
+		ServiceID: "my-echo", Visibility: hyphaworker.Protected, AuthorizedWorkspaces: []string{"ws-x"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -570,7 +569,9 @@ func TestServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- hyphaworker.Serve(ctx, wc, w, hyphaworker.Options{ServiceID: "served"}) }()
+	go func() {
+		errc <- hyphaworker.Serve(ctx, wc, w, hyphaworker.Options{ServiceID: "served", Visibility: hyphaworker.Public, UseLocalURL: true})
+	}()
 
 	tctx := ctxT(t)
 	id := "public/serve-worker:served"
@@ -613,7 +614,9 @@ func TestServeReturnsWhenClientCloses(t *testing.T) {
 	wc := testserver.Connect(t, s, rpc.Config{Token: testserver.RootToken, ClientID: "closing", NoReconnect: true})
 	_, w := newEchoWorker(t, false)
 	errc := make(chan error, 1)
-	go func() { errc <- hyphaworker.Serve(context.Background(), wc, w, hyphaworker.Options{}) }()
+	go func() {
+		errc <- hyphaworker.Serve(context.Background(), wc, w, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true})
+	}()
 	time.Sleep(100 * time.Millisecond)
 	wc.Close()
 	select {

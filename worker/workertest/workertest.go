@@ -208,7 +208,7 @@ func newEnv(t *testing.T, o Options) *env {
 	e.w = o.New(t)
 	// Visibility public: clients of other workspaces reach the service,
 	// so that the suite sees the adapter refuse them.
-	id, err := hyphaworker.Register(ctx, e.wc, e.w, hyphaworker.Options{Visibility: worker.Public, Logger: o.Logger})
+	id, err := hyphaworker.Register(ctx, e.wc, e.w, hyphaworker.Options{Visibility: hyphaworker.Public, Logger: o.Logger})
 	if err != nil {
 		e.close(t)
 		t.Fatalf("workertest: register the worker: %v", err)

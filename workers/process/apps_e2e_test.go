@@ -47,7 +47,7 @@ func TestServerAppsNodeEval(t *testing.T) {
 	testserver.NeedOrSkip(t, err == nil, "interop/js/node_modules (npm ci in interop/js)")
 	s := testserver.Start(t, server.Config{DataDir: t.TempDir()})
 	wc := publicRoot(t, s, "builtin-process-worker")
-	reg, err := Register(ctxT(t), wc, Options{NodePath: modules, UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{})
+	reg, err := Register(ctxT(t), wc, Options{NodePath: modules, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}

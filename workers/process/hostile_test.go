@@ -56,7 +56,7 @@ func newHostileSystem(t *testing.T) *hostileSystem {
 	}
 	hs := &hostileSystem{s: testserver.Start(t, server.Config{DataDir: t.TempDir()}), dir: markers}
 	wc := publicRoot(t, hs.s, "builtin-process-worker")
-	reg, err := Register(ctxT(t), wc, Options{UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{Visibility: "public"})
+	reg, err := Register(ctxT(t), wc, Options{WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{Visibility: "public", UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestHostileMembersOfWorkerWorkspace(t *testing.T) {
 		tok, _ := hs.s.Issuer().Generate(&auth.UserInfo{ID: "alice", Roles: []string{}, Scope: auth.Scope{CurrentWorkspace: "ws-user-alice"}}, time.Hour)
 		return tok
 	}(), ClientID: "alice-worker"})
-	own, err := Register(ctx, awc, Options{UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{})
+	own, err := Register(ctx, awc, Options{WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,18 +163,12 @@ type Options struct {
 	HTTPClient *http.Client
 	DisableSSL bool
 
-	// Registration properties. Name defaults to "Process Worker",
-	// ServiceID to "process-worker".
-	ServiceID            string
-	Name                 string
-	Description          string
-	Visibility           worker.Visibility
-	AuthorizedWorkspaces []string
-	// UseLocalURL asks the server for its local URL in config.server_url
-	// (true for a worker on the server's host; LocalURL gives the URL
-	// explicitly).
-	UseLocalURL bool
-	LocalURL    string
+	// What the worker is called (Properties). Name defaults to "Process
+	// Worker", whose slug "process-worker" is the default service id. How
+	// it is registered (service id, visibility, local URL) is the host's
+	// choice (hyphaworker.Options).
+	Name        string
+	Description string
 
 	// Logger receives worker events; nil means slog.Default().
 	Logger *slog.Logger
@@ -224,9 +218,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Name == "" {
 		o.Name = "Process Worker"
-	}
-	if o.ServiceID == "" {
-		o.ServiceID = "process-worker"
 	}
 	if o.Description == "" {
 		o.Description = "Runs python-eval and node-eval apps as local interpreter processes"
@@ -328,15 +319,10 @@ func (w *Worker) Options() Options { return w.opts }
 // Properties describes the worker for registration.
 func (w *Worker) Properties() worker.Properties {
 	return worker.Properties{
-		ServiceID:            w.opts.ServiceID,
-		Name:                 w.opts.Name,
-		Description:          w.opts.Description,
-		SupportedTypes:       []string{TypePython, TypeNode},
-		Visibility:           w.opts.Visibility,
-		AuthorizedWorkspaces: w.opts.AuthorizedWorkspaces,
-		RequireContext:       true,
-		UseLocalURL:          w.opts.UseLocalURL,
-		LocalURL:             w.opts.LocalURL,
+		Name:           w.opts.Name,
+		Description:    w.opts.Description,
+		SupportedTypes: []string{TypePython, TypeNode},
+		RequireContext: true,
 	}
 }
 

@@ -47,7 +47,7 @@ func (e *appsE2E) worker(clientID string) *Registered {
 	t := e.t
 	t.Helper()
 	wc := publicRoot(t, e.s, clientID)
-	reg, err := Register(ctxT(t), wc, Options{Python: realPython(t), UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{})
+	reg, err := Register(ctxT(t), wc, Options{Python: realPython(t), WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestAppsSessionEnds(t *testing.T) {
 func TestAppsStandaloneWorkerDies(t *testing.T) {
 	e := newAppsE2E(t)
 	wc := publicRoot(t, e.s, "standalone-worker")
-	reg, err := Register(ctxT(t), wc, Options{Python: realPython(t), UseLocalURL: true, WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{})
+	reg, err := Register(ctxT(t), wc, Options{Python: realPython(t), WorkDir: testserver.SharedTempDir(t)}, hyphaworker.Options{UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}

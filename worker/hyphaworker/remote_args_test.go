@@ -1,16 +1,17 @@
-package apps
+package hyphaworker_test
 
 import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
 )
 
 // TestWorkerArgs: the wire arguments of worker calls are positional, padded
 // to the seed's signatures, with the explicit context last only for a worker
 // without require_context (docs/compatibility.md, "Worker calls on the wire").
-func TestWorkerArgs(t *testing.T) {
+func TestRemoteArgs(t *testing.T) {
 	wctx := map[string]any{"ws": "ws-a", "user": map[string]any{"id": "alice"}}
 	cfg := map[string]any{"id": "ws-a/c1"}
 	plain := &rpc.RemoteService{Config: map[string]any{"visibility": "protected"}}
@@ -32,9 +33,9 @@ func TestWorkerArgs(t *testing.T) {
 		{"compile", plain, "compile", []any{map[string]any{}, []any{}}, []any{map[string]any{}, []any{}, nil, wctx}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := workerArgs(tc.svc, tc.method, wctx, tc.args...)
+			got := hyphaworker.Remote(tc.svc).Args(tc.method, wctx, tc.args...)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("workerArgs (-want +got):\n%s", diff)
+				t.Errorf("Args (-want +got):\n%s", diff)
 			}
 			for _, a := range got {
 				if _, kw := a.(rpc.Kwargs); kw {

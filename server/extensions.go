@@ -1,29 +1,49 @@
 package server
 
-// Hook for the server-apps controller (package server/apps).
+// The seam through which the host adds the apps controller.
 //
-// The controller is an ordinary RPC client of this server; it needs only
-// what this file exposes: in-process connections (Connect), the token issuer,
-// the effective permission of a user on a workspace, and a synchronous
-// observer of the workspace events the router broadcasts (service_added,
-// client_connected, client_disconnected, …) in every workspace. It is started
-// when Config.DataDir is set.
+// The server does not build its apps controller: the host does
+// (internal/embedded, with server/apps.ForServer) and hands New a hook,
+// Config.Apps. The controller is an ordinary RPC client of this server; it
+// needs only what this file exposes: in-process connections (Connect), the
+// token issuer, the effective permission of a user on a workspace, and a
+// synchronous observer of the workspace events the router broadcasts
+// (service_added, client_connected, client_disconnected, …) in every
+// workspace. The server needs from it only what Apps lists.
 
 import (
-	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"sync"
 
-	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 )
 
-// extensions holds the server-apps controller and the event observers.
+// Apps is what the server needs from its apps controller
+// (server/apps.Controller): the installed apps per workspace (workspace
+// bookkeeping), the app files route, and Close.
+type Apps interface {
+	// AppCount is the number of apps installed in ws.
+	AppCount(ws string) int
+	// AppWorkspaces lists the workspaces that hold installed apps.
+	AppWorkspaces() []string
+	// ServeFiles serves GET /{workspace}/artifacts/{app_id}/files[/{path...}].
+	ServeFiles(w http.ResponseWriter, r *http.Request)
+	// Close records the sessions and stops the controller.
+	Close()
+}
+
+// AppsHook builds the apps controller of s; New calls it once the
+// manager runs, when Config.DataDir is set.
+type AppsHook func(s *Server) (Apps, error)
+
+// extensions holds the apps controller and the event observers.
 type extensions struct {
 	mu        sync.Mutex
 	observers map[int]func(ws, typ string, data map[string]any)
 	next      int
-	apps      *apps.Controller
+	apps      Apps
 }
 
 // Observe calls fn for every workspace event the server broadcasts, in every
@@ -70,15 +90,19 @@ func (s *Server) Permission(u *auth.UserInfo, ws string) auth.Permission {
 	return s.permission(u, ws)
 }
 
-// startExtensions starts the server-apps controller when a data directory is
-// configured, and mounts its HTTP route for app files.
+// DataDir is Config.DataDir ("" without one).
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
+// Logger is the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// startExtensions builds the apps controller through Config.Apps when a
+// data directory is configured, and mounts its HTTP route for app files.
 func (s *Server) startExtensions() error {
-	if s.cfg.DataDir == "" {
+	if s.cfg.DataDir == "" || s.cfg.Apps == nil {
 		return nil
 	}
-	ctl, err := apps.New(context.Background(), s, apps.Config{
-		DataDir: s.cfg.DataDir, Logger: s.log.With("component", "server-apps"), Limits: s.cfg.Apps,
-	})
+	ctl, err := s.cfg.Apps(s)
 	if err != nil {
 		return fmt.Errorf("start server apps: %w", err)
 	}
