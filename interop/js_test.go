@@ -246,6 +246,9 @@ func checkJSCallsGo(t *testing.T, url, rootToken string) {
 			map[string]any{"fn": "call_back", "args": []any{map[string]any{"$callback": "cb:"}, "x"}},
 			map[string]any{"fn": "greet", "kwargs": map[string]any{"name": "js", "greeting": "yo"}},
 			map[string]any{"fn": "add", "kwargs": map[string]any{}, "args": []any{5, 6}},
+			map[string]any{"fn": "add", "kwargs": map[string]any{"b": 2, "a": 40}},
+			map[string]any{"fn": "greet", "kwargs": map[string]any{"greeting": "yo"}},
+			map[string]any{"fn": "add", "args": []any{1}},
 		},
 	})
 	ws, cid, user := str(r, "workspace"), str(r, "client_id"), str(r, "user")
@@ -262,6 +265,9 @@ func checkJSCallsGo(t *testing.T, url, rootToken string) {
 	expect(t, "call_back", at(res, 5), "cb:x")
 	expect(t, "greet kwargs", at(res, 6), "yo, js")
 	expect(t, "add with empty kwargs", at(res, 7), 11)
+	expect(t, "add by name (_rkwargs)", at(res, 8), 42)
+	expectContains(t, "greet without its name", str(res, 9, "$error"), `TypeError: greet: missing argument "name"`)
+	expectContains(t, "add with one argument", str(res, 10, "$error"), `missing argument "b"`)
 
 	// Go calls a JS callback passed as an argument
 	r = jsRun(t, "callback_to_go", url, map[string]any{"service_id": sid})
@@ -274,7 +280,7 @@ func checkJSCallsGo(t *testing.T, url, rootToken string) {
 	expect(t, "big recv_size", at(r, "recv_size"), bigSize)
 	t.Logf("5 MB echo JS -> Go -> JS: %v ms", at(r, "ms"))
 
-	if n.get("call_back") != 2 || n.get("greet") != 1 || n.get("fail") != 1 || n.get("echo") != 3 {
+	if n.get("call_back") != 2 || n.get("greet") != 1 || n.get("fail") != 1 || n.get("echo") != 3 || n.get("add") != 3 {
 		t.Errorf("Go service call counts = %v", n.n)
 	}
 }

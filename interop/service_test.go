@@ -43,19 +43,19 @@ func goService(id, visibility string, c *counters) rpc.Service {
 		Description: "hypha-go interop Go service",
 		Config:      rpc.ServiceConfig{Visibility: visibility, RequireContext: true},
 		Functions: map[string]any{
-			"add": func(a, b int64) int64 { c.inc("add"); return a + b },
-			"echo": func(x any) any {
+			"add": rpc.Params(func(a, b int64) int64 { c.inc("add"); return a + b }, "a", "b"),
+			"echo": rpc.Params(func(x any) any {
 				c.inc("echo")
 				return x
-			},
-			"fail": func(msg string) error { c.inc("fail"); return errors.New(msg) },
-			"call_back": func(ctx context.Context, cb *rpc.RemoteFunc, x any) (any, error) {
+			}, "x"),
+			"fail": rpc.Params(func(msg string) error { c.inc("fail"); return errors.New(msg) }, "msg"),
+			"call_back": rpc.Params(func(ctx context.Context, cb *rpc.RemoteFunc, x any) (any, error) {
 				c.inc("call_back")
 				if cb == nil {
 					return nil, errors.New("call_back: no callback given")
 				}
 				return cb.Call(ctx, x)
-			},
+			}, "cb", "x"),
 			"ctx_who": func(cc *rpc.CallContext) map[string]any {
 				c.inc("ctx_who")
 				return map[string]any{"ws": cc.WS, "from": cc.From, "user": cc.User.ID}
@@ -66,11 +66,11 @@ func goService(id, visibility string, c *counters) rpc.Service {
 					greeting = "hello"
 				}
 				return greeting + ", " + name
-			}, "name", "greeting"),
-			"check_pattern": func(b []byte) (map[string]any, error) {
+			}, "name", "greeting?"),
+			"check_pattern": rpc.Params(func(b []byte) (map[string]any, error) {
 				c.inc("check_pattern")
 				return map[string]any{"len": len(b), "ok": bytes.Equal(b, pattern(len(b)))}, nil
-			},
+			}, "data"),
 		},
 	}
 }

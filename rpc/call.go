@@ -59,6 +59,14 @@ func (f *RemoteFunc) Name() string { return f.name }
 // Doc is the remote function's documentation, when the sender gave one.
 func (f *RemoteFunc) Doc() string { return f.doc }
 
+// Schema is the function's description as its owner sent it (`_rschema`:
+// name, description and, when known, the parameters as a JSON-schema
+// object), or nil.
+func (f *RemoteFunc) Schema() map[string]any {
+	m, _ := f.raw["_rschema"].(map[string]any)
+	return m
+}
+
 // Target is the absolute id of the peer that owns the function.
 func (f *RemoteFunc) Target() string { return f.target }
 

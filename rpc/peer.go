@@ -27,6 +27,12 @@ var (
 	ErrForeignCallable = errors.New("foreign callable refused")
 	// ErrLimit is wrapped by the errors of a configured limit being reached.
 	ErrLimit = errors.New("limit exceeded")
+	// ErrArguments is wrapped by the error a service function answers when
+	// a call's arguments do not fit its parameters (missing, unknown, given
+	// twice, too many, or not convertible). Its text starts the message, as
+	// Python's TypeError does, so that HTTP front ends (this server's and
+	// upstream's) answer such a call with 400 Bad Request.
+	ErrArguments = errors.New("TypeError")
 )
 
 const (

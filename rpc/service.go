@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"runtime/debug"
 	"slices"
@@ -163,7 +164,8 @@ func isFunc(v any) bool {
 
 // adaptFunc turns a Go func into a localFunc by reflection. Parameters of
 // type context.Context, *CallContext, *Call and Kwargs are filled by the peer;
-// the others take positional wire arguments, converted to their Go types.
+// the others take wire arguments, by position or (when Params names them) by
+// name, converted to their Go types.
 func adaptFunc(v any, name string) (*localFunc, error) {
 	var names []string
 	doc := ""
@@ -178,17 +180,36 @@ func adaptFunc(v any, name string) (*localFunc, error) {
 		}
 		break
 	}
-	lf := &localFunc{name: name, doc: doc}
-	if h, ok := v.(HandlerFunc); ok {
-		lf.call = h
-		lf.usesCC = true
-		lf.schema = funcSchema(name, doc, nil, nil)
-		return lf, nil
+	specs, err := parseParams(names)
+	if err != nil {
+		return nil, err
 	}
-	if h, ok := v.(func(context.Context, *Call) (any, error)); ok {
-		lf.call = h
+	lf := &localFunc{name: name, doc: doc}
+	ename := name // the name errors give
+	if ename == "" {
+		ename = "callback"
+	}
+	var h HandlerFunc
+	switch x := v.(type) {
+	case HandlerFunc:
+		h = x
+	case func(context.Context, *Call) (any, error):
+		h = x
+	}
+	if h != nil {
 		lf.usesCC = true
-		lf.schema = funcSchema(name, doc, nil, nil)
+		lf.schema = funcSchema(name, doc, specs, nil)
+		lf.call = h
+		if specs != nil {
+			// Declared names: the handler reads the Call itself, but the
+			// call is checked against the declaration first.
+			lf.call = func(ctx context.Context, c *Call) (any, error) {
+				if _, _, err := bindArgs(ename, specs, len(specs), false, false, c); err != nil {
+					return nil, err
+				}
+				return h(ctx, c)
+			}
+		}
 		return lf, nil
 	}
 	fv := reflect.ValueOf(v)
@@ -226,42 +247,27 @@ func adaptFunc(v any, name string) (*localFunc, error) {
 			wireTypes = append(wireTypes, t)
 		}
 	}
-	if len(names) > len(wireTypes) {
-		return nil, fmt.Errorf("Params gives %d names for %d parameters", len(names), len(wireTypes))
+	if len(specs) > len(wireTypes) {
+		return nil, fmt.Errorf("Params gives %d names for %d parameters", len(specs), len(wireTypes))
 	}
-	lf.schema = funcSchema(name, doc, names, wireTypes)
+	lf.schema = funcSchema(name, doc, specs, wireTypes)
 	lf.generator = nout > 0 && isSeq2Type(ft.Out(0))
 	hasKwargsParam := slices.ContainsFunc(params, func(p param) bool { return p.kind == 4 })
+	variadic := ft.IsVariadic()
+	// argName names wire parameter i in errors.
+	argName := func(i int) string {
+		if i < len(specs) {
+			return strconv.Quote(specs[i].name)
+		}
+		return strconv.Itoa(i)
+	}
 	lf.call = func(ctx context.Context, c *Call) (any, error) {
-		args := c.Args
-		var rest Kwargs
-		if len(c.Kwargs) > 0 {
-			for k, v := range c.Kwargs {
-				if k == "context" {
-					continue // the trusted context is injected, never taken from the caller
-				}
-				if pos := slices.Index(names, k); pos >= 0 {
-					for len(args) <= pos {
-						args = append(args, missing{})
-					}
-					if _, isMissing := args[pos].(missing); !isMissing && pos < len(c.Args) {
-						return nil, fmt.Errorf("%s: argument %q given twice", name, k)
-					}
-					args[pos] = v
-					continue
-				}
-				if !hasKwargsParam {
-					return nil, fmt.Errorf("%s: unexpected keyword argument %q", name, k)
-				}
-				if rest == nil {
-					rest = Kwargs{}
-				}
-				rest[k] = v
-			}
+		args, rest, err := bindArgs(ename, specs, len(wireTypes), variadic, hasKwargsParam, c)
+		if err != nil {
+			return nil, err
 		}
 		in := make([]reflect.Value, len(params))
 		ai := 0
-		var variadic reflect.Value
 		for i, p := range params {
 			switch p.kind {
 			case 1:
@@ -271,35 +277,30 @@ func adaptFunc(v any, name string) (*localFunc, error) {
 			case 3:
 				in[i] = reflect.ValueOf(c)
 			case 4:
-				in[i] = reflect.ValueOf(rest)
+				in[i] = reflect.ValueOf(Kwargs(rest))
 			case 5:
-				variadic = reflect.MakeSlice(p.t, 0, len(args))
+				vs := reflect.MakeSlice(p.t, 0, len(args))
 				for ; ai < len(args); ai++ {
 					ev := reflect.New(p.t.Elem()).Elem()
 					if err := convert.Assign(ev, args[ai], hookOnly); err != nil {
-						return nil, fmt.Errorf("%s: argument %d: %w", name, ai, err)
+						return nil, fmt.Errorf("%w: %s: argument %d: %w", ErrArguments, ename, ai, err)
 					}
-					variadic = reflect.Append(variadic, ev)
+					vs = reflect.Append(vs, ev)
 				}
-				in[i] = variadic
+				in[i] = vs
 			default:
 				dst := reflect.New(p.t).Elem()
-				if ai < len(args) {
-					if _, isMissing := args[ai].(missing); !isMissing {
-						if err := convert.Assign(dst, args[ai], hookOnly); err != nil {
-							return nil, fmt.Errorf("%s: argument %d: %w", name, ai, err)
-						}
+				if _, isMissing := args[ai].(missing); !isMissing {
+					if err := convert.Assign(dst, args[ai], hookOnly); err != nil {
+						return nil, fmt.Errorf("%w: %s: argument %s: %w", ErrArguments, ename, argName(ai), err)
 					}
 				}
 				ai++
 				in[i] = dst
 			}
 		}
-		if ai < len(args) {
-			return nil, fmt.Errorf("%s takes %d arguments, %d given", name, len(wireTypes), len(args))
-		}
 		var out []reflect.Value
-		if ft.IsVariadic() {
+		if variadic {
 			out = fv.CallSlice(in)
 		} else {
 			out = fv.Call(in)
@@ -325,17 +326,135 @@ func adaptFunc(v any, name string) (*localFunc, error) {
 	return lf, nil
 }
 
+// paramSpec is one parameter named by Params.
+type paramSpec struct {
+	name     string
+	optional bool
+}
+
+func parseParams(names []string) ([]paramSpec, error) {
+	if names == nil {
+		return nil, nil
+	}
+	specs := make([]paramSpec, len(names))
+	for i, n := range names {
+		sp := paramSpec{name: n}
+		if rest, ok := strings.CutSuffix(n, "?"); ok {
+			sp = paramSpec{name: rest, optional: true}
+		}
+		switch {
+		case sp.name == "":
+			return nil, fmt.Errorf("Params: parameter %d has an empty name", i)
+		case sp.name == "context":
+			return nil, errors.New(`Params: the name "context" is reserved for the caller context (take a *rpc.CallContext parameter)`)
+		case slices.ContainsFunc(specs[:i], func(o paramSpec) bool { return o.name == sp.name }):
+			return nil, fmt.Errorf("Params: parameter %q is named twice", sp.name)
+		}
+		specs[i] = sp
+	}
+	return specs, nil
+}
+
+// missing marks a parameter that the call left out.
 type missing struct{}
 
-func funcSchema(name, doc string, names []string, types []reflect.Type) map[string]any {
-	props := map[string]any{}
-	var required []any
-	for i, n := range names {
-		props[n] = map[string]any{"type": jsonType(types[i]), "description": ""}
-		required = append(required, n)
+// bindArgs lays a call's arguments out by position. n is the number of
+// fixed wire parameters, the first len(specs) of them named; keyword
+// arguments take the place of the parameter they name. It returns the
+// positional list, at least n long, with missing{} for optional parameters
+// left out, and the keyword arguments that name no parameter (rest, only
+// when acceptRest; otherwise they are refused). A required parameter left
+// out, a parameter given twice and more than n positional arguments (unless
+// variadic) are refused with an error naming the parameter.
+func bindArgs(fn string, specs []paramSpec, n int, variadic, acceptRest bool, c *Call) (args []any, rest map[string]any, err error) {
+	args = c.Args
+	if len(args) > n && !variadic {
+		if specs != nil {
+			return nil, nil, fmt.Errorf("%w: %s takes %d arguments (%s), %d given", ErrArguments, fn, n, specNames(specs), len(args))
+		}
+		return nil, nil, fmt.Errorf("%w: %s takes %d arguments, %d given", ErrArguments, fn, n, len(args))
 	}
-	if required == nil {
-		required = []any{}
+	if len(c.Kwargs) > 0 {
+		args = slices.Clone(args)
+		for _, k := range slices.Sorted(maps.Keys(c.Kwargs)) {
+			if k == "context" {
+				continue // the trusted context is injected, never taken from the caller
+			}
+			pos := slices.IndexFunc(specs, func(s paramSpec) bool { return s.name == k })
+			if pos < 0 {
+				if !acceptRest {
+					return nil, nil, unexpectedKwarg(fn, k, specs)
+				}
+				if rest == nil {
+					rest = map[string]any{}
+				}
+				rest[k] = c.Kwargs[k]
+				continue
+			}
+			if pos < len(c.Args) {
+				return nil, nil, fmt.Errorf("%w: %s: argument %q given twice (by position and by name)", ErrArguments, fn, k)
+			}
+			for len(args) <= pos {
+				args = append(args, missing{})
+			}
+			args[pos] = c.Kwargs[k]
+		}
+	}
+	for i := 0; i < n; i++ {
+		if i < len(args) {
+			if _, isMissing := args[i].(missing); !isMissing {
+				continue
+			}
+		} else {
+			args = append(args, missing{})
+		}
+		switch {
+		case i >= len(specs):
+			return nil, nil, fmt.Errorf("%w: %s takes %d arguments, %d given", ErrArguments, fn, n, len(c.Args))
+		case !specs[i].optional:
+			return nil, nil, fmt.Errorf("%w: %s: missing argument %q", ErrArguments, fn, specs[i].name)
+		}
+	}
+	return args, rest, nil
+}
+
+func unexpectedKwarg(fn, k string, specs []paramSpec) error {
+	if specs == nil {
+		return fmt.Errorf("%w: %s: unexpected keyword argument %q (this function takes positional arguments only; "+
+			"its parameters can be named with rpc.Params)", ErrArguments, fn, k)
+	}
+	return fmt.Errorf("%w: %s: unexpected keyword argument %q (parameters: %s)", ErrArguments, fn, k, specNames(specs))
+}
+
+func specNames(specs []paramSpec) string {
+	if len(specs) == 0 {
+		return "none"
+	}
+	ns := make([]string, len(specs))
+	for i, s := range specs {
+		ns[i] = s.name
+		if s.optional {
+			ns[i] += "?"
+		}
+	}
+	return strings.Join(ns, ", ")
+}
+
+// funcSchema is the JSON-schema style description of a function; types
+// gives the Go types of the named parameters (nil for a HandlerFunc, whose
+// parameters then have no type).
+func funcSchema(name, doc string, specs []paramSpec, types []reflect.Type) map[string]any {
+	props := map[string]any{}
+	required := []any{}
+	for i, sp := range specs {
+		p := map[string]any{"description": ""}
+		if i < len(types) {
+			p["type"] = jsonType(types[i])
+		}
+		props[sp.name] = p
+		if !sp.optional {
+			required = append(required, sp.name)
+		}
 	}
 	return map[string]any{"type": "function", "function": map[string]any{
 		"name": name, "description": doc,

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -508,5 +509,155 @@ func TestValueRoundTrip(t *testing.T) {
 				t.Errorf("the handler saw (-want +got)\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestArgumentChecks: a call whose arguments do not fit the function's
+// parameters fails with an error (rpc.ErrArguments' "TypeError" text) that
+// names the parameter, instead of running with zero values; over the
+// websocket from a Go caller, for reflected functions with and without
+// rpc.Params and for a HandlerFunc declared with rpc.Params.
+func TestArgumentChecks(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	caller := testserver.RootClient(t, s, "caller")
+	var ran atomic.Int32
+	testserver.MustRegister(t, prov, rpc.Service{ID: "args", Functions: map[string]any{
+		"greet": rpc.Params(func(name, greeting string) string {
+			ran.Add(1)
+			if greeting == "" {
+				greeting = "hello"
+			}
+			return greeting + ", " + name
+		}, "name", "greeting?"),
+		"add": func(a, b int) int { ran.Add(1); return a + b },
+		"sum": func(xs ...int) int {
+			n := 0
+			for _, x := range xs {
+				n += x
+			}
+			return n
+		},
+		"h": rpc.Params(rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) {
+			ran.Add(1)
+			return c.Arg(0, "path"), nil
+		}), "path", "limit?"),
+	}})
+	svc, err := caller.GetService(ctx, "prov:args")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		fn      string
+		args    []any
+		want    any
+		wantErr string
+	}{
+		{"by name", "greet", []any{rpc.Kwargs{"name": "Carol"}}, "hello, Carol", ""},
+		{"optional by name", "greet", []any{rpc.Kwargs{"name": "Carol", "greeting": "hi"}}, "hi, Carol", ""},
+		{"optional left out positionally", "greet", []any{"Ada"}, "hello, Ada", ""},
+		{"required missing", "greet", []any{rpc.Kwargs{"greeting": "hi"}}, nil, `TypeError: greet: missing argument "name"`},
+		{"no arguments", "greet", nil, nil, `missing argument "name"`},
+		{"unknown keyword", "greet", []any{rpc.Kwargs{"name": "x", "nmae": "y"}}, nil,
+			`TypeError: greet: unexpected keyword argument "nmae" (parameters: name, greeting?)`},
+		{"too many positional", "greet", []any{"a", "b", "c"}, nil, "TypeError: greet takes 2 arguments (name, greeting?), 3 given"},
+		{"wrong type names the parameter", "greet", []any{rpc.Kwargs{"name": 7}}, nil, `TypeError: greet: argument "name": convert`},
+		{"unnamed: all positional", "add", []any{1, 2}, int64(3), ""},
+		{"unnamed: one missing", "add", []any{1}, nil, "TypeError: add takes 2 arguments, 1 given"},
+		{"unnamed: keyword refused with a hint", "add", []any{rpc.Kwargs{"a": 1, "b": 2}}, nil,
+			`TypeError: add: unexpected keyword argument "a" (this function takes positional arguments only; its parameters can be named with rpc.Params)`},
+		{"variadic: none", "sum", nil, int64(0), ""},
+		{"variadic: many", "sum", []any{1, 2, 3}, int64(6), ""},
+		{"declared HandlerFunc", "h", []any{rpc.Kwargs{"path": "/x"}}, "/x", ""},
+		{"declared HandlerFunc: missing", "h", []any{rpc.Kwargs{"limit": 1}}, nil, `TypeError: h: missing argument "path"`},
+		{"declared HandlerFunc: unknown", "h", []any{"/x", rpc.Kwargs{"depth": 1}}, nil, `unexpected keyword argument "depth" (parameters: path, limit?)`},
+		{"declared HandlerFunc: too many", "h", []any{"/x", 1, 2}, nil, "h takes 2 arguments (path, limit?), 3 given"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := ran.Load()
+			got, err := svc.Call(ctx, tc.fn, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				if ran.Load() != before {
+					t.Errorf("the function ran despite the bad arguments")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestParamsSchema: the parameters declared with rpc.Params, their JSON
+// types and which are required appear in the service schema the server
+// stores (service_schema) and in the function references get_service
+// returns (_rschema); a bad declaration is refused at registration.
+func TestParamsSchema(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	prov := testserver.RootClient(t, s, "prov")
+	testserver.MustRegister(t, prov, rpc.Service{ID: "sch", Functions: map[string]any{
+		"greet": rpc.Doc(rpc.Params(func(name string, times int, loud bool, tags []string, opts map[string]any) string {
+			return name
+		}, "name", "times?", "loud?", "tags?", "opts?"), "Greets someone."),
+		"h": rpc.Params(rpc.HandlerFunc(func(context.Context, *rpc.Call) (any, error) { return nil, nil }), "path"),
+	}})
+	wantGreet := map[string]any{
+		"name": "greet", "description": "Greets someone.",
+		"parameters": map[string]any{"type": "object", "required": []any{"name"}, "properties": map[string]any{
+			"name":  map[string]any{"type": "string", "description": ""},
+			"times": map[string]any{"type": "integer", "description": ""},
+			"loud":  map[string]any{"type": "boolean", "description": ""},
+			"tags":  map[string]any{"type": "array", "description": ""},
+			"opts":  map[string]any{"type": "object", "description": ""},
+		}},
+	}
+	info, err := prov.Manager().Call(ctx, "get_service_info", "ws-user-root/prov:sch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, _ := info.(map[string]any)["service_schema"].(map[string]any)
+	greet, _ := schema["greet"].(map[string]any)
+	if diff := cmp.Diff(wantGreet, greet["function"]); diff != "" {
+		t.Errorf("service_schema.greet (-want +got)\n%s", diff)
+	}
+	h, _ := schema["h"].(map[string]any)
+	if diff := cmp.Diff(map[string]any{"type": "object", "required": []any{"path"},
+		"properties": map[string]any{"path": map[string]any{"description": ""}}},
+		h["function"].(map[string]any)["parameters"]); diff != "" {
+		t.Errorf("service_schema.h (-want +got)\n%s", diff)
+	}
+	svc, err := prov.GetService(ctx, "prov:sch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := svc.Func("greet"); f == nil || f.Schema() == nil {
+		t.Fatalf("greet has no _rschema")
+	} else if diff := cmp.Diff(wantGreet, f.Schema()); diff != "" {
+		t.Errorf("_rschema of greet (-want +got)\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		fn      any
+		wantErr string
+	}{
+		{rpc.Params(func(a string) {}, "context"), `"context" is reserved`},
+		{rpc.Params(func(a, b string) {}, "a", "a"), `"a" is named twice`},
+		{rpc.Params(func(a string) {}, "?"), "empty name"},
+		{rpc.Params(func(a string) {}, "a", "b"), "2 names for 1 parameters"},
+	} {
+		_, err := prov.RegisterService(ctx, rpc.Service{ID: "bad", Functions: map[string]any{"f": tc.fn}})
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("register: err = %v, want %q", err, tc.wantErr)
+		}
 	}
 }

@@ -116,9 +116,25 @@ func (c *Call) Has(i int, name string) bool {
 // arguments. Any other Go func is adapted by reflection.
 type HandlerFunc func(ctx context.Context, call *Call) (any, error)
 
-// Params names the parameters of fn so that keyword arguments can be matched
-// to positions (Go reflection has no parameter names). Context parameters are
-// not counted.
+// Params names the parameters of fn, in order, so that callers can pass
+// them by name (Go reflection has no parameter names): keyword arguments from
+// Python (`greet(name="Ada")`), JavaScript (`_rkwargs`) and HTTP (query
+// string or JSON object) reach the parameter of that name, and the service
+// schema lists the parameters with their JSON types. Parameters of type
+// context.Context, *CallContext, *Call and Kwargs are filled by the peer and
+// are not named.
+//
+// Every named parameter is required unless its name ends in "?" (the "?" is
+// not part of the name): a call that leaves a required parameter out, gives
+// an unknown keyword argument (unless fn takes a Kwargs parameter, which
+// receives them), or gives a parameter twice fails with an error wrapping
+// ErrArguments that names the parameter; an optional one left out is its
+// zero value. A function without Params takes positional arguments only,
+// all required.
+//
+// fn may also be a HandlerFunc: the names then only describe it (schema)
+// and the same checks run before it, while it still reads its arguments from
+// the Call. The name "context" is reserved for the injected caller context.
 func Params(fn any, names ...string) any {
 	return &namedFunc{fn: fn, names: names}
 }

@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/wire"
@@ -205,101 +202,6 @@ func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// httpCall calls a service function: query parameters (GET) or a JSON body
-// (POST: an object for keyword arguments, an array for positional ones).
-func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
-	u, callerWS, e, ok := s.httpEntry(w, r)
-	if !ok {
-		return
-	}
-	fn := r.PathValue("function")
-	var args []any
-	kwargs := rpc.Kwargs{}
-	if r.Method == http.MethodGet {
-		for k, vs := range r.URL.Query() {
-			if k == "_mode" || len(vs) == 0 {
-				continue
-			}
-			kwargs[k] = normalizeQueryValue(vs[0])
-		}
-	} else {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-				httpError(w, http.StatusRequestEntityTooLarge,
-					fmt.Sprintf("request body over the limit of %d bytes (max HTTP body bytes)", s.cfg.MaxHTTPBodyBytes))
-				return
-			}
-			httpError(w, http.StatusRequestTimeout, "could not read the request body: "+err.Error())
-			return
-		}
-		if len(strings.TrimSpace(string(body))) > 0 {
-			var v any
-			if err := json.Unmarshal(body, &v); err != nil {
-				httpError(w, http.StatusBadRequest, "request body is not JSON: "+err.Error())
-				return
-			}
-			switch x := v.(type) {
-			case map[string]any:
-				for k, e := range x {
-					kwargs[k] = normalizeNumbers(e)
-				}
-			case []any:
-				args = normalizeNumbers(x).([]any)
-			default:
-				args = []any{normalizeNumbers(x)}
-			}
-		}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
-	defer cancel()
-	// The call is made as the HTTP user from its own workspace, neither as
-	// the manager nor as a member of the service's workspace: the provider
-	// sees (and authorises) exactly who is calling.
-	peer, release := s.userPeer(u, callerWS)
-	defer release()
-	v, err := peer.Func(e.ClientKey(), "services.built-in.get_service").Call(ctx, e.Name)
-	if err != nil {
-		httpError(w, http.StatusBadGateway, err.Error())
-		return
-	}
-	svc, _ := v.(map[string]any)
-	var member any = svc
-	for _, k := range strings.Split(fn, ".") {
-		m, ok := member.(map[string]any)
-		if !ok {
-			member = nil
-			break
-		}
-		member = m[k]
-	}
-	f, ok := member.(*rpc.RemoteFunc)
-	if !ok {
-		if member != nil {
-			writeJSON(w, http.StatusOK, member)
-			return
-		}
-		httpError(w, http.StatusNotFound, fmt.Sprintf("Function not found: %s in %s", fn, e.FullID()))
-		return
-	}
-	if len(kwargs) > 0 {
-		args = append(args, kwargs)
-	}
-	res, err := f.Call(ctx, args...)
-	if err != nil {
-		code := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpc.ErrTimeout):
-			code = http.StatusGatewayTimeout
-		case isPermissionError(err):
-			code = http.StatusForbidden
-		}
-		httpError(w, code, err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
 // userPeer is a short-lived peer in workspace ws acting for an HTTP user:
 // the router stamps that user on its frames, as it does for a connected
 // client. ws must be the user's own workspace (httpWorkspace), never the
@@ -318,51 +220,14 @@ func (s *Server) userPeer(u *auth.UserInfo, ws string) (peer *rpc.Peer, release 
 	})
 	c.deliverFn = peer.Receive
 	s.router.add(c)
+	// A call still waiting (a streamed generator, the close of one) ends
+	// with the server rather than hold its shutdown.
+	stop := context.AfterFunc(s.ctx, func() { peer.Close() })
 	return peer, func() {
+		stop()
 		s.router.remove(c)
 		peer.Close()
 	}
-}
-
-func normalizeQueryValue(s string) any {
-	if s == "true" {
-		return true
-	}
-	if s == "false" {
-		return false
-	}
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return i
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return f
-	}
-	if strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
-		var v any
-		if json.Unmarshal([]byte(s), &v) == nil {
-			return normalizeNumbers(v)
-		}
-	}
-	return s
-}
-
-// normalizeNumbers turns integral JSON numbers into int64, as msgpack would.
-func normalizeNumbers(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalizeNumbers(e)
-		}
-	case []any:
-		for i, e := range x {
-			x[i] = normalizeNumbers(e)
-		}
-	case float64:
-		if x == float64(int64(x)) && x < 1<<53 && x > -(1<<53) {
-			return int64(x)
-		}
-	}
-	return v
 }
 
 // isPermissionError reports a refusal by the callee: rpc.ErrPermission from

@@ -34,8 +34,10 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 	mc.deliverFn = peer.Receive
 	s.router.add(mc)
 	fns := map[string]any{
-		"echo":               rpc.HandlerFunc(s.mEcho),
-		"log":                rpc.HandlerFunc(s.mLog),
+		// Functions whose parameters are settled (upstream's names) declare
+		// them: the schema lists them and a wrong keyword is refused.
+		"echo":               rpc.Params(rpc.HandlerFunc(s.mEcho), "data"),
+		"log":                rpc.Params(rpc.HandlerFunc(s.mLog), "msg"),
 		"ping":               rpc.HandlerFunc(s.mPing),
 		"register_service":   rpc.HandlerFunc(s.mRegisterService),
 		"unregister_service": rpc.HandlerFunc(s.mUnregisterService),
@@ -56,8 +58,8 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 		"get_summary":        rpc.HandlerFunc(s.mGetSummary),
 		// manager_extra.go
 		"revoke_token":          rpc.HandlerFunc(s.mRevokeToken),
-		"set_env":               rpc.HandlerFunc(s.mSetEnv),
-		"get_env":               rpc.HandlerFunc(s.mGetEnv),
+		"set_env":               rpc.Params(rpc.HandlerFunc(s.mSetEnv), "key", "value"),
+		"get_env":               rpc.Params(rpc.HandlerFunc(s.mGetEnv), "key?"),
 		"register_service_type": rpc.HandlerFunc(s.mRegisterServiceType),
 		"get_service_type":      rpc.HandlerFunc(s.mGetServiceType),
 		"list_service_types":    rpc.HandlerFunc(s.mListServiceTypes),

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hypha-go/hypha/rpc"
@@ -23,11 +24,14 @@ func connect(cmd *cobra.Command, cf *clientFlags) (*rpc.Client, error) {
 func newCallCmd() *cobra.Command {
 	var cf clientFlags
 	var timeout time.Duration
+	var kwargs []string
 	cmd := &cobra.Command{
-		Use:   "call SERVICE_ID FUNCTION [JSON_ARG ...]",
+		Use:   "call SERVICE_ID FUNCTION [JSON_ARG ...] [--kwarg NAME=JSON ...]",
 		Short: "Call a service function and print the JSON result",
 		Long: "Call a function of a service. Each JSON_ARG is one positional argument in JSON;\n" +
-			"an argument that is not valid JSON is passed as a string. The result is printed as JSON.",
+			"--kwarg NAME=VALUE passes a keyword argument (VALUE in JSON too). A value that is not\n" +
+			"valid JSON is passed as a string. The result is printed as JSON; a call whose arguments\n" +
+			"do not fit the function fails with an error naming the parameter.",
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := connect(cmd, &cf)
@@ -43,11 +47,18 @@ func newCallCmd() *cobra.Command {
 			}
 			callArgs := make([]any, 0, len(args)-2)
 			for _, a := range args[2:] {
-				var v any
-				if err := json.Unmarshal([]byte(a), &v); err != nil {
-					v = a
+				callArgs = append(callArgs, jsonArg(a))
+			}
+			if len(kwargs) > 0 {
+				kw := rpc.Kwargs{}
+				for _, a := range kwargs {
+					name, val, ok := strings.Cut(a, "=")
+					if !ok || name == "" {
+						return fmt.Errorf("--kwarg %q: want NAME=VALUE", a)
+					}
+					kw[name] = jsonArg(val)
 				}
-				callArgs = append(callArgs, normalize(v))
+				callArgs = append(callArgs, kw)
 			}
 			res, err := svc.Call(ctx, args[1], callArgs...)
 			if err != nil {
@@ -63,7 +74,18 @@ func newCallCmd() *cobra.Command {
 	}
 	cf.add(cmd.Flags())
 	cmd.Flags().DurationVar(&timeout, "timeout", 60*time.Second, "how long to wait for the result")
+	cmd.Flags().StringArrayVarP(&kwargs, "kwarg", "k", nil, "keyword argument NAME=VALUE, VALUE in JSON (repeatable)")
 	return cmd
+}
+
+// jsonArg is a command-line argument as a call argument: its JSON value,
+// else the string itself.
+func jsonArg(a string) any {
+	var v any
+	if err := json.Unmarshal([]byte(a), &v); err != nil {
+		return a
+	}
+	return normalize(v)
 }
 
 // normalize turns integral JSON numbers into int64 so that typed Go
