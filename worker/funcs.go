@@ -28,6 +28,9 @@ type Funcs struct {
 	Compile  func(ctx context.Context, req CompileRequest) (CompileResult, error)
 	Execute  func(ctx context.Context, req ExecuteRequest) (any, error)
 	Shutdown func(ctx context.Context) error
+
+	// Extensions are the worker's extension methods (see Extension).
+	Extensions []Extension
 }
 
 // FromFuncs checks f and returns it as a Worker. The result has Compile,
@@ -38,6 +41,9 @@ func FromFuncs(f Funcs) (Worker, error) {
 		return nil, fmt.Errorf("%w: worker.Funcs needs both Start and Stop", ErrInvalidConfig)
 	}
 	if err := f.Properties.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ValidateExtensions(f.Extensions); err != nil {
 		return nil, err
 	}
 	w := &funcsWorker{f: f}
@@ -56,7 +62,10 @@ var (
 	_ Executor        = (*funcsWorker)(nil)
 	_ Shutdowner      = (*funcsWorker)(nil)
 	_ MethodSupporter = (*funcsWorker)(nil)
+	_ Extender        = (*funcsWorker)(nil)
 )
+
+func (w *funcsWorker) Extensions() []Extension { return w.f.Extensions }
 
 func (w *funcsWorker) Properties() Properties { return w.f.Properties }
 

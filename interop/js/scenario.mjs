@@ -15,8 +15,8 @@
 // Values in results: Uint8Array -> {"$bytes_b64": ...}, errors -> {"$error": message},
 // functions -> {"$function": name}.
 //
-// Scenarios: connect, serve, call, callback_to_go, generators, big, token_then_join, protected_refused,
-// two_js, echo_bench. See README.md beside this file for each scenario's arguments and result.
+// Scenarios: connect, serve, call, callback_to_go, generators, worker_extensions, big, token_then_join,
+// protected_refused, two_js, echo_bench. See README.md beside this file for each scenario's arguments and result.
 import WebSocket from "ws";
 import { createHash } from "node:crypto";
 import { hyphaWebsocketClient } from "hypha-rpc";
@@ -331,6 +331,42 @@ scenarios.generators = async (url, a) => {
   }
   out.sum = await svc.sum(mine());
   const r = { ...who(s), ...out };
+  await disconnectAll();
+  return r;
+};
+
+// worker_extensions: args: service_id (required), steps (required): a list of
+// {fn, args, stream}: each calls svc[fn](...args); with stream = n the answer is an async
+// generator, read with for await until n items (then the loop's break closes it) or its end.
+// Result: steps: one {result} | {items, ended} | {error} per step, in order.
+scenarios.worker_extensions = async (url, a) => {
+  if (!a.service_id || !Array.isArray(a.steps)) throw new Error("worker_extensions: service_id and steps are required");
+  const s = await connect(url, a);
+  const svc = await s.getService(a.service_id);
+  const steps = [];
+  for (const step of a.steps) {
+    try {
+      if (typeof svc[step.fn] !== "function") throw new Error("no function " + step.fn + " in service");
+      const answer = await svc[step.fn](...(step.args || []).map(fromJSONable));
+      if (!step.stream) {
+        steps.push({ result: answer });
+        continue;
+      }
+      const items = [];
+      let ended = true;
+      for await (const x of answer) {
+        items.push(x);
+        if (items.length >= step.stream) {
+          ended = false;
+          break;
+        }
+      }
+      steps.push({ items, ended });
+    } catch (e) {
+      steps.push({ error: errValue(e) });
+    }
+  }
+  const r = { ...who(s), steps };
   await disconnectAll();
   return r;
 };

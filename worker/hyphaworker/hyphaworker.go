@@ -20,6 +20,13 @@
 // worker.ErrSessionNotFound, exactly like a missing session. The worker's
 // own lookups (worker.Registry.LookupFor, ListFor) apply the same rule a
 // second time from the Caller in ctx.
+//
+// Extension methods. A worker that implements worker.Extender offers extra
+// typed functions on the same service (worker.Extension). The adapter
+// registers each behind the same rule: Admit with the permission the
+// extension declares, the Caller attached to ctx, and, for a session
+// extension, the isolation by session id above. RemoteWorker.Call and
+// Stream call them from Go.
 package hyphaworker
 
 import (
@@ -27,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"regexp"
 	"strings"
@@ -202,7 +210,12 @@ func anyList(ss []string) []any {
 // config{visibility, require_context, run_in_executor,
 // authorized_workspaces}) and the methods start, stop, list_sessions,
 // get_session_info, get_logs, prepare_workspace and close_workspace, plus
-// compile, execute and shutdown when w provides them (worker.AsCompiler, …).
+// compile, execute and shutdown when w provides them (worker.AsCompiler, …),
+// plus w's extension methods (worker.Extender), each guarded by the same
+// access rule with the permission it declares and, for a session
+// extension, the same isolation by session id as stop. An extension whose
+// name is taken, or that is malformed, fails here with
+// worker.ErrInvalidConfig.
 //
 // config.require_context is always true: the adapter needs the caller's
 // context for isolation, whatever Properties.RequireContext says.
@@ -243,6 +256,11 @@ func NewService(w worker.Worker, opts Options, home string) (rpc.Service, error)
 		a.shutdowner = sd
 		fns[worker.MethodShutdown] = rpc.HandlerFunc(a.shutdown)
 	}
+	exts, err := a.extensionFuncs(w, fns)
+	if err != nil {
+		return rpc.Service{}, err
+	}
+	maps.Copy(fns, exts)
 	return rpc.Service{
 		ID:          opts.ServiceID,
 		Name:        p.Name,

@@ -342,3 +342,65 @@ func (r *RemoteWorker) Shutdown(ctx context.Context) error {
 	_, err := r.call(ctx, worker.MethodShutdown, nil)
 	return err
 }
+
+// Extensions lists the service's functions that are not part of the worker
+// API (worker.IsCoreMethod): its extension methods, sorted.
+func (r *RemoteWorker) Extensions() []string {
+	var out []string
+	for name, v := range r.svc.Members() {
+		if _, ok := v.(*rpc.RemoteFunc); ok && !worker.IsCoreMethod(name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Call calls the worker's extension method with args, positionally and
+// exactly as given (an rpc.Kwargs last goes as keyword arguments, which
+// reach Go and Python workers but not JavaScript ones: see Arguments
+// above). No explicit caller context is added: an extension is called by
+// its end user, whose identity the server stamps on the call. The worker
+// API's own functions are refused here; use their typed methods. When the
+// first argument is a string (a session extension's session id) a remote
+// "not found" naming it also matches worker.ErrSessionNotFound.
+func (r *RemoteWorker) Call(ctx context.Context, method string, args ...any) (any, error) {
+	if worker.IsCoreMethod(method) {
+		return nil, fmt.Errorf("%w: %s is a function of the worker API, not an extension; use RemoteWorker's method for it", worker.ErrInvalidConfig, method)
+	}
+	if !r.Has(method) {
+		return nil, fmt.Errorf("%w: worker %s has no extension %s", worker.ErrNotSupported, r.svc.ID, method)
+	}
+	v, err := r.svc.Call(ctx, method, args...)
+	if err != nil && len(args) > 0 {
+		if id, ok := args[0].(string); ok && id != "" {
+			err = sessionErr(err, id)
+		}
+	}
+	return v, err
+}
+
+// CallInto is Call with the answer decoded into out (see rpc.Decode).
+func (r *RemoteWorker) CallInto(ctx context.Context, out any, method string, args ...any) error {
+	v, err := r.Call(ctx, method, args...)
+	if err != nil {
+		return err
+	}
+	return rpc.Decode(v, out)
+}
+
+// Stream calls an extension method that answers with a generator and
+// returns it: read it with All (a range loop) or Next, and Close it when
+// stopping early (All does). An answer that is not a generator is an
+// error.
+func (r *RemoteWorker) Stream(ctx context.Context, method string, args ...any) (*rpc.RemoteGenerator, error) {
+	v, err := r.Call(ctx, method, args...)
+	if err != nil {
+		return nil, err
+	}
+	g, ok := v.(*rpc.RemoteGenerator)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s answered %T, not a generator", worker.ErrInvalidConfig, method, v)
+	}
+	return g, nil
+}

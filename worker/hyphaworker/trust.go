@@ -103,7 +103,19 @@ func fromManager(cc *rpc.CallContext) bool {
 //  4. everyone else is refused (ErrPermission), before the worker sees the
 //     call. A worker registered in public (or in an unknown workspace) has
 //     no members: only the controller and root may use it.
+//
+// Extension methods (worker.Extension) follow the same rule, with the
+// permission the extension declares in place of MemberNeeds (the adapter
+// applies it; Admit itself knows only the worker API's functions and
+// refuses members any other name).
 func Admit(cc *rpc.CallContext, kwargs map[string]any, home, method string, trusted func(*rpc.CallContext) bool) (worker.Caller, error) {
+	need, ok := memberNeeds[method]
+	return admit(cc, kwargs, home, method, need, ok, trusted)
+}
+
+// admit is Admit with the members' permission given: need when members
+// may call method at all (membersMay).
+func admit(cc *rpc.CallContext, kwargs map[string]any, home, method string, need auth.Permission, membersMay bool, trusted func(*rpc.CallContext) bool) (worker.Caller, error) {
 	if trusted == nil {
 		trusted = TrustedCaller
 	}
@@ -129,8 +141,7 @@ func Admit(cc *rpc.CallContext, kwargs map[string]any, home, method string, trus
 		return worker.Caller{}, fmt.Errorf("%s: %w: this worker is registered in %q; only the server's apps controller or root may call it (caller %s in workspace %s)",
 			method, ErrPermission, PublicWorkspace, who, cc.WS)
 	}
-	need, ok := memberNeeds[method]
-	if !ok {
+	if !membersMay {
 		return worker.Caller{}, fmt.Errorf("%s: %w: only the server's apps controller or root may call %s on this worker (caller %s in workspace %s)",
 			method, ErrPermission, method, who, cc.WS)
 	}
