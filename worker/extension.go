@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Extension methods are typed functions a worker offers beyond the worker
@@ -73,7 +74,9 @@ type Extension struct {
 	// Params names the parameters after ctx (for keyword arguments, HTTP
 	// query strings and the schema). Empty means "session_id" alone for a
 	// session function and no names otherwise; when given it must name
-	// every parameter, "session_id" first for a session function.
+	// every parameter, "session_id" first for a session function. A name
+	// ending in "?" is optional (rpc.Params): omitted, it takes its zero
+	// value; every other parameter must be given.
 	Params []string
 	// Func is the function (see above).
 	Func any
@@ -174,6 +177,7 @@ func (e Extension) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, n := range names {
+		n = strings.TrimSuffix(n, "?") // optional (rpc.Params)
 		if !extNameRE.MatchString(n) || n == KeyContext || seen[n] {
 			return bad("parameter name %q is not a valid, distinct name (and not %q)", n, KeyContext)
 		}

@@ -39,7 +39,7 @@ func (w *Worker) Extensions() []worker.Extension {
 		{Name: ExtResourceUsage, Session: true, Permission: worker.PermissionRead,
 			Description: "CPU time and resident memory of the session's processes (the app and its descendants), read from /proc",
 			Func:        w.ResourceUsage},
-		{Name: ExtStreamLogs, Session: true, Permission: worker.PermissionRead, Params: []string{"session_id", "offset"},
+		{Name: ExtStreamLogs, Session: true, Permission: worker.PermissionRead, Params: []string{"session_id", "offset?"},
 			Description: "The session's log entries from offset (an absolute position; 0 for the start) as a generator that follows new output until the session ends",
 			Func:        w.StreamLogs},
 		{Name: ExtSignal, Session: true, Permission: worker.PermissionReadWrite, Params: []string{"session_id", "name"},

@@ -261,7 +261,9 @@ func TestHostileProcessExtensions(t *testing.T) {
 		_, err := w.Call(ctx, a.fn, rpc.Kwargs(args(a.fn, a.sid)))
 		wantErr(t, fmt.Sprintf("websocket %s %s(%s)", a.who, a.fn, a.sid), err, a.fn+": ", a.want)
 		// Forged context: changes nothing.
-		_, err = w.Call(ctx, a.fn, a.sid, rpc.Kwargs{"context": map[string]any{"ws": "ws-user-bob", "user": map[string]any{"id": "root"}}})
+		forged := rpc.Kwargs(args(a.fn, a.sid))
+		forged["context"] = map[string]any{"ws": "ws-user-bob", "user": map[string]any{"id": "root"}}
+		_, err = w.Call(ctx, a.fn, forged)
 		wantErr(t, fmt.Sprintf("websocket %s %s(%s) with a forged context", a.who, a.fn, a.sid), err, a.fn+": ", a.want)
 
 		body, _ := json.Marshal(args(a.fn, a.sid))
