@@ -138,7 +138,8 @@ func TestHostileSessionsPerWorkspace(t *testing.T) {
 	newTestWorker(t, s, rpc.Config{Token: publicRootToken(t, s), Workspace: "public"}, "public")
 	alice := appsService(t, connectUser(t, s, "alice", "alice-client"))
 	bob := appsService(t, connectUser(t, s, "bob", "bob-client"))
-	detached := rpc.Kwargs{"wait_for_service": false}
+	// stage: the staged versions run (the installs skipped the trial start).
+	detached := rpc.Kwargs{"wait_for_service": false, "stage": true}
 	for _, id := range []string{"a1", "a2", "a3"} {
 		call(t, alice, "install", with(testApp(""), "app_id", id, "stage", true))
 	}
