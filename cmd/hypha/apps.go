@@ -350,7 +350,11 @@ func newAppsCmd() *cobra.Command {
 				if running {
 					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["id"], m["app_id"], m["status"])
 				} else {
-					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["id"], m["type"], m["name"])
+					id := fmt.Sprint(m["id"])
+					if m["staged"] == true {
+						id += " (staged)" // only a staged version so far
+					}
+					fmt.Fprintf(tw, "%v\t%v\t%v\n", id, m["type"], m["name"])
 				}
 			}
 			return tw.Flush()
@@ -360,7 +364,7 @@ func newAppsCmd() *cobra.Command {
 
 	uninstall := &cobra.Command{
 		Use:   "uninstall APP_ID",
-		Short: "Remove an installed app",
+		Short: "Remove an installed app (an app with a staged version: only that version, as upstream)",
 		Args:  cobra.ExactArgs(1),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
 			_, err := apps.Call(ctx, "uninstall", args[0])
