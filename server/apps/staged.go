@@ -364,8 +364,9 @@ func (c *Controller) stopStagedSessions(ctx context.Context, ws, id string) {
 }
 
 // mDiscard implements artifact-manager.discard(artifact_id): the staged
-// version goes, the committed one (if any) stays. Upstream answers
-// {"status": "discarded"}-like dicts; so does this one.
+// version goes, the committed one (if any) stays. It answers
+// {status: "discarded", artifact_id} (upstream answers the artifact's
+// record, which this server does not keep).
 func (c *Controller) mDiscard(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
 	a, err := bind("discard", call, "artifact_id")
 	if err != nil {
