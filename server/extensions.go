@@ -28,7 +28,9 @@ type Apps interface {
 	AppCount(ws string) int
 	// AppWorkspaces lists the workspaces that hold installed apps.
 	AppWorkspaces() []string
-	// ServeFiles serves GET /{workspace}/artifacts/{app_id}/files[/{path...}].
+	// ServeFiles serves GET /{workspace}/artifacts/{app_id}/files[/{path...}]
+	// and, for the sessions of an app's staged version,
+	// GET /{workspace}/artifacts/{app_id}/stage/files[/{path...}].
 	ServeFiles(w http.ResponseWriter, r *http.Request)
 	// Close records the sessions and stops the controller.
 	Close()
@@ -112,6 +114,8 @@ func (s *Server) startExtensions() error {
 	s.work.setAppCount(ctl.AppCount)
 	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/files", ctl.ServeFiles)
 	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/files/{path...}", ctl.ServeFiles)
+	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/stage/files", ctl.ServeFiles)
+	s.mux.HandleFunc("GET /{workspace}/artifacts/{app_id}/stage/files/{path...}", ctl.ServeFiles)
 	return nil
 }
 

@@ -25,7 +25,8 @@ type Config struct {
 	// picks depends on the use_local_url of the worker's registration
 	// (hyphaworker.Options.UseLocalURL).
 	ServerURL string
-	// AppFilesBaseURL is "<server_url>/<workspace>/artifacts/<app_id>/files".
+	// AppFilesBaseURL is "<server_url>/<workspace>/artifacts/<app_id>/files"
+	// (".../stage/files" for a session of the app's staged version).
 	AppFilesBaseURL string
 	// Token authenticates the app's client; it is scoped to ClientID.
 	Token      string

@@ -221,7 +221,7 @@ func newAppsCmd() *cobra.Command {
 	}
 
 	var typ, id, installWait string
-	var overwrite bool
+	var overwrite, installStage bool
 	install := &cobra.Command{
 		Use:   "install PATH",
 		Short: "Install an app from a directory (optional manifest.json) or a single file",
@@ -239,6 +239,9 @@ func newAppsCmd() *cobra.Command {
 			if installWait != "" {
 				extra["wait_for_service"] = installWait
 			}
+			if installStage {
+				extra["stage"] = true
+			}
 			appID, err := installApp(ctx, apps, app, overwrite, cmd.ErrOrStderr(), extra)
 			if err != nil {
 				return err
@@ -251,9 +254,10 @@ func newAppsCmd() *cobra.Command {
 	install.Flags().StringVar(&id, "id", "", "app id (default: the manifest's id, else a slug of its name, which defaults to the directory or file name, as for hypha run)")
 	install.Flags().BoolVar(&overwrite, "overwrite", false, "replace an installed app with the same id")
 	install.Flags().StringVar(&installWait, "wait-for-service", "", "service the trial start waits for (default: the manifest's wait_for_service, else the server's default)")
+	install.Flags().BoolVar(&installStage, "stage", false, "store the app as its staged version, without a trial start; the committed version keeps running until `hypha apps commit`")
 
 	var waitFor string
-	var detach bool
+	var detach, startStage bool
 	var timeout time.Duration
 	start := &cobra.Command{
 		Use:   "start APP_ID",
@@ -269,6 +273,9 @@ func newAppsCmd() *cobra.Command {
 				kw["wait_for_service"] = false
 			case cmd.Flags().Changed("wait-for-service"):
 				kw["wait_for_service"] = waitFor
+			}
+			if startStage {
+				kw["stage"] = true
 			}
 			v, err := apps.Call(ctx, "start", args[0], kw)
 			if err != nil {
@@ -286,6 +293,7 @@ func newAppsCmd() *cobra.Command {
 	start.Flags().StringVar(&waitFor, "wait-for-service", "", "wait until the app registers this service (\"\" waits for the app to connect; default: the server's readiness rule, see docs/apps.md)")
 	start.Flags().BoolVar(&detach, "detach", false, "do not wait for the app to connect")
 	start.Flags().DurationVar(&timeout, "timeout", 0, "start timeout (default: the server's)")
+	start.Flags().BoolVar(&startStage, "stage", false, "run the app's staged version instead of its committed one")
 
 	stop := &cobra.Command{
 		Use:   "stop SESSION_ID",
@@ -342,7 +350,11 @@ func newAppsCmd() *cobra.Command {
 				if running {
 					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["id"], m["app_id"], m["status"])
 				} else {
-					fmt.Fprintf(tw, "%v\t%v\t%v\n", m["id"], m["type"], m["name"])
+					id := fmt.Sprint(m["id"])
+					if m["staged"] == true {
+						id += " (staged)" // only a staged version so far
+					}
+					fmt.Fprintf(tw, "%v\t%v\t%v\n", id, m["type"], m["name"])
 				}
 			}
 			return tw.Flush()
@@ -352,7 +364,7 @@ func newAppsCmd() *cobra.Command {
 
 	uninstall := &cobra.Command{
 		Use:   "uninstall APP_ID",
-		Short: "Remove an installed app",
+		Short: "Remove an installed app (an app with a staged version: only that version, as upstream)",
 		Args:  cobra.ExactArgs(1),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
 			_, err := apps.Call(ctx, "uninstall", args[0])

@@ -1,7 +1,8 @@
 package main
 
-// hypha apps edit-file, remove-file, edit, validate, commit, worker: the
-// controller's editing functions (docs/apps.md, "Editing apps and workers").
+// hypha apps edit-file, remove-file, edit, validate, commit, discard, worker:
+// the controller's editing functions (docs/apps.md, "Editing apps and
+// workers" and "Staged versions").
 
 import (
 	"context"
@@ -18,6 +19,14 @@ import (
 // appsEditCommands are added to `hypha apps`; withApps connects and gets
 // public/server-apps.
 func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.Client, *rpc.RemoteService, []string) error) func(*cobra.Command, []string) error) []*cobra.Command {
+	// --stage of edit-file, remove-file and edit: change the staged version.
+	var fileStage, removeStage, editStage bool
+	staged := func(on bool) rpc.Kwargs {
+		if on {
+			return rpc.Kwargs{"stage": true}
+		}
+		return rpc.Kwargs{}
+	}
 	editFile := &cobra.Command{
 		Use:   "edit-file APP_ID PATH [LOCAL_FILE]",
 		Short: "Write one file of an installed app (from LOCAL_FILE, else from stdin)",
@@ -33,19 +42,21 @@ func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.C
 			if err != nil {
 				return err
 			}
-			_, err = apps.Call(ctx, "edit_file", args[0], args[1], string(b))
+			_, err = apps.Call(ctx, "edit_file", args[0], args[1], string(b), staged(fileStage))
 			return err
 		}),
 	}
+	editFile.Flags().BoolVar(&fileStage, "stage", false, "write into the app's staged version (made from the committed one if it has none)")
 	removeFile := &cobra.Command{
 		Use:   "remove-file APP_ID PATH",
 		Short: "Remove one file of an installed app",
 		Args:  cobra.ExactArgs(2),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
-			_, err := apps.Call(ctx, "remove_file", args[0], args[1])
+			_, err := apps.Call(ctx, "remove_file", args[0], args[1], staged(removeStage))
 			return err
 		}),
 	}
+	removeFile.Flags().BoolVar(&removeStage, "stage", false, "remove the file from the app's staged version")
 	var manifestJSON, startupJSON string
 	var disable, enable bool
 	edit := &cobra.Command{
@@ -54,6 +65,9 @@ func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.C
 		Args:  cobra.ExactArgs(1),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
 			kw := rpc.Kwargs{}
+			if editStage {
+				kw["stage"] = true
+			}
 			if manifestJSON != "" {
 				var m map[string]any
 				if err := json.Unmarshal([]byte(manifestJSON), &m); err != nil {
@@ -74,7 +88,7 @@ func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.C
 			if disable || enable {
 				kw["disabled"] = disable
 			}
-			if len(kw) == 0 {
+			if len(kw) == len(staged(editStage)) {
 				return fmt.Errorf("nothing to change: give --manifest, --startup-config, --disable or --enable")
 			}
 			_, err := apps.Call(ctx, "edit_app", args[0], kw)
@@ -85,6 +99,7 @@ func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.C
 	edit.Flags().StringVar(&startupJSON, "startup-config", "", "JSON object replacing the startup config ({} clears it)")
 	edit.Flags().BoolVar(&disable, "disable", false, "disable the app (its sessions stop)")
 	edit.Flags().BoolVar(&enable, "enable", false, "enable the app again")
+	edit.Flags().BoolVar(&editStage, "stage", false, "change the app's staged version")
 
 	validate := &cobra.Command{
 		Use:   "validate MANIFEST_JSON_FILE",
@@ -120,10 +135,23 @@ func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.C
 	}
 	commit := &cobra.Command{
 		Use:   "commit APP_ID",
-		Short: "Verify an installed app (start and stop it); it is uninstalled if that fails",
+		Short: "Verify the app's staged version (a trial start) and make it the committed one; a failed trial discards it",
 		Args:  cobra.ExactArgs(1),
 		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, _ *rpc.Client, apps *rpc.RemoteService, args []string) error {
-			_, err := apps.Call(ctx, "commit_app", args[0])
+			_, err := apps.Call(ctx, "commit_app", args[0], rpc.Kwargs{"progress_callback": progressPrinter(cmd.ErrOrStderr())})
+			return err
+		}),
+	}
+	discard := &cobra.Command{
+		Use:   "discard APP_ID",
+		Short: "Drop the app's staged version (the committed one stays)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withApps(func(ctx context.Context, cmd *cobra.Command, c *rpc.Client, _ *rpc.RemoteService, args []string) error {
+			art, err := c.GetService(ctx, "public/artifact-manager")
+			if err != nil {
+				return fmt.Errorf("the server has no artifact manager (public/artifact-manager): %w", err)
+			}
+			_, err = art.Call(ctx, "discard", args[0])
 			return err
 		}),
 	}
@@ -142,7 +170,7 @@ func appsEditCommands(withApps func(func(context.Context, *cobra.Command, *rpc.C
 	}
 	worker.Flags().BoolVar(&wDisable, "disable", false, "disable the worker")
 	worker.Flags().BoolVar(&wEnable, "enable", false, "enable the worker")
-	return []*cobra.Command{editFile, removeFile, edit, validate, commit, worker}
+	return []*cobra.Command{editFile, removeFile, edit, validate, commit, discard, worker}
 }
 
 // maxEditStdin bounds what edit-file reads from stdin (the server's install

@@ -131,7 +131,7 @@ func TestFollowerToldWhatItMissed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := apps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false})
+	v, err := apps.Call(ctx, "start", appID, rpc.Kwargs{"wait_for_service": false, "stage": true}) // the staged version, as hypha run
 	if err != nil {
 		t.Fatal(err)
 	}

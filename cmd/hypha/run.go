@@ -88,7 +88,10 @@ func newRunCmd() *cobra.Command {
 			if cmd.Flags().Changed("wait-for-service") {
 				wait = waitFor
 			}
-			// The trial start of install is skipped: the real start follows.
+			// Installed as a staged version and started as one (stage=True
+			// both times, as upstream): the trial start of install is
+			// skipped, the real start follows, and an app of the same id
+			// installed and committed before keeps its committed version.
 			appID, err := installApp(ctx, apps, app, true, stderr, rpc.Kwargs{"stage": true, "wait_for_service": wait})
 			if err != nil {
 				return fmt.Errorf("install: %w", err)
@@ -99,7 +102,7 @@ func newRunCmd() *cobra.Command {
 			// stop_after_inactive 0: a run lasts until the app ends or Ctrl-C,
 			// however long nobody calls it (the server's default stops idle
 			// apps after 600 s).
-			kw := rpc.Kwargs{"progress_callback": progressPrinter(startLines), "wait_for_service": wait, "stop_after_inactive": 0}
+			kw := rpc.Kwargs{"progress_callback": progressPrinter(startLines), "wait_for_service": wait, "stop_after_inactive": 0, "stage": true}
 			if timeout > 0 {
 				kw["timeout"] = timeout.Seconds()
 			}

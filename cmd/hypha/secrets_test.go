@@ -489,7 +489,7 @@ func TestHostileAppReadsServerSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install: %v", err)
 	}
-	v, err := apps.Call(ctx, "start", "snoop", rpc.Kwargs{"wait_for_service": false})
+	v, err := apps.Call(ctx, "start", "snoop", rpc.Kwargs{"wait_for_service": false, "stage": true}) // the staged version
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

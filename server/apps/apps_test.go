@@ -179,7 +179,8 @@ func TestDetachedStart(t *testing.T) {
 	_, w, _, apps, _ := setup(t)
 	call(t, apps, "install", with(testApp("hang"), "app_id", "detached", "stage", true))
 	start := time.Now()
-	info := asMap(t, call(t, apps, "start", "detached", rpc.Kwargs{"wait_for_service": false}))
+	// stage: the staged version runs (the install skipped the trial start).
+	info := asMap(t, call(t, apps, "start", "detached", rpc.Kwargs{"wait_for_service": false, "stage": true}))
 	if time.Since(start) > 5*time.Second {
 		t.Fatalf("detached start waited %s", time.Since(start))
 	}
@@ -212,7 +213,7 @@ func TestWaitForClientOnly(t *testing.T) {
 func TestStartTimeoutReportsLogs(t *testing.T) {
 	_, w, _, apps, _ := setup(t)
 	call(t, apps, "install", with(testApp("hang"), "app_id", "stuck", "stage", true))
-	err := callErr(t, apps, "start", "Failed to start app 'stuck'", "stuck", rpc.Kwargs{"timeout": 0.5})
+	err := callErr(t, apps, "start", "Failed to start app 'stuck'", "stuck", rpc.Kwargs{"timeout": 0.5, "stage": true})
 	for _, want := range []string{"Application startup timed out", "stuck: never connecting"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
@@ -228,7 +229,7 @@ func TestStartTimeoutReportsLogs(t *testing.T) {
 
 	// A failing worker start is reported the same way.
 	call(t, apps, "install", with(testApp("fail"), "app_id", "boom", "stage", true))
-	err = callErr(t, apps, "start", "Failed to start app 'boom'", "boom")
+	err = callErr(t, apps, "start", "Failed to start app 'boom'", "boom", rpc.Kwargs{"stage": true})
 	if !strings.Contains(err.Error(), "boom from worker") {
 		t.Fatalf("error lacks the worker's error: %v", err)
 	}

@@ -79,6 +79,7 @@ type Controller struct {
 	apps       map[string]map[string]map[string]any // ws → app id → manifest
 	installing map[string]bool                      // "<ws>/<app_id>"
 	appRev     map[string]string                    // "<ws>/<app_id>" → its revision (store.go)
+	staged     map[string]stagedVersion             // "<ws>/<app_id>" → its staged version (staged.go)
 	sessions   map[string]*session                  // "<ws>/<client_id>"
 	// lost: sessions whose record outlived Limits.EndedSessionTTL while they
 	// awaited their worker; not listed, kept (bounded) so that a worker
@@ -127,7 +128,7 @@ func New(ctx context.Context, host Host, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		host: host, cfg: cfg, log: cfg.Logger, store: st,
-		apps: loaded, installing: map[string]bool{}, appRev: revs, sessions: map[string]*session{}, lost: map[string]*session{},
+		apps: loaded, installing: map[string]bool{}, appRev: revs, staged: st.loadStaged(), sessions: map[string]*session{}, lost: map[string]*session{},
 		waiters: map[string]*waiter{}, wsClients: map[string]*wsClient{},
 		sessionStore: sst, dirty: map[string]struct{}{}, persistKick: make(chan struct{}, 1),
 		persistStop: make(chan struct{}), persistDone: make(chan struct{}), resumeKick: make(chan struct{}, 1), daemons: map[string]bool{},
@@ -222,6 +223,7 @@ func (c *Controller) register(ctx context.Context) error {
 		Functions: map[string]any{
 			"get_file":   c.handler("get_file", c.mGetFile),
 			"list_files": c.handler("list_files", c.mArtifactListFiles),
+			"discard":    c.handler("discard", c.mDiscard),
 		},
 	})
 	return err

@@ -4,10 +4,12 @@ package apps
 // validate_app_manifest) and disabled workers (edit_worker). See
 // docs/apps.md, "Editing apps and workers".
 //
-// Edits change the installed app at once (there are no staged versions,
-// see docs/apps.md): each gives the app a new revision, so that start no
-// longer returns an instance running the previous files; running sessions
-// keep what they loaded.
+// Edits change the committed version at once, or, with stage=True, the
+// app's staged version (staged.go; the first staged edit of a committed app
+// makes its staged version as a copy of the committed one). Each gives the
+// version it changes a new revision, so that start no longer returns an
+// instance running the previous files; running sessions keep what they
+// loaded.
 
 import (
 	"context"
@@ -34,6 +36,8 @@ import (
 // inactivity.go.
 type controllerExtra struct {
 	offHooks func() // removes the host hooks (lazy.go)
+
+	stageMu sync.Mutex // serializes making staged versions from committed ones
 
 	disabledMu   sync.Mutex
 	disabled     map[string]bool // full worker ids "<ws>/<client_id>:<service>"
@@ -77,14 +81,15 @@ func (c *Controller) extraFunctions() map[string]any {
 
 // ---- edit_file, remove_file ----
 
-// editTarget is the app an edit changes.
+// editTarget is the app version an edit changes.
 type editTarget struct {
 	st      *store
 	ws, id  string
+	staged  bool
 	manfest map[string]any
 }
 
-func (c *Controller) editTarget(cl *caller, appID, what string) (*editTarget, error) {
+func (c *Controller) editTarget(cl *caller, appID, what string, stage bool) (*editTarget, error) {
 	ws, id, err := c.resolveApp(cl, appID, auth.ReadWrite, what)
 	if err != nil {
 		return nil, err
@@ -95,22 +100,44 @@ func (c *Controller) editTarget(cl *caller, appID, what string) (*editTarget, er
 	if busy {
 		return nil, fmt.Errorf("App %s is being installed by another call", id)
 	}
-	m := c.appManifest(ws, id)
-	if m == nil {
-		return nil, fmt.Errorf("App not found: %s (workspace %s)", id, ws)
+	t := &editTarget{st: c.store, ws: ws, id: id, staged: stage}
+	if !stage {
+		if t.manfest = c.appManifest(ws, id); t.manfest == nil {
+			return nil, c.missingVersion(ws, id, false)
+		}
+		return t, nil
 	}
-	return &editTarget{st: c.store, ws: ws, id: id, manfest: m}, nil
+	c.extra.stageMu.Lock()
+	defer c.extra.stageMu.Unlock()
+	if t.manfest = c.stagedManifest(ws, id); t.manfest != nil {
+		return t, nil
+	}
+	if c.appManifest(ws, id) == nil {
+		return nil, c.missingVersion(ws, id, true)
+	}
+	rev := newRevision()
+	m, err := c.store.stageFromCommitted(ws, id, rev)
+	if err != nil {
+		return nil, fmt.Errorf("stage app %s: %w", id, err)
+	}
+	c.setStaged(ws, id, copyMap(m), rev)
+	t.manfest = m
+	return t, nil
 }
 
-// changed records an edit of the installed app: a new revision.
+// changed records an edit of the app version: a new revision.
 func (c *Controller) changed(t *editTarget) {
 	rev := newRevision()
-	if err := atomicfile.WriteFile(filepath.Join(c.store.appDir(t.ws, t.id), revisionFile), []byte(rev+"\n")); err != nil {
+	if err := c.store.writeRevision(t.ws, t.id, t.staged, rev); err != nil {
 		c.log.Warn("could not write the app's revision", "workspace", t.ws, "app_id", t.id, "err", err)
 	}
 	c.mu.Lock()
-	if c.apps[t.ws][t.id] != nil {
-		c.appRev[t.ws+"/"+t.id] = rev
+	key := t.ws + "/" + t.id
+	if v, ok := c.staged[key]; t.staged && ok {
+		v.rev = rev
+		c.staged[key] = v
+	} else if !t.staged && c.apps[t.ws][t.id] != nil {
+		c.appRev[key] = rev
 	}
 	c.mu.Unlock()
 }
@@ -135,7 +162,7 @@ func usage(root *os.Root) (files int, total int64, err error) {
 }
 
 func (c *Controller) mEditFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("edit_file", call, "app_id", "file_path", "file_content")
+	a, err := bind("edit_file", call, "app_id", "file_path", "file_content", "stage")
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +185,11 @@ func (c *Controller) mEditFile(_ context.Context, cl *caller, call *rpc.Call) (a
 	default:
 		return nil, fmt.Errorf("argument file_content must be a string or bytes, got %T", v)
 	}
-	t, err := c.editTarget(cl, appID, "edit app files")
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.editTarget(cl, appID, "edit app files", stage)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +200,7 @@ func (c *Controller) mEditFile(_ context.Context, cl *caller, call *rpc.Call) (a
 	if err := lim.checkFiles(1, int64(len(content))); err != nil {
 		return nil, err
 	}
-	root, err := t.st.openRoot(t.ws, t.id)
+	root, err := t.st.openRoot(t.ws, t.id, t.staged)
 	if err != nil {
 		return nil, fmt.Errorf("edit_file %s: %w", p, err)
 	}
@@ -225,7 +256,7 @@ func (c *Controller) mEditFile(_ context.Context, cl *caller, call *rpc.Call) (a
 }
 
 func (c *Controller) mRemoveFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("remove_file", call, "app_id", "file_path")
+	a, err := bind("remove_file", call, "app_id", "file_path", "stage")
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +268,11 @@ func (c *Controller) mRemoveFile(_ context.Context, cl *caller, call *rpc.Call) 
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.editTarget(cl, appID, "edit app files")
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.editTarget(cl, appID, "edit app files", stage)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +282,7 @@ func (c *Controller) mRemoveFile(_ context.Context, cl *caller, call *rpc.Call) 
 	if entry, _ := t.manfest["entry_point"].(string); entry == p {
 		return nil, fmt.Errorf("remove_file: %s is the app's entry point; set another entry_point with edit_app first", p)
 	}
-	root, err := t.st.openRoot(t.ws, t.id)
+	root, err := t.st.openRoot(t.ws, t.id, t.staged)
 	if err != nil {
 		return nil, fmt.Errorf("remove_file %s: %w", p, err)
 	}
@@ -274,7 +309,7 @@ func (c *Controller) mRemoveFile(_ context.Context, cl *caller, call *rpc.Call) 
 var editAppKeys = []string{"id", "services", "service_ids", "startup_context", "source_hash"}
 
 func (c *Controller) mEditApp(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("edit_app", call, "app_id", "manifest", "disabled", "autoscaling_config", "autoscaling_manifest", "startup_config")
+	a, err := bind("edit_app", call, "app_id", "manifest", "disabled", "autoscaling_config", "autoscaling_manifest", "startup_config", "stage")
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +365,11 @@ func (c *Controller) mEditApp(ctx context.Context, cl *caller, call *rpc.Call) (
 			}
 		}
 	}
-	t, err := c.editTarget(cl, appID, "edit apps")
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.editTarget(cl, appID, "edit apps", stage)
 	if err != nil {
 		return nil, err
 	}
@@ -366,7 +405,7 @@ func (c *Controller) mEditApp(ctx context.Context, cl *caller, call *rpc.Call) (
 		if _, err := cleanFilePath(entry); err != nil {
 			return nil, fmt.Errorf("Failed to edit app '%s': invalid manifest: entry_point: %w", appID, err)
 		}
-		if !t.st.hasFile(t.ws, t.id, entry) {
+		if !t.st.hasFile(t.ws, t.id, t.staged, entry) {
 			return nil, fmt.Errorf("Failed to edit app '%s': invalid manifest: the entry point %q is not among the app's files", appID, entry)
 		}
 	}
@@ -375,18 +414,26 @@ func (c *Controller) mEditApp(ctx context.Context, cl *caller, call *rpc.Call) (
 	} else if err := c.cfg.Limits.checkManifest(len(mb)); err != nil {
 		return nil, err
 	}
-	if err := t.st.writeManifest(t.ws, t.id, m); err != nil {
+	if err := t.st.writeManifest(t.ws, t.id, t.staged, m); err != nil {
 		return nil, fmt.Errorf("Failed to edit app '%s': %w", appID, err)
 	}
 	c.mu.Lock()
-	if c.apps[t.ws][t.id] != nil {
+	if v, ok := c.staged[t.ws+"/"+t.id]; t.staged && ok {
+		v.manifest = m
+		c.staged[t.ws+"/"+t.id] = v
+	} else if !t.staged && c.apps[t.ws][t.id] != nil {
 		c.apps[t.ws][t.id] = m
 	}
 	c.mu.Unlock()
 	c.changed(t)
 	if disabled != nil && *disabled {
-		// As upstream: disabling an app stops its instances.
-		c.stopAppSessions(ctx, t.ws, t.id)
+		// As upstream: disabling an app stops its instances (of the
+		// version disabled: a staged edit stops the staged sessions).
+		if t.staged {
+			c.stopStagedSessions(ctx, t.ws, t.id)
+		} else {
+			c.stopAppSessions(ctx, t.ws, t.id)
+		}
 	}
 	c.log.Info("app edited", "app", t.ws+"/"+t.id)
 	return nil, nil

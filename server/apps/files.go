@@ -51,8 +51,10 @@ func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (an
 	if err != nil {
 		return nil, err
 	}
-	if c.appManifest(ws, id) == nil {
-		return nil, fmt.Errorf("Artifact not found: %s/%s", ws, id)
+	if stage, err := a.boolean("stage", false); err != nil {
+		return nil, err
+	} else if stage {
+		return nil, fmt.Errorf("get_file(stage=True): the files of a staged version are served only to its staged sessions (at their app_files_base_url); read them with server-apps read_file(app_id, file_path, stage=True)")
 	}
 	var paths []string
 	single := true
@@ -75,6 +77,9 @@ func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (an
 		return nil, fmt.Errorf("%w: get_file asks for %d files, over the limit of %d files per app (max install files)",
 			ErrLimit, len(paths), c.cfg.Limits.MaxFiles)
 	}
+	if c.appManifest(ws, id) == nil {
+		return nil, fmt.Errorf("Artifact not found: %s/%s", ws, id)
+	}
 	tok, err := c.childToken(cl, ws, auth.Read, "", time.Duration(expires)*time.Second)
 	if err != nil {
 		return nil, err
@@ -85,7 +90,7 @@ func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (an
 		if _, err := cleanFilePath(p); err != nil {
 			return nil, err
 		}
-		if !c.store.hasFile(ws, id, p) {
+		if !c.store.hasFile(ws, id, false, p) {
 			return nil, fmt.Errorf("File not found: %s", p)
 		}
 		out[p] = c.fileURL(ws, id, p) + "?token=" + url.QueryEscape(tok)
@@ -111,7 +116,11 @@ func (c *Controller) mArtifactListFiles(_ context.Context, cl *caller, call *rpc
 	if err != nil {
 		return nil, err
 	}
-	v, err := c.listFiles(cl, artifactID, dir)
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
+	v, err := c.listFiles(cl, artifactID, dir, stage)
 	if err != nil {
 		return nil, err
 	}
@@ -191,11 +200,24 @@ func (c *Controller) ServeFiles(w http.ResponseWriter, r *http.Request) {
 		httpError(w, code, fmt.Sprintf("Permission denied: read permission on workspace %s is required", ws))
 		return
 	}
-	if c.appManifest(ws, id) == nil {
-		httpError(w, http.StatusNotFound, fmt.Sprintf("Artifact not found: %s/%s", ws, id))
+	// The committed version's route and the staged version's route each
+	// serve their own sessions only: a session's token is scoped to its
+	// client id, which names the session.
+	staged := strings.Contains(r.Pattern, "/stage/files")
+	s := c.tokenSession(u, ws)
+	switch {
+	case staged && (s == nil || !s.staged || s.appID != id):
+		httpError(w, http.StatusForbidden, fmt.Sprintf("Permission denied: the staged version of app %s is served only to its staged sessions", id))
+		return
+	case !staged && s != nil && s.staged:
+		httpError(w, http.StatusForbidden, fmt.Sprintf("Permission denied: session %s runs the staged version of app %s and reads only its files (its app_files_base_url)", s.id, s.appID))
 		return
 	}
-	root, err := c.store.openRoot(ws, id)
+	if c.versionManifest(ws, id, staged) == nil {
+		httpError(w, http.StatusNotFound, fmt.Sprintf("Artifact not found: %s/%s%s", ws, id, map[bool]string{true: " (staged version)"}[staged]))
+		return
+	}
+	root, err := c.store.openRoot(ws, id, staged)
 	if err != nil {
 		httpError(w, http.StatusNotFound, fmt.Sprintf("Artifact not found: %s/%s", ws, id))
 		return
@@ -221,7 +243,7 @@ func (c *Controller) ServeFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if st.IsDir() {
-		list, err := c.store.list(ws, id, p)
+		list, err := c.store.list(ws, id, staged, p)
 		if err != nil {
 			httpError(w, http.StatusNotFound, "Directory not found: "+p)
 			return

@@ -19,8 +19,10 @@ import (
 //     the per-workspace app limit;
 //  3. compile: the chosen worker's compile step, when it has one;
 //  4. finishInstall: startup_config, the stored manifest and files checked;
-//  5. commitInstall: stored, then verified by a trial start unless staged;
-//     the previous version comes back when the trial fails.
+//  5. storeInstall: stored as the app's staged version (staged.go); unless
+//     the install is staged, that version is then verified by a trial start
+//     and committed (commit_app's steps); the committed version is not
+//     touched until then, and stays when the trial fails.
 
 // installRequest is one install call, read and checked.
 type installRequest struct {
@@ -37,7 +39,7 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 	if err != nil {
 		return nil, err
 	}
-	old, release, err := c.reserveInstall(req)
+	release, err := c.reserveInstall(req)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +52,7 @@ func (c *Controller) install(ctx context.Context, cl *caller, a args, pg *progre
 	if err != nil {
 		return nil, err
 	}
-	return c.commitInstall(ctx, cl, req, a, old, data, pg)
+	return c.storeInstall(ctx, cl, req, a, data, pg)
 }
 
 // readInstall reads the install arguments, checks the caller's permission
@@ -205,28 +207,28 @@ func prepareManifest(manifest map[string]any, source string, files *[]appFile) (
 	return manifest, nil
 }
 
-// reserveInstall marks the app as being installed and returns its current
-// manifest (nil when new) and the function that ends the reservation.
-func (c *Controller) reserveInstall(req *installRequest) (old map[string]any, release func(), err error) {
+// reserveInstall marks the app as being installed (edits and commits of it
+// wait) and returns the function that ends the reservation.
+func (c *Controller) reserveInstall(req *installRequest) (release func(), err error) {
 	key := req.ws + "/" + req.appID
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, nil, errors.New("server apps controller is closed")
+		return nil, errors.New("server apps controller is closed")
 	}
 	if c.installing[key] {
-		return nil, nil, fmt.Errorf("App %s is being installed by another call", req.appID)
+		return nil, fmt.Errorf("App %s is being installed by another call", req.appID)
 	}
-	old = copyMap(c.apps[req.ws][req.appID])
-	if old != nil && !req.overwrite {
-		return nil, nil, fmt.Errorf("App %s already exists in workspace %s; pass overwrite=True to replace it", req.appID, req.ws)
+	exists := c.appExistsLocked(req.ws, req.appID)
+	if exists && !req.overwrite {
+		return nil, fmt.Errorf("App %s already exists in workspace %s; pass overwrite=True to replace it", req.appID, req.ws)
 	}
-	if old == nil && len(c.apps[req.ws]) >= c.cfg.Limits.MaxAppsPerWorkspace {
-		return nil, nil, fmt.Errorf("%w: workspace %s already has %d apps, the limit per workspace (max apps per workspace)",
-			ErrLimit, req.ws, len(c.apps[req.ws]))
+	if n := len(c.apps[req.ws]) + c.stagedOnlyLocked(req.ws); !exists && n >= c.cfg.Limits.MaxAppsPerWorkspace {
+		return nil, fmt.Errorf("%w: workspace %s already has %d apps, the limit per workspace (max apps per workspace)",
+			ErrLimit, req.ws, n)
 	}
 	c.installing[key] = true
-	return old, func() {
+	return func() {
 		c.mu.Lock()
 		delete(c.installing, key)
 		c.mu.Unlock()
@@ -351,35 +353,28 @@ func (c *Controller) finishInstall(cl *caller, req *installRequest, a args) (map
 	return data, nil
 }
 
-// commitInstall stores the app (written aside, then swapped in; the old
-// version is kept until the new one is verified) and, unless staged,
-// verifies it with a trial start; a failed trial brings back old.
-func (c *Controller) commitInstall(ctx context.Context, cl *caller, req *installRequest, a args, old map[string]any, data map[string][]byte, pg *progress) (map[string]any, error) {
-	ws, appID, key := req.ws, req.appID, req.ws+"/"+req.appID
+// storeInstall stores the app as its staged version (replacing the staged
+// version it may have, as upstream) and, unless the install is staged,
+// verifies and commits it (commitStaged).
+func (c *Controller) storeInstall(ctx context.Context, cl *caller, req *installRequest, a args, data map[string][]byte, pg *progress) (map[string]any, error) {
+	ws, appID := req.ws, req.appID
 	rev := newRevision()
-	c.mu.Lock()
-	oldRev := c.appRev[key]
-	c.mu.Unlock()
-	backup, err := c.store.put(ws, appID, rev, req.manifest, data)
-	if err != nil {
+	if err := c.store.putStaged(ws, appID, rev, req.manifest, data); err != nil {
 		return nil, fmt.Errorf("store app %s: %w", appID, err)
 	}
-	c.setApp(ws, appID, copyMap(req.manifest), rev)
+	c.setStaged(ws, appID, copyMap(req.manifest), rev)
 	for _, f := range req.files {
 		pg.send("info", "Uploading file "+f.Path+"...")
 	}
+	m := c.stagedManifest(ws, appID)
 	if !req.stage {
 		pg.send("info", "Committing application artifact...")
-		if err := c.verify(ctx, cl, ws, appID, a, pg); err != nil {
-			if rerr := c.store.restore(ws, appID, backup); rerr != nil {
-				c.log.Error("could not restore the previous app version", "workspace", ws, "app_id", appID, "err", rerr)
-			}
-			c.setApp(ws, appID, old, oldRev)
-			return nil, fmt.Errorf("Failed to install app '%s': %s", appID, err.Error())
+		var err error
+		if m, err = c.commitStaged(ctx, cl, ws, appID, a, pg); err != nil {
+			return nil, err
 		}
 	}
-	c.store.keep(backup)
 	pg.send("success", "Installation complete!")
-	c.log.Info("app installed", "workspace", ws, "app_id", appID, "type", req.appType, "verified", !req.stage)
-	return c.appManifest(ws, appID), nil
+	c.log.Info("app installed", "workspace", ws, "app_id", appID, "type", req.appType, "staged", req.stage)
+	return m, nil
 }

@@ -82,6 +82,19 @@ func TestHostileInstallLimits(t *testing.T) {
 		call(t, svc, "install", with(testApp(""), "app_id", "two", "stage", true, "overwrite", true))
 	})
 
+	t.Run("staged edits", func(t *testing.T) {
+		// "one" has only a staged version: the edits change it, within the
+		// same limits as an install.
+		before := dataFiles(t, dir)
+		callErr(t, svc, "edit_file", "(max install bytes)", "one", "big.txt", strings.Repeat("x", 5000), rpc.Kwargs{"stage": true})
+		call(t, svc, "edit_file", "one", "a", "1", rpc.Kwargs{"stage": true})
+		call(t, svc, "edit_file", "one", "b", "1", rpc.Kwargs{"stage": true})
+		callErr(t, svc, "edit_file", "over the limit of 3 files per app (max install files)", "one", "c", "1", rpc.Kwargs{"stage": true})
+		if after := dataFiles(t, dir); len(after) > len(before)+2 {
+			t.Fatalf("staged edits over the limits wrote %v → %v", before, after)
+		}
+	})
+
 	t.Run("get_file asks for too many files", func(t *testing.T) {
 		paths := []any{"main.txt", "main.txt", "main.txt", "main.txt"}
 		art, err := alice.GetService(testserver.Ctx(t), "public/artifact-manager")
@@ -138,7 +151,8 @@ func TestHostileSessionsPerWorkspace(t *testing.T) {
 	newTestWorker(t, s, rpc.Config{Token: publicRootToken(t, s), Workspace: "public"}, "public")
 	alice := appsService(t, connectUser(t, s, "alice", "alice-client"))
 	bob := appsService(t, connectUser(t, s, "bob", "bob-client"))
-	detached := rpc.Kwargs{"wait_for_service": false}
+	// stage: the staged versions run (the installs skipped the trial start).
+	detached := rpc.Kwargs{"wait_for_service": false, "stage": true}
 	for _, id := range []string{"a1", "a2", "a3"} {
 		call(t, alice, "install", with(testApp(""), "app_id", id, "stage", true))
 	}

@@ -217,6 +217,8 @@ func (c *Controller) mStart(ctx context.Context, cl *caller, call *rpc.Call) (an
 	return c.startApp(ctx, cl, cl.ws, o)
 }
 
+// mCommitApp verifies the app's staged version with a trial start and
+// makes it current (staged.go); a failed trial discards it, as upstream.
 func (c *Controller) mCommitApp(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
 	a, err := bind("commit_app", call, "app_id", "timeout", "version", "stop_after_inactive", "wait_for_service",
 		"additional_kwargs", "progress_callback", "worker_id")
@@ -231,22 +233,29 @@ func (c *Controller) mCommitApp(ctx context.Context, cl *caller, call *rpc.Call)
 	if err != nil {
 		return nil, err
 	}
-	if c.appManifest(ws, id) == nil {
-		return nil, fmt.Errorf("App not found: %s", id)
-	}
 	cb, err := a.fn("progress_callback")
 	if err != nil {
 		return nil, err
 	}
+	if _, err := startOptionsFrom(a, nil); err != nil {
+		return nil, err
+	}
+	release, err := c.reserveCommit(ws, id)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if err := c.mergeStartupConfig(ws, id, a); err != nil {
+		return nil, err
+	}
 	pg := c.newProgress(cb)
 	defer pg.close()
-	if err := c.verify(ctx, cl, ws, id, a, pg); err != nil {
-		if uerr := c.uninstall(ctx, cl, ws, id); uerr != nil {
-			c.log.Warn("uninstall after failed commit", "app_id", id, "err", uerr)
-		}
-		return nil, fmt.Errorf("Failed to install app '%s': %s", id, err.Error())
+	m, err := c.commitStaged(ctx, cl, ws, id, a, pg)
+	if err != nil {
+		pg.send("error", err.Error())
+		return nil, err
 	}
-	return c.appManifest(ws, id), nil
+	return m, nil
 }
 
 func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
@@ -430,6 +439,8 @@ func (c *Controller) mGetSessionInfo(ctx context.Context, cl *caller, call *rpc.
 	return s.record(), nil
 }
 
+// mListApps lists the committed apps of the caller's workspace and, marked
+// "staged": true, those that have only a staged version.
 func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
 	if _, err := bind("list_apps", call); err != nil {
 		return nil, err
@@ -438,15 +449,28 @@ func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (a
 		return nil, err
 	}
 	c.mu.Lock()
-	ids := make([]string, 0, len(c.apps[cl.ws]))
-	for id := range c.apps[cl.ws] {
+	byID := map[string]map[string]any{}
+	for id, m := range c.apps[cl.ws] {
+		byID[id] = m
+	}
+	staged := map[string]bool{}
+	for key, v := range c.staged {
+		if ws, id, _ := strings.Cut(key, "/"); ws == cl.ws && byID[id] == nil {
+			byID[id], staged[id] = v.manifest, true
+		}
+	}
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
 	out := make([]any, 0, len(ids))
 	for _, id := range ids {
-		m := copyMap(c.apps[cl.ws][id])
+		m := copyMap(byID[id])
 		m["id"] = id
+		if staged[id] {
+			m["staged"] = true
+		}
 		out = append(out, m)
 	}
 	c.mu.Unlock()
@@ -466,20 +490,29 @@ func (c *Controller) mGetAppInfo(_ context.Context, cl *caller, call *rpc.Call) 
 	if err != nil {
 		return nil, fmt.Errorf("Failed to get app info for %s: %w", appID, err)
 	}
-	m := c.appManifest(ws, id)
-	if m == nil {
-		return nil, fmt.Errorf("Failed to get app info for %s: app not found in workspace %s", appID, ws)
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
+	stage, ok := c.readVersion(ws, id, stage)
+	m := c.versionManifest(ws, id, stage)
+	if !ok || m == nil {
+		return nil, fmt.Errorf("Failed to get app info for %s: %w", appID, c.missingVersion(ws, id, stage))
 	}
 	m["id"] = id
-	files, _ := c.store.list(ws, id, "")
+	files, _ := c.store.list(ws, id, stage, "")
 	fl := make([]any, len(files))
 	for i, f := range files {
 		fl[i] = f.toMap()
 	}
-	return map[string]any{
+	info := map[string]any{
 		"id": ws + "/" + id, "alias": id, "workspace": ws, "type": "application",
 		"manifest": m, "files": fl,
-	}, nil
+	}
+	if stage {
+		info["staged"] = true
+	}
+	return info, nil
 }
 
 func (c *Controller) mUninstall(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
@@ -498,8 +531,14 @@ func (c *Controller) mUninstall(ctx context.Context, cl *caller, call *rpc.Call)
 	return nil, c.uninstall(ctx, cl, ws, id)
 }
 
+// uninstall removes an app, or, as upstream, only its staged version when it
+// has one (the committed version, if any, stays; a second uninstall removes
+// it).
 func (c *Controller) uninstall(ctx context.Context, _ *caller, ws, id string) error {
 	key := ws + "/" + id
+	if c.stagedManifest(ws, id) != nil {
+		return c.discard(ctx, ws, id)
+	}
 	c.mu.Lock()
 	if c.apps[ws][id] == nil {
 		c.mu.Unlock()
@@ -545,16 +584,18 @@ func (c *Controller) mListFiles(_ context.Context, cl *caller, call *rpc.Call) (
 	if err != nil {
 		return nil, err
 	}
-	return c.listFiles(cl, appID, dir)
+	return c.listFiles(cl, appID, dir, false)
 }
 
-func (c *Controller) listFiles(cl *caller, appID, dir string) (any, error) {
+// listFiles lists a directory of the committed or the staged version.
+func (c *Controller) listFiles(cl *caller, appID, dir string, stage bool) (any, error) {
 	ws, id, err := c.resolveApp(cl, appID, auth.Read, "read apps")
 	if err != nil {
 		return nil, err
 	}
-	if c.appManifest(ws, id) == nil {
-		return nil, fmt.Errorf("App not found: %s (workspace %s)", id, ws)
+	stage, ok := c.readVersion(ws, id, stage)
+	if !ok {
+		return nil, c.missingVersion(ws, id, stage)
 	}
 	dir = strings.Trim(dir, "/")
 	if dir != "" {
@@ -562,7 +603,7 @@ func (c *Controller) listFiles(cl *caller, appID, dir string) (any, error) {
 			return nil, err
 		}
 	}
-	list, err := c.store.list(ws, id, dir)
+	list, err := c.store.list(ws, id, stage, dir)
 	if err != nil {
 		return nil, fmt.Errorf("list files of %s: directory %q not found", id, dir)
 	}
@@ -574,7 +615,7 @@ func (c *Controller) listFiles(cl *caller, appID, dir string) (any, error) {
 }
 
 func (c *Controller) mReadFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("read_file", call, "app_id", "file_path", "format")
+	a, err := bind("read_file", call, "app_id", "file_path", "format", "stage")
 	if err != nil {
 		return nil, err
 	}
@@ -590,17 +631,22 @@ func (c *Controller) mReadFile(_ context.Context, cl *caller, call *rpc.Call) (a
 	if err != nil {
 		return nil, err
 	}
+	stage, err := a.boolean("stage", false)
+	if err != nil {
+		return nil, err
+	}
 	ws, id, err := c.resolveApp(cl, appID, auth.Read, "read apps")
 	if err != nil {
 		return nil, err
 	}
-	if c.appManifest(ws, id) == nil {
-		return nil, fmt.Errorf("App not found: %s (workspace %s)", id, ws)
+	stage, ok := c.readVersion(ws, id, stage)
+	if !ok {
+		return nil, c.missingVersion(ws, id, stage)
 	}
 	if _, err := cleanFilePath(p); err != nil {
 		return nil, err
 	}
-	root, err := c.store.openRoot(ws, id)
+	root, err := c.store.openRoot(ws, id, stage)
 	if err != nil {
 		return nil, err
 	}

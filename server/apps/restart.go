@@ -164,7 +164,7 @@ func (c *Controller) restoreSessions(recs []*sessionFile) {
 			id: r.ID, ws: r.Workspace, cid: r.ClientID, appID: r.AppID, appType: r.AppType,
 			daemon: r.Daemon, workerManaged: r.WorkerManaged, createdAt: r.CreatedAt,
 			info: r.Info, status: r.Status, reason: r.Reason, endedAt: r.EndedAt,
-			workerID: r.WorkerID, workerClient: r.WorkerClient, context: r.Context, rev: r.Revision,
+			workerID: r.WorkerID, workerClient: r.WorkerClient, context: r.Context, rev: r.Revision, staged: r.Staged,
 			stopOnReturn: r.StopOnReturn && (r.Adoptable || !isEnded(r.Status)),
 			// No worker is known until it registers again.
 			workerGone: true,

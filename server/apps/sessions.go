@@ -79,6 +79,7 @@ type session struct {
 	status  string
 	appGone bool   // the app's client disconnected while starting
 	rev     string // the app's revision (appRev) when the session started
+	staged  bool   // it runs the app's staged version (staged.go)
 
 	// Set when the session ends (status completed, failed or stopped).
 	reason     string // why it ended, e.g. "worker … disconnected"
@@ -433,10 +434,13 @@ func formatLogs(v any) string {
 
 // saveServices writes the services an app registered into its manifest
 // (ids as "<ws>/*:<service>"), as upstream does after every start.
-func (c *Controller) saveServices(ws, alias string, services []map[string]any, defaultSvc map[string]any) {
+func (c *Controller) saveServices(ws, alias string, staged bool, services []map[string]any, defaultSvc map[string]any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.apps[ws][alias]
+	if staged {
+		m = c.staged[ws+"/"+alias].manifest
+	}
 	if m == nil {
 		return
 	}
@@ -458,11 +462,17 @@ func (c *Controller) saveServices(ws, alias string, services []map[string]any, d
 	if m["description"] == nil && defaultSvc != nil && defaultSvc["description"] != nil {
 		m["description"] = defaultSvc["description"]
 	}
-	if err := c.store.writeManifest(ws, alias, m); err != nil {
+	if err := c.store.writeManifest(ws, alias, staged, m); err != nil {
 		c.log.Warn("could not save the app's services", "workspace", ws, "app_id", alias, "err", err)
 		return
 	}
-	c.apps[ws][alias] = m
+	if staged {
+		v := c.staged[ws+"/"+alias]
+		v.manifest = m
+		c.staged[ws+"/"+alias] = v
+	} else {
+		c.apps[ws][alias] = m
+	}
 }
 
 // errStopPending is what stopSession returns when the session's worker is

@@ -63,6 +63,7 @@ type sessionFile struct {
 	WorkerClient string         `json:"worker_client"`
 	Context      map[string]any `json:"context,omitempty"`
 	Revision     string         `json:"revision,omitempty"`
+	Staged       bool           `json:"staged,omitempty"`
 	Info         map[string]any `json:"info"`
 	Tail         []any          `json:"tail,omitempty"`
 	TailMissing  int64          `json:"tail_missing,omitempty"`
@@ -199,7 +200,7 @@ func (s *session) fileOf() *sessionFile {
 		Version: sessionFileVersion, ID: s.id, Workspace: s.ws, ClientID: s.cid, AppID: s.appID, AppType: s.appType,
 		Daemon: s.daemon, WorkerManaged: s.workerManaged, CreatedAt: s.createdAt,
 		Status: s.status, Reason: s.reason, EndedAt: s.endedAt, Adoptable: s.adopt, StopOnReturn: s.stopOnReturn, LostAt: s.lostAt,
-		WorkerID: s.workerID, WorkerClient: s.workerClient, Revision: s.rev,
+		WorkerID: s.workerID, WorkerClient: s.workerClient, Revision: s.rev, Staged: s.staged,
 		Info: jsonSafe(s.info).(map[string]any),
 	}
 	if s.context != nil {

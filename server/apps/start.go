@@ -29,6 +29,7 @@ type appToStart struct {
 	ws, alias, appType string
 	manifest           map[string]any // a copy
 	daemon, singleton  bool
+	staged             bool // its staged version (staged.go)
 }
 
 // startPlan is how one start proceeds.
@@ -51,7 +52,7 @@ func (p startPlan) waitsFor() string {
 // startApp starts an app of workspace ws for the caller.
 func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o startOptions) (map[string]any, error) {
 	pg := o.progress
-	app, err := c.appToStart(cl, ws, o.appID)
+	app, err := c.appToStart(cl, ws, o.appID, o.stage)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +109,7 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 
 	if w != nil {
 		pg.send("info", "Updating application manifest...")
-		c.saveServices(ws, app.alias, services, defaultSvc)
+		c.saveServices(ws, app.alias, app.staged, services, defaultSvc)
 	}
 	if gone {
 		// The app's client came and went during the start.
@@ -120,8 +121,9 @@ func (c *Controller) startApp(ctx context.Context, cl *caller, ws string, o star
 }
 
 // appToStart checks that the caller may run appID ("<alias>" or
-// "<ws>/<alias>") in ws and that it is installed, enabled and typed.
-func (c *Controller) appToStart(cl *caller, ws, appID string) (appToStart, error) {
+// "<ws>/<alias>") in ws and that it is installed (the version asked:
+// committed, or staged), enabled and typed.
+func (c *Controller) appToStart(cl *caller, ws, appID string, staged bool) (appToStart, error) {
 	if err := c.need(cl, ws, auth.ReadWrite, "run app "+appID); err != nil {
 		return appToStart{}, err
 	}
@@ -132,11 +134,12 @@ func (c *Controller) appToStart(cl *caller, ws, appID string) (appToStart, error
 		}
 		alias = a
 	}
-	c.mu.Lock()
-	m := copyMap(c.apps[ws][alias])
-	c.mu.Unlock()
+	if err := validAppID(alias); err != nil {
+		return appToStart{}, err
+	}
+	m := c.versionManifest(ws, alias, staged)
 	if m == nil {
-		return appToStart{}, fmt.Errorf("App not found: %s (workspace %s)", alias, ws)
+		return appToStart{}, c.missingVersion(ws, alias, staged)
 	}
 	if m["disabled"] == true {
 		return appToStart{}, fmt.Errorf("App %s is disabled", alias)
@@ -146,7 +149,7 @@ func (c *Controller) appToStart(cl *caller, ws, appID string) (appToStart, error
 		return appToStart{}, errors.New("Application type should not be application or None")
 	}
 	return appToStart{ws: ws, alias: alias, appType: appType, manifest: m,
-		daemon: m["daemon"] == true, singleton: m["singleton"] == true}, nil
+		daemon: m["daemon"] == true, singleton: m["singleton"] == true, staged: staged}, nil
 }
 
 // planStart applies startup_config: arguments beat the manifest; defaults
@@ -193,11 +196,13 @@ func (c *Controller) runningInstance(ctx context.Context, app appToStart, pg *pr
 	// Only a live instance of the current files is returned: the
 	// workers are asked first whether the candidates still run.
 	c.mu.Lock()
-	cands := c.runningLocked(func(s *session) bool { return s.ws == app.ws && s.appID == app.alias })
+	cands := c.runningLocked(func(s *session) bool {
+		return s.ws == app.ws && s.appID == app.alias && s.staged == app.staged
+	})
 	c.mu.Unlock()
 	c.refreshAll(ctx, cands, false)
 	c.mu.Lock()
-	rev := c.appRev[app.ws+"/"+app.alias]
+	rev := c.versionRevLocked(app.ws, app.alias, app.staged)
 	var existing *session
 	var stale []string
 	for _, s := range cands {
@@ -251,7 +256,7 @@ func (c *Controller) newSession(cl *caller, app appToStart, plan startPlan, wk *
 		Workspace:       ws,
 		ClientID:        cid,
 		ServerURL:       serverURL,
-		AppFilesBaseURL: serverURL + "/" + ws + "/artifacts/" + alias + "/files",
+		AppFilesBaseURL: serverURL + "/" + ws + "/artifacts/" + alias + filesRoute(app.staged),
 		Token:           token,
 		EntryPoint:      entry,
 		ArtifactID:      ws + "/" + alias,
@@ -269,7 +274,7 @@ func (c *Controller) newSession(cl *caller, app appToStart, plan startPlan, wk *
 		id: sid, ws: ws, cid: cid, appID: alias, appType: app.appType,
 		daemon: app.daemon, workerManaged: app.manifest["worker_managed"] == true, createdAt: time.Now().UTC(),
 		status: statusStarting, worker: wk.w, workerID: wk.id, workerClient: wk.clientKey,
-		context: cl.contextMap(ws), release: wk.release, inactive: plan.inactive,
+		context: cl.contextMap(ws), release: wk.release, inactive: plan.inactive, staged: app.staged,
 	}
 	var version any
 	if o.version != "" {
@@ -282,6 +287,9 @@ func (c *Controller) newSession(cl *caller, app appToStart, plan startPlan, wk *
 		"version": version, "source_hash": m["source_hash"], "worker_id": wk.id,
 		"daemon": app.daemon, "worker_managed": s.workerManaged,
 		"created_at": s.createdAt.Format(time.RFC3339),
+	}
+	if app.staged {
+		s.info["stage"] = true
 	}
 	return s, cfg, nil
 }
@@ -300,7 +308,7 @@ func (c *Controller) admitSession(s *session, plan startPlan, pg *progress) (*wa
 		return nil, fmt.Errorf("%w: workspace %s already has %d app sessions, the limit per workspace (max sessions per workspace); stop one first",
 			ErrSessionLimit, s.ws, n)
 	}
-	s.rev = c.appRev[s.ws+"/"+s.appID]
+	s.rev = c.versionRevLocked(s.ws, s.appID, s.staged)
 	c.sessions[s.id] = s
 	c.markLocked(s.id)
 	if plan.ready.detached {

@@ -59,6 +59,15 @@ func openStore(dataDir string, log *slog.Logger) (*store, error) {
 func (s *store) wsDir(ws string) string      { return filepath.Join(s.root, ws) }
 func (s *store) appDir(ws, id string) string { return filepath.Join(s.root, ws, id) }
 
+// versionDir is the directory of the app's committed version, or of its
+// staged version (staged.go).
+func (s *store) versionDir(ws, id string, staged bool) string {
+	if staged {
+		return s.stageDir(ws, id)
+	}
+	return s.appDir(ws, id)
+}
+
 // load reads every app and its revision ("<ws>/<app_id>" → revision),
 // after recovering from interrupted writes. An app stored without a
 // revision (by an older version) gets one.
@@ -83,7 +92,7 @@ func (s *store) load() (map[string]map[string]map[string]any, map[string]string,
 			if !e.IsDir() || validAppID(e.Name()) != nil {
 				continue
 			}
-			m, err := s.readManifest(ws, e.Name())
+			m, err := s.readManifest(s.appDir(ws, e.Name()))
 			if err != nil {
 				s.log.Warn("skipping unreadable app", "workspace", ws, "app_id", e.Name(), "err", err)
 				continue
@@ -93,7 +102,7 @@ func (s *store) load() (map[string]map[string]map[string]any, map[string]string,
 				out[ws] = map[string]map[string]any{}
 			}
 			out[ws][e.Name()] = m
-			revs[ws+"/"+e.Name()] = s.revision(ws, e.Name())
+			revs[ws+"/"+e.Name()] = s.revision(s.appDir(ws, e.Name()), ws, e.Name())
 		}
 	}
 	return out, revs, nil
@@ -102,9 +111,10 @@ func (s *store) load() (map[string]map[string]map[string]any, map[string]string,
 // newRevision is the revision of a new install.
 func newRevision() string { return idgen.New() }
 
-// revision reads an app's revision, writing a new one when it has none.
-func (s *store) revision(ws, id string) string {
-	p := filepath.Join(s.appDir(ws, id), revisionFile)
+// revision reads the revision of the app version in dir, writing a new one
+// when it has none.
+func (s *store) revision(dir, ws, id string) string {
+	p := filepath.Join(dir, revisionFile)
 	if b, err := os.ReadFile(p); err == nil {
 		if r := strings.TrimSpace(string(b)); r != "" && len(r) <= 64 {
 			return r
@@ -129,6 +139,8 @@ func (s *store) recover(ws string) {
 		switch {
 		case strings.HasPrefix(name, ".tmp-"), strings.HasPrefix(name, ".del-"):
 			_ = os.RemoveAll(filepath.Join(dir, name))
+		case strings.HasPrefix(name, unstagePrefix):
+			s.recoverStaged(ws, name)
 		case strings.HasPrefix(name, ".old-"):
 			id := strings.TrimPrefix(name, ".old-")
 			if i := strings.LastIndexByte(id, '-'); i > 0 {
@@ -143,8 +155,9 @@ func (s *store) recover(ws string) {
 	}
 }
 
-func (s *store) readManifest(ws, id string) (map[string]any, error) {
-	b, err := os.ReadFile(filepath.Join(s.appDir(ws, id), manifestFile))
+// readManifest reads the manifest of the app version in dir.
+func (s *store) readManifest(dir string) (map[string]any, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
 	if err != nil {
 		return nil, err
 	}
@@ -188,10 +201,10 @@ func marshalManifest(m map[string]any) ([]byte, error) {
 	return b, nil
 }
 
-// put writes an app into a temporary directory and renames it into place,
-// moving an existing app aside. It returns the backup path ("" when the app
-// is new) for keep/restore.
-func (s *store) put(ws, id, rev string, manifest map[string]any, files map[string][]byte) (backup string, err error) {
+// writeTemp writes an app version completely into a new temporary
+// directory of ws (".tmp-<app_id>-<rand>", removed by recover after a
+// crash) and returns its path.
+func (s *store) writeTemp(ws, id, rev string, manifest map[string]any, files map[string][]byte) (tmp string, err error) {
 	if err := validWorkspace(ws); err != nil {
 		return "", err
 	}
@@ -199,7 +212,7 @@ func (s *store) put(ws, id, rev string, manifest map[string]any, files map[strin
 	if err := os.MkdirAll(dir, datadir.DirMode); err != nil {
 		return "", err
 	}
-	tmp := filepath.Join(dir, ".tmp-"+id+"-"+idgen.New())
+	tmp = filepath.Join(dir, ".tmp-"+id+"-"+idgen.New())
 	defer func() {
 		if err != nil {
 			_ = os.RemoveAll(tmp)
@@ -231,42 +244,7 @@ func (s *store) put(ws, id, rev string, manifest map[string]any, files map[strin
 		}
 	}
 	syncDir(tmp)
-	final := s.appDir(ws, id)
-	if _, statErr := os.Stat(final); statErr == nil {
-		backup = filepath.Join(dir, ".old-"+id+"-"+idgen.New())
-		if err := os.Rename(final, backup); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		if backup != "" {
-			_ = os.Rename(backup, final)
-		}
-		return "", err
-	}
-	syncDir(dir)
-	return backup, nil
-}
-
-// keep drops the backup of a replaced app.
-func (s *store) keep(backup string) {
-	if backup != "" {
-		_ = os.RemoveAll(backup)
-	}
-}
-
-// restore undoes put: the new app goes, the backup (if any) comes back.
-func (s *store) restore(ws, id, backup string) error {
-	if err := s.remove(ws, id); err != nil {
-		return err
-	}
-	if backup != "" {
-		if err := os.Rename(backup, s.appDir(ws, id)); err != nil {
-			return err
-		}
-		syncDir(s.wsDir(ws))
-	}
-	return nil
+	return tmp, nil
 }
 
 // remove deletes an app (rename first, so a crash leaves nothing half-deleted).
@@ -283,9 +261,9 @@ func (s *store) remove(ws, id string) error {
 	return os.RemoveAll(trash)
 }
 
-// writeManifest replaces an app's manifest.json atomically.
-func (s *store) writeManifest(ws, id string, m map[string]any) error {
-	dir := s.appDir(ws, id)
+// writeManifest replaces the manifest.json of an app version atomically.
+func (s *store) writeManifest(ws, id string, staged bool, m map[string]any) error {
+	dir := s.versionDir(ws, id, staged)
 	if _, err := os.Stat(dir); err != nil {
 		return err
 	}
@@ -311,14 +289,14 @@ func (e fileEntry) toMap() map[string]any {
 	return map[string]any{"name": e.Name, "type": t, "size": e.Size}
 }
 
-// openRoot opens the files directory of an app, confined to it.
-func (s *store) openRoot(ws, id string) (*os.Root, error) {
-	return os.OpenRoot(filepath.Join(s.appDir(ws, id), filesDir))
+// openRoot opens the files directory of an app version, confined to it.
+func (s *store) openRoot(ws, id string, staged bool) (*os.Root, error) {
+	return os.OpenRoot(filepath.Join(s.versionDir(ws, id, staged), filesDir))
 }
 
 // list returns the direct children of dir ("" = the app's top level).
-func (s *store) list(ws, id, dir string) ([]fileEntry, error) {
-	root, err := s.openRoot(ws, id)
+func (s *store) list(ws, id string, staged bool, dir string) ([]fileEntry, error) {
+	root, err := s.openRoot(ws, id, staged)
 	if err != nil {
 		return nil, err
 	}
@@ -359,9 +337,9 @@ func (s *store) list(ws, id, dir string) ([]fileEntry, error) {
 	return out, nil
 }
 
-// hasFile reports whether the app has a regular file at p.
-func (s *store) hasFile(ws, id, p string) bool {
-	root, err := s.openRoot(ws, id)
+// hasFile reports whether the app version has a regular file at p.
+func (s *store) hasFile(ws, id string, staged bool, p string) bool {
+	root, err := s.openRoot(ws, id, staged)
 	if err != nil {
 		return false
 	}

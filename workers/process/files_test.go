@@ -52,7 +52,7 @@ func TestServerAppsMultiFilePython(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("install: %v", err)
 	}
-	v, err := apps.Call(ctx, "start", "multi", rpc.Kwargs{"wait_for_service": false, "timeout": 20.0})
+	v, err := apps.Call(ctx, "start", "multi", rpc.Kwargs{"wait_for_service": false, "timeout": 20.0, "stage": true})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

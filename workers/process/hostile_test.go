@@ -119,10 +119,11 @@ func (hs *hostileSystem) install(t *testing.T, c *rpc.Client, appID string, env 
 	}
 }
 
-// start starts an app detached and waits for its marker.
+// start starts an app's staged version (install stored it staged, so that
+// no trial start wrote its marker) detached and waits for its marker.
 func (hs *hostileSystem) start(t *testing.T, c *rpc.Client, appID string, extra rpc.Kwargs) string {
 	t.Helper()
-	kw := rpc.Kwargs{"wait_for_service": false, "timeout": 20.0}
+	kw := rpc.Kwargs{"wait_for_service": false, "timeout": 20.0, "stage": true}
 	for k, v := range extra {
 		kw[k] = v
 	}
@@ -329,7 +330,7 @@ func TestHostileSelectionModeCallsWorker(t *testing.T) {
 	aApps := service(t, hs.alice, "public/server-apps")
 	for _, mode := range []string{"select:first_success:shutdown", "select:min:stop", "select:max:close_workspace",
 		"select:first_success:start", "select:first_success:get_logs", "select:first_success:list_sessions"} {
-		_, err := aApps.Call(ctx, "start", "second", rpc.Kwargs{"worker_selection_mode": mode, "wait_for_service": false})
+		_, err := aApps.Call(ctx, "start", "second", rpc.Kwargs{"worker_selection_mode": mode, "wait_for_service": false, "stage": true})
 		wantErr(t, "start with "+mode, err, "Permission denied", "select: may only call get_load")
 		_, err = aApps.Call(ctx, "install", rpc.Kwargs{"app_id": "third", "worker_selection_mode": mode, "stage": true,
 			"manifest": map[string]any{"type": TypePython, "entry_point": "main.py"},
@@ -370,7 +371,7 @@ func TestHostileAdditionalKwargsRewriteTrust(t *testing.T) {
 		attacks["key "+k] = map[string]any{k: v}
 	}
 	for name, ak := range attacks {
-		_, err := aApps.Call(ctx, "start", "mine", rpc.Kwargs{"additional_kwargs": ak, "wait_for_service": false})
+		_, err := aApps.Call(ctx, "start", "mine", rpc.Kwargs{"additional_kwargs": ak, "wait_for_service": false, "stage": true})
 		wantErr(t, "start with additional_kwargs "+name, err, "Permission denied", "additional_kwargs may not set")
 	}
 	_, err := aApps.Call(ctx, "install", rpc.Kwargs{"app_id": "forged", "additional_kwargs": map[string]any{"token": "x"}, "stage": true,
@@ -478,7 +479,7 @@ func TestHostileSingletonAliasAcrossWorkspaces(t *testing.T) {
 		}
 	}
 	start := func(c *rpc.Client) map[string]any {
-		v, err := service(t, c, "public/server-apps").Call(ctx, "start", "dup", rpc.Kwargs{"wait_for_service": false})
+		v, err := service(t, c, "public/server-apps").Call(ctx, "start", "dup", rpc.Kwargs{"wait_for_service": false, "stage": true})
 		if err != nil {
 			t.Fatal(err)
 		}
