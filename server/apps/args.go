@@ -21,10 +21,16 @@ type args map[string]any
 // bind matches c's positional and keyword arguments to names. The trusted
 // "context" keyword is never taken from the caller; "_rkwargs" (a marker
 // some clients add) is ignored. Unknown keywords are an error, as in Python.
+// argErr is an argument error: it wraps rpc.ErrArguments (Python's
+// TypeError), which HTTP answers with 400.
+func argErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", rpc.ErrArguments, fmt.Sprintf(format, a...))
+}
+
 func bind(fn string, c *rpc.Call, names ...string) (args, error) {
 	a := args{}
 	if len(c.Args) > len(names) {
-		return nil, fmt.Errorf("%s() takes at most %d arguments (%d given)", fn, len(names), len(c.Args))
+		return nil, argErr("%s() takes at most %d arguments (%d given)", fn, len(names), len(c.Args))
 	}
 	for i, v := range c.Args {
 		a[names[i]] = v
@@ -34,10 +40,10 @@ func bind(fn string, c *rpc.Call, names ...string) (args, error) {
 			continue
 		}
 		if !slices.Contains(names, k) {
-			return nil, fmt.Errorf("%s() got an unexpected keyword argument '%s'", fn, k)
+			return nil, argErr("%s() got an unexpected keyword argument '%s'", fn, k)
 		}
 		if _, dup := a[k]; dup {
-			return nil, fmt.Errorf("%s() got multiple values for argument '%s'", fn, k)
+			return nil, argErr("%s() got multiple values for argument '%s'", fn, k)
 		}
 		a[k] = v
 	}
@@ -54,7 +60,7 @@ func (a args) str(name string) (string, error) {
 	case string:
 		return v, nil
 	}
-	return "", fmt.Errorf("argument %s must be a string, got %T", name, a[name])
+	return "", argErr("argument %s must be a string, got %T", name, a[name])
 }
 
 func (a args) boolean(name string, def bool) (bool, error) {
@@ -64,7 +70,7 @@ func (a args) boolean(name string, def bool) (bool, error) {
 	case bool:
 		return v, nil
 	}
-	return false, fmt.Errorf("argument %s must be a boolean, got %T", name, a[name])
+	return false, argErr("argument %s must be a boolean, got %T", name, a[name])
 }
 
 func (a args) mapping(name string) (map[string]any, error) {
@@ -76,7 +82,7 @@ func (a args) mapping(name string) (map[string]any, error) {
 	case rpc.Kwargs:
 		return map[string]any(v), nil
 	}
-	return nil, fmt.Errorf("argument %s must be a dict, got %T", name, a[name])
+	return nil, argErr("argument %s must be a dict, got %T", name, a[name])
 }
 
 // integer accepts whole numbers (int64, uint64 or an integral float).
@@ -88,7 +94,7 @@ func (a args) integer(name string, def int64) (int64, error) {
 	if f, ok := number(v); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return int64(f), nil
 	}
-	return 0, fmt.Errorf("argument %s must be an integer, got %v", name, v)
+	return 0, argErr("argument %s must be an integer, got %v", name, v)
 }
 
 // seconds accepts a number of seconds (int or float); 0 when absent.
@@ -99,7 +105,7 @@ func (a args) seconds(name string) (time.Duration, bool, error) {
 	}
 	f, ok := number(v)
 	if !ok || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false, fmt.Errorf("argument %s must be a non-negative number of seconds, got %v", name, v)
+		return 0, false, argErr("argument %s must be a non-negative number of seconds, got %v", name, v)
 	}
 	return time.Duration(f * float64(time.Second)), true, nil
 }
@@ -127,7 +133,7 @@ func (a args) fn(name string) (*rpc.RemoteFunc, error) {
 	case *rpc.RemoteFunc:
 		return v, nil
 	}
-	return nil, fmt.Errorf("argument %s must be a function, got %T", name, a[name])
+	return nil, argErr("argument %s must be a function, got %T", name, a[name])
 }
 
 // caller is the trusted identity of a call.
