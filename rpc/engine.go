@@ -7,15 +7,16 @@ import (
 	"github.com/hypha-go/hypha/internal/rpcengine"
 )
 
-// The server builds its manager and HTTP caller peers through
-// internal/rpcengine, which this file connects to NewPeer.
+// The engine is not exported: the server builds its manager and HTTP caller
+// peers through internal/rpcengine, which this file connects to newPeer, so
+// that nothing outside this module can build a peer without Connect.
 func init() { rpcengine.New = newEngine }
 
 // engine is a peer seen through rpcengine.Peer.
-type engine struct{ *Peer }
+type engine struct{ *peer }
 
 func newEngine(cfg rpcengine.Config) rpcengine.Peer {
-	return engine{NewPeer(PeerConfig{
+	return engine{newPeer(peerConfig{
 		ClientID: cfg.ClientID, Workspace: cfg.Workspace, ServerBaseURL: cfg.ServerBaseURL,
 		ManagerID: cfg.ManagerID, Send: cfg.Send, Logger: cfg.Logger, Chunks: ChunkLimits(cfg.Chunks),
 	})}
@@ -30,6 +31,6 @@ func (e engine) AddService(svc any, overwrite bool) error {
 	if !ok {
 		return fmt.Errorf("rpc: AddService takes an rpc.Service, not %T", svc)
 	}
-	_, err := e.Peer.AddService(s, overwrite)
+	_, err := e.peer.AddService(s, overwrite)
 	return err
 }
