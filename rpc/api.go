@@ -288,14 +288,14 @@ func (c *Client) Echo(ctx context.Context, v any) (any, error) {
 
 // Func returns a reference to the method path on another peer; calling it
 // sends a request and waits for the result.
-func (p *Peer) Func(target, method string) *RemoteFunc {
+func (p *peer) Func(target, method string) *RemoteFunc {
 	return &RemoteFunc{peer: p, target: target, method: method, promise: "*",
 		raw: map[string]any{"_rtype": "method", "_rtarget": target, "_rmethod": method, "_rpromise": "*"}}
 }
 
 // ServiceValue returns a value that encodes as the local service id (its
 // description with method references), as built-in get_service returns it.
-func (p *Peer) ServiceValue(id string) (any, bool) {
+func (p *peer) ServiceValue(id string) (any, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.services[id]

@@ -87,7 +87,7 @@ type chunkBuffer struct {
 
 // addBuiltin registers the per-peer `built-in` service every peer exposes:
 // ping, get_service and the message_cache used for large messages.
-func (p *Peer) addBuiltin() {
+func (p *peer) addBuiltin() {
 	name := "Builtin services for " + p.cfg.ClientID
 	svc := Service{
 		ID: "built-in", Name: name, Type: "built-in",
@@ -111,14 +111,14 @@ func (p *Peer) addBuiltin() {
 	p.services[ls.id] = ls
 }
 
-func (p *Peer) builtinPing(_ context.Context, c *Call) (any, error) {
+func (p *peer) builtinPing(_ context.Context, c *Call) (any, error) {
 	if m := asString(c.Arg(0, "msg")); m != "ping" {
 		return nil, fmt.Errorf("ping expects \"ping\", got %q", m)
 	}
 	return "pong", nil
 }
 
-func (p *Peer) builtinGetService(_ context.Context, c *Call) (any, error) {
+func (p *peer) builtinGetService(_ context.Context, c *Call) (any, error) {
 	id := asString(c.Arg(0, "service_id"))
 	if me := p.ID(); c.Context.To != me {
 		return nil, fmt.Errorf("get_service addressed to %s reached %s", c.Context.To, me)
@@ -144,7 +144,7 @@ func (p *Peer) builtinGetService(_ context.Context, c *Call) (any, error) {
 // Only the peer the session talks to may do so: a heartbeat chunk keyed by
 // someone else's session would otherwise let any peer keep that call alive
 // or claim the key of its reply.
-func (p *Peer) touchSession(key, from string) error {
+func (p *peer) touchSession(key, from string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.sessions[key]
@@ -161,7 +161,7 @@ func (p *Peer) touchSession(key, from string) error {
 	return nil
 }
 
-func (p *Peer) cacheEntry(key, from string) (*chunkBuffer, error) {
+func (p *peer) cacheEntry(key, from string) (*chunkBuffer, error) {
 	b, ok := p.cache[key]
 	if !ok {
 		return nil, fmt.Errorf("message cache key not found: %s", key)
@@ -172,7 +172,7 @@ func (p *Peer) cacheEntry(key, from string) (*chunkBuffer, error) {
 	return b, nil
 }
 
-func (p *Peer) cacheCreate(_ context.Context, c *Call) (any, error) {
+func (p *peer) cacheCreate(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	hb, _ := c.Arg(1, "heartbeat").(bool)
 	overwrite, _ := c.Arg(2, "overwrite").(bool)
@@ -209,7 +209,7 @@ func (p *Peer) cacheCreate(_ context.Context, c *Call) (any, error) {
 }
 
 // use returns the usage record of sender, creating it.
-func (p *Peer) use(sender string) *chunkUse {
+func (p *peer) use(sender string) *chunkUse {
 	u := p.cacheUse[sender]
 	if u == nil {
 		u = &chunkUse{}
@@ -219,7 +219,7 @@ func (p *Peer) use(sender string) *chunkUse {
 }
 
 // dropCacheLocked removes one message and gives its share back to its sender.
-func (p *Peer) dropCacheLocked(key string, b *chunkBuffer) {
+func (p *peer) dropCacheLocked(key string, b *chunkBuffer) {
 	delete(p.cache, key)
 	p.cacheBytes -= int64(b.size)
 	if u := p.cacheUse[b.owner]; u != nil {
@@ -232,7 +232,7 @@ func (p *Peer) dropCacheLocked(key string, b *chunkBuffer) {
 }
 
 // dropSenderLocked removes every message a sender has in flight (it went away).
-func (p *Peer) dropSenderLocked(sender string) {
+func (p *peer) dropSenderLocked(sender string) {
 	if p.cacheUse[sender] == nil {
 		return
 	}
@@ -243,19 +243,7 @@ func (p *Peer) dropSenderLocked(sender string) {
 	}
 }
 
-// ChunkUsage reports the chunked messages and bytes a sender has in flight
-// in this peer's message cache, and the bytes of all senders (for tests and
-// monitoring).
-func (p *Peer) ChunkUsage(sender string) (messages int, bytes, total int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if u := p.cacheUse[sender]; u != nil {
-		messages, bytes = u.messages, u.bytes
-	}
-	return messages, bytes, p.cacheBytes
-}
-
-func (p *Peer) cachePut(c *Call, key string, index int, data []byte, hb bool) error {
+func (p *peer) cachePut(c *Call, key string, index int, data []byte, hb bool) error {
 	if hb {
 		if err := p.touchSession(key, c.Context.From); err != nil {
 			return err
@@ -294,7 +282,7 @@ func (p *Peer) cachePut(c *Call, key string, index int, data []byte, hb bool) er
 	return nil
 }
 
-func (p *Peer) cacheAppend(_ context.Context, c *Call) (any, error) {
+func (p *peer) cacheAppend(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	data, ok := c.Arg(1, "data").([]byte)
 	if !ok {
@@ -310,7 +298,7 @@ func (p *Peer) cacheAppend(_ context.Context, c *Call) (any, error) {
 	return nil, p.cachePut(c, key, n, data, hb)
 }
 
-func (p *Peer) cacheSet(_ context.Context, c *Call) (any, error) {
+func (p *peer) cacheSet(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	idx, ok := asFloat(c.Arg(1, "index"))
 	if !ok || idx < 0 || idx > maxChunkIndex {
@@ -324,7 +312,7 @@ func (p *Peer) cacheSet(_ context.Context, c *Call) (any, error) {
 	return nil, p.cachePut(c, key, int(idx), data, hb)
 }
 
-func (p *Peer) cacheProcess(_ context.Context, c *Call) (any, error) {
+func (p *peer) cacheProcess(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	hb, _ := c.Arg(1, "heartbeat").(bool)
 	if hb {
@@ -359,7 +347,7 @@ func (p *Peer) cacheProcess(_ context.Context, c *Call) (any, error) {
 	return nil, nil
 }
 
-func (p *Peer) cacheRemove(_ context.Context, c *Call) (any, error) {
+func (p *peer) cacheRemove(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -372,7 +360,7 @@ func (p *Peer) cacheRemove(_ context.Context, c *Call) (any, error) {
 }
 
 // sendChunked delivers a large frame through the target's message_cache.
-func (p *Peer) sendChunked(ctx context.Context, target string, frame []byte, remoteParent string) error {
+func (p *peer) sendChunked(ctx context.Context, target string, frame []byte, remoteParent string) error {
 	key, hb := remoteParent, remoteParent != ""
 	if key == "" {
 		key = idgen.New()

@@ -11,7 +11,7 @@ import (
 // RemoteFunc is a function of another peer, received in a service or as a
 // callback argument. It is safe for concurrent use.
 type RemoteFunc struct {
-	peer         *Peer
+	peer         *peer
 	target       string // absolute peer id
 	method       string
 	promise      any // "*", true or false
@@ -25,7 +25,7 @@ type RemoteFunc struct {
 	refused error
 }
 
-func (p *Peer) newRemoteFunc(x map[string]any, ds *decState) *RemoteFunc {
+func (p *peer) newRemoteFunc(x map[string]any, ds *decState) *RemoteFunc {
 	target := asString(x["_rtarget"])
 	if target != "" && !strings.Contains(target, "/") && ds != nil && ds.remoteWS != "" {
 		target = ds.remoteWS + "/" + target
@@ -102,7 +102,7 @@ func (f *RemoteFunc) CallInto(ctx context.Context, out any, args ...any) error {
 	return Decode(v, out)
 }
 
-func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error) {
+func (p *peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error) {
 	if f.refused != nil {
 		return nil, f.refused
 	}
@@ -198,7 +198,7 @@ func (p *Peer) call(ctx context.Context, f *RemoteFunc, args []any) (any, error)
 	}
 }
 
-func (p *Peer) fullPromise(sid string, timeout time.Duration) map[string]any {
+func (p *peer) fullPromise(sid string, timeout time.Duration) map[string]any {
 	me := p.ID()
 	ref := func(name string) map[string]any {
 		return map[string]any{"_rtype": "method", "_rtarget": me, "_rmethod": sid + "." + name, "_rpromise": false}
@@ -209,7 +209,7 @@ func (p *Peer) fullPromise(sid string, timeout time.Duration) map[string]any {
 	}
 }
 
-func (p *Peer) expire(sid string, pc *pendingCall) {
+func (p *peer) expire(sid string, pc *pendingCall) {
 	p.mu.Lock()
 	s, ok := p.sessions[sid]
 	if !ok || s.call != pc {
@@ -221,7 +221,7 @@ func (p *Peer) expire(sid string, pc *pendingCall) {
 	pc.finish(callResult{err: fmt.Errorf("%w after %s: %s", ErrTimeout, pc.timeout, pc.desc)})
 }
 
-func (p *Peer) dropSession(id string) {
+func (p *peer) dropSession(id string) {
 	p.mu.Lock()
 	if s, ok := p.sessions[id]; ok && s.call != nil && s.call.timer != nil {
 		s.call.timer.Stop()
@@ -232,7 +232,7 @@ func (p *Peer) dropSession(id string) {
 
 // settle handles <session>.resolve / .reject / .heartbeat addressed to one of
 // our pending calls. It reports whether the method was such a call.
-func (p *Peer) settle(method, from string, args []any, ds *decState) (handled bool, err error) {
+func (p *peer) settle(method, from string, args []any, ds *decState) (handled bool, err error) {
 	i := strings.LastIndexByte(method, '.')
 	if i <= 0 {
 		return false, nil

@@ -47,10 +47,15 @@ type Config struct {
 	// setups and trusted networks.
 	InsecureSkipVerify bool
 	// AllowForeignCallables lets this client call functions that a peer
-	// sent but does not own (see PeerConfig.AllowForeignCallables). By
-	// default they are refused with ErrForeignCallable: a client that calls
-	// a function given by X under its own identity must be sure the
-	// function is X's.
+	// sent but does not own (whose _rtarget is not the sender). By default
+	// they are refused with ErrForeignCallable when they are decoded: a call
+	// carrying one in its arguments or promise is rejected before the
+	// handler runs, and a result carrying one fails the call; functions
+	// forwarded by the server's manager are accepted, since the manager
+	// checks them itself. A client that calls a function given by X under
+	// its own identity must be sure the function is X's: set this only when
+	// every peer that can reach this client is trusted not to aim its
+	// identity at a third party.
 	AllowForeignCallables bool
 	// ChunkLimits bounds the chunked messages other peers send to this
 	// client, per sending peer (zero fields take the defaults).
@@ -73,7 +78,7 @@ type ConnectionInfo struct {
 // Client is a connection to a Hypha server. It is safe for concurrent use.
 type Client struct {
 	cfg  Config
-	peer *Peer
+	peer *peer
 	log  *slog.Logger
 
 	mu          sync.Mutex
@@ -131,7 +136,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.peer = NewPeer(PeerConfig{
+	c.peer = newPeer(peerConfig{
 		ClientID: cfg.ClientID, Workspace: info.Workspace, ServerBaseURL: info.PublicBaseURL,
 		ManagerID: info.ManagerID, Send: c.send, MethodTimeout: cfg.MethodTimeout, Logger: cfg.Logger,
 		DefaultContext:        map[string]any{"connection_type": "websocket"},

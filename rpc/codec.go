@@ -24,7 +24,7 @@ type encState struct {
 // its functions encode as stable service method references.
 type serviceValue struct{ svc *localService }
 
-func (p *Peer) encode(v any, st *encState) (any, error) {
+func (p *peer) encode(v any, st *encState) (any, error) {
 	switch x := v.(type) {
 	case nil, bool, string, []byte, int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64,
 		float32, float64, wire.Raw, time.Time:
@@ -118,7 +118,7 @@ func (p *Peer) encode(v any, st *encState) (any, error) {
 
 // storeFunc keeps a local function in the encoding session and returns the
 // method reference that lets the receiver call it back.
-func (p *Peer) storeFunc(v any, st *encState) (any, error) {
+func (p *peer) storeFunc(v any, st *encState) (any, error) {
 	if st == nil {
 		return nil, fmt.Errorf("rpc: a function cannot be sent here")
 	}
@@ -172,7 +172,7 @@ type decState struct {
 	localParent  string // session in our store replies should nest under
 }
 
-func (p *Peer) decode(v any, ds *decState) any {
+func (p *peer) decode(v any, ds *decState) any {
 	switch x := v.(type) {
 	case map[string]any:
 		if rt, ok := x["_rtype"].(string); ok {
@@ -197,7 +197,7 @@ func (p *Peer) decode(v any, ds *decState) any {
 	return v
 }
 
-func (p *Peer) decodeSpecial(rt string, x map[string]any, ds *decState) any {
+func (p *peer) decodeSpecial(rt string, x map[string]any, ds *decState) any {
 	switch rt {
 	case "method":
 		return p.newRemoteFunc(x, ds)

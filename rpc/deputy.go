@@ -15,7 +15,7 @@ import (
 
 // foreignErr reports why a function of target, received from the trusted
 // sender from, may not be called by this peer (nil when it may).
-func (p *Peer) foreignErr(from, target, method string) error {
+func (p *peer) foreignErr(from, target, method string) error {
 	if p.cfg.AllowForeignCallables || from == "" || target == from {
 		return nil
 	}
@@ -36,6 +36,6 @@ func (p *Peer) foreignErr(from, target, method string) error {
 
 // refused logs a refused foreign function, at most once a minute with a
 // count of the refusals in between, so a hostile peer cannot flood the log.
-func (p *Peer) refused(err error, from string) {
+func (p *peer) refused(err error, from string) {
 	p.refusals.Warn(p.log, "refused a foreign callable", "from", from, "err", err)
 }

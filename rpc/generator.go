@@ -155,7 +155,7 @@ func (g *generator) finishLocked() {
 
 // storeGenerator keeps seq in the encoding session and returns the
 // generator reference that lets the receiver pull from it.
-func (p *Peer) storeGenerator(seq iter.Seq2[any, error], cancel context.CancelFunc, st *encState) (any, error) {
+func (p *peer) storeGenerator(seq iter.Seq2[any, error], cancel context.CancelFunc, st *encState) (any, error) {
 	if st == nil {
 		if cancel != nil {
 			cancel()
@@ -225,7 +225,7 @@ type RemoteGenerator struct {
 	done        atomic.Bool
 }
 
-func (p *Peer) newRemoteGenerator(x map[string]any, ds *decState) *RemoteGenerator {
+func (p *peer) newRemoteGenerator(x map[string]any, ds *decState) *RemoteGenerator {
 	if x["_rpromise"] == nil {
 		x["_rpromise"] = "*"
 	}

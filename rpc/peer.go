@@ -23,7 +23,7 @@ var (
 	ErrPermission       = errors.New("permission denied")
 	// ErrForeignCallable refuses a function received from one peer that
 	// belongs to another: calling it would act for the sender under this
-	// peer's identity (a confused deputy). See PeerConfig.AllowForeignCallables.
+	// peer's identity (a confused deputy). See Config.AllowForeignCallables.
 	ErrForeignCallable = errors.New("foreign callable refused")
 	// ErrLimit is wrapped by the errors of a configured limit being reached.
 	ErrLimit = errors.New("limit exceeded")
@@ -45,9 +45,10 @@ const (
 	sessionIdleExpiry = 10 * time.Minute
 )
 
-// PeerConfig configures a Peer, the RPC engine shared by clients and the
-// embedded server's manager.
-type PeerConfig struct {
+// peerConfig configures a peer, the RPC engine shared by clients and the
+// embedded server's manager and HTTP callers (which build it through
+// internal/rpcengine, see engine.go).
+type peerConfig struct {
 	ClientID      string
 	Workspace     string // "*" for the server's manager
 	ServerBaseURL string // written into every encoded function as _rserver
@@ -60,22 +61,16 @@ type PeerConfig struct {
 	Logger         *slog.Logger
 	DefaultContext map[string]any
 	// AllowForeignCallables accepts functions whose owner (_rtarget) is not
-	// the peer that sent them. By default such a function is refused when it
-	// is decoded (ErrForeignCallable): the call carrying it in its arguments
-	// or promise is rejected before the handler runs, and a result carrying
-	// it fails the call; functions forwarded by the server's manager are
-	// accepted, since the manager checks them itself. Set it only when every
-	// peer that can reach this one is trusted not to aim this peer's
-	// identity at a third party.
+	// the peer that sent them: see Config.AllowForeignCallables.
 	AllowForeignCallables bool
 	// Chunks bounds the chunked messages reassembled for other peers.
 	Chunks ChunkLimits
 }
 
-// Peer is one RPC endpoint: an object store of services and call sessions
+// peer is one RPC endpoint: an object store of services and call sessions
 // driven by incoming frames (HandleFrame) and producing frames through Send.
-type Peer struct {
-	cfg    PeerConfig
+type peer struct {
+	cfg    peerConfig
 	log    *slog.Logger
 	closed chan struct{}
 	once   sync.Once
@@ -126,15 +121,16 @@ type callResult struct {
 
 type eventHandler struct{ fn func(map[string]any) }
 
-// NewPeer creates a peer. Most users want Connect instead.
-func NewPeer(cfg PeerConfig) *Peer {
+// newPeer creates a peer: Connect builds one per client, and the server
+// builds its own through rpcengine.New (engine.go).
+func newPeer(cfg peerConfig) *peer {
 	if cfg.MethodTimeout <= 0 {
 		cfg.MethodTimeout = defaultMethodTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Peer{
+	p := &peer{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		closed:    make(chan struct{}),
@@ -158,20 +154,20 @@ func NewPeer(cfg PeerConfig) *Peer {
 }
 
 // ID returns "<workspace>/<client_id>".
-func (p *Peer) ID() string {
+func (p *peer) ID() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.workspace + "/" + p.cfg.ClientID
 }
 
-func (p *Peer) ws() string {
+func (p *peer) ws() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.workspace
 }
 
 // setIdentity updates the workspace and manager id (after a (re)connection).
-func (p *Peer) setIdentity(ws, managerID string) {
+func (p *peer) setIdentity(ws, managerID string) {
 	p.mu.Lock()
 	p.workspace = ws
 	p.managerID = managerID
@@ -179,7 +175,7 @@ func (p *Peer) setIdentity(ws, managerID string) {
 }
 
 // Close rejects every pending call with ErrClosed and stops background work.
-func (p *Peer) Close() {
+func (p *peer) Close() {
 	p.once.Do(func() {
 		close(p.closed)
 		p.cancelBase()
@@ -215,14 +211,14 @@ func (c *pendingCall) finish(r callResult) {
 
 // RejectAll fails every pending call with err (used when the connection is
 // lost for good).
-func (p *Peer) RejectAll(err error) {
+func (p *peer) RejectAll(err error) {
 	p.rejectWhere(func(*session) bool { return true }, err)
 }
 
 // RejectTarget fails pending calls to a peer that has gone away, drops
 // the chunked messages it was sending (its share of the message cache) and
 // releases the generators it was reading.
-func (p *Peer) RejectTarget(target string, err error) {
+func (p *peer) RejectTarget(target string, err error) {
 	p.mu.Lock()
 	p.dropSenderLocked(target)
 	for id, s := range p.sessions {
@@ -234,7 +230,7 @@ func (p *Peer) RejectTarget(target string, err error) {
 	p.rejectWhere(func(s *session) bool { return s.target == target }, err)
 }
 
-func (p *Peer) rejectWhere(match func(*session) bool, err error) {
+func (p *peer) rejectWhere(match func(*session) bool, err error) {
 	p.mu.Lock()
 	var pend []*pendingCall
 	for id, s := range p.sessions {
@@ -250,7 +246,7 @@ func (p *Peer) rejectWhere(match func(*session) bool, err error) {
 }
 
 // newSession creates a session nested under parent (if it still exists).
-func (p *Peer) newSessionLocked(parent, target string) *session {
+func (p *peer) newSessionLocked(parent, target string) *session {
 	id := idgen.New()
 	if parent != "" {
 		if ps, ok := p.sessions[parent]; ok {
@@ -263,7 +259,7 @@ func (p *Peer) newSessionLocked(parent, target string) *session {
 	return s
 }
 
-func (p *Peer) deleteSessionLocked(id string) {
+func (p *peer) deleteSessionLocked(id string) {
 	s, ok := p.sessions[id]
 	if !ok {
 		return
@@ -277,7 +273,7 @@ func (p *Peer) deleteSessionLocked(id string) {
 
 // gcLoop drops sessions that hold only callbacks (no pending call) and saw no
 // activity for sessionIdleExpiry, so fire-and-forget callbacks cannot leak forever.
-func (p *Peer) gcLoop() {
+func (p *peer) gcLoop() {
 	defer p.wg.Done()
 	t := time.NewTicker(min(sessionIdleExpiry, p.chunks.Idle) / 2)
 	defer t.Stop()
@@ -305,7 +301,7 @@ func (p *Peer) gcLoop() {
 // On registers a handler for events (messages whose type is not "method"),
 // such as client_disconnected or service_added. It returns a function that
 // removes the handler. Handlers run on their own goroutine.
-func (p *Peer) On(eventType string, fn func(data map[string]any)) (off func()) {
+func (p *peer) On(eventType string, fn func(data map[string]any)) (off func()) {
 	h := &eventHandler{fn: fn}
 	p.mu.Lock()
 	p.handlers[eventType] = append(p.handlers[eventType], h)
@@ -323,7 +319,7 @@ func (p *Peer) On(eventType string, fn func(data map[string]any)) (off func()) {
 	}
 }
 
-func (p *Peer) emitLocal(eventType string, msg map[string]any) {
+func (p *peer) emitLocal(eventType string, msg map[string]any) {
 	p.mu.Lock()
 	hs := append([]*eventHandler(nil), p.handlers[eventType]...)
 	p.mu.Unlock()
@@ -339,7 +335,7 @@ const badFrameLogEvery = 10 * time.Second
 // HandleFrame processes one binary frame from the transport. It decodes on
 // the caller's goroutine and never runs user code there. Frames that cannot
 // be decoded are dropped and logged at most once per badFrameLogEvery.
-func (p *Peer) HandleFrame(frame []byte) {
+func (p *peer) HandleFrame(frame []byte) {
 	if err := p.Receive(frame); err != nil {
 		p.badFrames.Warn(p.log, "dropping undecodable frame", "err", err, "bytes", len(frame))
 	}
@@ -348,7 +344,7 @@ func (p *Peer) HandleFrame(frame []byte) {
 // Receive is HandleFrame for callers that account for bad frames themselves
 // (the server counts them per connection): it logs nothing and returns the
 // decoding error, which wraps wire.ErrMalformed.
-func (p *Peer) Receive(frame []byte) error {
+func (p *peer) Receive(frame []byte) error {
 	main, extra, user, err := wire.DecodeFrameRawUser(frame)
 	if err != nil {
 		return err
@@ -366,7 +362,7 @@ const maxCachedUsers = 256
 // decodeUser decodes the server-stamped user of a message. Each client's
 // messages carry identical user bytes, so decoded users are cached by their
 // bytes; the cached maps are shared and must be treated as read-only.
-func (p *Peer) decodeUser(raw []byte) any {
+func (p *peer) decodeUser(raw []byte) any {
 	p.mu.Lock()
 	u, ok := p.users[string(raw)]
 	p.mu.Unlock()
@@ -388,7 +384,7 @@ func (p *Peer) decodeUser(raw []byte) any {
 
 // handleMessage dispatches a decoded message. override, when set, replaces the
 // trusted fields (used for reassembled chunked messages).
-func (p *Peer) handleMessage(main, extra map[string]any, override map[string]any) {
+func (p *peer) handleMessage(main, extra map[string]any, override map[string]any) {
 	for k, v := range override {
 		switch k {
 		case "from", "to", "ws", "user":
@@ -461,7 +457,7 @@ func isSettle(method string) bool {
 	return strings.HasSuffix(method, ".resolve") || strings.HasSuffix(method, ".reject") || strings.HasSuffix(method, ".heartbeat")
 }
 
-func (p *Peer) onClientDisconnected(data map[string]any) {
+func (p *peer) onClientDisconnected(data map[string]any) {
 	id, _ := data["id"].(string)
 	if id == "" {
 		return
@@ -475,7 +471,7 @@ func (p *Peer) onClientDisconnected(data map[string]any) {
 
 // sendMessage encodes and sends main+extra, chunking through the target's
 // message_cache when the frame is large.
-func (p *Peer) sendMessage(ctx context.Context, main, extra map[string]any, remoteParent string) error {
+func (p *peer) sendMessage(ctx context.Context, main, extra map[string]any, remoteParent string) error {
 	var frame []byte
 	var err error
 	if extra != nil {

@@ -531,7 +531,7 @@ func membersSchema(m map[string]any) map[string]any {
 }
 
 // info is the service description sent to the manager's register_service.
-func (p *Peer) serviceInfo(s *localService) map[string]any {
+func (p *peer) serviceInfo(s *localService) map[string]any {
 	ws := p.ws()
 	cfg := make(map[string]any, len(s.config)+1)
 	for k, v := range s.config {
@@ -556,7 +556,7 @@ func (p *Peer) serviceInfo(s *localService) map[string]any {
 
 // encodeService is the service as returned by built-in get_service: its
 // description plus method references for every function.
-func (p *Peer) encodeService(s *localService) map[string]any {
+func (p *peer) encodeService(s *localService) map[string]any {
 	me := p.ID()
 	out := map[string]any{
 		"id": s.id, "name": s.name, "type": s.typ, "description": s.desc,
@@ -595,7 +595,7 @@ func (p *Peer) encodeService(s *localService) map[string]any {
 
 // AddService stores a service locally (without telling any server) and
 // returns its description for register_service.
-func (p *Peer) AddService(s Service, overwrite bool) (map[string]any, error) {
+func (p *peer) AddService(s Service, overwrite bool) (map[string]any, error) {
 	ls, err := newLocalService(s)
 	if err != nil {
 		return nil, err
@@ -611,7 +611,7 @@ func (p *Peer) AddService(s Service, overwrite bool) (map[string]any, error) {
 }
 
 // RemoveService deletes a local service.
-func (p *Peer) RemoveService(id string) bool {
+func (p *peer) RemoveService(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.services[id]; !ok {
@@ -623,7 +623,7 @@ func (p *Peer) RemoveService(id string) bool {
 
 // ServiceInfos returns the registration descriptions of every local service,
 // built-in first.
-func (p *Peer) ServiceInfos() []map[string]any {
+func (p *peer) ServiceInfos() []map[string]any {
 	p.mu.Lock()
 	list := make([]*localService, 0, len(p.services))
 	for _, s := range p.services {
@@ -647,7 +647,7 @@ func (p *Peer) ServiceInfos() []map[string]any {
 }
 
 // handleMethod runs an incoming method call.
-func (p *Peer) handleMethod(msg, ctx map[string]any) {
+func (p *peer) handleMethod(msg, ctx map[string]any) {
 	method := asString(msg["method"])
 	from := asString(msg["from"])
 	remoteWS, remoteCID := splitPeer(from)
@@ -749,7 +749,7 @@ func (p *Peer) handleMethod(msg, ctx map[string]any) {
 	go p.run(lf, call, resolve, reject, heartbeat, interval)
 }
 
-func (p *Peer) resolveMethod(method, from, remoteWS, remoteCID, localWS, managerID string) (*localFunc, error) {
+func (p *peer) resolveMethod(method, from, remoteWS, remoteCID, localWS, managerID string) (*localFunc, error) {
 	parts := strings.Split(method, ".")
 	if len(parts) >= 3 && parts[0] == "services" {
 		p.mu.Lock()
@@ -796,7 +796,7 @@ func (p *Peer) resolveMethod(method, from, remoteWS, remoteCID, localWS, manager
 // result or error back. The heartbeat is a re-armed timer rather than a
 // goroutine, and the handler's context is the peer's own, so that quick
 // calls cost no extra goroutine, timer or context.
-func (p *Peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *RemoteFunc, interval time.Duration) {
+func (p *peer) run(lf *localFunc, call *Call, resolve, reject, heartbeat *RemoteFunc, interval time.Duration) {
 	ctx := p.baseCtx
 	if heartbeat != nil && interval > 0 {
 		var mu sync.Mutex
@@ -862,7 +862,7 @@ func safeCall(ctx context.Context, lf *localFunc, call *Call) (v any, err error)
 	return lf.call(ctx, call)
 }
 
-func (p *Peer) reply(fn *RemoteFunc, v any) {
+func (p *peer) reply(fn *RemoteFunc, v any) {
 	// Replies are fire-and-forget; they are bounded by the peer's life (and
 	// large ones by the chunk calls' own timeouts), not by a timer here.
 	ctx := p.baseCtx

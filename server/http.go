@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -207,15 +208,15 @@ func (s *Server) httpServiceInfo(w http.ResponseWriter, r *http.Request) {
 // client. ws must be the user's own workspace (httpWorkspace), never the
 // callee's: upstream places this peer in the service's workspace, which
 // made any HTTP caller a member of it. release disconnects it.
-func (s *Server) userPeer(u *auth.UserInfo, ws string) (peer *rpc.Peer, release func()) {
+func (s *Server) userPeer(u *auth.UserInfo, ws string) (peer rpcengine.Peer, release func()) {
 	cid := "http-" + idgen.New()
 	user := u.Clone()
 	user.Scope.CurrentWorkspace, user.CurrentWorkspace, user.Scope.ClientID = ws, ws, cid
 	c := &conn{id: ws + "/" + cid, ws: ws, cid: cid, user: user, userRaw: mustRawUser(user),
 		readOnly: true, closed: make(chan struct{}), subs: map[string]bool{}}
-	peer = rpc.NewPeer(rpc.PeerConfig{
+	peer = rpcengine.New(rpcengine.Config{
 		ClientID: cid, Workspace: ws, ServerBaseURL: s.URL(), ManagerID: s.managerID,
-		Logger: s.log.With("peer", c.id), Chunks: s.cfg.Chunks,
+		Logger: s.log.With("peer", c.id), Chunks: rpcengine.ChunkLimits(s.cfg.Chunks),
 		Send: func(_ context.Context, frame []byte) error { return s.router.route(c, frame) },
 	})
 	c.deliverFn = peer.Receive

@@ -67,7 +67,7 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 	// sees (and authorises) exactly who is calling.
 	peer, release := s.userPeer(u, callerWS)
 	defer release()
-	v, err := peer.Func(e.ClientKey(), "services.built-in.get_service").Call(ctx, e.Name)
+	v, err := peer.Call(ctx, e.ClientKey(), "services.built-in.get_service", e.Name)
 	if err != nil {
 		httpError(w, http.StatusBadGateway, err.Error())
 		return

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/server/registry"
@@ -17,14 +18,14 @@ import (
 // The manager peer lives at "*/manager-<server id>" and serves the `default`
 // service every client fetches while connecting.
 
-func (s *Server) newManagerPeer() *rpc.Peer {
+func (s *Server) newManagerPeer() rpcengine.Peer {
 	root := auth.RootUser()
 	mc := &conn{id: "*/" + s.managerID, ws: "*", cid: s.managerID, user: root,
 		closed: make(chan struct{}), subs: map[string]bool{}}
 	mc.userRaw = mustRawUser(root)
-	peer := rpc.NewPeer(rpc.PeerConfig{
+	peer := rpcengine.New(rpcengine.Config{
 		ClientID: s.managerID, Workspace: "*", ServerBaseURL: s.URL(), ManagerID: s.managerID,
-		Logger: s.log.With("peer", "manager"), Chunks: s.cfg.Chunks,
+		Logger: s.log.With("peer", "manager"), Chunks: rpcengine.ChunkLimits(s.cfg.Chunks),
 		Send: func(ctx context.Context, frame []byte) error {
 			return s.router.route(mc, frame)
 		},
@@ -70,7 +71,7 @@ func (s *Server) newManagerPeer() *rpc.Peer {
 		"bookmark":              rpc.HandlerFunc(s.mBookmark),
 		"unbookmark":            rpc.HandlerFunc(s.mUnbookmark),
 	}
-	_, err := peer.AddService(rpc.Service{
+	err := peer.AddService(rpc.Service{
 		ID: "default", Name: "Default workspace management service", Description: "Services for managing workspace.",
 		Config:    rpc.ServiceConfig{Visibility: "public", RequireContext: true, Extra: s.managerConfig()},
 		Functions: fns,
@@ -92,7 +93,7 @@ func (s *Server) managerConfig() map[string]any {
 
 // callPeer calls a method of a connected peer as the manager.
 func (s *Server) callPeer(ctx context.Context, target, method string, args ...any) (any, error) {
-	return s.manager.Func(target, method).Call(ctx, args...)
+	return s.manager.Call(ctx, target, method, args...)
 }
 
 func caller(c *rpc.Call) (*auth.UserInfo, string, error) {

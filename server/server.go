@@ -17,6 +17,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/server/registry"
@@ -129,7 +130,7 @@ type Server struct {
 	managerID string
 	registry  *registry.Registry
 	router    *router
-	manager   *rpc.Peer
+	manager   rpcengine.Peer
 	work      *workspaces
 	mux       *http.ServeMux
 
