@@ -264,7 +264,7 @@ func TestInstallValidation(t *testing.T) {
 		{"entry dotdot", rpc.Kwargs{"manifest": map[string]any{"type": "test-app", "entry_point": "../x"}, "source": "print(1)"}, "invalid file path"},
 		{"bad app id", rpc.Kwargs{"manifest": map[string]any{"type": "test-app", "entry_point": "main.txt"}, "files": files, "app_id": "a/b"}, "is not a valid string"},
 		{"bad base64", rpc.Kwargs{"manifest": map[string]any{"type": "test-app", "entry_point": "main.txt"}, "files": append(files, map[string]any{"path": "b.bin", "content": "!!", "format": "base64"})}, "Failed to decode base64"},
-		{"unknown kwarg", rpc.Kwargs{"manifest": map[string]any{"type": "test-app"}, "bogus": 1}, "unexpected keyword argument 'bogus'"},
+		{"unknown kwarg", rpc.Kwargs{"manifest": map[string]any{"type": "test-app"}, "bogus": 1}, `unexpected keyword argument "bogus"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			callErr(t, apps, "install", tc.want, with(tc.kw, "stage", true))
@@ -680,5 +680,20 @@ func TestRestartKeepsSessionRecords(t *testing.T) {
 	got = asMap(t, call(t, apps3, "get_session_info", sid))
 	if got["stop_pending"] != true || !strings.Contains(fmt.Sprint(got["reason"]), "stop requested while its worker was away") {
 		t.Fatalf("session after a second restart = %v", got)
+	}
+}
+
+// TestAPISchemaListsParameters: the controller's functions declare their
+// parameters, so that a client (or an HTTP user) sees them in the schema.
+func TestAPISchemaListsParameters(t *testing.T) {
+	_, _, _, apps, _ := setup(t)
+	for fn, want := range map[string]string{"start": "app_id", "get_logs": "follower", "edit_file": "file_content", "stop": "raise_exception"} {
+		f := apps.Func(fn)
+		if f == nil {
+			t.Fatalf("server-apps has no %s", fn)
+		}
+		if s := fmt.Sprint(f.Schema()); !strings.Contains(s, want) {
+			t.Errorf("%s's schema lacks %q: %s", fn, want, s)
+		}
 	}
 }

@@ -201,6 +201,18 @@ func (c *Controller) sessionWorkspace(cl *caller, sessionID string, p auth.Permi
 }
 
 // handler adapts a method that needs the caller into an rpc.HandlerFunc.
+// api is a controller function as registered: the handler, with its
+// parameter names declared (all optional: each function checks what it
+// needs, with upstream's messages) so that the service schema lists them
+// and keyword arguments by name, over HTTP too, reach them.
+func (c *Controller) api(name string, fn func(ctx context.Context, cl *caller, call *rpc.Call) (any, error), params []string) any {
+	opt := make([]string, len(params))
+	for i, p := range params {
+		opt[i] = p + "?"
+	}
+	return rpc.Params(c.handler(name, fn), opt...)
+}
+
 func (c *Controller) handler(name string, fn func(ctx context.Context, cl *caller, call *rpc.Call) (any, error)) rpc.HandlerFunc {
 	return func(ctx context.Context, call *rpc.Call) (any, error) {
 		cl, err := callerOf(call)

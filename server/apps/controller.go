@@ -193,19 +193,19 @@ func (c *Controller) connect(ctx context.Context, ws, clientID string) (*rpc.Cli
 
 func (c *Controller) register(ctx context.Context) error {
 	fns := map[string]any{
-		"install":          c.handler("install", c.mInstall),
-		"uninstall":        c.handler("uninstall", c.mUninstall),
-		"start":            c.handler("start", c.mStart),
-		"stop":             c.handler("stop", c.mStop),
-		"list_apps":        c.handler("list_apps", c.mListApps),
-		"list_running":     c.handler("list_running", c.mListRunning),
-		"list_workers":     c.handler("list_workers", c.mListWorkers),
-		"get_logs":         c.handler("get_logs", c.mGetLogs),
-		"get_app_info":     c.handler("get_app_info", c.mGetAppInfo),
-		"get_session_info": c.handler("get_session_info", c.mGetSessionInfo),
-		"commit_app":       c.handler("commit_app", c.mCommitApp),
-		"list_files":       c.handler("list_files", c.mListFiles),
-		"read_file":        c.handler("read_file", c.mReadFile),
+		"install":          c.api("install", c.mInstall, installParams),
+		"uninstall":        c.api("uninstall", c.mUninstall, uninstallParams),
+		"start":            c.api("start", c.mStart, startParams),
+		"stop":             c.api("stop", c.mStop, stopParams),
+		"list_apps":        c.api("list_apps", c.mListApps, listAppsParams),
+		"list_running":     c.api("list_running", c.mListRunning, listRunningParams),
+		"list_workers":     c.api("list_workers", c.mListWorkers, listWorkersParams),
+		"get_logs":         c.api("get_logs", c.mGetLogs, getLogsParams),
+		"get_app_info":     c.api("get_app_info", c.mGetAppInfo, getAppInfoParams),
+		"get_session_info": c.api("get_session_info", c.mGetSessionInfo, getSessionInfoParams),
+		"commit_app":       c.api("commit_app", c.mCommitApp, commitAppParams),
+		"list_files":       c.api("list_files", c.mListFiles, listFilesParams),
+		"read_file":        c.api("read_file", c.mReadFile, readFileParams),
 	}
 	maps.Copy(fns, c.extraFunctions()) // edit.go
 	if _, err := c.client.RegisterService(ctx, rpc.Service{
@@ -221,9 +221,9 @@ func (c *Controller) register(ctx context.Context) error {
 		Description: "Read access to the files of installed server apps.",
 		Config:      rpc.ServiceConfig{Visibility: "public", RequireContext: true},
 		Functions: map[string]any{
-			"get_file":   c.handler("get_file", c.mGetFile),
-			"list_files": c.handler("list_files", c.mArtifactListFiles),
-			"discard":    c.handler("discard", c.mDiscard),
+			"get_file":   c.api("get_file", c.mGetFile, getFileParams),
+			"list_files": c.api("list_files", c.mArtifactListFiles, artifactListFilesParams),
+			"discard":    c.api("discard", c.mDiscard, discardParams),
 		},
 	})
 	return err

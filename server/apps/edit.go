@@ -71,11 +71,11 @@ func (c *Controller) closeExtra() {
 // extraFunctions are the server-apps functions defined in this file.
 func (c *Controller) extraFunctions() map[string]any {
 	return map[string]any{
-		"edit_file":             c.handler("edit_file", c.mEditFile),
-		"remove_file":           c.handler("remove_file", c.mRemoveFile),
-		"edit_app":              c.handler("edit_app", c.mEditApp),
-		"validate_app_manifest": c.handler("validate_app_manifest", c.mValidateAppManifest),
-		"edit_worker":           c.handler("edit_worker", c.mEditWorker),
+		"edit_file":             c.api("edit_file", c.mEditFile, editFileParams),
+		"remove_file":           c.api("remove_file", c.mRemoveFile, removeFileParams),
+		"edit_app":              c.api("edit_app", c.mEditApp, editAppParams),
+		"validate_app_manifest": c.api("validate_app_manifest", c.mValidateAppManifest, validateAppManifestParams),
+		"edit_worker":           c.api("edit_worker", c.mEditWorker, editWorkerParams),
 	}
 }
 
@@ -161,8 +161,11 @@ func usage(root *os.Root) (files int, total int64, err error) {
 	return files, total, err
 }
 
+// editFileParams are the parameters of edit_file, in order (schema and binding).
+var editFileParams = []string{"app_id", "file_path", "file_content", "stage"}
+
 func (c *Controller) mEditFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("edit_file", call, "app_id", "file_path", "file_content", "stage")
+	a, err := bind("edit_file", call, editFileParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +258,11 @@ func (c *Controller) mEditFile(_ context.Context, cl *caller, call *rpc.Call) (a
 	return nil, nil
 }
 
+// removeFileParams are the parameters of remove_file, in order (schema and binding).
+var removeFileParams = []string{"app_id", "file_path", "stage"}
+
 func (c *Controller) mRemoveFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("remove_file", call, "app_id", "file_path", "stage")
+	a, err := bind("remove_file", call, removeFileParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -308,8 +314,11 @@ func (c *Controller) mRemoveFile(_ context.Context, cl *caller, call *rpc.Call) 
 // controller owns them.
 var editAppKeys = []string{"id", "services", "service_ids", "startup_context", "source_hash"}
 
+// editAppParams are the parameters of edit_app, in order (schema and binding).
+var editAppParams = []string{"app_id", "manifest", "disabled", "autoscaling_config", "autoscaling_manifest", "startup_config", "stage"}
+
 func (c *Controller) mEditApp(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("edit_app", call, "app_id", "manifest", "disabled", "autoscaling_config", "autoscaling_manifest", "startup_config", "stage")
+	a, err := bind("edit_app", call, editAppParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -459,8 +468,11 @@ func (c *Controller) stopAppSessions(ctx context.Context, ws, id string) {
 // browserAppTypes are the app types upstream's validation knows.
 var browserAppTypes = []string{"window", "web-worker", "web-python", "mcp-server", "a2a-agent"}
 
+// validateAppManifestParams are the parameters of validate_app_manifest, in order (schema and binding).
+var validateAppManifestParams = []string{"manifest"}
+
 func (c *Controller) mValidateAppManifest(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("validate_app_manifest", call, "manifest")
+	a, err := bind("validate_app_manifest", call, validateAppManifestParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -603,8 +615,11 @@ func (c *Controller) workerDisabled(id string) bool {
 	return c.extra.disabled[id]
 }
 
+// editWorkerParams are the parameters of edit_worker, in order (schema and binding).
+var editWorkerParams = []string{"worker_id", "disabled"}
+
 func (c *Controller) mEditWorker(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("edit_worker", call, "worker_id", "disabled")
+	a, err := bind("edit_worker", call, editWorkerParams...)
 	if err != nil {
 		return nil, err
 	}

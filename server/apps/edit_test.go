@@ -262,7 +262,7 @@ func TestHostileEditAppHTTP(t *testing.T) {
 	}
 	// A wrong argument is the caller's error (400), named, not a 500.
 	code, body, err = httpDo(ctx, s.URL()+"/public/services/server-apps/edit_file?app_id="+aliceWS+"/web&file_path=b.txt&content=x", userToken(t, s, "alice"))
-	if err != nil || code != 400 || !strings.Contains(body, "unexpected keyword argument 'content'") {
+	if err != nil || code != 400 || !strings.Contains(body, `unexpected keyword argument \"content\"`) {
 		t.Fatalf("HTTP edit_file with an unknown argument: %d %s %v", code, body, err)
 	}
 }

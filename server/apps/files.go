@@ -26,13 +26,15 @@ func (c *Controller) fileURL(ws, id, p string) string {
 	return c.host.URL() + "/" + url.PathEscape(ws) + "/artifacts/" + url.PathEscape(id) + "/files/" + strings.Join(segs, "/")
 }
 
+// getFileParams are the parameters of get_file, in order (schema and binding).
+var getFileParams = []string{"artifact_id", "file_path", "silent", "version", "stage", "branch", "use_proxy", "use_local_url", "expires_in"}
+
 // mGetFile implements artifact-manager.get_file(artifact_id, file_path, ...):
 // the URL of the file, carrying a read-only token for the app's workspace
 // (valid expires_in seconds) so that it works without other credentials,
 // like upstream's presigned URLs. file_path may be a list (→ {path: url}).
 func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("get_file", call, "artifact_id", "file_path", "silent", "version", "stage", "branch",
-		"use_proxy", "use_local_url", "expires_in")
+	a, err := bind("get_file", call, getFileParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,10 +103,12 @@ func (c *Controller) mGetFile(_ context.Context, cl *caller, call *rpc.Call) (an
 	return out, nil
 }
 
+// artifactListFilesParams are the parameters of list_files, in order (schema and binding).
+var artifactListFilesParams = []string{"artifact_id", "dir_path", "limit", "version", "stage", "branch", "include_pending", "offset"}
+
 // mArtifactListFiles implements artifact-manager.list_files(artifact_id, dir_path=None, ...).
 func (c *Controller) mArtifactListFiles(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("list_files", call, "artifact_id", "dir_path", "limit", "version", "stage", "branch",
-		"include_pending", "offset")
+	a, err := bind("list_files", call, artifactListFilesParams...)
 	if err != nil {
 		return nil, err
 	}

@@ -190,9 +190,11 @@ func startOptionsFrom(a args, pg *progress) (startOptions, error) {
 	return o, nil
 }
 
+// startParams are the parameters of start, in order (schema and binding).
+var startParams = []string{"app_id", "timeout", "version", "wait_for_service", "stop_after_inactive", "stage", "progress_callback", "additional_kwargs", "worker_id", "worker_selection_mode"}
+
 func (c *Controller) mStart(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("start", call, "app_id", "timeout", "version", "wait_for_service", "stop_after_inactive",
-		"stage", "progress_callback", "additional_kwargs", "worker_id", "worker_selection_mode")
+	a, err := bind("start", call, startParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +219,13 @@ func (c *Controller) mStart(ctx context.Context, cl *caller, call *rpc.Call) (an
 	return c.startApp(ctx, cl, cl.ws, o)
 }
 
+// commitAppParams are the parameters of commit_app, in order (schema and binding).
+var commitAppParams = []string{"app_id", "timeout", "version", "stop_after_inactive", "wait_for_service", "additional_kwargs", "progress_callback", "worker_id"}
+
 // mCommitApp verifies the app's staged version with a trial start and
 // makes it current (staged.go); a failed trial discards it, as upstream.
 func (c *Controller) mCommitApp(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("commit_app", call, "app_id", "timeout", "version", "stop_after_inactive", "wait_for_service",
-		"additional_kwargs", "progress_callback", "worker_id")
+	a, err := bind("commit_app", call, commitAppParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -258,8 +262,11 @@ func (c *Controller) mCommitApp(ctx context.Context, cl *caller, call *rpc.Call)
 	return m, nil
 }
 
+// stopParams are the parameters of stop, in order (schema and binding).
+var stopParams = []string{"session_id", "raise_exception"}
+
 func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("stop", call, "session_id", "raise_exception")
+	a, err := bind("stop", call, stopParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -283,8 +290,11 @@ func (c *Controller) mStop(ctx context.Context, cl *caller, call *rpc.Call) (any
 	return nil, err
 }
 
+// getLogsParams are the parameters of get_logs, in order (schema and binding).
+var getLogsParams = []string{"session_id", "type", "offset", "limit", "wait", "follower"}
+
 func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("get_logs", call, "session_id", "type", "offset", "limit", "wait", "follower")
+	a, err := bind("get_logs", call, getLogsParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -381,8 +391,11 @@ func (c *Controller) mGetLogs(ctx context.Context, cl *caller, call *rpc.Call) (
 	return page.ToMap(), nil
 }
 
+// listRunningParams are the parameters of list_running, in order (schema and binding).
+var listRunningParams = []string{}
+
 func (c *Controller) mListRunning(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	if _, err := bind("list_running", call); err != nil {
+	if _, err := bind("list_running", call, listRunningParams...); err != nil {
 		return nil, err
 	}
 	if err := c.need(cl, cl.ws, auth.Read, "list running apps"); err != nil {
@@ -412,8 +425,11 @@ func (c *Controller) mListRunning(ctx context.Context, cl *caller, call *rpc.Cal
 	return out, nil
 }
 
+// getSessionInfoParams are the parameters of get_session_info, in order (schema and binding).
+var getSessionInfoParams = []string{"session_id"}
+
 func (c *Controller) mGetSessionInfo(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("get_session_info", call, "session_id")
+	a, err := bind("get_session_info", call, getSessionInfoParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -439,10 +455,13 @@ func (c *Controller) mGetSessionInfo(ctx context.Context, cl *caller, call *rpc.
 	return s.record(), nil
 }
 
+// listAppsParams are the parameters of list_apps, in order (schema and binding).
+var listAppsParams = []string{}
+
 // mListApps lists the committed apps of the caller's workspace and, marked
 // "staged": true, those that have only a staged version.
 func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	if _, err := bind("list_apps", call); err != nil {
+	if _, err := bind("list_apps", call, listAppsParams...); err != nil {
 		return nil, err
 	}
 	if err := c.need(cl, cl.ws, auth.Read, "list apps"); err != nil {
@@ -477,8 +496,11 @@ func (c *Controller) mListApps(_ context.Context, cl *caller, call *rpc.Call) (a
 	return out, nil
 }
 
+// getAppInfoParams are the parameters of get_app_info, in order (schema and binding).
+var getAppInfoParams = []string{"app_id", "version", "stage"}
+
 func (c *Controller) mGetAppInfo(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("get_app_info", call, "app_id", "version", "stage")
+	a, err := bind("get_app_info", call, getAppInfoParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -515,8 +537,11 @@ func (c *Controller) mGetAppInfo(_ context.Context, cl *caller, call *rpc.Call) 
 	return info, nil
 }
 
+// uninstallParams are the parameters of uninstall, in order (schema and binding).
+var uninstallParams = []string{"app_id"}
+
 func (c *Controller) mUninstall(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("uninstall", call, "app_id")
+	a, err := bind("uninstall", call, uninstallParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -571,8 +596,11 @@ func (c *Controller) uninstall(ctx context.Context, _ *caller, ws, id string) er
 	return nil
 }
 
+// listFilesParams are the parameters of list_files, in order (schema and binding).
+var listFilesParams = []string{"app_id", "dir_path"}
+
 func (c *Controller) mListFiles(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("list_files", call, "app_id", "dir_path")
+	a, err := bind("list_files", call, listFilesParams...)
 	if err != nil {
 		return nil, err
 	}
@@ -614,8 +642,11 @@ func (c *Controller) listFiles(cl *caller, appID, dir string, stage bool) (any, 
 	return out, nil
 }
 
+// readFileParams are the parameters of read_file, in order (schema and binding).
+var readFileParams = []string{"app_id", "file_path", "format", "stage"}
+
 func (c *Controller) mReadFile(_ context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("read_file", call, "app_id", "file_path", "format", "stage")
+	a, err := bind("read_file", call, readFileParams...)
 	if err != nil {
 		return nil, err
 	}

@@ -363,12 +363,15 @@ func (c *Controller) stopStagedSessions(ctx context.Context, ws, id string) {
 	}
 }
 
+// discardParams are the parameters of discard, in order (schema and binding).
+var discardParams = []string{"artifact_id"}
+
 // mDiscard implements artifact-manager.discard(artifact_id): the staged
 // version goes, the committed one (if any) stays. It answers
 // {status: "discarded", artifact_id} (upstream answers the artifact's
 // record, which this server does not keep).
 func (c *Controller) mDiscard(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("discard", call, "artifact_id")
+	a, err := bind("discard", call, discardParams...)
 	if err != nil {
 		return nil, err
 	}

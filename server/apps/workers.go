@@ -277,9 +277,12 @@ func (c *Controller) workerByID(ctx context.Context, cl *caller, ws, appType, wo
 	return w, nil
 }
 
+// listWorkersParams are the parameters of list_workers, in order (schema and binding).
+var listWorkersParams = []string{"app_type"}
+
 // mListWorkers implements list_workers(app_type=None).
 func (c *Controller) mListWorkers(ctx context.Context, cl *caller, call *rpc.Call) (any, error) {
-	a, err := bind("list_workers", call, "app_type")
+	a, err := bind("list_workers", call, listWorkersParams...)
 	if err != nil {
 		return nil, err
 	}
