@@ -392,6 +392,7 @@ func newAppsCmd() *cobra.Command {
 	}
 	cmd.AddCommand(install, start, stop, logs, list, uninstall, workers)
 	cmd.AddCommand(appsEditCommands(withApps)...) // apps_edit.go
+	cmd.AddCommand(appsExecuteCommand(withApps))  // apps_execute.go
 	return cmd
 }
 

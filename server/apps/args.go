@@ -200,7 +200,6 @@ func (c *Controller) sessionWorkspace(cl *caller, sessionID string, p auth.Permi
 	return ws, nil
 }
 
-// handler adapts a method that needs the caller into an rpc.HandlerFunc.
 // api is a controller function as registered: the handler, with its
 // parameter names declared (all optional: each function checks what it
 // needs, with upstream's messages) so that the service schema lists them
@@ -213,6 +212,7 @@ func (c *Controller) api(name string, fn func(ctx context.Context, cl *caller, c
 	return rpc.Params(c.handler(name, fn), opt...)
 }
 
+// handler adapts a method that needs the caller into an rpc.HandlerFunc.
 func (c *Controller) handler(name string, fn func(ctx context.Context, cl *caller, call *rpc.Call) (any, error)) rpc.HandlerFunc {
 	return func(ctx context.Context, call *rpc.Call) (any, error) {
 		cl, err := callerOf(call)

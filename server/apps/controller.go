@@ -206,6 +206,7 @@ func (c *Controller) register(ctx context.Context) error {
 		"commit_app":       c.api("commit_app", c.mCommitApp, commitAppParams),
 		"list_files":       c.api("list_files", c.mListFiles, listFilesParams),
 		"read_file":        c.api("read_file", c.mReadFile, readFileParams),
+		"execute":          c.api("execute", c.mExecute, executeParams),
 	}
 	maps.Copy(fns, c.extraFunctions()) // edit.go
 	if _, err := c.client.RegisterService(ctx, rpc.Service{

@@ -87,6 +87,7 @@ type testWorker struct {
 	contexts []map[string]any
 	stamped  []*rpc.CallContext
 	stopped  []string
+	executed []string
 	compiled int
 }
 
@@ -110,6 +111,7 @@ func newTestWorker(t *testing.T, s *server.Server, cfg rpc.Config, visibility st
 			"get_logs":        rpc.HandlerFunc(w.getLogs),
 			"compile":         rpc.HandlerFunc(w.compile),
 			"kill":            rpc.HandlerFunc(w.kill),
+			"execute":         rpc.HandlerFunc(w.execute),
 		},
 	})
 	if err != nil {
@@ -229,6 +231,29 @@ func (w *testWorker) stop(_ context.Context, c *rpc.Call) (any, error) {
 	}
 	w.log(sid, "info", "stopped")
 	return nil, nil
+}
+
+// execute answers in the conda worker's shape: the script echoed as
+// stdout, after one progress message; "fail" gives an error status.
+func (w *testWorker) execute(ctx context.Context, c *rpc.Call) (any, error) {
+	sid, _ := c.Arg(0, "session_id").(string)
+	script, _ := c.Arg(1, "script").(string)
+	w.mu.Lock()
+	app := w.apps[sid]
+	w.executed = append(w.executed, sid)
+	w.mu.Unlock()
+	if app == nil {
+		return nil, fmt.Errorf("session not found: %s", sid)
+	}
+	if cb, ok := c.Arg(3, "progress_callback").(*rpc.RemoteFunc); ok {
+		_, _ = cb.Call(ctx, map[string]any{"type": "info", "message": "executing"})
+	}
+	if script == "fail" {
+		return map[string]any{"status": "error", "outputs": []any{},
+			"error": map[string]any{"ename": "RuntimeError", "evalue": "fail", "traceback": []any{}}}, nil
+	}
+	return map[string]any{"status": "ok", "outputs": []any{
+		map[string]any{"type": "stream", "name": "stdout", "text": script}}}, nil
 }
 
 // kill closes an app's client without telling the controller (a crash).
