@@ -604,7 +604,7 @@ func TestHostileSolverOutputIsBounded(t *testing.T) {
 func writeWheel(t *testing.T, dir, name, version, module string) {
 	t.Helper()
 	files := map[string]string{
-		module + "/__init__.py": "VALUE = 'built offline'\n",
+		module + "/__init__.py":                                "VALUE = 'built offline'\n",
 		fmt.Sprintf("%s-%s.dist-info/METADATA", name, version): fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\n", name, version),
 		fmt.Sprintf("%s-%s.dist-info/WHEEL", name, version):    "Wheel-Version: 1.0\nGenerator: condaenv-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
 	}
