@@ -407,7 +407,8 @@ func (c *Cache) readIndex() *indexFile {
 		return idx
 	}
 	for h, e := range got.Envs {
-		if e == nil || len(h) != 64 || e.Name != h[:16] {
+		// The name becomes a path: only a hex hash may name an entry.
+		if e == nil || len(h) != 64 || !isHex(h) || e.Name != h[:16] {
 			continue
 		}
 		e.Path = filepath.Join(c.envsDir(), e.Name)
@@ -507,6 +508,16 @@ func (c *Cache) evict(ctx context.Context) {
 			log.Warn("index write failed", "err", err)
 		}
 	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // tryRemove deletes an environment if nobody uses or builds it.
