@@ -48,7 +48,7 @@ var ErrNoBuilder = errors.New("no environment manager to build this spec (it nee
 // environment's Python but cannot change it; the cache is written only by
 // the worker's user.
 type Cache struct {
-	Dir     string // absolute
+	Dir     string        // absolute
 	MaxEnvs int           // at most this many environments are kept (not counting ones in use); DefaultMaxEnvs when 0
 	MaxAge  time.Duration // environments created longer ago are removed when unused; DefaultMaxAge when 0
 	Logger  *slog.Logger
