@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -393,5 +394,30 @@ func TestStartFailsCleanly(t *testing.T) {
 	}
 	if _, err := Start(ctx, Options{InterruptMode: "bogus"}); err == nil || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("bad interrupt mode: %v", err)
+	}
+}
+
+func TestHeartbeatLostIsDead(t *testing.T) {
+	k, rl := startKernel(t, Options{HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 2 * time.Second})
+	// A stopped kernel still holds its sockets open, so only the heartbeat
+	// can tell.
+	if err := syscall.Kill(rl.pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-k.Done():
+	case <-time.After(time.Minute):
+		t.Fatal("a stopped kernel was not declared dead")
+	}
+	if err := k.Err(); !errors.Is(err, ErrKernelDead) || !strings.Contains(err.Error(), "heartbeat lost") {
+		t.Errorf("Err() %v, want ErrKernelDead naming the heartbeat", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := k.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if processAlive(rl.pid()) {
+		t.Errorf("the stopped kernel %d was not killed", rl.pid())
 	}
 }
