@@ -64,7 +64,9 @@ type Options struct {
 	// Argv replaces the default command line; "{connection_file}" in any
 	// argument is replaced by the connection file's path.
 	Argv []string
-	// Env is the kernel's environment; nil means this process's.
+	// Env is the kernel's environment; nil means this process's, which is
+	// right for tests only: a worker passes the session's environment so
+	// that nothing of its own (tokens) reaches user code.
 	Env []string
 	// Dir is the kernel's working directory; "" means this process's.
 	Dir string

@@ -421,3 +421,55 @@ func TestHeartbeatLostIsDead(t *testing.T) {
 		t.Errorf("the stopped kernel %d was not killed", rl.pid())
 	}
 }
+
+func TestConcurrentExecutesAreSerialised(t *testing.T) {
+	k, _ := startKernel(t, Options{})
+	var wg sync.WaitGroup
+	results := make([]Result, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			results[i], errs[i] = k.Execute(ctx, fmt.Sprintf("import time\nfor j in range(3):\n    print('run %d', j, flush=True); time.sleep(0.01)", i), nil)
+		})
+	}
+	wg.Wait()
+	for i := range 4 {
+		if errs[i] != nil {
+			t.Fatalf("execute %d: %v", i, errs[i])
+		}
+		var text string
+		for _, o := range results[i].Outputs {
+			text += o.Text
+		}
+		want := fmt.Sprintf("run %d 0\nrun %d 1\nrun %d 2\n", i, i, i)
+		if text != want {
+			t.Errorf("execute %d got %q, want only its own output %q", i, text, want)
+		}
+	}
+}
+
+func TestResultToMapShape(t *testing.T) {
+	r := Result{Status: "error", Outputs: []Output{
+		{Type: "stream", Name: "stdout", Text: "a"},
+		{Type: "display_data", Data: map[string]any{"text/html": "<b/>"}},
+		{Type: "execute_result", Data: map[string]any{"text/plain": "1"}, ExecutionCount: 3},
+	}, Error: &ErrorInfo{Ename: "E", Evalue: "v", Traceback: []string{"t"}}}
+	got := fmt.Sprint(r.ToMap())
+	want := fmt.Sprint(map[string]any{
+		"status": "error",
+		"outputs": []any{
+			map[string]any{"type": "stream", "name": "stdout", "text": "a"},
+			map[string]any{"type": "display_data", "data": map[string]any{"text/html": "<b/>"}, "metadata": map[string]any{}},
+			map[string]any{"type": "execute_result", "data": map[string]any{"text/plain": "1"}, "metadata": map[string]any{}, "execution_count": int64(3)},
+		},
+		"error": map[string]any{"ename": "E", "evalue": "v", "traceback": []any{"t"}},
+	})
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if m := (Result{Status: "ok"}).ToMap(); fmt.Sprint(m) != fmt.Sprint(map[string]any{"status": "ok", "outputs": []any{}}) {
+		t.Errorf("empty ok result %v", m)
+	}
+}

@@ -12,7 +12,9 @@ import (
 
 // Process is a started kernel process, as far as the client needs it.
 // Wait is called exactly once, by the client, and returns when the process
-// has exited (its error describes how, e.g. "exit status 3").
+// has exited (its error describes how, e.g. "exit status 3"). Signal must
+// reach the kernel process itself (InterruptSignal sends os.Interrupt);
+// Kill must end it even when it is stopped.
 type Process interface {
 	Wait() error
 	Kill() error
