@@ -672,6 +672,11 @@ func (w *Worker) kernelEnv(cfg worker.Config, env condaenv.Env, u localproc.User
 		"CONDA_PREFIX":                   env.Prefix,
 		"IPYTHONDIR":                     filepath.Join(dir, ".ipython"),
 		"PYDEVD_DISABLE_FILE_VALIDATION": "1",
+		// A parent handle keeps ipykernel from printing its terminal
+		// banner (with the connection file's path) into the logs; 1 also
+		// keeps its parent poller off: the supervisor ties the kernel's
+		// life to the session's.
+		"JPY_PARENT_PID": "1",
 	}
 	for _, k := range []string{"HOME", "LANG"} {
 		if v, ok := os.LookupEnv(k); ok {
