@@ -171,3 +171,15 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// hostileListing answers every folder listing with an entry that tries to
+// leave the folder.
+func hostileListing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			_ = json.NewEncoder(w).Encode([]map[string]string{{"name": "../escaped.txt", "type": "file"}})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
