@@ -20,7 +20,9 @@ import (
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/internal/condaenv"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 )
 
@@ -37,13 +39,23 @@ type Options struct {
 	NoWorkers bool
 	// Process configures the built-in process worker.
 	Process process.Options
+	// Conda configures the built-in conda worker, registered only when an
+	// environment manager is found (micromamba, mamba, conda, or
+	// Conda.CondaPath). Who its sessions run as and where they work
+	// default to the process worker's settings. NoConda skips it.
+	Conda   conda.Options
+	NoConda bool
 }
 
 // System is a running embedded server with its built-in workers.
 type System struct {
 	Server  *server.Server
 	process *process.Worker
-	workers []*hyphaworker.Hosted
+	conda   *conda.Worker
+	// condaNote says why conda apps are unavailable (empty when the
+	// conda worker runs).
+	condaNote string
+	workers   []*hyphaworker.Hosted
 	clients []*rpc.Client
 	log     *slog.Logger
 }
@@ -91,7 +103,88 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		sys.Close()
 		return nil, err
 	}
+	if o.NoConda {
+		sys.condaNote = "disabled"
+		return sys, nil
+	}
+	if err := sys.registerConda(ctx, condaOptions(o)); err != nil {
+		sys.Close()
+		return nil, err
+	}
 	return sys, nil
+}
+
+// condaOptions are o.Conda with the process worker's user and working
+// directory settings where o.Conda leaves them empty.
+func condaOptions(o Options) conda.Options {
+	co, po := o.Conda, o.Process
+	if co.AppUser == "" && co.AppUIDBase == 0 && co.AppUIDCount == 0 && !co.RunAsWorkerUser {
+		co.AppUser, co.AppUIDBase, co.AppUIDCount, co.RunAsWorkerUser = po.AppUser, po.AppUIDBase, po.AppUIDCount, po.RunAsWorkerUser
+	}
+	if co.WorkDir == "" {
+		co.WorkDir = po.WorkDir
+	}
+	if co.Logger == nil {
+		co.Logger = o.Server.Logger.With("component", "conda-worker")
+	}
+	return co
+}
+
+// registerConda registers the conda worker when an environment manager is
+// found; otherwise conda apps are unavailable, which CondaStatus says.
+func (s *System) registerConda(ctx context.Context, co conda.Options) error {
+	cw := conda.New(co)
+	if err := cw.Check(ctx); err != nil {
+		_ = cw.Shutdown(ctx)
+		s.condaNote = err.Error()
+		if errors.Is(err, condaenv.ErrNoManager) {
+			s.condaNote = "no environment manager found (micromamba, mamba or conda on PATH, or --conda-path)"
+		}
+		s.log.Warn("conda-jupyter-kernel apps are unavailable", "reason", s.condaNote)
+		return nil
+	}
+	tok, err := s.RootToken(365 * 24 * time.Hour)
+	if err != nil {
+		_ = cw.Shutdown(ctx)
+		return err
+	}
+	c, err := s.Server.Connect(ctx, rpc.Config{Workspace: "public", ClientID: "builtin-conda-worker", Token: tok,
+		Logger: s.log.With("component", "conda-worker")})
+	if err != nil {
+		_ = cw.Shutdown(ctx)
+		return fmt.Errorf("connect the conda worker: %w", err)
+	}
+	s.clients = append(s.clients, c)
+	h, err := hyphaworker.Host(ctx, c, cw, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true, Logger: cw.Options().Logger})
+	if err != nil {
+		return fmt.Errorf("register the conda worker: %w", err)
+	}
+	s.conda = cw
+	s.workers = append(s.workers, h)
+	m := cw.Manager()
+	s.log.Info("conda worker registered", "manager", m.Name, "path", m.Path, "cache", cw.CacheDir())
+	return nil
+}
+
+// CondaWorker is the built-in conda worker, nil when it is not running
+// (see CondaStatus).
+func (s *System) CondaWorker() *conda.Worker { return s.conda }
+
+// CondaStatus says, for start-up messages, which environment manager the
+// conda worker uses, or why conda apps are unavailable.
+func (s *System) CondaStatus() string {
+	if s.conda == nil {
+		if s.condaNote == "" {
+			return "conda apps unavailable"
+		}
+		return "conda apps unavailable: " + s.condaNote
+	}
+	m := s.conda.Manager()
+	v := ""
+	if m.Version != "" {
+		v = ", " + m.Version
+	}
+	return fmt.Sprintf("conda (conda-jupyter-kernel) with %s (%s%s), environments in %s", m.Name, m.Path, v, s.conda.CacheDir())
 }
 
 // RootToken mints a root token valid for d, for in-process clients. It

@@ -313,12 +313,14 @@ func (w *Worker) Check(ctx context.Context) error {
 }
 
 func (w *Worker) doSetup(ctx context.Context) error {
-	if err := w.runner.Setup(ctx); err != nil {
-		return err
-	}
+	// The manager first: without one the worker is not hosted at all, and
+	// the runner's setup (uid pool, leftovers of a dead worker) is skipped.
 	m, err := condaenv.Detect(ctx, condaenv.Options{CondaPath: w.opts.CondaPath})
 	if err != nil {
 		return fmt.Errorf("%w: %w", worker.ErrWorkerNotAvailable, err)
+	}
+	if err := w.runner.Setup(ctx); err != nil {
+		return err
 	}
 	w.manager = &m
 	dir := w.opts.CacheDir
