@@ -16,11 +16,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/condaenv"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
-	"github.com/hypha-go/hypha/internal/condaenv"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
@@ -56,8 +56,8 @@ type System struct {
 	// conda worker runs).
 	condaNote string
 	workers   []*hyphaworker.Hosted
-	clients []*rpc.Client
-	log     *slog.Logger
+	clients   []*rpc.Client
+	log       *slog.Logger
 }
 
 // Start creates the server, starts listening on o.Addr and registers the
