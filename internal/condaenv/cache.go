@@ -48,7 +48,7 @@ var ErrNoBuilder = errors.New("no environment manager to build this spec (it nee
 // environment's Python but cannot change it; the cache is written only by
 // the worker's user.
 type Cache struct {
-	Dir     string
+	Dir     string        // absolute
 	MaxEnvs int           // at most this many environments are kept (not counting ones in use); DefaultMaxEnvs when 0
 	MaxAge  time.Duration // environments created longer ago are removed when unused; DefaultMaxAge when 0
 	Logger  *slog.Logger
@@ -156,6 +156,11 @@ func (c *Cache) locksDir() string { return filepath.Join(c.Dir, "locks") }
 func (c *Cache) prepare() error {
 	if c.Dir == "" {
 		return errors.New("condaenv: Cache.Dir is empty")
+	}
+	// Prefixes are written into installed files and handed to solvers that
+	// resolve relative ones differently: they are absolute from the start.
+	if !filepath.IsAbs(c.Dir) {
+		return fmt.Errorf("condaenv: Cache.Dir %q is not an absolute path", c.Dir)
 	}
 	for _, d := range []struct {
 		path string
@@ -407,7 +412,8 @@ func (c *Cache) readIndex() *indexFile {
 		return idx
 	}
 	for h, e := range got.Envs {
-		if e == nil || len(h) != 64 || e.Name != h[:16] {
+		// The name becomes a path: only a hex hash may name an entry.
+		if e == nil || len(h) != 64 || !isHex(h) || e.Name != h[:16] {
 			continue
 		}
 		e.Path = filepath.Join(c.envsDir(), e.Name)
@@ -507,6 +513,16 @@ func (c *Cache) evict(ctx context.Context) {
 			log.Warn("index write failed", "err", err)
 		}
 	}
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // tryRemove deletes an environment if nobody uses or builds it.

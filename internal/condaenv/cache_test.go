@@ -691,4 +691,8 @@ func TestPipOnlyPathOffline(t *testing.T) {
 	if ents := c.Entries(); len(ents) != 1 {
 		t.Fatalf("failed builds indexed: %+v", ents)
 	}
+	rel := &Cache{Dir: "relative/cache", Pip: c.Pip}
+	if _, err := rel.Get(ctx, spec, nil); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
+		t.Fatalf("relative cache dir: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -163,7 +164,7 @@ func (k *Kernel) Execute(ctx context.Context, code string, onOutput func(Output)
 		return Result{}, fmt.Errorf("jupyter: send execute_request: %w", err)
 	}
 
-	c := &collector{max: k.opts.MaxOutputBytes, onOutput: onOutput}
+	c := &collector{max: k.opts.MaxOutputBytes, onOutput: onOutput, malformed: &k.dropped}
 	var (
 		gotReply, gotIdle bool
 		ended             error
@@ -227,9 +228,10 @@ func roundDuration(d time.Duration) time.Duration {
 // collector builds a Result from the messages of one request, within the
 // output budget.
 type collector struct {
-	max      int64
-	used     int64
-	onOutput func(Output)
+	max       int64
+	used      int64
+	onOutput  func(Output)
+	malformed *atomic.Int64 // the kernel's dropped-message counter
 
 	outputs      []Output
 	err          *ErrorInfo
@@ -255,13 +257,18 @@ func (c *collector) iopub(m *Message) bool {
 			Text string `json:"text"`
 		}{Name: "stdout"}
 		if json.Unmarshal(m.Content, &s) != nil {
+			c.malformed.Add(1)
 			return false
 		}
 		c.add(Output{Type: "stream", Name: s.Name, Text: s.Text, Msg: m}, int64(len(s.Text)), true)
 	case "display_data", "update_display_data", "execute_result":
 		v, err := decodeJSON(m.Content)
 		content, ok := v.(map[string]any)
+		if ok && !mapOrAbsent(content, "data") || ok && !mapOrAbsent(content, "metadata") {
+			ok = false
+		}
 		if err != nil || !ok {
+			c.malformed.Add(1)
 			return false
 		}
 		o := Output{Type: m.Header.MsgType, Data: asMap(content["data"]), Metadata: asMap(content["metadata"]), Msg: m}
@@ -272,6 +279,7 @@ func (c *collector) iopub(m *Message) bool {
 	case "error":
 		e := c.errorInfo(m.Content)
 		if e == nil {
+			c.malformed.Add(1)
 			return false
 		}
 		c.err = e // the last error published wins, as upstream
@@ -390,6 +398,13 @@ func (c *collector) result(ended error) Result {
 		r.Status, r.Error = "error", c.replyErr
 	}
 	return r
+}
+
+// mapOrAbsent: a field that must be an object, when present.
+func mapOrAbsent(m map[string]any, key string) bool {
+	v, present := m[key]
+	_, isMap := v.(map[string]any)
+	return !present || isMap
 }
 
 func asMap(v any) map[string]any {

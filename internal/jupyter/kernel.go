@@ -173,11 +173,11 @@ type Kernel struct {
 	proc     Process
 	connFile string
 
-	ctx    context.Context // the sockets' lifetime
-	cancel context.CancelFunc
+	ctx                              context.Context // the sockets' lifetime
+	cancel                           context.CancelFunc
 	shell, control, stdin, iopub, hb zmq4.Socket
-	sendMu  sync.Mutex // one writer per socket is all zmq4 promises
-	wg      sync.WaitGroup
+	sendMu                           sync.Mutex // one writer per socket is all zmq4 promises
+	wg                               sync.WaitGroup
 
 	execSem chan struct{}
 
