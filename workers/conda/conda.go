@@ -327,6 +327,9 @@ func (w *Worker) doSetup(ctx context.Context) error {
 	if dir == "" {
 		dir = defaultCacheDir(w.runner.User().Switch)
 	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs // the cache keys its prefixes by absolute path
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("%w: conda cache dir: %w", worker.ErrWorkerNotAvailable, err)
 	}
