@@ -88,26 +88,38 @@ func Start(ctx context.Context, o Options) (*System, error) {
 			return nil, err
 		}
 	}
+	// The conda worker too is checked before listening (finding the
+	// manager runs it), so that it is registered when the server is ready.
+	var cw *conda.Worker
+	condaNote := "disabled"
+	if !o.NoWorkers && !o.NoConda {
+		cw, condaNote = checkConda(ctx, condaOptions(o), o.Server.Logger)
+	}
 	if err := srv.Start(o.Addr); err != nil {
 		if pw != nil {
 			_ = pw.Shutdown(ctx)
 		}
+		if cw != nil {
+			_ = cw.Shutdown(ctx)
+		}
 		srv.Close()
 		return nil, err
 	}
-	sys := &System{Server: srv, log: o.Server.Logger}
+	sys := &System{Server: srv, log: o.Server.Logger, condaNote: condaNote}
 	if o.NoWorkers {
 		return sys, nil
 	}
 	if err := sys.registerWorkers(ctx, pw); err != nil {
+		if cw != nil {
+			_ = cw.Shutdown(ctx)
+		}
 		sys.Close()
 		return nil, err
 	}
-	if o.NoConda {
-		sys.condaNote = "disabled"
+	if cw == nil {
 		return sys, nil
 	}
-	if err := sys.registerConda(ctx, condaOptions(o)); err != nil {
+	if err := sys.registerConda(ctx, cw); err != nil {
 		sys.Close()
 		return nil, err
 	}
@@ -130,19 +142,24 @@ func condaOptions(o Options) conda.Options {
 	return co
 }
 
-// registerConda registers the conda worker when an environment manager is
-// found; otherwise conda apps are unavailable, which CondaStatus says.
-func (s *System) registerConda(ctx context.Context, co conda.Options) error {
+// checkConda makes the conda worker and finds its environment manager; it
+// returns nil and why when conda apps are unavailable.
+func checkConda(ctx context.Context, co conda.Options, log *slog.Logger) (*conda.Worker, string) {
 	cw := conda.New(co)
 	if err := cw.Check(ctx); err != nil {
 		_ = cw.Shutdown(ctx)
-		s.condaNote = err.Error()
+		note := err.Error()
 		if errors.Is(err, condaenv.ErrNoManager) {
-			s.condaNote = "no environment manager found (micromamba, mamba or conda on PATH, or --conda-path)"
+			note = "no environment manager found (micromamba, mamba or conda on PATH, or --conda-path)"
 		}
-		s.log.Warn("conda-jupyter-kernel apps are unavailable", "reason", s.condaNote)
-		return nil
+		log.Warn("conda-jupyter-kernel apps are unavailable", "reason", note)
+		return nil, note
 	}
+	return cw, ""
+}
+
+// registerConda registers the checked conda worker in public.
+func (s *System) registerConda(ctx context.Context, cw *conda.Worker) error {
 	tok, err := s.RootToken(365 * 24 * time.Hour)
 	if err != nil {
 		_ = cw.Shutdown(ctx)
