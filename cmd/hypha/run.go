@@ -9,6 +9,7 @@ import (
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
 )
@@ -19,6 +20,7 @@ func newRunCmd() *cobra.Command {
 	var waitFor string
 	var timeout time.Duration
 	var po process.Options
+	var co conda.Options
 	var appUser appUserFlags
 	cmd := &cobra.Command{
 		Use:   "run PATH",
@@ -53,6 +55,7 @@ func newRunCmd() *cobra.Command {
 					Server:  server.Config{Logger: quietLogger(cmd), DataDir: dataDir, JWTSecret: randomSecret()},
 					Addr:    "127.0.0.1:0",
 					Process: po,
+					Conda:   co,
 				})
 				if err != nil {
 					return err
@@ -63,6 +66,9 @@ func newRunCmd() *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(stderr, "[info] embedded server at %s\n", sys.Server.URL())
+				if app.Manifest["type"] == conda.Type {
+					fmt.Fprintf(stderr, "[info] %s\n", sys.CondaStatus())
+				}
 				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				c, err = rpc.Connect(cctx, rpc.Config{ServerURL: sys.Server.URL(), Token: tok, Logger: quietLogger(cmd)})
 				cancel()
@@ -149,5 +155,6 @@ func newRunCmd() *cobra.Command {
 	addAppUserFlag(cmd.Flags(), &appUser)
 	addAppFilesFlags(cmd.Flags(), &po)
 	addLogFlags(cmd.Flags(), &po)
+	addCondaFlags(cmd.Flags(), &co)
 	return cmd
 }

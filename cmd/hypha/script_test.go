@@ -71,6 +71,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HYPHA_SERVER_URL", sys.Server.URL())
 			env.Setenv("HYPHA_TOKEN", tok)
 			env.Setenv("EXAMPLES", examples)
+			env.Setenv("FAKE_CONDA", filepath.Join(filepath.Dir(examples), "internal", "condaenv", "testdata", "fake-conda"))
 			env.Setenv("INTEROP_JS", interopJS)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
+	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -50,6 +51,7 @@ func newServerCmd() *cobra.Command {
 	var maxTokenLife string
 	var noWorkers, pprof bool
 	var po process.Options
+	var co conda.Options
 	var limits server.Config  // the resource limits; addLimitFlags binds them
 	var appLimits apps.Limits // and the apps controller's
 	cmd := &cobra.Command{
@@ -88,6 +90,7 @@ func newServerCmd() *cobra.Command {
 				Addr:      net.JoinHostPort(host, strconv.Itoa(port)),
 				NoWorkers: noWorkers,
 				Process:   po,
+				Conda:     co,
 			})
 			if err != nil {
 				return err
@@ -97,6 +100,7 @@ func newServerCmd() *cobra.Command {
 			if pw := sys.ProcessWorker(); pw != nil {
 				who, _ := pw.AppUser(cmd.Context())
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in workers: process (python-eval, node-eval) in workspace public; apps run as %s\n", who)
+				fmt.Fprintf(cmd.OutOrStdout(), "Built-in conda worker: %s\n", sys.CondaStatus())
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "shutting down")
@@ -131,6 +135,7 @@ func newServerCmd() *cobra.Command {
 	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
 	addLimitFlags(fs, &limits, &appLimits)
 	addLogFlags(fs, &po)
+	addCondaFlags(fs, &co)
 	return cmd
 }
 

@@ -16,11 +16,13 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/condaenv"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 )
 
@@ -37,15 +39,25 @@ type Options struct {
 	NoWorkers bool
 	// Process configures the built-in process worker.
 	Process process.Options
+	// Conda configures the built-in conda worker, registered only when an
+	// environment manager is found (micromamba, mamba, conda, or
+	// Conda.CondaPath). Who its sessions run as and where they work
+	// default to the process worker's settings. NoConda skips it.
+	Conda   conda.Options
+	NoConda bool
 }
 
 // System is a running embedded server with its built-in workers.
 type System struct {
 	Server  *server.Server
 	process *process.Worker
-	workers []*hyphaworker.Hosted
-	clients []*rpc.Client
-	log     *slog.Logger
+	conda   *conda.Worker
+	// condaNote says why conda apps are unavailable (empty when the
+	// conda worker runs).
+	condaNote string
+	workers   []*hyphaworker.Hosted
+	clients   []*rpc.Client
+	log       *slog.Logger
 }
 
 // Start creates the server, starts listening on o.Addr and registers the
@@ -76,22 +88,120 @@ func Start(ctx context.Context, o Options) (*System, error) {
 			return nil, err
 		}
 	}
+	// The conda worker too is checked before listening (finding the
+	// manager runs it), so that it is registered when the server is ready.
+	var cw *conda.Worker
+	condaNote := "disabled"
+	if !o.NoWorkers && !o.NoConda {
+		cw, condaNote = checkConda(ctx, condaOptions(o), o.Server.Logger)
+	}
 	if err := srv.Start(o.Addr); err != nil {
 		if pw != nil {
 			_ = pw.Shutdown(ctx)
 		}
+		if cw != nil {
+			_ = cw.Shutdown(ctx)
+		}
 		srv.Close()
 		return nil, err
 	}
-	sys := &System{Server: srv, log: o.Server.Logger}
+	sys := &System{Server: srv, log: o.Server.Logger, condaNote: condaNote}
 	if o.NoWorkers {
 		return sys, nil
 	}
 	if err := sys.registerWorkers(ctx, pw); err != nil {
+		if cw != nil {
+			_ = cw.Shutdown(ctx)
+		}
+		sys.Close()
+		return nil, err
+	}
+	if cw == nil {
+		return sys, nil
+	}
+	if err := sys.registerConda(ctx, cw); err != nil {
 		sys.Close()
 		return nil, err
 	}
 	return sys, nil
+}
+
+// condaOptions are o.Conda with the process worker's user and working
+// directory settings where o.Conda leaves them empty.
+func condaOptions(o Options) conda.Options {
+	co, po := o.Conda, o.Process
+	if co.AppUser == "" && co.AppUIDBase == 0 && co.AppUIDCount == 0 && !co.RunAsWorkerUser {
+		co.AppUser, co.AppUIDBase, co.AppUIDCount, co.RunAsWorkerUser = po.AppUser, po.AppUIDBase, po.AppUIDCount, po.RunAsWorkerUser
+	}
+	if co.WorkDir == "" {
+		co.WorkDir = po.WorkDir
+	}
+	if co.Logger == nil {
+		co.Logger = o.Server.Logger.With("component", "conda-worker")
+	}
+	return co
+}
+
+// checkConda makes the conda worker and finds its environment manager; it
+// returns nil and why when conda apps are unavailable.
+func checkConda(ctx context.Context, co conda.Options, log *slog.Logger) (*conda.Worker, string) {
+	cw := conda.New(co)
+	if err := cw.Check(ctx); err != nil {
+		_ = cw.Shutdown(ctx)
+		note := err.Error()
+		if errors.Is(err, condaenv.ErrNoManager) {
+			note = "no environment manager found (micromamba, mamba or conda on PATH, or --conda-path)"
+		}
+		log.Warn("conda-jupyter-kernel apps are unavailable", "reason", note)
+		return nil, note
+	}
+	return cw, ""
+}
+
+// registerConda registers the checked conda worker in public.
+func (s *System) registerConda(ctx context.Context, cw *conda.Worker) error {
+	tok, err := s.RootToken(365 * 24 * time.Hour)
+	if err != nil {
+		_ = cw.Shutdown(ctx)
+		return err
+	}
+	c, err := s.Server.Connect(ctx, rpc.Config{Workspace: "public", ClientID: "builtin-conda-worker", Token: tok,
+		Logger: s.log.With("component", "conda-worker")})
+	if err != nil {
+		_ = cw.Shutdown(ctx)
+		return fmt.Errorf("connect the conda worker: %w", err)
+	}
+	s.clients = append(s.clients, c)
+	h, err := hyphaworker.Host(ctx, c, cw, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true, Logger: cw.Options().Logger})
+	if err != nil {
+		return fmt.Errorf("register the conda worker: %w", err)
+	}
+	s.conda = cw
+	s.workers = append(s.workers, h)
+	m := cw.Manager()
+	s.log.Info("conda worker registered", "manager", m.Name, "path", m.Path, "cache", cw.CacheDir())
+	return nil
+}
+
+// CondaWorker is the built-in conda worker, nil when it is not running
+// (see CondaStatus).
+func (s *System) CondaWorker() *conda.Worker { return s.conda }
+
+// CondaStatus says, for start-up messages, which environment manager the
+// conda worker uses, or why conda apps are unavailable.
+func (s *System) CondaStatus() string {
+	if s.conda == nil {
+		if s.condaNote == "" {
+			return "conda apps unavailable"
+		}
+		return "conda apps unavailable: " + s.condaNote
+	}
+	m := s.conda.Manager()
+	v := ""
+	if m.Version != "" {
+		v = ", " + m.Version
+	}
+	return fmt.Sprintf("conda (conda-jupyter-kernel) with %s (%s%s), environments in %s", m.Name, m.Path, v, s.conda.CacheDir())
 }
 
 // RootToken mints a root token valid for d, for in-process clients. It
