@@ -138,7 +138,10 @@ func (k *Kernel) Execute(ctx context.Context, code string, onOutput func(Output)
 		"store_history":    true,
 		"user_expressions": map[string]any{},
 		"allow_stdin":      false,
-		"stop_on_error":    true,
+		// Executes here run one at a time; stop_on_error would only make
+		// the kernel abort the next request if it arrives right after one
+		// that failed (an interrupt after a timeout, say).
+		"stop_on_error": false,
 	})
 	if err != nil {
 		return Result{}, err

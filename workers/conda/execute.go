@@ -69,7 +69,7 @@ func (w *Worker) Execute(ctx context.Context, req worker.ExecuteRequest) (any, e
 	defer context.AfterFunc(w.ctx, cancel)()
 
 	sink := newOutputSink(ctx, req.Extra["output_callback"], w.opts.Logger)
-	res, err := executeUnaborted(ectx, k, req.Script, func(o jupyter.Output) {
+	res, err := k.Execute(ectx, req.Script, func(o jupyter.Output) {
 		h.out.write(o)
 		sink.send(o)
 	})
@@ -186,25 +186,5 @@ func (s *outputSink) close() {
 	s.wg.Wait()
 	if s.dropped > 0 {
 		s.log.Warn("output_callback was too slow: outputs not sent to it", "dropped", s.dropped)
-	}
-}
-
-// executeUnaborted runs code, sending it again when the kernel aborted it
-// unrun: ipykernel aborts the requests that reach it just after one that
-// failed (a timeout's interrupt, an exception), because the client asks
-// for stop_on_error, which only matters to a queue of cells; executes here
-// run one at a time, so an aborted one is simply sent again.
-func executeUnaborted(ctx context.Context, k *jupyter.Kernel, code string, onOutput func(jupyter.Output)) (jupyter.Result, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := k.Execute(ctx, code, onOutput)
-		aborted := err == nil && res.Status != "ok" && res.Error != nil && res.Error.Ename == "ExecutionAborted" && len(res.Outputs) == 0
-		if !aborted || attempt == 5 {
-			return res, err
-		}
-		select {
-		case <-ctx.Done():
-			return res, err
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
