@@ -26,7 +26,7 @@ type appsSetup struct {
 	alice, bob *rpc.Client
 }
 
-func newAppsSetup(t *testing.T) *appsSetup {
+func newAppsSetup(t testing.TB) *appsSetup {
 	t.Helper()
 	s := testserver.Start(t, server.Config{DataDir: t.TempDir()})
 	root := auth.RootUser()
@@ -63,7 +63,7 @@ func newAppsSetup(t *testing.T) *appsSetup {
 	return &appsSetup{s: s, w: w, hosted: h, alice: user("alice"), bob: user("bob")}
 }
 
-func appsOf(t *testing.T, c *rpc.Client) *rpc.RemoteService {
+func appsOf(t testing.TB, c *rpc.Client) *rpc.RemoteService {
 	t.Helper()
 	svc, err := c.GetService(ctxT(t, 10*time.Second), "public/server-apps")
 	if err != nil {
@@ -74,7 +74,7 @@ func appsOf(t *testing.T, c *rpc.Client) *rpc.RemoteService {
 
 // installStart installs and starts a conda app as alice; it returns the
 // session id.
-func (a *appsSetup) installStart(t *testing.T, main string) string {
+func (a *appsSetup) installStart(t testing.TB, main string) string {
 	t.Helper()
 	apps := appsOf(t, a.alice)
 	ctx := ctxT(t, 120*time.Second)
