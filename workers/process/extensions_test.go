@@ -170,7 +170,11 @@ func TestProcessExtensions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if m["content"] == "got USR1" {
+		// The app's answer and the worker's log line of the signal may
+		// come in either order: read until both are there.
+		if slices.Contains(seen, "stdout:got USR1") && slices.ContainsFunc(seen, func(s string) bool {
+			return strings.HasPrefix(s, "info:sent SIGUSR1 to the app")
+		}) {
 			break
 		}
 	}
