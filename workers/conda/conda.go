@@ -306,7 +306,11 @@ func (w *Worker) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: conda worker setup: %w", worker.ErrWorkerNotAvailable, ctx.Err())
 	}
 	w.setupDone, w.setupErr = true, err
-	if err != nil {
+	switch {
+	case errors.Is(err, condaenv.ErrNoManager):
+		// Expected on a machine without conda: the host says it once.
+		w.opts.Logger.Debug("the conda worker cannot run apps", "err", err)
+	case err != nil:
 		w.opts.Logger.Error("the conda worker cannot run apps", "err", err)
 	}
 	return err
