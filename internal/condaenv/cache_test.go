@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/hypha-go/hypha/internal/localproc"
 )
 
 // The child mode of the test binary: one Get against a shared cache dir,
@@ -27,18 +29,25 @@ import (
 // processes.
 const childEnv = "CONDAENV_TEST_CHILD_DIR"
 
+// childDepsEnv names the child's one dependency (default numpy).
+const childDepsEnv = "CONDAENV_TEST_CHILD_DEPS"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(runChild(dir))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(localproc.SpawnerFunction))
 }
 
 func runChild(dir string) int {
 	fake, _ := filepath.Abs("testdata/fake-conda")
 	c := &Cache{Dir: dir, Manager: &Manager{Name: Conda, Path: fake}, Pip: PipOptions{Disabled: true}}
 	var mu sync.Mutex
-	env, err := c.Get(context.Background(), Spec{Dependencies: []string{"numpy"}}, func(line string) {
+	deps := []string{"numpy"}
+	if d := os.Getenv(childDepsEnv); d != "" {
+		deps = []string{d}
+	}
+	env, err := c.Get(context.Background(), Spec{Dependencies: deps}, func(line string) {
 		mu.Lock()
 		fmt.Println("progress:", line)
 		mu.Unlock()
@@ -695,4 +704,82 @@ func TestPipOnlyPathOffline(t *testing.T) {
 	if _, err := rel.Get(ctx, spec, nil); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
 		t.Fatalf("relative cache dir: %v", err)
 	}
+}
+
+// TestHostileWorkerKilledMidBuildKillsSolver: the worker process is killed
+// with SIGKILL while its solver runs: the solver dies with it (parent-death
+// signal) instead of going on writing a prefix nobody waits for, and a new
+// cache rebuilds the half-built environment rather than using it.
+func TestHostileWorkerKilledMidBuildKillsSolver(t *testing.T) {
+	_, _ = newFakeCache(t)
+	dir := t.TempDir()
+	pidfile := filepath.Join(t.TempDir(), "pid")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+dir, childDepsEnv+"=hang-solve", "FAKE_CONDA_PIDFILE="+pidfile)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var solver int
+	deadline := time.Now().Add(waitLong)
+	for solver == 0 {
+		if b, err := os.ReadFile(pidfile + ".self"); err == nil {
+			solver, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the solver did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The fake solver's own helper child is not the solver: only the
+	// solver gets the parent-death signal. Kill it when done.
+	defer func() {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && p > 0 {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	}()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline = time.Now().Add(waitLong)
+	for syscall.Kill(solver, 0) == nil {
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", solver)); err == nil && strings.Contains(string(st), ") Z ") {
+			break // a zombie: dead, waiting to be reaped by init
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the solver %d outlived its worker", solver)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The half-built environment is not used: a new cache builds it again.
+	fake, _ := filepath.Abs("testdata/fake-conda")
+	c := &Cache{Dir: dir, Manager: &Manager{Name: Conda, Path: fake}, Pip: PipOptions{Disabled: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	solving := make(chan struct{}, 1)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, Spec{Dependencies: []string{"hang-solve"}}, func(line string) {
+			if strings.Contains(line, "Solving environment") {
+				select {
+				case solving <- struct{}{}:
+				default:
+				}
+			}
+		})
+		errc <- err
+	}()
+	select {
+	case <-solving: // building again, not handing out the half-built one
+	case err := <-errc:
+		t.Fatalf("the half-built environment was used: Get = %v", err)
+	case <-time.After(waitLong):
+		t.Fatal("no rebuild")
+	}
+	cancel()
+	<-errc
 }

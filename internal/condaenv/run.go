@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hypha-go/hypha/internal/localproc"
 	"io"
 	"os"
 	"os/exec"
@@ -41,7 +42,12 @@ func runStreaming(ctx context.Context, argv []string, env []string, progress Pro
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own group (killed whole on cancel), and SIGKILL when the worker
+	// dies (started from localproc's spawner thread, so that the signal
+	// means the worker's death): a solver must not go on writing a prefix
+	// nobody waits for. Its ready marker is never written, so the next
+	// worker rebuilds it.
+	cmd.SysProcAttr = solverAttr()
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -53,7 +59,7 @@ func runStreaming(ctx context.Context, argv []string, env []string, progress Pro
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
-	if err := cmd.Start(); err != nil {
+	if err := localproc.StartOnSpawner(cmd); err != nil {
 		outR.Close()
 		outW.Close()
 		errR.Close()

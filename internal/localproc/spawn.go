@@ -37,6 +37,11 @@ func startCmd(cmd *exec.Cmd) error {
 	return <-done
 }
 
+// StartOnSpawner is cmd.Start on the spawner thread, for other processes a
+// worker runs (a conda solver, say) whose parent-death signal must mean
+// "the worker died", not "some thread of it ended".
+func StartOnSpawner(cmd *exec.Cmd) error { return startCmd(cmd) }
+
 // SpawnerFunction is the function of the spawner goroutine, which lives as
 // long as the process: leak checks (goleak.IgnoreTopFunction) name it.
 const SpawnerFunction = "github.com/hypha-go/hypha/internal/localproc.spawnerLoop"
