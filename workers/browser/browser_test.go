@@ -148,6 +148,11 @@ func TestExecute(t *testing.T) {
 	if _, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: `setTimeout(() => { throw new Error("late failure") }, 0); console.error("bad thing"); console.debug("dbg"); 0`}); err != nil {
 		t.Fatal(err)
 	}
+	// A huge console message is cut (the log store bounds the total).
+	if _, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: `console.log("x".repeat(1 << 20)); 0`}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, w, sid, "console", "bytes truncated]")
 	waitLog(t, w, sid, "error", "late failure")
 	waitLog(t, w, sid, "console", "[error] bad thing")
 	waitLog(t, w, sid, "console", "[debug] dbg")
