@@ -97,6 +97,13 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
+	var setup *webAppSetup
+	if cfg.Manifest.Type() == TypeWebApp {
+		u, _ := url.Parse(full)
+		if setup, err = parseWebApp(cfg.Manifest, u); err != nil {
+			return fail(err)
+		}
+	}
 	if w.Sessions.Len() >= w.opts.MaxSessions {
 		return fail(fmt.Errorf("%w: the browser worker runs its maximum of %d sessions", worker.ErrWorkerNotAvailable, w.opts.MaxSessions))
 	}
@@ -142,6 +149,11 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	w.bg.Add(1)
 	pumping = true
 	go w.pumpConsole(s, h)
+	if setup != nil {
+		if err := w.beforeLoad(lctx, h, setup); err != nil {
+			return abort(fmt.Errorf("%w: preparing the page: %w", worker.ErrWorkerNotAvailable, err))
+		}
+	}
 	rep.Info("loading " + shown)
 	h.op.Lock()
 	err = chromedp.Do(lctx, chromedp.Navigate(full))
@@ -151,6 +163,18 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			err = fmt.Errorf("the page did not load within %s", w.opts.LoadTimeout)
 		}
 		return abort(fmt.Errorf("%w: loading %s: %w", worker.ErrWorkerNotAvailable, shown, err))
+	}
+	if setup != nil && setup.startup != "" {
+		src, err := w.startupScript(lctx, cfg, setup.startup)
+		if err == nil {
+			h.op.Lock()
+			_, err = chromedp.Run(lctx, evaluate(src))
+			h.op.Unlock()
+		}
+		if err != nil {
+			return abort(fmt.Errorf("%w: startup_script %s: %w", worker.ErrWorkerNotAvailable, setup.startup, err))
+		}
+		s.Log(worker.LogInfo, "startup_script ran: "+setup.startup)
 	}
 	if !stopFirst() {
 		return abort(fmt.Errorf("%w: loading %s: aborted", worker.ErrWorkerNotAvailable, shown))
