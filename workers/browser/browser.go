@@ -158,6 +158,16 @@ func (w *Worker) Properties() worker.Properties {
 	}
 }
 
+// Options returns the options in effect (defaults applied).
+func (w *Worker) Options() Options { return w.opts }
+
+// ChromiumPath is the browser executable sessions use ("" when none is
+// found).
+func (w *Worker) ChromiumPath() string {
+	p, _ := FindChromium(w.opts.ChromiumPath)
+	return p
+}
+
 // Check reports whether a browser executable is found.
 func (w *Worker) Check(context.Context) error {
 	_, err := FindChromium(w.opts.ChromiumPath)
