@@ -46,11 +46,11 @@ type Options struct {
 	// default to the process worker's settings. NoConda skips it.
 	Conda   conda.Options
 	NoConda bool
-	// Browser configures the built-in browser worker (window and web-app
-	// apps in headless Chromium), registered only when a Chromium is found
-	// (Browser.ChromiumPath, or /usr/bin/chromium, chromium-headless-shell,
-	// chromium, chromium-browser). No browser starts before its first
-	// session. NoBrowser skips it.
+	// Browser configures the built-in browser worker (window, iframe,
+	// web-worker and web-app apps in headless Chromium), registered only
+	// when a Chromium is found (Browser.ChromiumPath, or /usr/bin/chromium,
+	// chromium-headless-shell, chromium, chromium-browser). No browser
+	// starts before its first session. NoBrowser skips it.
 	Browser   browser.Options
 	NoBrowser bool
 }
@@ -209,7 +209,7 @@ func (s *System) BrowserStatus() string {
 		}
 		return "browser apps unavailable: " + s.browserNote
 	}
-	return fmt.Sprintf("browser (window, web-app) with %s", s.browser.ChromiumPath())
+	return fmt.Sprintf("browser (window, iframe, web-worker, web-app) with %s", s.browser.ChromiumPath())
 }
 
 // condaOptions are o.Conda with the process worker's user and working

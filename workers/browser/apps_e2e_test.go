@@ -32,7 +32,9 @@ await api.export({
 // the server's app files, imports the hypha-rpc client from the server's
 // /assets, connects back and serves its default service, which Go calls;
 // execute is relayed by the controller; stop closes the page.
-func TestServerAppsWindow(t *testing.T) {
+// controllerSetup starts a server with the apps controller, registers a
+// browser worker in public as the embedded system does, and connects alice.
+func controllerSetup(t *testing.T) (w *Worker, hosted *hyphaworker.Hosted, wc, user *rpc.Client, apps *rpc.RemoteService, ctx context.Context) {
 	needChromium(t)
 	s := testserver.Start(t, server.Config{DataDir: t.TempDir()})
 	root := auth.RootUser()
@@ -41,11 +43,11 @@ func TestServerAppsWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wc := testserver.Connect(t, s, rpc.Config{Token: rtok, Workspace: "public", ClientID: "builtin-browser-worker"})
+	wc = testserver.Connect(t, s, rpc.Config{Token: rtok, Workspace: "public", ClientID: "builtin-browser-worker"})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	w := New(Options{Logger: testserver.Logger(t)})
-	hosted, err := hyphaworker.Host(ctx, wc, w, hyphaworker.Options{UseLocalURL: true})
+	t.Cleanup(cancel)
+	w = New(Options{Logger: testserver.Logger(t)})
+	hosted, err = hyphaworker.Host(ctx, wc, w, hyphaworker.Options{UseLocalURL: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +64,17 @@ func TestServerAppsWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	user := testserver.Connect(t, s, rpc.Config{Token: tok, ClientID: "alice-client"})
-	apps, err := user.GetService(ctx, "public/server-apps")
+	user = testserver.Connect(t, s, rpc.Config{Token: tok, ClientID: "alice-client"})
+	apps, err = user.GetService(ctx, "public/server-apps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = apps.Call(ctx, "install", rpc.Kwargs{
+	return w, hosted, wc, user, apps, ctx
+}
+
+func TestServerAppsWindow(t *testing.T) {
+	w, hosted, wc, user, apps, ctx := controllerSetup(t)
+	_, err := apps.Call(ctx, "install", rpc.Kwargs{
 		"app_id":           "win-app",
 		"manifest":         map[string]any{"type": TypeWindow, "name": "Win App", "entry_point": "main.js"},
 		"files":            []any{map[string]any{"path": "main.js", "content": windowApp}},
@@ -121,4 +128,40 @@ func TestServerAppsWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	testserver.WaitFor(t, 30*time.Second, "the session to go", func() bool { return w.Sessions.Len() == 0 })
+}
+
+// TestServerAppsIframeAndWebWorker: an iframe app (a window page) and a
+// web-worker app (the script in a module Web Worker started by the page)
+// connect back and serve their default service.
+func TestServerAppsIframeAndWebWorker(t *testing.T) {
+	w, _, _, user, apps, ctx := controllerSetup(t)
+	const script = `await api.export({hello: (n) => "hello " + n + " from " + self.env.get("HYPHA_APP_ID") + " in a " + (typeof document === "undefined" ? "worker" : "page")});`
+	for typ, where := range map[string]string{TypeIframe: "page", TypeWebWorker: "worker"} {
+		id := typ + "-app"
+		_, err := apps.Call(ctx, "install", rpc.Kwargs{
+			"app_id":   id,
+			"manifest": map[string]any{"type": typ, "name": id, "entry_point": "main.js"},
+			"files":    []any{map[string]any{"path": "main.js", "content": script}},
+			"timeout":  60.0, "wait_for_service": "default",
+		})
+		if err != nil {
+			t.Fatalf("%s: install: %v", typ, err)
+		}
+		v, err := apps.Call(ctx, "start", id, rpc.Kwargs{"timeout": 60.0, "wait_for_service": "default"})
+		if err != nil {
+			t.Fatalf("%s: start: %v", typ, err)
+		}
+		sid := v.(map[string]any)["id"].(string)
+		app, err := user.GetService(ctx, sid+":default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := app.Call(ctx, "hello", "go"); err != nil || got != "hello go from "+id+" in a "+where {
+			t.Fatalf("%s: hello = %v, %v", typ, got, err)
+		}
+		if _, err := apps.Call(ctx, "stop", sid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testserver.WaitFor(t, 30*time.Second, "the sessions to go", func() bool { return w.Sessions.Len() == 0 })
 }

@@ -29,9 +29,14 @@ import (
 
 // App types this worker runs.
 const (
-	TypeWindow = "window"
-	TypeWebApp = "web-app"
+	TypeWindow    = "window"
+	TypeIframe    = "iframe"
+	TypeWebWorker = "web-worker"
+	TypeWebApp    = "web-app"
 )
+
+// SupportedTypes lists them.
+var SupportedTypes = []string{TypeWindow, TypeIframe, TypeWebWorker, TypeWebApp}
 
 // Sentinel errors.
 var (
@@ -76,7 +81,7 @@ func (o Options) withDefaults() Options {
 		o.Name = "Browser Worker"
 	}
 	if o.Description == "" {
-		o.Description = "Runs web apps (window, web-app) in headless Chromium"
+		o.Description = "Runs web apps (window, iframe, web-worker, web-app) in headless Chromium"
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 20
@@ -154,7 +159,7 @@ func New(opts Options) *Worker {
 func (w *Worker) Properties() worker.Properties {
 	return worker.Properties{
 		Name: w.opts.Name, Description: w.opts.Description,
-		SupportedTypes: []string{TypeWindow, TypeWebApp},
+		SupportedTypes: SupportedTypes,
 	}
 }
 

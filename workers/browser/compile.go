@@ -18,11 +18,24 @@ import (
 //go:embed templates/window.html
 var windowHTML string
 
+//go:embed templates/web-worker.html
+var webWorkerHTML string
+
 // The app's script is inserted as is (it is the app author's own code, run
 // in the app's own page); everything else is encoded: the title is HTML-
 // escaped and the config is JSON whose <, > and & are \u-escaped, so no
 // manifest value can end the script element.
-var windowTmpl = template.Must(template.New("window").Parse(windowHTML))
+// The script of a web-worker app sits in a text/plain element, so the same
+// rule holds: it is the app's own code.
+var (
+	windowTmpl    = template.Must(template.New("window").Parse(windowHTML))
+	webWorkerTmpl = template.Must(template.New("web-worker").Parse(webWorkerHTML))
+)
+
+// pageTypes are the app types whose page compile renders from a template
+// (an iframe app is a window app shown in a frame by its host: its page is
+// the same).
+var pageTypes = map[string]*template.Template{TypeWindow: windowTmpl, TypeIframe: windowTmpl, TypeWebWorker: webWorkerTmpl}
 
 // MaxSourceBytes bounds the app source compile accepts.
 const MaxSourceBytes = 4 << 20
@@ -42,9 +55,9 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 			return worker.CompileResult{}, fmt.Errorf("%w: a web-app needs an http(s) URL as manifest.entry_point, got %q", worker.ErrInvalidConfig, entry)
 		}
 		return worker.CompileResult{Manifest: man, Files: req.Files}, nil
-	case TypeWindow:
+	case TypeWindow, TypeIframe, TypeWebWorker:
 	default:
-		return worker.CompileResult{}, fmt.Errorf("%w: app type %q is not supported by the browser worker (supported: %s, %s)", worker.ErrInvalidConfig, t, TypeWindow, TypeWebApp)
+		return worker.CompileResult{}, fmt.Errorf("%w: app type %q is not supported by the browser worker (supported: %s)", worker.ErrInvalidConfig, t, strings.Join(SupportedTypes, ", "))
 	}
 
 	entry := req.Manifest.EntryPoint()
@@ -64,7 +77,7 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 		}
 	}
 	if strings.TrimSpace(source) == "" {
-		return worker.CompileResult{}, fmt.Errorf("%w: the window app has no script: put it in the file named by manifest.entry_point or in manifest.script", worker.ErrInvalidConfig)
+		return worker.CompileResult{}, fmt.Errorf("%w: the %s app has no script: put it in the file named by manifest.entry_point or in manifest.script", worker.ErrInvalidConfig, req.Manifest.Type())
 	}
 	if len(source) > MaxSourceBytes {
 		return worker.CompileResult{}, fmt.Errorf("%w: the app's source is %d bytes (at most %d)", worker.ErrInvalidConfig, len(source), MaxSourceBytes)
@@ -72,7 +85,7 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 	page := source
 	if !IsHTMLDocument(source) {
 		var err error
-		if page, err = RenderWindow(man, source); err != nil {
+		if page, err = RenderPage(man, source); err != nil {
 			return worker.CompileResult{}, err
 		}
 	}
@@ -96,11 +109,18 @@ func IsHTMLDocument(src string) bool {
 	return strings.HasPrefix(s, "<!doctype html") || strings.HasPrefix(s, "<html")
 }
 
-// RenderWindow renders the page of a window app around script. The page
-// connects back with the JavaScript hypha-rpc client served by the app's
-// server and runs script with `api` (the connection) in scope; what the
-// script passes to api.export becomes the app's "default" service.
-func RenderWindow(manifest map[string]any, script string) (string, error) {
+// RenderPage renders the page of a window, iframe or web-worker app
+// (manifest["type"]) around script. The page (or, for a web-worker, a
+// module Web Worker it starts) connects back with the JavaScript hypha-rpc
+// client served by the app's server and runs script with `api` (the
+// connection) in scope; what the script passes to api.export becomes the
+// app's "default" service.
+func RenderPage(manifest map[string]any, script string) (string, error) {
+	typ, _ := manifest["type"].(string)
+	tmpl, ok := pageTypes[typ]
+	if !ok {
+		return "", fmt.Errorf("%w: app type %q has no page template", worker.ErrInvalidConfig, typ)
+	}
 	cfg := map[string]any{}
 	for _, k := range []string{"name", "type", "version", "description", "requirements"} {
 		if v, ok := manifest[k]; ok && v != nil {
@@ -127,9 +147,9 @@ func RenderWindow(manifest map[string]any, script string) (string, error) {
 		title = "Hypha app"
 	}
 	var b bytes.Buffer
-	err = windowTmpl.Execute(&b, map[string]any{"Title": html.EscapeString(title), "Config": string(js), "Script": script})
+	err = tmpl.Execute(&b, map[string]any{"Title": html.EscapeString(title), "Config": string(js), "Script": script})
 	if err != nil {
-		return "", fmt.Errorf("rendering the window page: %w", err)
+		return "", fmt.Errorf("rendering the %s page: %w", typ, err)
 	}
 	return b.String(), nil
 }
