@@ -340,3 +340,47 @@ func TestNoChromium(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestConcurrentSessions starts ten sessions at once on one browser; each
+// has its own page and storage, and all stop cleanly.
+func TestConcurrentSessions(t *testing.T) {
+	const n = 10
+	w := newWorker(t, nil)
+	fs := newFileServer(t)
+	ctx := testserver.Ctx(t)
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			id := fmt.Sprintf("c%d", i)
+			fs.put(id+"/index.html", fmt.Sprintf(`<html><head><title>%s</title></head></html>`, id))
+			sid, err := w.Start(ctx, worker.Config{ID: "ws-a/" + id, Workspace: "ws-a", ClientID: id,
+				AppFilesBaseURL: fs.URL + "/files/" + id, Manifest: worker.Manifest{"type": TypeWindow}})
+			ids[i] = sid
+			if err == nil {
+				_, err = w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: fmt.Sprintf(`localStorage.setItem("me", %q); 0`, id)})
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := w.BrowserPID()
+	for i, sid := range ids {
+		got, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: `document.title + "/" + localStorage.getItem("me")`})
+		if want := fmt.Sprintf("c%d/c%d", i, i); err != nil || got != want {
+			t.Fatalf("session %d: %v, %v (want %s)", i, got, err, want)
+		}
+	}
+	if w.BrowserPID() != pid {
+		t.Fatal("the sessions do not share one browser")
+	}
+	for _, sid := range ids {
+		if err := w.Stop(ctx, sid); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
