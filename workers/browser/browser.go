@@ -73,7 +73,10 @@ type Options struct {
 	// Sandbox keeps Chromium's sandbox on even when running as root (where
 	// it cannot work in most containers, so it is off for root by default).
 	Sandbox bool
-	Logger  *slog.Logger
+	// IgnoreCertErrors accepts any TLS certificate (pages and the startup
+	// script's download): the worker's --disable-ssl.
+	IgnoreCertErrors bool
+	Logger           *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -209,6 +212,9 @@ func (w *Worker) launch(ctx context.Context) (*browserProc, error) {
 		chromedp.DisableGPU,
 		chromedp.Flag("use-mock-keychain", true),
 	)
+	if w.opts.IgnoreCertErrors {
+		opts = append(opts, chromedp.IgnoreCertErrors)
+	}
 	if os.Geteuid() == 0 && !w.opts.Sandbox {
 		opts = append(opts, chromedp.NoSandbox)
 	}

@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -300,7 +301,14 @@ func (w *Worker) startupScript(ctx context.Context, cfg worker.Config, p string)
 	if cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.Token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if w.opts.IgnoreCertErrors {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		client = &http.Client{Transport: tr}
+		defer tr.CloseIdleConnections()
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("fetching startup_script %s: %w", p, err)
 	}
