@@ -165,3 +165,60 @@ func TestServerAppsIframeAndWebWorker(t *testing.T) {
 	}
 	testserver.WaitFor(t, 30*time.Second, "the sessions to go", func() bool { return w.Sessions.Len() == 0 })
 }
+
+// hyphaSource is an ImJoy-style app: config, window markup, style, script.
+const hyphaSource = `<docs>An ImJoy-style app.</docs>
+<config lang="json">
+{"name": "Imjoy Style", "type": "window", "version": "0.1.0", "requirements": []}
+</config>
+<window lang="html">
+  <div id="out">from the window section</div>
+</window>
+<style lang="css">
+  #out { color: rgb(0, 128, 0); }
+</style>
+<script lang="javascript">
+class Plugin {
+  async setup() { console.log("setup"); }
+  async read() {
+    const el = document.getElementById("out");
+    return el.textContent + " / " + getComputedStyle(el).color;
+  }
+}
+await api.export(new Plugin());
+</script>
+`
+
+// TestServerAppsHyphaSource: an ImJoy-style source is parsed at install
+// (its config becomes the manifest), its page has the window section and
+// the style, and its exported class is the default service.
+func TestServerAppsHyphaSource(t *testing.T) {
+	_, _, _, user, apps, ctx := controllerSetup(t)
+	info, err := apps.Call(ctx, "install", rpc.Kwargs{
+		"app_id":   "imjoy-app",
+		"manifest": map[string]any{"type": TypeHypha, "entry_point": "source.imjoy.html"},
+		"files":    []any{map[string]any{"path": "source.imjoy.html", "content": hyphaSource}},
+		"timeout":  60.0, "wait_for_service": "default",
+	})
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if s := fmt.Sprint(info); !strings.Contains(s, "Imjoy Style") || !strings.Contains(s, "type:window") {
+		t.Errorf("the installed manifest does not carry the source's config: %s", s)
+	}
+	v, err := apps.Call(ctx, "start", "imjoy-app", rpc.Kwargs{"timeout": 60.0, "wait_for_service": "default"})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	sid := v.(map[string]any)["id"].(string)
+	app, err := user.GetService(ctx, sid+":default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := app.Call(ctx, "read"); err != nil || got != "from the window section / rgb(0, 128, 0)" {
+		t.Fatalf("read = %v, %v", got, err)
+	}
+	if _, err := apps.Call(ctx, "stop", sid); err != nil {
+		t.Fatal(err)
+	}
+}

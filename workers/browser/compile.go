@@ -55,7 +55,7 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 			return worker.CompileResult{}, fmt.Errorf("%w: a web-app needs an http(s) URL as manifest.entry_point, got %q", worker.ErrInvalidConfig, entry)
 		}
 		return worker.CompileResult{Manifest: man, Files: req.Files}, nil
-	case TypeWindow, TypeIframe, TypeWebWorker:
+	case TypeWindow, TypeIframe, TypeWebWorker, TypeHypha:
 	default:
 		return worker.CompileResult{}, fmt.Errorf("%w: app type %q is not supported by the browser worker (supported: %s)", worker.ErrInvalidConfig, t, strings.Join(SupportedTypes, ", "))
 	}
@@ -83,7 +83,14 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 		return worker.CompileResult{}, fmt.Errorf("%w: the app's source is %d bytes (at most %d)", worker.ErrInvalidConfig, len(source), MaxSourceBytes)
 	}
 	page := source
-	if !IsHTMLDocument(source) {
+	switch {
+	case IsHTMLDocument(source):
+	case req.Manifest.Type() == TypeHypha:
+		var err error
+		if page, err = compilePlugin(man, source); err != nil {
+			return worker.CompileResult{}, err
+		}
+	default:
 		var err error
 		if page, err = RenderPage(man, source); err != nil {
 			return worker.CompileResult{}, err
@@ -116,6 +123,13 @@ func IsHTMLDocument(src string) bool {
 // connection) in scope; what the script passes to api.export becomes the
 // app's "default" service.
 func RenderPage(manifest map[string]any, script string) (string, error) {
+	return renderPage(manifest, script, "", "")
+}
+
+// renderPage is RenderPage with the HTML of the page's body (before the
+// script) and its CSS, as an ImJoy-style source's <window> and <style> give
+// them (the app author's own markup, inserted as is).
+func renderPage(manifest map[string]any, script, body, style string) (string, error) {
 	typ, _ := manifest["type"].(string)
 	tmpl, ok := pageTypes[typ]
 	if !ok {
@@ -147,7 +161,7 @@ func RenderPage(manifest map[string]any, script string) (string, error) {
 		title = "Hypha app"
 	}
 	var b bytes.Buffer
-	err = tmpl.Execute(&b, map[string]any{"Title": html.EscapeString(title), "Config": string(js), "Script": script})
+	err = tmpl.Execute(&b, map[string]any{"Title": html.EscapeString(title), "Config": string(js), "Script": script, "Body": body, "Style": style})
 	if err != nil {
 		return "", fmt.Errorf("rendering the %s page: %w", typ, err)
 	}

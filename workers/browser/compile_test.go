@@ -104,3 +104,18 @@ func TestTruncate(t *testing.T) {
 		t.Fatalf("truncate = %q", got)
 	}
 }
+
+func TestHyphaSourceErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		`<config lang="yaml">name: x</config><script>1</script>`:                "write the config as JSON",
+		`<config lang="json">{"type": "web-python"}</config><script>1</script>`: "not supported by the browser worker",
+		`<config lang="json">{not json</config><script>1</script>`:              "not a JSON object",
+		`<config lang="json">{}</config>`:                                       "no <script>",
+		`<script lang="python">print(1)</script>`:                               `lang="python"`,
+	} {
+		_, err := compile(t, worker.Manifest{"type": TypeHypha, "entry_point": "s.html"}, worker.File{Path: "s.html", Content: src})
+		if !errors.Is(err, worker.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", src, err, want)
+		}
+	}
+}

@@ -42,7 +42,7 @@ func pageURL(cfg worker.Config) (full, shown string, err error) {
 			return "", "", fmt.Errorf("%w: a web-app needs an http(s) URL as entry_point, got %q", worker.ErrInvalidConfig, entry)
 		}
 		return u.String(), u.Scheme + "://" + u.Host + u.Path, nil
-	case TypeWindow, TypeIframe, TypeWebWorker:
+	case TypeWindow, TypeIframe, TypeWebWorker, TypeHypha:
 		base, err := url.Parse(cfg.AppFilesBaseURL)
 		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 			return "", "", fmt.Errorf("%w: app_files_base_url must be an http(s) URL, got %q", worker.ErrInvalidConfig, cfg.AppFilesBaseURL)
