@@ -211,6 +211,17 @@ func (w *Worker) launch(ctx context.Context) (*browserProc, error) {
 		chromedp.UserDataDir(dir),
 		chromedp.DisableGPU,
 		chromedp.Flag("use-mock-keychain", true),
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.SysProcAttr = &syscall.SysProcAttr{
+				// Killed with the worker (chromedp's own default), and
+				// in a process group of its own: a Ctrl-C in the
+				// terminal of `hypha run` or `hypha server` goes to the
+				// foreground group and must not kill the browser under
+				// its sessions before they are stopped.
+				Pdeathsig: syscall.SIGKILL,
+				Setpgid:   true,
+			}
+		}),
 	)
 	if w.opts.IgnoreCertErrors {
 		opts = append(opts, chromedp.IgnoreCertErrors)

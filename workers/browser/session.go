@@ -251,7 +251,10 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	default:
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("closing the page of session %s: %w", s.ID(), err)
+		// The page is closed for this worker either way (its context
+		// ended); what failed is telling the browser, whose page may
+		// already be gone (a crashed renderer). A stop still succeeds.
+		w.opts.Logger.Warn("closing a session's page", "session", s.ID(), "err", err)
 	}
 	return nil
 }
