@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"strings"
 
+	"github.com/hypha-go/hypha/internal/assets/hypharpc"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/internal/wire"
@@ -25,6 +26,13 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("/ws", s.handleWS)
 	s.mux.HandleFunc("GET /health/readiness", s.health)
 	s.mux.HandleFunc("GET /health/liveness", s.health)
+	// The browser build of the JavaScript hypha-rpc client, at upstream's
+	// paths, so browser apps load it from this server (offline). Exact paths:
+	// a "/assets/" prefix pattern would conflict with "/{workspace}/services".
+	assets := http.StripPrefix(strings.TrimSuffix(hypharpc.Prefix, "/"), hypharpc.Handler())
+	for _, name := range hypharpc.Names {
+		s.mux.Handle("GET "+hypharpc.Prefix+name, assets)
+	}
 	s.mux.HandleFunc("GET /{workspace}/services", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{$}", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}", s.httpServiceInfo)

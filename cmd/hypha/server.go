@@ -13,6 +13,7 @@ import (
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
+	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
@@ -52,6 +53,8 @@ func newServerCmd() *cobra.Command {
 	var noWorkers, pprof bool
 	var po process.Options
 	var co conda.Options
+	var bo browser.Options
+	var noBrowser bool
 	var limits server.Config  // the resource limits; addLimitFlags binds them
 	var appLimits apps.Limits // and the apps controller's
 	cmd := &cobra.Command{
@@ -91,6 +94,8 @@ func newServerCmd() *cobra.Command {
 				NoWorkers: noWorkers,
 				Process:   po,
 				Conda:     co,
+				Browser:   bo,
+				NoBrowser: noBrowser,
 			})
 			if err != nil {
 				return err
@@ -101,6 +106,7 @@ func newServerCmd() *cobra.Command {
 				who, _ := pw.AppUser(cmd.Context())
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in workers: process (python-eval, node-eval) in workspace public; apps run as %s\n", who)
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in conda worker: %s\n", sys.CondaStatus())
+				fmt.Fprintf(cmd.OutOrStdout(), "Built-in browser worker: %s\n", sys.BrowserStatus())
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "shutting down")
@@ -136,6 +142,7 @@ func newServerCmd() *cobra.Command {
 	addLimitFlags(fs, &limits, &appLimits)
 	addLogFlags(fs, &po)
 	addCondaFlags(fs, &co)
+	addBrowserFlags(fs, &bo, &noBrowser)
 	return cmd
 }
 

@@ -19,7 +19,7 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run a standalone server-app worker that registers with a Hypha server",
 	}
-	cmd.AddCommand(newProcessWorkerCmd(), newCondaWorkerCmd())
+	cmd.AddCommand(newProcessWorkerCmd(), newCondaWorkerCmd(), newBrowserWorkerCmd())
 	return cmd
 }
 

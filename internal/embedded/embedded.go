@@ -22,6 +22,7 @@ import (
 	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 )
@@ -45,6 +46,13 @@ type Options struct {
 	// default to the process worker's settings. NoConda skips it.
 	Conda   conda.Options
 	NoConda bool
+	// Browser configures the built-in browser worker (window, iframe,
+	// web-worker and web-app apps in headless Chromium), registered only
+	// when a Chromium is found (Browser.ChromiumPath, or /usr/bin/chromium,
+	// chromium-headless-shell, chromium, chromium-browser). No browser
+	// starts before its first session. NoBrowser skips it.
+	Browser   browser.Options
+	NoBrowser bool
 }
 
 // System is a running embedded server with its built-in workers.
@@ -55,9 +63,13 @@ type System struct {
 	// condaNote says why conda apps are unavailable (empty when the
 	// conda worker runs).
 	condaNote string
-	workers   []*hyphaworker.Hosted
-	clients   []*rpc.Client
-	log       *slog.Logger
+	browser   *browser.Worker
+	// browserNote says why browser apps are unavailable (empty when the
+	// browser worker runs).
+	browserNote string
+	workers     []*hyphaworker.Hosted
+	clients     []*rpc.Client
+	log         *slog.Logger
 }
 
 // Start creates the server, starts listening on o.Addr and registers the
@@ -95,6 +107,11 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	if !o.NoWorkers && !o.NoConda {
 		cw, condaNote = checkConda(ctx, condaOptions(o), o.Server.Logger)
 	}
+	var bw *browser.Worker
+	browserNote := "disabled"
+	if !o.NoWorkers && !o.NoBrowser {
+		bw, browserNote = checkBrowser(ctx, o.Browser, o.Server.Logger)
+	}
 	if err := srv.Start(o.Addr); err != nil {
 		if pw != nil {
 			_ = pw.Shutdown(ctx)
@@ -102,10 +119,13 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		if cw != nil {
 			_ = cw.Shutdown(ctx)
 		}
+		if bw != nil {
+			_ = bw.Shutdown(ctx)
+		}
 		srv.Close()
 		return nil, err
 	}
-	sys := &System{Server: srv, log: o.Server.Logger, condaNote: condaNote}
+	sys := &System{Server: srv, log: o.Server.Logger, condaNote: condaNote, browserNote: browserNote}
 	if o.NoWorkers {
 		return sys, nil
 	}
@@ -113,17 +133,83 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		if cw != nil {
 			_ = cw.Shutdown(ctx)
 		}
+		if bw != nil {
+			_ = bw.Shutdown(ctx)
+		}
 		sys.Close()
 		return nil, err
 	}
-	if cw == nil {
-		return sys, nil
+	if cw != nil {
+		if err := sys.registerConda(ctx, cw); err != nil {
+			if bw != nil {
+				_ = bw.Shutdown(ctx)
+			}
+			sys.Close()
+			return nil, err
+		}
 	}
-	if err := sys.registerConda(ctx, cw); err != nil {
-		sys.Close()
-		return nil, err
+	if bw != nil {
+		if err := sys.registerBrowser(ctx, bw); err != nil {
+			sys.Close()
+			return nil, err
+		}
 	}
 	return sys, nil
+}
+
+// checkBrowser makes the browser worker and finds Chromium; it returns nil
+// and why when browser apps are unavailable.
+func checkBrowser(ctx context.Context, bo browser.Options, log *slog.Logger) (*browser.Worker, string) {
+	if bo.Logger == nil {
+		bo.Logger = log.With("component", "browser-worker")
+	}
+	bw := browser.New(bo)
+	if err := bw.Check(ctx); err != nil {
+		_ = bw.Shutdown(ctx)
+		log.Warn("browser apps (window, web-app) are unavailable", "reason", err.Error())
+		return nil, err.Error()
+	}
+	return bw, ""
+}
+
+// registerBrowser registers the checked browser worker in public.
+func (s *System) registerBrowser(ctx context.Context, bw *browser.Worker) error {
+	tok, err := s.RootToken(365 * 24 * time.Hour)
+	if err != nil {
+		_ = bw.Shutdown(ctx)
+		return err
+	}
+	c, err := s.Server.Connect(ctx, rpc.Config{Workspace: "public", ClientID: "builtin-browser-worker", Token: tok,
+		Logger: s.log.With("component", "browser-worker")})
+	if err != nil {
+		_ = bw.Shutdown(ctx)
+		return fmt.Errorf("connect the browser worker: %w", err)
+	}
+	s.clients = append(s.clients, c)
+	h, err := hyphaworker.Host(ctx, c, bw, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true, Logger: bw.Options().Logger})
+	if err != nil {
+		return fmt.Errorf("register the browser worker: %w", err)
+	}
+	s.browser = bw
+	s.workers = append(s.workers, h)
+	s.log.Info("browser worker registered", "chromium", bw.ChromiumPath())
+	return nil
+}
+
+// BrowserWorker is the built-in browser worker, nil when it is not running
+// (see BrowserStatus).
+func (s *System) BrowserWorker() *browser.Worker { return s.browser }
+
+// BrowserStatus says, for start-up messages, which Chromium the browser
+// worker uses, or why browser apps are unavailable.
+func (s *System) BrowserStatus() string {
+	if s.browser == nil {
+		if s.browserNote == "" {
+			return "browser apps unavailable"
+		}
+		return "browser apps unavailable: " + s.browserNote
+	}
+	return fmt.Sprintf("browser (window, iframe, web-worker, hypha, web-app) with %s", s.browser.ChromiumPath())
 }
 
 // condaOptions are o.Conda with the process worker's user and working

@@ -176,7 +176,7 @@ func (e *env) testLogPaging(t *testing.T) {
 		offset += len(items)
 	}
 	for i := range e.o.Lines {
-		if want := "line " + strconv.Itoa(i+1); got[i] != want {
+		if want := e.o.LinePrefix + "line " + strconv.Itoa(i+1); got[i] != want {
 			t.Fatalf("stdout line %d is %q, want %q (paged: %q)", i, got[i], want, got)
 		}
 	}

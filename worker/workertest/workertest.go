@@ -97,6 +97,16 @@ type Options struct {
 	Complete, Fail *App
 	// Timeout bounds every wait of the suite (default 60 s).
 	Timeout time.Duration
+	// LogType is the log type in which Serve's numbered lines appear
+	// (default stdout), and LinePrefix what precedes "line N" in each entry
+	// (the browser worker logs console.log("line 1") as "[log] line 1" of
+	// type console).
+	LogType    worker.LogType
+	LinePrefix string
+	// TokenInQuery makes the file server also accept the apps' token as a
+	// ?token= query parameter, as the server's app-files route does: a
+	// browser worker loads a page by URL and cannot send a Bearer header.
+	TokenInQuery bool
 	// IgnoreGoroutines names the top functions of goroutines that live as
 	// long as the program (for goleak.IgnoreTopFunction), such as a
 	// spawner thread started on first use.
@@ -116,6 +126,9 @@ func (o Options) withDefaults(t *testing.T) Options {
 	}
 	if o.Lines < 10 {
 		t.Fatalf("workertest: Options.Lines is %d, want at least 10", o.Lines)
+	}
+	if o.LogType == "" {
+		o.LogType = worker.LogStdout
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 60 * time.Second
@@ -221,7 +234,7 @@ func newEnv(t *testing.T, o Options) *env {
 // apps' token only. A folder listing is not offered: workers fall back to
 // the entry point and the manifest's files.
 func (e *env) serveFile(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+e.token {
+	if r.Header.Get("Authorization") != "Bearer "+e.token && !(e.o.TokenInQuery && r.URL.Query().Get("token") == e.token) {
 		http.Error(w, "missing or bad token", http.StatusUnauthorized)
 		return
 	}
@@ -429,7 +442,7 @@ func (e *env) stdout(t *testing.T, id string) []string {
 
 func (e *env) logs(t *testing.T, id string, offset, limit int) map[string]any {
 	t.Helper()
-	args := []any{id, string(worker.LogStdout), offset}
+	args := []any{id, string(e.o.LogType), offset}
 	if limit > 0 {
 		args = append(args, limit)
 	} else {
@@ -437,7 +450,7 @@ func (e *env) logs(t *testing.T, id string, offset, limit int) map[string]any {
 	}
 	v, err := e.svc(t, e.ctl).Call(e.ctx(t), hyphaworker.MethodGetLogs, args...)
 	if err != nil {
-		t.Fatalf("get_logs(%s, stdout, %d, %d): %v", id, offset, limit, err)
+		t.Fatalf("get_logs(%s, %s, %d, %d): %v", id, e.o.LogType, offset, limit, err)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
@@ -460,7 +473,7 @@ func contents(page map[string]any) []string {
 // waitLines waits until the session has printed all its numbered lines.
 func (e *env) waitLines(t *testing.T, id string) {
 	t.Helper()
-	want := "line " + strconv.Itoa(e.o.Lines)
+	want := e.o.LinePrefix + "line " + strconv.Itoa(e.o.Lines)
 	deadline := time.Now().Add(e.o.Timeout)
 	for {
 		lines := e.stdout(t, id)

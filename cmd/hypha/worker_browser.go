@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/browser"
+)
+
+// addBrowserFlags declares the browser worker's flags that the embedded
+// server (hypha server) uses: --chromium-path and --max-browser-sessions.
+func addBrowserFlags(fs *pflag.FlagSet, bo *browser.Options, noBrowser *bool) {
+	fs.StringVar(&bo.ChromiumPath, "chromium-path", envOr("HYPHA_CHROMIUM_PATH", ""),
+		"Chromium for window, iframe, web-worker and web-app apps (HYPHA_CHROMIUM_PATH; default: /usr/bin/chromium, or chromium-headless-shell, chromium, chromium-browser on PATH)")
+	fs.IntVar(&bo.MaxSessions, "max-browser-sessions", envInt("HYPHA_MAX_BROWSER_SESSIONS", 20),
+		"maximum concurrent sessions of the built-in browser worker (HYPHA_MAX_BROWSER_SESSIONS)")
+	fs.BoolVar(noBrowser, "no-browser", false, "do not register the built-in browser worker")
+}
+
+func newBrowserWorkerCmd() *cobra.Command {
+	var wf workerFlags
+	var opts browser.Options
+	cmd := &cobra.Command{
+		Use:   "browser",
+		Short: "Run web apps (window, iframe, web-worker, web-app) in headless Chromium",
+		Long: `Register a browser worker with a Hypha server. Each session is a page in its
+own browser context of one headless Chromium (the system's: /usr/bin/chromium,
+chromium-headless-shell, chromium, chromium-browser, or --chromium-path;
+nothing is downloaded). Window, iframe and web-worker apps load their page from
+the server's app files and connect back with the JavaScript hypha-rpc client
+that the server serves at /assets/hypha-rpc-websocket.mjs; a web-app opens its
+entry_point URL. execute evaluates JavaScript in the page; take_screenshot
+returns a PNG or JPEG of it.
+
+Keep the worker protected (the default) or list the workspaces allowed to use
+it. A token given with --token or HYPHA_TOKEN is moved out of the command line
+and environment at start. On SIGINT or SIGTERM every session is stopped, the
+browser closed and the worker unregistered.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ho, useLocal, localURL, err := wf.registration()
+			if err != nil {
+				return err
+			}
+			log := logger(cmd)
+			secrets, visible, err := loadSecrets(cmd, workerSecrets)
+			if err != nil {
+				return err
+			}
+			if visible {
+				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
+					return err
+				}
+				log.Warn("the token stays visible to local users in this process's command line or environment")
+			}
+			harden(log)
+			wf.token = secrets["token"]
+			opts.IgnoreCertErrors = wf.disableSSL
+			opts.Logger = log
+			w := browser.New(opts)
+			if err := w.Check(cmd.Context()); err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
+			props, ho, err := ho.Check(w)
+			if err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
+			out := cmd.OutOrStdout()
+			local := fmt.Sprint(useLocal)
+			if localURL != "" {
+				local = localURL
+			}
+			fmt.Fprintln(out, "Starting Hypha Browser Worker...")
+			fmt.Fprintf(out, "  Chromium: %s\n", w.ChromiumPath())
+			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
+			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
+			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
+			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
+			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
+			if len(ho.AuthorizedWorkspaces) > 0 {
+				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
+			}
+			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
+			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			fmt.Fprintf(out, "  Max Sessions: %d\n", w.Options().MaxSessions)
+
+			c, err := wf.connect(cmd)
+			if err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
+			defer c.Close()
+			info := c.Info()
+			fmt.Fprintf(out, "Connected to %s as %s/%s\n", wf.serverURL, info.Workspace, info.ClientID)
+			ctx := cmd.Context()
+			id, err := hyphaworker.Register(ctx, c, w, ho)
+			if err != nil {
+				_ = w.Shutdown(context.Background())
+				return err
+			}
+			fmt.Fprintf(out, "Registered service id: %s\n", id)
+			fmt.Fprintln(out, "Browser worker ready; press Ctrl+C to stop.")
+			var cause error
+			select {
+			case <-ctx.Done():
+			case <-c.Done():
+				cause = errors.New("the connection to the server was closed")
+			}
+			fmt.Fprintf(out, "Stopping the worker (%d session(s))...\n", w.Sessions.Len())
+			sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := hyphaworker.Shutdown(sctx, c, w, id); err != nil {
+				cause = errors.Join(cause, err)
+			}
+			fmt.Fprintln(out, "Worker stopped.")
+			return cause
+		},
+	}
+	wf.add(cmd)
+	fs := cmd.Flags()
+	fs.StringVar(&opts.ChromiumPath, "chromium-path", envOr("HYPHA_CHROMIUM_PATH", ""),
+		"the Chromium executable (HYPHA_CHROMIUM_PATH; default: /usr/bin/chromium, or chromium-headless-shell, chromium, chromium-browser on PATH)")
+	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_BROWSER_SESSIONS", 20), "maximum number of sessions (HYPHA_MAX_BROWSER_SESSIONS)")
+	addSecretsFDFlag(fs)
+	return cmd
+}

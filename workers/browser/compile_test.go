@@ -1,0 +1,121 @@
+package browser
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hypha-go/hypha/worker"
+)
+
+func compile(t *testing.T, man worker.Manifest, files ...worker.File) (worker.CompileResult, error) {
+	t.Helper()
+	return New(Options{}).Compile(context.Background(), worker.CompileRequest{Manifest: man, Files: files})
+}
+
+func TestCompileWindow(t *testing.T) {
+	res, err := compile(t, worker.Manifest{"type": TypeWindow, "name": "App", "script": "api.export({})", "requirements": []any{"https://x/y.js"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res.Manifest["script"]; ok || res.Manifest.EntryPoint() != DefaultEntryPoint {
+		t.Fatalf("manifest: %v", res.Manifest)
+	}
+	page := res.Files[0].Content.(string)
+	for _, want := range []string{"api.export({})", "/assets/hypha-rpc-websocket.mjs", `"requirements":["https://x/y.js"]`, "<title>App</title>", "connectToServer(cfg)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q:\n%s", want, page)
+		}
+	}
+	// A complete HTML page is kept as it is.
+	raw := "<!DOCTYPE html><html><body>mine</body></html>"
+	res, err = compile(t, worker.Manifest{"type": TypeWindow, "entry_point": "app.html"}, worker.File{Path: "app.html", Content: raw})
+	if err != nil || len(res.Files) != 1 || res.Files[0].Content != raw || res.Files[0].Path != DefaultEntryPoint {
+		t.Fatalf("raw HTML: %+v, %v", res.Files, err)
+	}
+	// A web-app keeps its files and needs an http(s) URL.
+	if _, err := compile(t, worker.Manifest{"type": TypeWebApp, "entry_point": "https://example.org/app"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		man   worker.Manifest
+		files []worker.File
+		want  string
+	}{
+		{"no script", worker.Manifest{"type": TypeWindow}, nil, "has no script"},
+		{"binary source", worker.Manifest{"type": TypeWindow, "entry_point": "a.js"}, []worker.File{{Path: "a.js", Content: "eA==", Format: "base64"}}, "must be a text file"},
+		{"bad requirements", worker.Manifest{"type": TypeWindow, "script": "1", "requirements": "x.js"}, nil, "requirements must be a list"},
+		{"web-app without URL", worker.Manifest{"type": TypeWebApp}, nil, "http(s) URL"},
+		{"web-app javascript URL", worker.Manifest{"type": TypeWebApp, "entry_point": "javascript:alert(1)"}, nil, "http(s) URL"},
+		{"web-app file URL", worker.Manifest{"type": TypeWebApp, "entry_point": "file:///etc/passwd"}, nil, "http(s) URL"},
+		{"unknown type", worker.Manifest{"type": "web-python"}, nil, "not supported"},
+	} {
+		_, err := compile(t, tc.man, tc.files...)
+		if !errors.Is(err, worker.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want ErrInvalidConfig with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestHostileManifestValues: no manifest value can end the page's script
+// element or inject markup; only the app's own script is inserted as is.
+func TestHostileManifestValues(t *testing.T) {
+	evil := `</script><script>alert("pwned")</script><!--`
+	res, err := compile(t, worker.Manifest{"type": TypeWindow, "name": evil, "description": evil, "requirements": []any{evil}, "script": "api.export({})"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := res.Files[0].Content.(string)
+	if strings.Contains(page, "pwned\")</script>") || strings.Count(page, "</script>") != 1 {
+		t.Fatalf("a manifest value breaks out of the page's script:\n%s", page)
+	}
+}
+
+// TestHostileStartConfig: start refuses entry points and URLs that leave the
+// app's files or are not http(s), before any browser is involved.
+func TestHostileStartConfig(t *testing.T) {
+	w := New(Options{ChromiumPath: "/nonexistent"})
+	defer w.Shutdown(context.Background())
+	for _, cfg := range []worker.Config{
+		{EntryPoint: "../../etc/passwd", AppFilesBaseURL: "http://127.0.0.1:1/f", Manifest: worker.Manifest{"type": TypeWindow}},
+		{EntryPoint: "/etc/passwd", AppFilesBaseURL: "http://127.0.0.1:1/f", Manifest: worker.Manifest{"type": TypeWindow}},
+		{EntryPoint: "https://evil.example/x", AppFilesBaseURL: "http://127.0.0.1:1/f", Manifest: worker.Manifest{"type": TypeWindow}},
+		{AppFilesBaseURL: "file:///etc", Manifest: worker.Manifest{"type": TypeWindow}},
+		{AppFilesBaseURL: "javascript:alert(1)", Manifest: worker.Manifest{"type": TypeWindow}},
+		{Manifest: worker.Manifest{"type": TypeWebApp, "entry_point": "chrome://settings"}},
+		{Manifest: worker.Manifest{"type": TypeWebApp, "entry_point": "file:///etc/passwd"}},
+	} {
+		cfg.ID, cfg.Workspace, cfg.ClientID = "ws/h", "ws", "h"
+		if _, err := w.Start(context.Background(), cfg); !errors.Is(err, worker.ErrInvalidConfig) {
+			t.Errorf("%+v: err = %v, want ErrInvalidConfig", cfg, err)
+		}
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	s := strings.Repeat("é", 10) // 20 bytes
+	got := truncate(s, 5)
+	if !strings.HasPrefix(got, "éé ") || !strings.Contains(got, "16 bytes truncated") {
+		t.Fatalf("truncate = %q", got)
+	}
+}
+
+func TestHyphaSourceErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		`<config lang="yaml">name: x</config><script>1</script>`:                "write the config as JSON",
+		`<config lang="json">{"type": "web-python"}</config><script>1</script>`: "not supported by the browser worker",
+		`<config lang="json">{not json</config><script>1</script>`:              "not a JSON object",
+		`<config lang="json">{}</config>`:                                       "no <script>",
+		`<script lang="python">print(1)</script>`:                               `lang="python"`,
+	} {
+		_, err := compile(t, worker.Manifest{"type": TypeHypha, "entry_point": "s.html"}, worker.File{Path: "s.html", Content: src})
+		if !errors.Is(err, worker.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", src, err, want)
+		}
+	}
+}
