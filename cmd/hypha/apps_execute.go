@@ -84,8 +84,21 @@ func executeSource(cmd *cobra.Command, args []string, file string) (string, erro
 // form (or a line naming what else they hold), the traceback on stderr.
 func printExecuteResult(out, errw io.Writer, v any) error {
 	m, ok := v.(map[string]any)
-	if !ok {
-		_, err := fmt.Fprintln(out, v)
+	_, hasStatus := m["status"]
+	_, hasOutputs := m["outputs"]
+	if !ok || !hasStatus && !hasOutputs {
+		// Not the kernel shape (a browser page's value, say): print the
+		// value itself, as JSON when it is not a plain string.
+		if s, isStr := v.(string); isStr {
+			_, err := fmt.Fprintln(out, s)
+			return err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			_, err = fmt.Fprintln(out, v)
+			return err
+		}
+		_, err = fmt.Fprintln(out, string(b))
 		return err
 	}
 	outs, _ := m["outputs"].([]any)
