@@ -325,16 +325,25 @@ func Serve(ctx context.Context, c *rpc.Client, w worker.Worker, opts Options) er
 	return errors.Join(cause, Shutdown(sctx, c, w, id))
 }
 
-// Shutdown unregisters the service id from c (skipped when c is closed)
-// and then stops every session of w (StopAll). Both are attempted; the
-// errors are joined.
+// unregisterTimeout bounds Shutdown's unregistration: a server that cannot
+// be reached (the client is reconnecting) already forgot the service, and
+// the sessions' stop must keep the rest of the caller's time.
+const unregisterTimeout = 5 * time.Second
+
+// Shutdown unregisters the service id from c (skipped when c is closed;
+// given up after unregisterTimeout, when the server cannot be reached)
+// and then stops every session of w (StopAll) with what is left of ctx.
+// Both are attempted; the errors are joined.
 func Shutdown(ctx context.Context, c *rpc.Client, w worker.Worker, serviceID string) error {
 	var errs []error
 	select {
 	case <-c.Done():
 	default:
-		if err := c.UnregisterService(ctx, serviceID); err != nil && !errors.Is(err, rpc.ErrClosed) {
-			errs = append(errs, err)
+		uctx, cancel := context.WithTimeout(ctx, unregisterTimeout)
+		err := c.UnregisterService(uctx, serviceID)
+		cancel()
+		if err != nil && !errors.Is(err, rpc.ErrClosed) {
+			errs = append(errs, fmt.Errorf("unregister %s: %w", serviceID, err))
 		}
 	}
 	if err := StopAll(ctx, w); err != nil {

@@ -628,3 +628,47 @@ func TestServeReturnsWhenClientCloses(t *testing.T) {
 		t.Fatal("Serve did not return after the client closed")
 	}
 }
+
+// TestShutdownWithServerGone: Shutdown while the server cannot be reached
+// (the client keeps reconnecting) gives up unregistering after a bound
+// and still stops the sessions with time left, instead of spending the
+// caller's whole deadline on the unregistration.
+func TestShutdownWithServerGone(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	wc := testserver.Connect(t, s, rpc.Config{Token: publicRootToken(t, s), Workspace: "public", ClientID: "gone-worker"})
+	stopped := make(chan error, 1)
+	w, err := worker.FromFuncs(worker.Funcs{
+		Properties: worker.Properties{Name: "gone", SupportedTypes: []string{"gone-app"}},
+		Sessions:   worker.NewRegistry(worker.RegistryOptions{}),
+		Start:      func(context.Context, worker.Config) (string, error) { return "", nil },
+		Stop:       func(context.Context, string) error { return nil },
+		Shutdown: func(ctx context.Context) error {
+			stopped <- ctx.Err() // the sessions' stop must get a live context
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := hyphaworker.Register(ctxT(t), wc, w, hyphaworker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = hyphaworker.Shutdown(ctx, wc, w, id)
+	if err == nil || !strings.Contains(err.Error(), "unregister "+id) {
+		t.Fatalf("Shutdown with the server gone = %v, want the unregistration's error", err)
+	}
+	select {
+	case cerr := <-stopped:
+		if cerr != nil {
+			t.Fatalf("the sessions were stopped with a finished context: %v", cerr)
+		}
+	default:
+		t.Fatal("the sessions were not stopped")
+	}
+}
