@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
@@ -176,39 +177,7 @@ unregisters.`,
 			}
 			fmt.Fprintf(out, "  Max Sessions: %d\n", eff.MaxSessions)
 
-			c, err := wf.connect(cmd)
-			if err != nil {
-				_ = w.Shutdown(context.Background())
-				return err
-			}
-			defer c.Close()
-			info := c.Info()
-			fmt.Fprintf(out, "Connected to %s as %s/%s\n", wf.serverURL, info.Workspace, info.ClientID)
-
-			ctx := cmd.Context()
-			id, err := hyphaworker.Register(ctx, c, w, ho)
-			if err != nil {
-				_ = w.Shutdown(context.Background())
-				return err
-			}
-			fmt.Fprintf(out, "Registered service id: %s\n", id)
-			fmt.Fprintln(out, "Process worker ready; press Ctrl+C to stop.")
-
-			var cause error
-			select {
-			case <-ctx.Done():
-			case <-c.Done():
-				cause = errors.New("the connection to the server was closed")
-			}
-			n := w.Sessions.Len()
-			fmt.Fprintf(out, "Stopping the worker (%d session(s))...\n", n)
-			sctx, cancel := context.WithTimeout(context.Background(), eff.StopGrace+30*time.Second)
-			defer cancel()
-			if err := hyphaworker.Shutdown(sctx, c, w, id); err != nil {
-				cause = errors.Join(cause, err)
-			}
-			fmt.Fprintln(out, "Worker stopped.")
-			return cause
+			return serveWorker(cmd, &wf, "Process", w, w.Sessions.Len, ho, eff.StopGrace+30*time.Second)
 		},
 	}
 	wf.add(cmd)
@@ -244,4 +213,49 @@ func interpreterNote(ctx context.Context, w *process.Worker, appType, name strin
 		return name
 	}
 	return name + " (" + p + ")"
+}
+
+// shutdownWorker is what serveWorker needs of a built-in worker.
+type shutdownWorker interface {
+	worker.Worker
+	Shutdown(ctx context.Context) error
+}
+
+// serveWorker connects, registers w with ho, says so, and serves until
+// Ctrl-C (or SIGTERM) or until the server closes the connection; then it
+// stops every session within stopBudget (hyphaworker.Shutdown). Every
+// `hypha worker <kind>` ends this way.
+func serveWorker(cmd *cobra.Command, wf *workerFlags, kind string, w shutdownWorker, sessions func() int,
+	ho hyphaworker.Options, stopBudget time.Duration) error {
+	out := cmd.OutOrStdout()
+	c, err := wf.connect(cmd)
+	if err != nil {
+		_ = w.Shutdown(context.Background())
+		return err
+	}
+	defer c.Close()
+	info := c.Info()
+	fmt.Fprintf(out, "Connected to %s as %s/%s\n", wf.serverURL, info.Workspace, info.ClientID)
+	ctx := cmd.Context()
+	id, err := hyphaworker.Register(ctx, c, w, ho)
+	if err != nil {
+		_ = w.Shutdown(context.Background())
+		return err
+	}
+	fmt.Fprintf(out, "Registered service id: %s\n", id)
+	fmt.Fprintf(out, "%s worker ready; press Ctrl+C to stop.\n", kind)
+	var cause error
+	select {
+	case <-ctx.Done():
+	case <-c.Done():
+		cause = errors.New("the connection to the server was closed")
+	}
+	fmt.Fprintf(out, "Stopping the worker (%d session(s))...\n", sessions())
+	sctx, cancel := context.WithTimeout(context.Background(), stopBudget)
+	defer cancel()
+	if err := hyphaworker.Shutdown(sctx, c, w, id); err != nil {
+		cause = errors.Join(cause, err)
+	}
+	fmt.Fprintln(out, "Worker stopped.")
+	return cause
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/browser"
 )
 
@@ -93,36 +92,7 @@ browser closed and the worker unregistered.`,
 			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
 			fmt.Fprintf(out, "  Max Sessions: %d\n", w.Options().MaxSessions)
 
-			c, err := wf.connect(cmd)
-			if err != nil {
-				_ = w.Shutdown(context.Background())
-				return err
-			}
-			defer c.Close()
-			info := c.Info()
-			fmt.Fprintf(out, "Connected to %s as %s/%s\n", wf.serverURL, info.Workspace, info.ClientID)
-			ctx := cmd.Context()
-			id, err := hyphaworker.Register(ctx, c, w, ho)
-			if err != nil {
-				_ = w.Shutdown(context.Background())
-				return err
-			}
-			fmt.Fprintf(out, "Registered service id: %s\n", id)
-			fmt.Fprintln(out, "Browser worker ready; press Ctrl+C to stop.")
-			var cause error
-			select {
-			case <-ctx.Done():
-			case <-c.Done():
-				cause = errors.New("the connection to the server was closed")
-			}
-			fmt.Fprintf(out, "Stopping the worker (%d session(s))...\n", w.Sessions.Len())
-			sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if err := hyphaworker.Shutdown(sctx, c, w, id); err != nil {
-				cause = errors.Join(cause, err)
-			}
-			fmt.Fprintln(out, "Worker stopped.")
-			return cause
+			return serveWorker(cmd, &wf, "Browser", w, w.Sessions.Len, ho, 60*time.Second)
 		},
 	}
 	wf.add(cmd)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
@@ -113,36 +112,7 @@ stopped and the worker unregisters.`,
 			fmt.Fprintf(out, "  Working Dir: %s\n", orDefault(eff.WorkDir, os.TempDir()))
 			fmt.Fprintf(out, "  Apps run as: %s\n", who)
 
-			c, err := wf.connect(cmd)
-			if err != nil {
-				_ = w.Shutdown(context.Background())
-				return err
-			}
-			defer c.Close()
-			info := c.Info()
-			fmt.Fprintf(out, "Connected to %s as %s/%s\n", wf.serverURL, info.Workspace, info.ClientID)
-			ctx := cmd.Context()
-			id, err := hyphaworker.Register(ctx, c, w, ho)
-			if err != nil {
-				_ = w.Shutdown(context.Background())
-				return err
-			}
-			fmt.Fprintf(out, "Registered service id: %s\n", id)
-			fmt.Fprintln(out, "Conda worker ready; press Ctrl+C to stop.")
-			var cause error
-			select {
-			case <-ctx.Done():
-			case <-c.Done():
-				cause = errors.New("the connection to the server was closed")
-			}
-			fmt.Fprintf(out, "Stopping the worker (%d session(s))...\n", w.Sessions.Len())
-			sctx, cancel := context.WithTimeout(context.Background(), eff.StopGrace*2+30*time.Second)
-			defer cancel()
-			if err := hyphaworker.Shutdown(sctx, c, w, id); err != nil {
-				cause = errors.Join(cause, err)
-			}
-			fmt.Fprintln(out, "Worker stopped.")
-			return cause
+			return serveWorker(cmd, &wf, "Conda", w, w.Sessions.Len, ho, eff.StopGrace*2+30*time.Second)
 		},
 	}
 	wf.add(cmd)
