@@ -59,7 +59,10 @@ type Options struct {
 	// ChromiumPath is the browser executable; empty means the first of
 	// CandidatePaths that exists.
 	ChromiumPath string
-	// MaxSessions caps concurrent sessions (default 20).
+	// MaxSessions caps concurrent sessions (default 20): those starting,
+	// running or stopping. A session failed by a browser crash has no page
+	// any more and no longer counts; it stays (with its logs) until
+	// stopped, up to MaxSessions more such sessions.
 	MaxSessions int
 	// Logs bounds each session's log store.
 	Logs worker.LogLimits
@@ -133,6 +136,7 @@ type Worker struct {
 
 	mu       sync.Mutex
 	closed   bool
+	live     int          // sessions holding a slot of MaxSessions (see tab.release)
 	browser  *browserProc // nil: none running (never started, died or shut down)
 	inflight sync.WaitGroup
 	bg       sync.WaitGroup
@@ -151,7 +155,9 @@ func New(opts Options) *Worker {
 	opts = opts.withDefaults()
 	w := &Worker{opts: opts}
 	w.Base = worker.Base{
-		Sessions: worker.NewRegistry(worker.RegistryOptions{MaxSessions: opts.MaxSessions, Logs: opts.Logs, Logger: opts.Logger}),
+		// The registry's own cap bounds the entries, failed ones kept for
+		// their logs included; Start enforces MaxSessions on live ones.
+		Sessions: worker.NewRegistry(worker.RegistryOptions{MaxSessions: 2 * opts.MaxSessions, Logs: opts.Logs, Logger: opts.Logger}),
 		Stopper:  w,
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
@@ -342,8 +348,40 @@ func (w *Worker) watch(b *browserProc) {
 	for _, s := range victims {
 		s.Log(worker.LogError, "the browser process ended; the session is lost")
 		_ = s.Fail(fmt.Errorf("%w (pid %d) while the session was running", ErrBrowserDied, b.pid))
+		// Its page is gone with the browser: the session no longer holds
+		// a slot, so the worker can start new ones before someone stops
+		// the failed ones.
+		if h, ok := worker.HandleOf[*tab](s); ok {
+			h.release()
+		}
 	}
 	b.close()
+}
+
+// reserve takes a slot of MaxSessions for a new session; release gives it
+// back.
+func (w *Worker) reserve() (release func(), err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.live >= w.opts.MaxSessions {
+		return nil, fmt.Errorf("%w: the browser worker runs its maximum of %d sessions", worker.ErrWorkerNotAvailable, w.opts.MaxSessions)
+	}
+	w.live++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.live--
+			w.mu.Unlock()
+		})
+	}, nil
+}
+
+// LiveSessions is the number of sessions holding a slot of MaxSessions.
+func (w *Worker) LiveSessions() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.live
 }
 
 // BrowserPID is the pid of the running Chromium, 0 when none runs.

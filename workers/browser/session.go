@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"unicode/utf8"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 
 	"github.com/hypha-go/hypha/worker"
@@ -23,12 +28,14 @@ const DefaultEntryPoint = "index.html"
 
 // tab is a session's handle: one page in its own browser context.
 type tab struct {
-	b      *browserProc
-	ctx    context.Context // chromedp context of the page
-	cancel context.CancelFunc
-	op     sync.Mutex    // one DevTools action at a time on the page
-	pumped chan struct{} // closed when the console pump ended
-	url    string        // the page's URL without the query (no token)
+	b       *browserProc
+	ctx     context.Context // chromedp context of the page
+	cancel  context.CancelFunc
+	op      sync.Mutex     // one DevTools action at a time on the page
+	pumps   sync.WaitGroup // the console pumps of the page and its web workers
+	pumped  chan struct{}  // closed when every pump ended
+	url     string         // the page's URL without the query (no token)
+	release func()         // gives back the session's slot of MaxSessions (idempotent)
 }
 
 // pageURL is where a session's page is loaded from, and the same URL with
@@ -104,17 +111,20 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			return fail(err)
 		}
 	}
-	if w.Sessions.Len() >= w.opts.MaxSessions {
-		return fail(fmt.Errorf("%w: the browser worker runs its maximum of %d sessions", worker.ErrWorkerNotAvailable, w.opts.MaxSessions))
+	release, err := w.reserve()
+	if err != nil {
+		return fail(err)
 	}
 	rep.Info("starting the browser")
 	b, err := w.ensureBrowser(ctx)
 	if err != nil {
+		release()
 		return fail(err)
 	}
-	h := &tab{b: b, pumped: make(chan struct{}), url: shown}
+	h := &tab{b: b, pumped: make(chan struct{}), url: shown, release: release}
 	s, err := w.Sessions.CreateFromConfig(cfg, h)
 	if err != nil {
+		release()
 		return fail(err)
 	}
 	b.mu.Lock()
@@ -146,9 +156,21 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return abort(fmt.Errorf("%w: opening a page: %w", worker.ErrWorkerNotAvailable, err))
 	}
-	w.bg.Add(1)
+	// Subscribed before the page loads, so that no early message is
+	// missed; the web workers the page starts are attached as they come
+	// (chromedp sets the page to auto-attach them).
+	msgs := chromedp.Console(h.ctx)
+	attached := chromedp.Events(h.ctx, target.AttachedToTarget)
 	pumping = true
-	go w.pumpConsole(s, h)
+	h.pumps.Add(2)
+	w.bg.Add(3)
+	go w.pumpConsole(s, h, msgs)
+	go w.attachWorkers(s, h, attached)
+	go func() {
+		defer w.bg.Done()
+		h.pumps.Wait()
+		close(h.pumped)
+	}()
 	if setup != nil {
 		if err := w.beforeLoad(lctx, h, setup); err != nil {
 			return abort(fmt.Errorf("%w: preparing the page: %w", worker.ErrWorkerNotAvailable, err))
@@ -187,15 +209,26 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	return s.ID(), nil
 }
 
-// pumpConsole copies the page's console into the session's logs until the
-// page closes. The log store bounds what is kept; one message is truncated
-// to MaxConsoleBytes.
-func (w *Worker) pumpConsole(s *worker.Session, h *tab) {
+// pumpConsole copies the console of the page (or of one of its web
+// workers) into the session's logs until the target closes. The log store
+// bounds what is kept; one message is truncated to MaxConsoleBytes.
+func (w *Worker) pumpConsole(s *worker.Session, h *tab, msgs iter.Seq2[chromedp.ConsoleMessage, error]) {
 	defer w.bg.Done()
-	defer close(h.pumped)
-	for m, err := range chromedp.Console(h.ctx) {
+	defer h.pumps.Done()
+	for m, err := range msgs {
 		if err != nil {
 			return
+		}
+		if m.Source == "network" && path.Base(strings.SplitN(m.URL, "?", 2)[0]) == "favicon.ico" {
+			// A page of the app's own asks for an icon the app has not
+			// got: noise, not an error of the app.
+			continue
+		}
+		if m.Source == "worker" {
+			// The page's browser log repeats a web worker's console
+			// (every level as info or warning); the worker's own
+			// session, attached by attachWorkers, reports it as it is.
+			continue
 		}
 		text := truncate(m.Text, w.opts.MaxConsoleBytes)
 		if m.IsException() {
@@ -211,6 +244,57 @@ func (w *Worker) pumpConsole(s *worker.Session, h *tab) {
 		s.Log(LogConsole, "["+level+"] "+text)
 	}
 }
+
+// attachWorkers follows the web workers the page starts (a web-worker
+// app's script runs in one): each is attached with a session of its own,
+// whose console is pumped into the session's logs like the page's. Enabling
+// the worker's Runtime domain replays what it logged before the attach.
+func (w *Worker) attachWorkers(s *worker.Session, h *tab, attached iter.Seq2[target.EventAttachedToTarget, error]) {
+	defer w.bg.Done()
+	defer h.pumps.Done()
+	n := 0
+	for ev, err := range attached {
+		if err != nil {
+			return
+		}
+		if ev.TargetInfo == nil || ev.TargetInfo.Type != "worker" {
+			continue
+		}
+		if n >= maxWebWorkers {
+			if n == maxWebWorkers {
+				s.Log(worker.LogInfo, fmt.Sprintf("more than %d web workers: the console of the others is not captured", maxWebWorkers))
+				n++
+			}
+			continue
+		}
+		n++
+		// Detached, not closed, when the page goes: the worker is the
+		// page's, this session only watches it.
+		wctx, cancel := chromedp.NewContext(h.ctx, chromedp.WithTargetID(ev.TargetInfo.TargetID), chromedp.WithDetachOnCancel())
+		// Console attaches first and subscribes after, so what the
+		// worker logged before (replayed when the attach enabled the
+		// Runtime domain) came too early; enabling it again replays it
+		// to the subscription.
+		msgs := chromedp.Console(wctx)
+		_ = chromedp.Do(wctx, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+			if _, err := cdp.Call(ctx, t, runtime.Disable, cdp.Empty{}); err != nil {
+				return chromedp.Void{}, err
+			}
+			_, err := cdp.Call(ctx, t, runtime.Enable, cdp.Empty{})
+			return chromedp.Void{}, err
+		})
+		h.pumps.Add(1)
+		w.bg.Add(1)
+		go func() {
+			defer cancel()
+			w.pumpConsole(s, h, msgs)
+		}()
+	}
+}
+
+// maxWebWorkers bounds the web workers of one page whose console is
+// captured (each costs a DevTools session and a goroutine).
+const maxWebWorkers = 16
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -231,7 +315,11 @@ func (w *Worker) Stop(ctx context.Context, sessionID string) error {
 
 func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	h, ok := worker.HandleOf[*tab](s)
-	if !ok || h.cancel == nil {
+	if !ok {
+		return nil
+	}
+	defer h.release()
+	if h.cancel == nil {
 		return nil
 	}
 	h.b.mu.Lock()
