@@ -207,6 +207,7 @@ func (c *Controller) register(ctx context.Context) error {
 		"list_files":       c.api("list_files", c.mListFiles, listFilesParams),
 		"read_file":        c.api("read_file", c.mReadFile, readFileParams),
 		"execute":          c.api("execute", c.mExecute, executeParams),
+		"take_screenshot":  c.api("take_screenshot", c.mTakeScreenshot, takeScreenshotParams),
 	}
 	maps.Copy(fns, c.extraFunctions()) // edit.go
 	if _, err := c.client.RegisterService(ctx, rpc.Service{

@@ -88,6 +88,8 @@ type testWorker struct {
 	stamped  []*rpc.CallContext
 	stopped  []string
 	executed []string
+	shots    []map[string]any // the context each take_screenshot got
+	shotWith any              // when set, what take_screenshot answers (a broken worker)
 	compiled int
 }
 
@@ -112,6 +114,7 @@ func newTestWorker(t *testing.T, s *server.Server, cfg rpc.Config, visibility st
 			"compile":         rpc.HandlerFunc(w.compile),
 			"kill":            rpc.HandlerFunc(w.kill),
 			"execute":         rpc.HandlerFunc(w.execute),
+			"take_screenshot": rpc.HandlerFunc(w.takeScreenshot),
 		},
 	})
 	if err != nil {
@@ -254,6 +257,32 @@ func (w *testWorker) execute(ctx context.Context, c *rpc.Call) (any, error) {
 	}
 	return map[string]any{"status": "ok", "outputs": []any{
 		map[string]any{"type": "stream", "name": "stdout", "text": script}}}, nil
+}
+
+// takeScreenshot answers image bytes of the format asked for: a PNG
+// signature, or JPEG's, or shotWith when set.
+func (w *testWorker) takeScreenshot(_ context.Context, c *rpc.Call) (any, error) {
+	sid, _ := c.Arg(0, "session_id").(string)
+	format, _ := c.Arg(1, "format").(string)
+	ctxMap, _ := c.Kwargs["context"].(map[string]any)
+	w.mu.Lock()
+	app := w.apps[sid]
+	w.shots = append(w.shots, ctxMap)
+	answer := w.shotWith
+	w.mu.Unlock()
+	if app == nil {
+		return nil, fmt.Errorf("session not found: %s", sid)
+	}
+	if answer != nil {
+		return answer, nil
+	}
+	switch format {
+	case "png":
+		return []byte("\x89PNG\r\n\x1a\nfake"), nil
+	case "jpeg":
+		return []byte("\xff\xd8\xff\xe0fake"), nil
+	}
+	return nil, fmt.Errorf("unexpected format %q", format)
 }
 
 // kill closes an app's client without telling the controller (a crash).
