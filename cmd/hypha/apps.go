@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/spf13/cobra"
 )
 
@@ -35,6 +36,39 @@ type appSource struct {
 
 // typeByExt guesses the app type of an entry point.
 var typeByExt = map[string]string{".py": "python-eval", ".js": "node-eval", ".mjs": "node-eval", ".cjs": "node-eval"}
+
+// isHTMLFile reports whether name is a web page by its extension.
+func isHTMLFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".html", ".htm":
+		return true
+	}
+	return false
+}
+
+// detectHTMLType is the app type of an .html entry point: an ImJoy-style
+// source (a <config> section and a <script> section) is "hypha", any other
+// page "window" (compile keeps a whole HTML page as it is).
+func detectHTMLType(src string) string {
+	l := strings.ToLower(src)
+	if strings.Contains(l, "<config") && strings.Contains(l, "<script") {
+		return browser.TypeHypha
+	}
+	return browser.TypeWindow
+}
+
+// fileText is the text content of the app's file at path ("" when there is
+// none or it is not text).
+func (a *appSource) fileText(path string) string {
+	for _, f := range a.Files {
+		m, _ := f.(map[string]any)
+		if m["path"] == path && m["format"] == "text" {
+			s, _ := m["content"].(string)
+			return s
+		}
+	}
+	return ""
+}
 
 // loadApp reads an app from a directory (with an optional manifest.json) or
 // a single file.
@@ -70,6 +104,17 @@ func loadApp(path, typ, id string) (*appSource, error) {
 		}
 		app.Manifest["entry_point"] = name
 		app.Manifest["name"] = strings.TrimSuffix(name, filepath.Ext(name))
+		if typ == "" && isHTMLFile(name) && detectHTMLType(string(data)) == "window" {
+			// A page of one's own need not connect back at all: it is
+			// ready once loaded unless --wait-for-service names a service.
+			app.Manifest["wait_for_service"] = false
+			if !browser.IsHTMLDocument(string(data)) {
+				// Kept as is by compile only when it reads as a whole
+				// page; a browser opening the file would read it so too.
+				f := app.Files[0].(map[string]any)
+				f["content"] = "<!doctype html>\n" + string(data)
+			}
+		}
 	} else {
 		if b, err := os.ReadFile(filepath.Join(path, "manifest.json")); err == nil {
 			if err := json.Unmarshal(b, &app.Manifest); err != nil {
@@ -108,7 +153,7 @@ func loadApp(path, typ, id string) (*appSource, error) {
 			app.Manifest["name"] = filepath.Base(filepath.Clean(path))
 		}
 		if _, ok := app.Manifest["entry_point"]; !ok {
-			for _, cand := range []string{"main.py", "app.py", "index.js", "main.js", "index.mjs", "main.mjs"} {
+			for _, cand := range []string{"main.py", "app.py", "index.js", "main.js", "index.mjs", "main.mjs", "index.html", "index.imjoy.html"} {
 				if _, err := os.Stat(filepath.Join(path, cand)); err == nil {
 					app.Manifest["entry_point"] = cand
 					break
@@ -125,6 +170,9 @@ func loadApp(path, typ, id string) (*appSource, error) {
 	}
 	if _, ok := app.Manifest["type"]; !ok {
 		t, ok := typeByExt[strings.ToLower(filepath.Ext(entry))]
+		if isHTMLFile(entry) {
+			t, ok = detectHTMLType(app.fileText(entry)), true
+		}
 		if !ok {
 			return nil, fmt.Errorf("%s: cannot tell the app type of %s; set \"type\" in manifest.json or pass --type", path, entry)
 		}
@@ -391,8 +439,9 @@ func newAppsCmd() *cobra.Command {
 		}),
 	}
 	cmd.AddCommand(install, start, stop, logs, list, uninstall, workers)
-	cmd.AddCommand(appsEditCommands(withApps)...) // apps_edit.go
-	cmd.AddCommand(appsExecuteCommand(withApps))  // apps_execute.go
+	cmd.AddCommand(appsEditCommands(withApps)...)   // apps_edit.go
+	cmd.AddCommand(appsExecuteCommand(withApps))    // apps_execute.go
+	cmd.AddCommand(appsScreenshotCommand(withApps)) // apps_screenshot.go
 	return cmd
 }
 
@@ -495,7 +544,9 @@ func streamLogs(ctx context.Context, apps *rpc.RemoteService, sessionID, typ str
 				content = strings.TrimRight(content, "\n")
 			}
 			switch t {
-			case "stdout", "log", "":
+			// A web page's console ("[level] text") is its output, as a
+			// process app's stdout is.
+			case "stdout", "log", "console", "":
 				bout.WriteString(content)
 				bout.WriteString(end)
 			default:

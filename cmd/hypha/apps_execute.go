@@ -79,14 +79,25 @@ func executeSource(cmd *cobra.Command, args []string, file string) (string, erro
 	return "", errors.New("no code: give it as an argument, - for stdin, or --file")
 }
 
+// isKernelResult reports whether v has the kernel's shape (the conda
+// worker's): a map with a status string and a list of outputs. Any other
+// value, a browser page's object with a "status" key among them, is the
+// result itself.
+func isKernelResult(v any) bool {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return false
+	}
+	_, status := m["status"].(string)
+	_, outputs := m["outputs"].([]any)
+	return status && outputs
+}
+
 // printExecuteResult renders {status, outputs, error} (the conda worker's
 // shape): stream text as is, results and displays by their text/plain
 // form (or a line naming what else they hold), the traceback on stderr.
 func printExecuteResult(out, errw io.Writer, v any) error {
-	m, ok := v.(map[string]any)
-	_, hasStatus := m["status"]
-	_, hasOutputs := m["outputs"]
-	if !ok || !hasStatus && !hasOutputs {
+	if !isKernelResult(v) {
 		// Not the kernel shape (a browser page's value, say): print the
 		// value itself, as JSON when it is not a plain string.
 		if s, isStr := v.(string); isStr {
@@ -101,6 +112,7 @@ func printExecuteResult(out, errw io.Writer, v any) error {
 		_, err = fmt.Fprintln(out, string(b))
 		return err
 	}
+	m := v.(map[string]any)
 	outs, _ := m["outputs"].([]any)
 	for _, o := range outs {
 		om, _ := o.(map[string]any)

@@ -24,6 +24,11 @@ func TestPrintExecuteResult(t *testing.T) {
 			"error": map[string]any{"ename": "ZeroDivisionError", "evalue": "division by zero", "traceback": []any{"tb line"}}},
 			"", "tb line\n", true},
 		{"browser object", map[string]any{"title": "hello", "n": int64(3)}, `{"n":3,"title":"hello"}` + "\n", "", false},
+		{"browser object with a status", map[string]any{"status": "ok", "items": []any{int64(1)}}, `{"items":[1],"status":"ok"}` + "\n", "", false},
+		{"browser object with outputs not a list", map[string]any{"status": "done", "outputs": "3 files"}, `{"outputs":"3 files","status":"done"}` + "\n", "", false},
+		{"browser object with outputs only", map[string]any{"outputs": []any{}}, `{"outputs":[]}` + "\n", "", false},
+		{"browser null", nil, "null\n", "", false},
+		{"browser list", []any{"a", int64(2)}, `["a",2]` + "\n", "", false},
 		{"browser string", "hello", "hello\n", "", false},
 		{"browser number", int64(42), "42\n", "", false},
 	} {

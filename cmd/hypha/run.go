@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
@@ -21,11 +23,15 @@ func newRunCmd() *cobra.Command {
 	var timeout time.Duration
 	var po process.Options
 	var co conda.Options
+	var bo browser.Options
+	var noBrowser bool
 	var appUser appUserFlags
 	cmd := &cobra.Command{
 		Use:   "run PATH",
 		Short: "Install an app, start it, stream its logs, stop it on Ctrl-C",
-		Long: "Runs an app (a directory with an optional manifest.json, or a single .py/.js file).\n" +
+		Long: "Runs an app (a directory with an optional manifest.json, or a single .py/.js/.html file;\n" +
+			"an .html file is a window app, or a hypha app when it is an ImJoy-style source with\n" +
+			"<config> and <script> sections; its console output is printed as it comes).\n" +
 			"Without --server-url it starts the embedded server and its built-in workers in-process.\n" +
 			"The app is ready by the server's readiness rule (a process app once it runs) unless its\n" +
 			"manifest or --wait-for-service names a service to wait for.\n" +
@@ -51,16 +57,27 @@ func newRunCmd() *cobra.Command {
 					return err
 				}
 				defer os.RemoveAll(dataDir)
+				web := isBrowserType(app.Manifest["type"])
 				sys, err := embedded.Start(ctx, embedded.Options{
 					Server:  server.Config{Logger: quietLogger(cmd), DataDir: dataDir, JWTSecret: randomSecret()},
 					Addr:    "127.0.0.1:0",
 					Process: po,
 					Conda:   co,
+					Browser: bo,
+					// A web app needs the browser worker; other apps do not
+					// pay for finding one.
+					NoBrowser: noBrowser || !web,
 				})
 				if err != nil {
 					return err
 				}
 				defer sys.Close()
+				if web && sys.BrowserWorker() == nil {
+					if noBrowser {
+						return fmt.Errorf("cannot run the %v app: the browser worker is off (--no-browser)", app.Manifest["type"])
+					}
+					return fmt.Errorf("cannot run the %v app: %s; install Debian's chromium (apt-get install chromium) or pass --chromium-path", app.Manifest["type"], sys.BrowserStatus())
+				}
 				tok, err := sys.RootToken(24 * time.Hour)
 				if err != nil {
 					return err
@@ -68,6 +85,9 @@ func newRunCmd() *cobra.Command {
 				fmt.Fprintf(stderr, "[info] embedded server at %s\n", sys.Server.URL())
 				if app.Manifest["type"] == conda.Type {
 					fmt.Fprintf(stderr, "[info] %s\n", sys.CondaStatus())
+				}
+				if web {
+					fmt.Fprintf(stderr, "[info] %s\n", sys.BrowserStatus())
 				}
 				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				c, err = rpc.Connect(cctx, rpc.Config{ServerURL: sys.Server.URL(), Token: tok, Logger: quietLogger(cmd)})
@@ -114,7 +134,13 @@ func newRunCmd() *cobra.Command {
 			}
 			v, err := apps.Call(ctx, "start", appID, kw)
 			if err != nil {
-				if ctx.Err() == nil && startLines.shownIn(err.Error()) {
+				if ctx.Err() != nil {
+					// Ctrl-C (or SIGTERM) while starting: exit as for
+					// one while running.
+					fmt.Fprintln(stderr, "[info] interrupted while starting")
+					return exitError{code: signalExitCode(ctx)}
+				}
+				if startLines.shownIn(err.Error()) {
 					return exitError{code: 1} // the [error] lines above said why
 				}
 				return fmt.Errorf("start: %w", err)
@@ -156,5 +182,12 @@ func newRunCmd() *cobra.Command {
 	addAppFilesFlags(cmd.Flags(), &po)
 	addLogFlags(cmd.Flags(), &po)
 	addCondaFlags(cmd.Flags(), &co)
+	addBrowserFlags(cmd.Flags(), &bo, &noBrowser)
 	return cmd
+}
+
+// isBrowserType reports whether apps of type t run on the browser worker.
+func isBrowserType(t any) bool {
+	s, _ := t.(string)
+	return s == "web-python" || slices.Contains(browser.SupportedTypes, s)
 }
