@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/embedded"
@@ -58,6 +59,11 @@ func newRunCmd() *cobra.Command {
 				}
 				defer os.RemoveAll(dataDir)
 				web := isBrowserType(app.Manifest["type"])
+				if web && !noBrowser {
+					if err := chromiumFound(bo.ChromiumPath, app.Manifest["type"]); err != nil {
+						return err
+					}
+				}
 				sys, err := embedded.Start(ctx, embedded.Options{
 					Server:  server.Config{Logger: quietLogger(cmd), DataDir: dataDir, JWTSecret: randomSecret()},
 					Addr:    "127.0.0.1:0",
@@ -190,4 +196,16 @@ func newRunCmd() *cobra.Command {
 func isBrowserType(t any) bool {
 	s, _ := t.(string)
 	return s == "web-python" || slices.Contains(browser.SupportedTypes, s)
+}
+
+// chromiumFound says, for a web app of type typ, what to install when no
+// Chromium is found.
+func chromiumFound(path string, typ any) error {
+	if _, err := browser.FindChromium(path); err == nil {
+		return nil
+	}
+	if path != "" {
+		return fmt.Errorf("cannot run the %v app: no Chromium at %q (--chromium-path or HYPHA_CHROMIUM_PATH); install Debian's chromium (apt-get install chromium) or give the path of a Chromium or Chrome executable", typ, path)
+	}
+	return fmt.Errorf("cannot run the %v app: no Chromium found (looked for %s); install Debian's chromium (apt-get install chromium) or pass --chromium-path", typ, strings.Join(browser.CandidatePaths, ", "))
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	_ "image/jpeg" // image.DecodeConfig of screenshots
+	_ "image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +22,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/embedded"
 	"github.com/hypha-go/hypha/server"
+	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -51,6 +56,9 @@ func TestScripts(t *testing.T) {
 			}
 			if cond == "seedjs" {
 				return seedJSReady(interopJS)
+			}
+			if cond == "chromium" {
+				return chromiumReady()
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -182,6 +190,47 @@ func TestScripts(t *testing.T) {
 					ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
 				}
 			},
+			// waitgrep FILE REGEXP: wait up to 60 s for FILE to match REGEXP.
+			"waitgrep": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: waitgrep FILE REGEXP")
+				}
+				re, err := regexp.Compile(args[1])
+				ts.Check(err)
+				for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+					if b, err := os.ReadFile(ts.MkAbs(args[0])); err == nil && re.Match(b) {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s did not match %s within 60 s:\n%s", args[0], args[1], ts.ReadFile(args[0]))
+					}
+				}
+			},
+			// noprocs STRING: no process has STRING in its command line, now
+			// (no waiting: what must be gone is gone already).
+			"noprocs": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: noprocs STRING")
+				}
+				if pids := processesWith(args[0]); len(pids) > 0 {
+					ts.Fatalf("processes with %s in their command line are left: %v", args[0], pids)
+				}
+			},
+			// image FILE png|jpeg: FILE is an image of that format, at least
+			// 100x100 pixels.
+			"image": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: image FILE png|jpeg")
+				}
+				f, err := os.Open(ts.MkAbs(args[0]))
+				ts.Check(err)
+				defer f.Close()
+				cfg, format, err := image.DecodeConfig(f)
+				ts.Check(err)
+				if format != args[1] || cfg.Width < 100 || cfg.Height < 100 {
+					ts.Fatalf("%s: a %dx%d %s image, want %s of at least 100x100", args[0], cfg.Width, cfg.Height, format, args[1])
+				}
+			},
 			// stdout2env VAR: set VAR to the last command's stdout, trimmed.
 			"stdout2env": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
@@ -207,6 +256,36 @@ func seedJSReady(dir string) (bool, error) {
 	}
 	if ci := strings.ToLower(os.Getenv("CI")); ci == "true" || ci == "1" {
 		return false, fmt.Errorf("the seed JS workers cannot run (CI is set, so this fails): %w; install Node.js and run npm ci in %s", err, dir)
+	}
+	return false, nil
+}
+
+// processesWith lists the pids whose command line contains s.
+func processesWith(s string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// chromiumReady reports whether a Chromium for the browser worker is
+// installed; in CI (CI=true) its absence is an error, not a reason to skip.
+func chromiumReady() (bool, error) {
+	_, err := browser.FindChromium("")
+	if err == nil {
+		return true, nil
+	}
+	if ci := strings.ToLower(os.Getenv("CI")); ci == "true" || ci == "1" {
+		return false, fmt.Errorf("the browser tests cannot run (CI is set, so this fails): %w", err)
 	}
 	return false, nil
 }
