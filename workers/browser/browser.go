@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,6 +218,13 @@ func (w *Worker) launch(ctx context.Context) (*browserProc, error) {
 		chromedp.UserDataDir(dir),
 		chromedp.DisableGPU,
 		chromedp.Flag("use-mock-keychain", true),
+		// Chromium starts two crash handlers (chrome_crashpad_handler)
+		// that leave its process group and outlive it by a second or so,
+		// with their database in the user's configuration directory, not
+		// in the profile. With that directory inside the profile they
+		// write nothing to the user's home and carry the profile's path
+		// on their command line, so close kills them with the rest.
+		chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dir, "config")),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			cmd.SysProcAttr = &syscall.SysProcAttr{
 				// Killed with the worker (chromedp's own default), and
