@@ -70,14 +70,10 @@ func appsScreenshotCommand(withApps func(func(context.Context, *cobra.Command, *
 	return cmd
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && isTerminalFile(f)
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames

@@ -226,15 +226,12 @@ func (w *Worker) launch(ctx context.Context) (*browserProc, error) {
 		// on their command line, so close kills them with the rest.
 		chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dir, "config")),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
-			cmd.SysProcAttr = &syscall.SysProcAttr{
-				// Killed with the worker (chromedp's own default), and
-				// in a process group of its own: a Ctrl-C in the
-				// terminal of `hypha run` or `hypha server` goes to the
-				// foreground group and must not kill the browser under
-				// its sessions before they are stopped.
-				Pdeathsig: syscall.SIGKILL,
-				Setpgid:   true,
-			}
+			// Killed with the worker (chromedp's own default on Linux),
+			// and in a process group of its own: a Ctrl-C in the
+			// terminal of `hypha run` or `hypha server` goes to the
+			// foreground group and must not kill the browser under its
+			// sessions before they are stopped.
+			cmd.SysProcAttr = browserProcAttr()
 		}),
 	)
 	if w.opts.IgnoreCertErrors {
