@@ -311,10 +311,31 @@ func (w *Worker) handle(name string) *podHandle {
 // ensureInformers starts the pod and event informers once and waits until
 // their caches hold the current state.
 func (w *Worker) ensureInformers(ctx context.Context) error {
+	factories, err := w.startInformers()
+	if err != nil {
+		return err
+	}
+	// Not under w.mu: an unreachable cluster keeps this waiting, and
+	// Shutdown must still get through (it cancels w.ctx).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(w.ctx, cancel)()
+	for _, f := range factories {
+		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("%w: listing %v in namespace %s: %w", worker.ErrWorkerNotAvailable, typ, w.opts.Namespace, context.Cause(ctx))
+			}
+		}
+	}
+	return nil
+}
+
+// startInformers starts the informers once and returns their factories.
+func (w *Worker) startInformers() ([]informers.SharedInformerFactory, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return fmt.Errorf("%w: the Kubernetes worker is shutting down", worker.ErrWorkerNotAvailable)
+		return nil, fmt.Errorf("%w: the Kubernetes worker is shutting down", worker.ErrWorkerNotAvailable)
 	}
 	if !w.informed {
 		pf := informers.NewSharedInformerFactoryWithOptions(w.opts.Client, 0,
@@ -329,7 +350,7 @@ func (w *Worker) ensureInformers(ctx context.Context) error {
 			UpdateFunc: func(_, p any) { w.onPod(p) },
 			DeleteFunc: w.onPodDeleted,
 		}); err != nil {
-			return fmt.Errorf("pod informer: %w", err)
+			return nil, fmt.Errorf("pod informer: %w", err)
 		}
 		if _, err := ef.Core().V1().Events().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: w.onEvent,
@@ -343,21 +364,14 @@ func (w *Worker) ensureInformers(ctx context.Context) error {
 				}
 			},
 		}); err != nil {
-			return fmt.Errorf("event informer: %w", err)
+			return nil, fmt.Errorf("event informer: %w", err)
 		}
 		pf.Start(w.infStop)
 		ef.Start(w.infStop)
 		w.factories = []informers.SharedInformerFactory{pf, ef}
 		w.informed = true
 	}
-	for _, f := range w.factories {
-		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return fmt.Errorf("%w: listing %v in namespace %s: %w", worker.ErrWorkerNotAvailable, typ, w.opts.Namespace, context.Cause(ctx))
-			}
-		}
-	}
-	return nil
+	return w.factories, nil
 }
 
 func (w *Worker) onPod(obj any) {

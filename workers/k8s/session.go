@@ -509,3 +509,29 @@ func (w *Worker) Adopt(ctx context.Context) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// AdoptAsync runs Adopt in the background, bounded by timeout and ended by
+// Shutdown; a failure (cluster unreachable, no permission to list pods) is
+// logged. For hosts that must not wait for the cluster at start-up.
+func (w *Worker) AdoptAsync(timeout time.Duration) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.inflight.Add(1)
+	w.mu.Unlock()
+	go func() {
+		defer w.inflight.Done()
+		ctx, cancel := context.WithTimeout(w.ctx, timeout)
+		defer cancel()
+		n, err := w.Adopt(ctx)
+		if err != nil {
+			w.opts.Logger.Warn("re-adopting the worker's pods failed", "namespace", w.opts.Namespace, "err", err)
+			return
+		}
+		if n > 0 {
+			w.opts.Logger.Info("re-adopted sessions from their pods", "sessions", n)
+		}
+	}()
+}
