@@ -112,6 +112,7 @@ func TestStartRunsAndStreamsLogs(t *testing.T) {
 	var pl progressLog
 	cfg := config("c1", "test/lines:1", map[string]any{"env": map[string]any{"MODE": "demo"}, "command": []any{"python", "-m", "app"}})
 	cfg.ProgressFunc = pl.fn
+	cfg.AppFilesBaseURL, cfg.EntryPoint = "http://hypha.invalid:9527/ws-a/artifacts/app-c1/files", "main.py"
 	id, err := w.Start(testserver.Ctx(t), cfg)
 	if err != nil {
 		t.Fatalf("start: %v", err)
@@ -142,7 +143,8 @@ func TestStartRunsAndStreamsLogs(t *testing.T) {
 		env[e.Name] = e.Value
 	}
 	if env["HYPHA_TOKEN"] != cfg.Token || env["HYPHA_CLIENT_ID"] != "c1" || env["HYPHA_WORKSPACE"] != "ws-a" ||
-		env["HYPHA_SERVER_URL"] != cfg.ServerURL || env["HYPHA_APP_ID"] != "app-c1" || env["MODE"] != "demo" {
+		env["HYPHA_SERVER_URL"] != cfg.ServerURL || env["HYPHA_APP_ID"] != "app-c1" || env["MODE"] != "demo" ||
+		env["HYPHA_APP_FILES_BASE_URL"] != cfg.AppFilesBaseURL || env["HYPHA_ENTRY_POINT"] != "main.py" {
 		t.Fatalf("env = %v", env)
 	}
 	if !slices.Equal(c.Command, []string{"python", "-m", "app"}) || c.ImagePullPolicy != corev1.PullIfNotPresent || p.Spec.RestartPolicy != corev1.RestartPolicyNever {

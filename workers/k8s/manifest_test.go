@@ -2,6 +2,8 @@ package k8s
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"errors"
 	"strings"
 	"testing"
@@ -192,5 +194,25 @@ func TestHostileOtherWorkspace(t *testing.T) {
 	}
 	if len(fc.exec.requests()) != 0 {
 		t.Fatal("a command ran for ws-b")
+	}
+}
+
+// TestExampleManifest: examples/hello-k8s is a valid k8s-pod manifest
+// within the default limits.
+func TestExampleManifest(t *testing.T) {
+	b, err := os.ReadFile("../../examples/hello-k8s/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m worker.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Options{}.withDefaults().parseManifest(m)
+	if err != nil {
+		t.Fatalf("examples/hello-k8s: %v", err)
+	}
+	if m.Type() != TypeK8sPod || ps.Resources.Limits.Memory().String() != "256Mi" || len(ps.Command) != 3 {
+		t.Fatalf("parsed = %+v", ps)
 	}
 }

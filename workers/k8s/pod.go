@@ -81,6 +81,15 @@ func (w *Worker) buildPod(cfg worker.Config, ps podSpec, now time.Time) *corev1.
 		labels[LabelWorkspace] = cfg.Workspace
 	}
 	appEnv := cfg.AppEnv()
+	// An addition to upstream's variables: where the app's own files are
+	// (read with HYPHA_TOKEN as a bearer token), so that an image can
+	// fetch its entry point instead of baking it in (examples/hello-k8s).
+	if cfg.AppFilesBaseURL != "" {
+		appEnv["HYPHA_APP_FILES_BASE_URL"] = cfg.AppFilesBaseURL
+	}
+	if cfg.EntryPoint != "" {
+		appEnv["HYPHA_ENTRY_POINT"] = cfg.EntryPoint
+	}
 	names := make([]string, 0, len(appEnv))
 	for k := range appEnv {
 		names = append(names, k)
