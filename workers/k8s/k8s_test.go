@@ -124,8 +124,17 @@ func TestStartRunsAndStreamsLogs(t *testing.T) {
 	if got := stdoutLines(t, w, id); !slices.Equal(got, numbered(30)) {
 		t.Fatalf("stdout = %q", got)
 	}
-	for _, want := range []string{"scheduled: Successfully assigned", "pulling image: Pulling image", "container started", "is running"} {
-		testserver.WaitFor(t, waitLong, "progress "+want, func() bool { return strings.Contains(pl.text(), want) })
+	if !strings.Contains(pl.text(), "success: pod "+PodName(id)+" is running") {
+		t.Fatalf("progress = %s", pl.text())
+	}
+	// The pod's events are in the session's info log: reported as progress
+	// while the start waits, logged by the monitor when they come later
+	// (the pod and event informers deliver in no fixed order).
+	for _, want := range []string{"event: scheduled: Successfully assigned", "event: pulling image: Pulling image", "event: container started"} {
+		testserver.WaitFor(t, waitLong, want, func() bool {
+			page, _ := w.GetLogs(context.Background(), id, worker.LogQuery{Type: worker.LogInfo})
+			return slices.ContainsFunc(page.Items, func(e worker.LogEntry) bool { return strings.HasPrefix(e.Content, want) })
+		})
 	}
 
 	p := fc.pod(t, PodName(id))
@@ -332,11 +341,18 @@ func waitStatus(t *testing.T, w *Worker, id string, want worker.Status) worker.S
 func TestLogReconnectNoDuplicates(t *testing.T) {
 	fc := newFakeCluster(t)
 	w := newWorker(t, fc, nil)
+	var pl progressLog
 	cfg := config("c2", "test/manual:1", nil)
+	cfg.ProgressFunc = pl.fn
 	name := PodName(cfg.ID)
 	done := make(chan error, 1)
 	go func() { _, err := w.Start(testserver.Ctx(t), cfg); done <- err }()
 	testserver.WaitFor(t, waitLong, "the pod", func() bool { return len(fc.pods(t)) > 0 })
+	// Events of a starting pod are progress messages.
+	fc.event(context.Background(), fc.pod(t, name), corev1.EventTypeNormal, "Pulling", "Pulling image \"test/manual:1\"")
+	testserver.WaitFor(t, waitLong, "the Pulling event as progress", func() bool {
+		return strings.Contains(pl.text(), "info: pulling image: Pulling image \"test/manual:1\"")
+	})
 	fc.setStatus(context.Background(), name, func(st *corev1.PodStatus) { st.Phase = corev1.PodRunning })
 	if err := <-done; err != nil {
 		t.Fatalf("start: %v", err)

@@ -211,7 +211,8 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	s.Log(worker.LogInfo, fmt.Sprintf("pod %s created in namespace %s (image %s)", name, w.opts.Namespace, ps.Image))
 	rep.Success(fmt.Sprintf("pod %s created", name))
 
-	if err := w.waitRunning(sctx, s, h, ps.Timeout, rep); err != nil {
+	seen, err := w.waitRunning(sctx, s, h, ps.Timeout, rep)
+	if err != nil {
 		if s.Context().Err() != nil && ctx.Err() == nil && w.ctx.Err() == nil {
 			err = fmt.Errorf("%w: stopped while starting", worker.ErrInvalidTransition)
 		}
@@ -220,7 +221,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err := s.SetStatus(worker.StatusRunning); err != nil {
 		return abort(err)
 	}
-	w.follow(s, h)
+	w.follow(s, h, seen)
 	s.Log(worker.LogInfo, "pod "+name+" is running")
 	rep.Success(fmt.Sprintf("pod %s is running", name))
 	return s.ID(), nil
@@ -228,8 +229,9 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 
 // waitRunning follows the pod through the informers until it runs (or
 // already ended), fails for good, or timeout passes. Events become
-// progress messages and info log entries.
-func (w *Worker) waitRunning(ctx context.Context, s *worker.Session, h *podHandle, timeout time.Duration, rep *worker.Reporter) error {
+// progress messages and info log entries. It returns how many of the pod's
+// events it took, for the monitor to go on from.
+func (w *Worker) waitRunning(ctx context.Context, s *worker.Session, h *podHandle, timeout time.Duration, rep *worker.Reporter) (int, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	next, pending := 0, ""
@@ -247,15 +249,15 @@ func (w *Worker) waitRunning(ctx context.Context, s *worker.Session, h *podHandl
 			}
 		}
 		if gone {
-			return fmt.Errorf("%w: pod %s was deleted while starting", ErrPodGone, h.name)
+			return next, fmt.Errorf("%w: pod %s was deleted while starting", ErrPodGone, h.name)
 		}
 		if pod != nil {
 			ready, why, err := startState(pod)
 			if err != nil {
-				return fmt.Errorf("pod %s: %w", h.name, err)
+				return next, fmt.Errorf("pod %s: %w", h.name, err)
 			}
 			if ready {
-				return nil
+				return next, nil
 			}
 			if why != "" && why != pending {
 				pending = why
@@ -268,21 +270,22 @@ func (w *Worker) waitRunning(ctx context.Context, s *worker.Session, h *podHandl
 			if pending != "" {
 				pending = " (" + pending + ")"
 			}
-			return fmt.Errorf("%w: pod %s was not running after %s%s", ErrStartTimeout, h.name, timeout, pending)
+			return next, fmt.Errorf("%w: pod %s was not running after %s%s", ErrStartTimeout, h.name, timeout, pending)
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return next, context.Cause(ctx)
 		}
 	}
 }
 
-// follow starts the log pump and the monitor of a running session.
-func (w *Worker) follow(s *worker.Session, h *podHandle) {
+// follow starts the log pump and the monitor of a running session; the
+// monitor logs the pod's events from index seen on.
+func (w *Worker) follow(s *worker.Session, h *podHandle, seen int) {
 	h.mu.Lock()
 	h.pumped, h.watched = make(chan struct{}), make(chan struct{})
 	h.mu.Unlock()
 	w.bg.Add(2)
 	go w.pump(s, h)
-	go w.monitor(s, h)
+	go w.monitor(s, h, seen)
 }
 
 // pump streams the pod's log into the session's log store once, following
@@ -333,11 +336,10 @@ func (w *Worker) pump(s *worker.Session, h *podHandle) {
 // monitor ends a running session when its pod ends by itself (completed,
 // or failed with the reason) or is deleted behind the worker's back, and
 // logs the pod's later events.
-func (w *Worker) monitor(s *worker.Session, h *podHandle) {
+func (w *Worker) monitor(s *worker.Session, h *podHandle, next int) {
 	defer w.bg.Done()
 	defer close(h.watched)
 	ctx := s.Context()
-	_, _, _, next := h.snapshot(0)
 	for {
 		changed := h.wait()
 		pod, gone, evs, n := h.snapshot(next)
@@ -503,7 +505,7 @@ func (w *Worker) Adopt(ctx context.Context) (int, error) {
 			continue
 		}
 		s.Log(worker.LogInfo, fmt.Sprintf("pod %s adopted after a worker restart", p.Name))
-		w.follow(s, h)
+		w.follow(s, h, 0)
 		n++
 		w.opts.Logger.Info("adopted a session from its pod", "session", id, "pod", p.Name, "phase", p.Status.Phase)
 	}
