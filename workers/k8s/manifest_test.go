@@ -3,8 +3,8 @@ package k8s
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 

@@ -428,7 +428,12 @@ func (w *Worker) deletePod(ctx context.Context, h *podHandle) error {
 	err := w.opts.Client.CoreV1().Pods(w.opts.Namespace).Delete(ctx, h.name, opts)
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-		return nil // gone, or a newer pod of that name that is not ours
+		// Gone, or a newer pod of that name that is not ours. Say so on
+		// the handle: another deletePod of the same pod (a stop during an
+		// aborting start) may be waiting for it, and the informer's
+		// deletion may reach a handle already forgotten.
+		h.setGone("")
+		return nil
 	case err != nil:
 		return fmt.Errorf("deleting pod %s: %w", h.name, err)
 	}
