@@ -425,6 +425,13 @@ func (w *Worker) deletePod(ctx context.Context, h *podHandle) error {
 	if !known {
 		return nil // never created
 	}
+	// The informer reaches the handle only through w.pods; a concurrent
+	// stop may have forgotten it already.
+	w.mu.Lock()
+	if _, ok := w.pods[h.name]; !ok {
+		w.pods[h.name] = h
+	}
+	w.mu.Unlock()
 	err := w.opts.Client.CoreV1().Pods(w.opts.Namespace).Delete(ctx, h.name, opts)
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
