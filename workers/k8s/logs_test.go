@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/worker"
 )
