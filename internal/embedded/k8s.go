@@ -42,6 +42,9 @@ func (s *System) startK8s(ctx context.Context, o K8sOptions) {
 	if o.Namespace == "" {
 		o.Namespace = cc.Namespace
 	}
+	if o.WorkerID == "" {
+		o.WorkerID = "hypha-k8s-builtin" // not a standalone worker's default id
+	}
 	if o.Logger == nil {
 		o.Logger = s.log.With("component", "k8s-worker")
 	}

@@ -56,6 +56,9 @@ current-context: c
 	if sys.K8sWorker() == nil || !strings.Contains(sys.K8sStatus(), "namespace hypha-apps") || !strings.Contains(sys.K8sStatus(), kc) {
 		t.Fatalf("k8s worker not registered: %s", sys.K8sStatus())
 	}
+	if o := sys.K8sWorker().Options(); o.WorkerID != "hypha-k8s-builtin" || o.Namespace != "hypha-apps" {
+		t.Fatalf("worker id %q, namespace %q", o.WorkerID, o.Namespace)
+	}
 }
 
 // TestEmbeddedNoKubeconfig: without any cluster configuration the system
