@@ -96,6 +96,7 @@ func newServerCmd() *cobra.Command {
 				Conda:     co,
 				Browser:   bo,
 				NoBrowser: noBrowser,
+				K8s:       k8sFromEnv(),
 			})
 			if err != nil {
 				return err
@@ -107,6 +108,7 @@ func newServerCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in workers: process (python-eval, node-eval) in workspace public; apps run as %s\n", who)
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in conda worker: %s\n", sys.CondaStatus())
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in browser worker: %s\n", sys.BrowserStatus())
+				fmt.Fprintf(cmd.OutOrStdout(), "Built-in Kubernetes worker: %s\n", sys.K8sStatus())
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "shutting down")

@@ -24,6 +24,7 @@ import (
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
+	"github.com/hypha-go/hypha/workers/k8s"
 	"github.com/hypha-go/hypha/workers/process"
 )
 
@@ -53,6 +54,8 @@ type Options struct {
 	// starts before its first session. NoBrowser skips it.
 	Browser   browser.Options
 	NoBrowser bool
+	// K8s configures the built-in Kubernetes worker (internal/embedded/k8s.go).
+	K8s K8sOptions
 }
 
 // System is a running embedded server with its built-in workers.
@@ -67,9 +70,12 @@ type System struct {
 	// browserNote says why browser apps are unavailable (empty when the
 	// browser worker runs).
 	browserNote string
-	workers     []*hyphaworker.Hosted
-	clients     []*rpc.Client
-	log         *slog.Logger
+	// The Kubernetes worker (k8s.go), and why it is not running.
+	k8sWorker          *k8s.Worker
+	k8sSource, k8sNote string
+	workers            []*hyphaworker.Hosted
+	clients            []*rpc.Client
+	log                *slog.Logger
 }
 
 // Start creates the server, starts listening on o.Addr and registers the
@@ -154,6 +160,7 @@ func Start(ctx context.Context, o Options) (*System, error) {
 			return nil, err
 		}
 	}
+	sys.startK8s(ctx, o.K8s)
 	return sys, nil
 }
 
