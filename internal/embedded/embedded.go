@@ -23,6 +23,7 @@ import (
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/browser"
+	"github.com/hypha-go/hypha/workers/terminal"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
 )
@@ -53,6 +54,11 @@ type Options struct {
 	// starts before its first session. NoBrowser skips it.
 	Browser   browser.Options
 	NoBrowser bool
+	// Terminal configures the built-in terminal worker (app type
+	// terminal), always registered unless NoTerminal. Who its sessions run
+	// as and where they work default to the process worker's settings.
+	Terminal   terminal.Options
+	NoTerminal bool
 }
 
 // System is a running embedded server with its built-in workers.
@@ -67,6 +73,7 @@ type System struct {
 	// browserNote says why browser apps are unavailable (empty when the
 	// browser worker runs).
 	browserNote string
+	terminal    *terminal.Worker
 	workers     []*hyphaworker.Hosted
 	clients     []*rpc.Client
 	log         *slog.Logger
@@ -150,6 +157,12 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	}
 	if bw != nil {
 		if err := sys.registerBrowser(ctx, bw); err != nil {
+			sys.Close()
+			return nil, err
+		}
+	}
+	if !o.NoTerminal {
+		if err := sys.registerTerminal(ctx, o); err != nil {
 			sys.Close()
 			return nil, err
 		}
