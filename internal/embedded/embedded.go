@@ -23,9 +23,9 @@ import (
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/browser"
-	"github.com/hypha-go/hypha/workers/terminal"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
+	"github.com/hypha-go/hypha/workers/terminal"
 )
 
 // Options for Start.
