@@ -138,7 +138,7 @@ func newRunCmd() *cobra.Command {
 				// A terminal app is shown on this terminal instead of
 				// its log (run_terminal.go).
 				wid, _ := m["worker_id"].(string)
-				aerr := attachTerminal(ctx, c, wid, sid, os.Stdin, cmd.OutOrStdout(), stderr)
+				aerr := attachTerminal(ctx, c, apps, wid, sid, os.Stdin, cmd.OutOrStdout(), stderr)
 				if aerr != nil && !errors.Is(aerr, errDetached) && ctx.Err() == nil {
 					fmt.Fprintf(stderr, "[error] %v\n", aerr)
 				}

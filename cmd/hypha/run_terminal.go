@@ -12,7 +12,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hypha-go/hypha/rpc"
-	"github.com/hypha-go/hypha/worker/hyphaworker"
 	"github.com/hypha-go/hypha/workers/terminal"
 )
 
@@ -24,24 +23,49 @@ const detachKey = 0x1d
 // errDetached: the user pressed the detach key.
 var errDetached = errors.New("detached")
 
+// termAPI is where a terminal session's attach, write and resize go: the
+// apps controller's relay (attach_terminal, write_terminal,
+// resize_terminal: any client with read_write on the session's workspace),
+// or, on a server without it, the terminal worker itself (root, or the
+// members of the worker's own workspace).
+type termAPI struct {
+	svc                   *rpc.RemoteService
+	attach, write, resize string
+}
+
+func terminalAPI(ctx context.Context, c *rpc.Client, apps *rpc.RemoteService, workerID string) (termAPI, error) {
+	if _, ok := apps.Members()["attach_terminal"]; ok {
+		return termAPI{svc: apps, attach: "attach_terminal", write: "write_terminal", resize: "resize_terminal"}, nil
+	}
+	svc, err := c.GetService(ctx, workerID)
+	if err != nil {
+		return termAPI{}, fmt.Errorf("terminal worker %s: %w", workerID, err)
+	}
+	return termAPI{svc: svc, attach: terminal.ExtAttach, write: terminal.ExtWriteTerminal, resize: terminal.ExtResizeTerminal}, nil
+}
+
 // attachTerminal shows a terminal session on this process's terminal: the
-// session's output (from the worker's attach generator) goes to out; when
+// session's output (from the attach generator) goes to out; when
 // in is a terminal, it is put in raw mode and every key goes to the
 // session (write_terminal), and the session follows this terminal's size
 // (resize_terminal, again on SIGWINCH). When in is not a terminal only the
 // output is shown. It returns when the session's program ended, on the
 // detach key (errDetached), or when ctx ends.
-func attachTerminal(ctx context.Context, c *rpc.Client, workerID, sid string, in *os.File, out io.Writer, diag io.Writer) error {
-	svc, err := c.GetService(ctx, workerID)
+func attachTerminal(ctx context.Context, c *rpc.Client, apps *rpc.RemoteService, workerID, sid string, in *os.File, out io.Writer, diag io.Writer) error {
+	api, err := terminalAPI(ctx, c, apps, workerID)
 	if err != nil {
-		return fmt.Errorf("terminal worker %s: %w", workerID, err)
+		return err
 	}
-	w := hyphaworker.Remote(svc)
+	w := api.svc
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	g, err := w.Stream(ctx, terminal.ExtAttach, sid)
+	v, err := w.Call(ctx, api.attach, sid)
 	if err != nil {
-		return fmt.Errorf("attach to %s: %w (the terminal worker must let this client call it: root on the embedded server, or a worker in your own workspace)", sid, err)
+		return fmt.Errorf("attach to %s: %w", sid, err)
+	}
+	g, ok := v.(*rpc.RemoteGenerator)
+	if !ok {
+		return fmt.Errorf("attach to %s: %s answered %T, not a generator", sid, api.attach, v)
 	}
 	fd := int(in.Fd())
 	if term.IsTerminal(fd) {
@@ -53,7 +77,7 @@ func attachTerminal(ctx context.Context, c *rpc.Client, workerID, sid string, in
 		fmt.Fprintf(diag, "[info] attached to %s; Ctrl-] stops the session and leaves\r\n", sid)
 		resize := func() {
 			if cols, rows, err := term.GetSize(fd); err == nil {
-				_, _ = w.Call(ctx, terminal.ExtResizeTerminal, sid, rows, cols)
+				_, _ = w.Call(ctx, api.resize, sid, rows, cols)
 			}
 		}
 		resize()
@@ -81,13 +105,13 @@ func attachTerminal(ctx context.Context, c *rpc.Client, workerID, sid string, in
 					for i, b := range data {
 						if b == detachKey {
 							if i > 0 {
-								_, _ = w.Call(ctx, terminal.ExtWriteTerminal, sid, string(data[:i]))
+								_, _ = w.Call(ctx, api.write, sid, string(data[:i]))
 							}
 							cancel(errDetached)
 							return
 						}
 					}
-					if _, err := w.Call(ctx, terminal.ExtWriteTerminal, sid, string(data)); err != nil {
+					if _, err := w.Call(ctx, api.write, sid, string(data)); err != nil {
 						return
 					}
 				}

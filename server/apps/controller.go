@@ -208,7 +208,8 @@ func (c *Controller) register(ctx context.Context) error {
 		"read_file":        c.api("read_file", c.mReadFile, readFileParams),
 		"execute":          c.api("execute", c.mExecute, executeParams),
 	}
-	maps.Copy(fns, c.extraFunctions()) // edit.go
+	maps.Copy(fns, c.extraFunctions())    // edit.go
+	maps.Copy(fns, c.terminalFunctions()) // terminal.go
 	if _, err := c.client.RegisterService(ctx, rpc.Service{
 		ID: "server-apps", Name: "Server Apps", Type: "server-apps",
 		Description: "Install, start and stop server apps run by server-app-worker services.",
