@@ -609,6 +609,9 @@ func (w *Worker) monitor(s *worker.Session, h *session, ls *localproc.Session, t
 	if !stopped && ex.Code >= 0 {
 		s.SetExitCode(ex.Code)
 	}
+	if n := t.screen.skippedBytes(); n > 0 {
+		s.Log(worker.LogInfo, fmt.Sprintf("the screen model skipped %d bytes of output it could not keep up with (the screen shows what came after)", n))
+	}
 	if d := t.dropped.Load(); d > 0 {
 		s.Log(worker.LogInfo, fmt.Sprintf("%d time(s) a viewer fell behind and was sent a repaint instead of the output it missed", d))
 	}

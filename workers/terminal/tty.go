@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/charmbracelet/x/vt"
 	"github.com/creack/pty"
 
 	"github.com/hypha-go/hypha/worker"
@@ -32,7 +30,7 @@ type tty struct {
 	logs   *worker.LogStore
 
 	mu         sync.Mutex
-	screen     *vt.Emulator
+	screen     *screen
 	rows, cols int
 	scroll     ring  // the raw output, most recent ScrollbackBytes
 	total      int64 // bytes read so far (absolute offset of the end of scroll)
@@ -52,7 +50,7 @@ type tty struct {
 func newTTY(master *os.File, logs *worker.LogStore, rows, cols, scrollback, viewerMax, maxLine int) *tty {
 	t := &tty{
 		master: master, logs: logs,
-		screen: vt.NewEmulator(cols, rows), rows: rows, cols: cols,
+		screen: newScreen(rows, cols, screenBacklog), rows: rows, cols: cols,
 		scroll:     ring{max: scrollback},
 		viewers:    map[*viewer]struct{}{},
 		captures:   map[*capture]struct{}{},
@@ -78,7 +76,7 @@ func (t *tty) start() {
 func (t *tty) answers() {
 	buf := make([]byte, 256)
 	for {
-		n, err := t.screen.Read(buf)
+		n, err := t.screen.read(buf)
 		if n > 0 {
 			t.writeMu.Lock()
 			_, _ = t.master.Write(buf[:n])
@@ -119,7 +117,7 @@ func (t *tty) readLoop() {
 	close(t.changed)
 	t.changed = make(chan struct{})
 	t.mu.Unlock()
-	_ = t.screen.Close() // ends answers
+	t.screen.close() // ends answers
 }
 
 var errTerminalEnded = errors.New("the terminal's program ended")
@@ -128,7 +126,7 @@ var errTerminalEnded = errors.New("the terminal's program ended")
 func (t *tty) feed(b []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, _ = t.screen.Write(b)
+	t.screen.feed(b)
 	t.scroll.write(b)
 	t.total += int64(len(b))
 	for c := range t.captures {
@@ -192,7 +190,7 @@ func (t *tty) resize(rows, cols int) error {
 	}
 	t.mu.Lock()
 	t.rows, t.cols = rows, cols
-	t.screen.Resize(cols, rows)
+	t.screen.resize(rows, cols)
 	t.mu.Unlock()
 	return nil
 }
@@ -206,11 +204,7 @@ func (t *tty) size() (rows, cols int) {
 
 // screenText is the rendered screen as plain text (trailing blanks
 // trimmed).
-func (t *tty) screenText() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.screen.String()
-}
+func (t *tty) screenText() string { return t.screen.text() }
 
 // readNew returns the output since the previous readNew (read_terminal's
 // shared cursor) and how many bytes of it the scrollback had already lost.
@@ -252,13 +246,7 @@ func (t *tty) detach(v *viewer) {
 
 // repaint is the current screen as escape sequences that redraw it whole:
 // what a viewer that fell behind gets instead of what it missed.
-func (t *tty) repaint() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	pos := t.screen.CursorPosition()
-	return "\x1b[H\x1b[2J" + strings.ReplaceAll(t.screen.Render(), "\n", "\r\n") +
-		fmt.Sprintf("\x1b[%d;%dH", pos.Y+1, pos.X+1)
-}
+func (t *tty) repaint() string { return t.screen.repaint() }
 
 // addCapture registers an execute's capture before its input is written.
 func (t *tty) addCapture(c *capture) error {
@@ -508,4 +496,6 @@ func (c *capture) result() (out, raw []byte, outLost, rawLost int64, code int, e
 	return out, c.raw, c.outLost, c.rawLost, c.code, c.err
 }
 
-var _ io.Writer = (*vt.Emulator)(nil)
+// screenBacklog is how far the screen model may fall behind the output
+// before it skips ahead (see screen).
+const screenBacklog = 1 << 20
