@@ -561,7 +561,6 @@ func (w *Worker) spawn(s *worker.Session, h *session, path string, argv, env []s
 		w.bg.Done()
 		return fmt.Errorf("size the pseudo-terminal: %w", err)
 	}
-	t := newTTY(master, s.Logs(), w.opts.Rows, w.opts.Cols, w.opts.ScrollbackBytes, w.opts.ViewerBytes, w.opts.MaxLineBytes)
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
@@ -573,16 +572,17 @@ func (w *Worker) spawn(s *worker.Session, h *session, path string, argv, env []s
 	ls := h.ls
 	err = ls.Start(localproc.Command{Path: path, Args: argv, Env: env, Logs: s.Logs(), LogContext: s.Context(), TTY: slave})
 	slave.Close() // the program holds its own copies
-	if err == nil {
-		h.pid, h.tty = ls.PID(), t
-		t.start()
-	}
-	h.mu.Unlock()
 	if err != nil {
+		h.mu.Unlock()
 		master.Close()
 		w.bg.Done()
 		return err
 	}
+	// What the program writes meanwhile waits in the pty.
+	t := newTTY(master, s.Logs(), w.opts.Rows, w.opts.Cols, w.opts.ScrollbackBytes, w.opts.ViewerBytes, w.opts.MaxLineBytes)
+	h.pid, h.tty = ls.PID(), t
+	t.start()
+	h.mu.Unlock()
 	s.Log(worker.LogInfo, fmt.Sprintf("Terminal session started with command: %s (pid %d)", strings.Join(argv, " "), h.pid))
 	go w.monitor(s, h, ls, t)
 	return nil
