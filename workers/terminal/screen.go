@@ -2,6 +2,7 @@ package terminal
 
 import (
 	"bytes"
+	"io"
 	"fmt"
 	"strings"
 	"sync"
@@ -177,6 +178,13 @@ func (s *screen) close() {
 	}
 	<-s.stopped
 	s.emuMu.Lock()
-	_ = s.emu.Close() // ends the answers pump
-	s.emuMu.Unlock()
+	defer s.emuMu.Unlock()
+	// End the answers pump by closing the emulator's reply pipe (its input
+	// pipe is that pipe's write end). Emulator.Close would do the same but
+	// also set a flag the blocked Read checks without a lock.
+	if pw, ok := s.emu.InputPipe().(*io.PipeWriter); ok {
+		_ = pw.CloseWithError(io.EOF)
+		return
+	}
+	_ = s.emu.Close()
 }
