@@ -262,8 +262,10 @@ func TestBurst(t *testing.T) {
 		want.WriteString(strconv.Itoa(i))
 		want.WriteByte('\n')
 	}
+	began := time.Now()
 	res := exec1(t, w, id, fmt.Sprintf("seq 1 %d; echo END-OF-BURST", n), map[string]any{"timeout": 300})
 	got := stdoutText(t, res)
+	t.Logf("execute of %d bytes took %s (%.1f MB/s) with a viewer attached", len(got), time.Since(began), float64(len(got))/time.Since(began).Seconds()/1e6)
 	if got != want.String()+"END-OF-BURST\n" {
 		t.Fatalf("execute output: %d bytes, want %d (first difference at %d)", len(got), want.Len()+13, firstDiff(got, want.String()))
 	}
