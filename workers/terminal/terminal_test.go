@@ -370,7 +370,7 @@ func TestWriteReadTerminal(t *testing.T) {
 func TestStopLeavesNothing(t *testing.T) {
 	w := newWorker(t, Options{})
 	id := start(t, w, "stop", map[string]any{"startup_command": "/bin/bash --norc -i"})
-	out := stdoutText(t, exec1(t, w, id, "nohup sleep 1000 >/dev/null 2>&1 &\necho $!; pwd", nil))
+	out := stdoutText(t, exec1(t, w, id, "nohup sleep 987654 >/dev/null 2>&1 &\necho $!; pwd", nil))
 	f := strings.Fields(out) // "[1] 15" (the job notice), then the two lines
 	if len(f) < 2 {
 		t.Fatalf("output %q", out)
@@ -394,11 +394,11 @@ func TestStopLeavesNothing(t *testing.T) {
 		}
 	}
 	// The background sleep's pid is the one inside the session's PID
-	// namespace when the session has one; look for any sleep 1000 left.
+	// namespace when the session has one; look for any such sleep left.
 	_ = pid
-	outPS, _ := exec.Command("pgrep", "-f", "sleep 1000").Output()
+	outPS, _ := exec.Command("pgrep", "-f", "sleep 987654").Output()
 	if strings.TrimSpace(string(outPS)) != "" {
-		t.Fatalf("sleep 1000 left running: %s", outPS)
+		t.Fatalf("sleep 987654 left running: %s", outPS)
 	}
 	if _, err := w.Sessions.Lookup(id); err == nil {
 		t.Fatal("session still listed")
