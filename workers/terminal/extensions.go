@@ -123,8 +123,17 @@ func (w *Worker) attach(ctx context.Context, sessionID string) (iter.Seq2[map[st
 	if err != nil {
 		return nil, err
 	}
-	v, initial, ended := t.attach()
+	// Refused now when full; the viewer itself is registered when the
+	// caller starts reading (a generator never read holds no slot).
+	if err := t.roomForViewer(w.opts.MaxViewers); err != nil {
+		return nil, fmt.Errorf("%w: session %s: %w", worker.ErrInvalidConfig, sessionID, err)
+	}
 	return func(yield func(map[string]any, error) bool) {
+		v, initial, ended, err := t.attach(w.opts.MaxViewers)
+		if err != nil {
+			yield(nil, fmt.Errorf("%w: session %s: %w", worker.ErrInvalidConfig, sessionID, err))
+			return
+		}
 		defer t.detach(v)
 		rows, cols := t.size()
 		initial = trimLeadingPartial(initial)

@@ -2,8 +2,8 @@ package terminal
 
 import (
 	"bytes"
-	"io"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"

@@ -54,6 +54,7 @@ const (
 	DefaultCols              = 80
 	DefaultScrollbackBytes   = 1 << 20
 	DefaultViewerBytes       = 4 << 20
+	DefaultMaxViewers        = 16
 	DefaultExecuteTimeout    = 30 * time.Second
 	DefaultMaxExecuteTimeout = 30 * time.Minute
 	DefaultMaxExecuteOutput  = 64 << 20
@@ -104,6 +105,9 @@ type Options struct {
 	// ViewerBytes bounds what one attached viewer may fall behind before
 	// its queue is dropped and it gets a repaint (default 4 MiB).
 	ViewerBytes int
+	// MaxViewers bounds the viewers attached to one session at once
+	// (default DefaultMaxViewers): with ViewerBytes, what viewers may hold.
+	MaxViewers int
 	// ExecuteTimeout is execute's timeout when config.timeout is absent
 	// (default 30 s); MaxExecuteTimeout caps config.timeout (30 min).
 	ExecuteTimeout, MaxExecuteTimeout time.Duration
@@ -158,6 +162,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ViewerBytes <= 0 {
 		o.ViewerBytes = DefaultViewerBytes
+	}
+	if o.MaxViewers <= 0 {
+		o.MaxViewers = DefaultMaxViewers
 	}
 	if o.ExecuteTimeout <= 0 {
 		o.ExecuteTimeout = DefaultExecuteTimeout

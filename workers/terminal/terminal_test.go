@@ -480,3 +480,38 @@ func iterPull(seq iter.Seq2[map[string]any, error]) (func() (map[string]any, boo
 		return m, ok && err == nil
 	}, stop
 }
+
+// TestHostileViewerFlood: attaching more viewers than MaxViewers is
+// refused with a clear error; a viewer that leaves makes room.
+func TestHostileViewerFlood(t *testing.T) {
+	w := newWorker(t, Options{MaxViewers: 3})
+	id := start(t, w, "flood", map[string]any{"startup_command": "/bin/bash --norc -i"})
+	var stops []func()
+	for i := 0; i < 3; i++ {
+		seq, err := w.attach(ctxT(t), id)
+		if err != nil {
+			t.Fatalf("viewer %d: %v", i, err)
+		}
+		next, stop := iterPull(seq)
+		if m, ok := next(); !ok || m["type"] != "initial" {
+			t.Fatalf("viewer %d: %v", i, m)
+		}
+		stops = append(stops, stop)
+	}
+	if _, err := w.attach(ctxT(t), id); err == nil || !strings.Contains(err.Error(), "too many viewers attached: 3") {
+		t.Fatalf("fourth viewer: %v", err)
+	}
+	stops[0]()
+	seq, err := w.attach(ctxT(t), id)
+	if err != nil {
+		t.Fatalf("after one left: %v", err)
+	}
+	next, stop := iterPull(seq)
+	if m, ok := next(); !ok || m["type"] != "initial" {
+		t.Fatalf("new viewer: %v", m)
+	}
+	stop()
+	for _, s := range stops[1:] {
+		s()
+	}
+}

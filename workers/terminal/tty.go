@@ -225,17 +225,34 @@ func (t *tty) readNew(max int) (out []byte, lost int64) {
 	return out, lost
 }
 
-// attach registers a viewer and returns the scrollback it starts from.
-func (t *tty) attach() (*viewer, []byte, bool) {
+// errTooManyViewers: a session has as many viewers as it may.
+var errTooManyViewers = errors.New("too many viewers attached")
+
+// roomForViewer reports whether another viewer may attach.
+func (t *tty) roomForViewer(max int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.ended && len(t.viewers) >= max {
+		return fmt.Errorf("%w: %d (the limit); detach one first", errTooManyViewers, len(t.viewers))
+	}
+	return nil
+}
+
+// attach registers a viewer and returns the scrollback it starts from; at
+// most max viewers at once (each may hold viewerMax bytes).
+func (t *tty) attach(max int) (*viewer, []byte, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	v := newViewer(t.viewerMax)
 	if t.ended {
 		v.end()
-		return v, t.scroll.from(0, t.scroll.len()), true
+		return v, t.scroll.from(0, t.scroll.len()), true, nil
+	}
+	if len(t.viewers) >= max {
+		return nil, nil, false, fmt.Errorf("%w: %d (the limit); detach one first", errTooManyViewers, len(t.viewers))
 	}
 	t.viewers[v] = struct{}{}
-	return v, t.scroll.from(0, t.scroll.len()), false
+	return v, t.scroll.from(0, t.scroll.len()), false, nil
 }
 
 func (t *tty) detach(v *viewer) {
