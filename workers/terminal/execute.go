@@ -142,7 +142,9 @@ func (w *Worker) execute(ctx context.Context, s *worker.Session, h *session, req
 		return nil, fmt.Errorf("%w: session %s is %s", worker.ErrInvalidConfig, s.ID(), s.Status())
 	}
 	defer func() { <-h.execSem }()
+	h.mu.Lock()
 	t := h.tty
+	h.mu.Unlock()
 	if t == nil || s.Status() != worker.StatusRunning {
 		return nil, fmt.Errorf("%w: session %s is %s", worker.ErrInvalidConfig, s.ID(), s.Status())
 	}
