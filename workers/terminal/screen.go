@@ -166,9 +166,26 @@ func (s *screen) skippedBytes() int64 {
 // read returns what the emulator answers to the program's queries.
 func (s *screen) read(p []byte) (int, error) { return s.emu.Read(p) }
 
-// close stops the model once it has taken what is queued.
+// closeTail is how much queued output close still emulates: the program
+// has ended, and its last screen is drawn by its last output.
+const closeTail = 64 << 10
+
+// close stops the model once it has taken what is queued (at most the last
+// closeTail bytes of it, so that a stop never waits long for a model far
+// behind).
 func (s *screen) close() {
 	s.mu.Lock()
+	if over := len(s.pending) - closeTail; over > 0 {
+		cut := over
+		if i := bytes.IndexByte(s.pending[over:], '\n'); i >= 0 {
+			cut = over + i + 1
+		}
+		s.skipped += int64(cut)
+		s.done += int64(cut)
+		n := copy(s.pending, s.pending[cut:])
+		s.pending = s.pending[:n]
+		s.resync = true
+	}
 	s.closed = true
 	s.progress.Broadcast()
 	s.mu.Unlock()
