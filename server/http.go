@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hypha-go/hypha/internal/assets/hypharpc"
+	"github.com/hypha-go/hypha/internal/assets/xterm"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/internal/wire"
@@ -33,6 +34,13 @@ func (s *Server) routes() {
 	for _, name := range hypharpc.Names {
 		s.mux.Handle("GET "+hypharpc.Prefix+name, assets)
 	}
+	// The web terminal (internal/assets/xterm): xterm.js and the page of
+	// a terminal session.
+	xtermAssets := http.StripPrefix(strings.TrimSuffix(xterm.Prefix, "/"), xterm.AssetHandler())
+	for _, name := range xterm.Names {
+		s.mux.Handle("GET "+xterm.Prefix+name, xtermAssets)
+	}
+	s.mux.Handle("GET /{workspace}/terminal/{client_id}", xterm.PageHandler())
 	s.mux.HandleFunc("GET /{workspace}/services", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{$}", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}", s.httpServiceInfo)

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -14,8 +16,18 @@ import (
 	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/process"
+	"github.com/hypha-go/hypha/workers/terminal"
 	"github.com/spf13/cobra"
 )
+
+// logSink is where run prints the app's log: nowhere for a terminal app,
+// whose output was shown live (the log then only tells when it ended).
+func logSink(terminalApp bool, out io.Writer) io.Writer {
+	if terminalApp {
+		return io.Discard
+	}
+	return out
+}
 
 func newRunCmd() *cobra.Command {
 	var cf clientFlags
@@ -153,9 +165,29 @@ func newRunCmd() *cobra.Command {
 			}
 			m, _ := v.(map[string]any)
 			sid, _ := m["id"].(string)
-			fmt.Fprintf(stderr, "[info] session %s running; Ctrl-C stops it\n", sid)
 			diag := &errorLines{w: stderr}
-			status, err := streamLogs(ctx, apps, sid, "", true, cmd.OutOrStdout(), diag)
+			if app.Manifest["type"] == terminal.Type {
+				// A terminal app is shown on this terminal instead of
+				// its log (run_terminal.go).
+				wid, _ := m["worker_id"].(string)
+				aerr := attachTerminal(ctx, c, apps, wid, sid, os.Stdin, cmd.OutOrStdout(), stderr)
+				if aerr != nil && !errors.Is(aerr, errDetached) && ctx.Err() == nil {
+					fmt.Fprintf(stderr, "[error] %v\n", aerr)
+				}
+				if errors.Is(aerr, errDetached) || aerr != nil && ctx.Err() == nil {
+					sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+					defer cancel()
+					_, _ = apps.Call(sctx, "stop", sid)
+					fmt.Fprintf(stderr, "[info] stopped %s\n", sid)
+					if errors.Is(aerr, errDetached) {
+						return nil
+					}
+					return exitError{code: 1}
+				}
+			} else {
+				fmt.Fprintf(stderr, "[info] session %s running; Ctrl-C stops it\n", sid)
+			}
+			status, err := streamLogs(ctx, apps, sid, "", true, logSink(app.Manifest["type"] == terminal.Type, cmd.OutOrStdout()), diag)
 			if ctx.Err() != nil {
 				sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 				defer cancel()

@@ -109,6 +109,9 @@ func newServerCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in conda worker: %s\n", sys.CondaStatus())
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in browser worker: %s\n", sys.BrowserStatus())
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in Kubernetes worker: %s\n", sys.K8sStatus())
+				if tw := sys.TerminalWorker(); tw != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "Built-in terminal worker: terminal apps, default shell %s\n", tw.Options().Shell)
+				}
 			}
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "shutting down")

@@ -20,7 +20,7 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run a standalone server-app worker that registers with a Hypha server",
 	}
-	cmd.AddCommand(newProcessWorkerCmd(), newCondaWorkerCmd(), newBrowserWorkerCmd(), newK8sWorkerCmd())
+	cmd.AddCommand(newProcessWorkerCmd(), newCondaWorkerCmd(), newBrowserWorkerCmd(), newK8sWorkerCmd(), newTerminalWorkerCmd())
 	return cmd
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/k8s"
 	"github.com/hypha-go/hypha/workers/process"
+	"github.com/hypha-go/hypha/workers/terminal"
 )
 
 // Options for Start.
@@ -56,6 +57,11 @@ type Options struct {
 	NoBrowser bool
 	// K8s configures the built-in Kubernetes worker (internal/embedded/k8s.go).
 	K8s K8sOptions
+	// Terminal configures the built-in terminal worker (app type
+	// terminal), always registered unless NoTerminal. Who its sessions run
+	// as and where they work default to the process worker's settings.
+	Terminal   terminal.Options
+	NoTerminal bool
 }
 
 // System is a running embedded server with its built-in workers.
@@ -76,6 +82,7 @@ type System struct {
 	workers            []*hyphaworker.Hosted
 	clients            []*rpc.Client
 	log                *slog.Logger
+	terminal           *terminal.Worker
 }
 
 // Start creates the server, starts listening on o.Addr and registers the
@@ -161,6 +168,12 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		}
 	}
 	sys.startK8s(ctx, o.K8s)
+	if !o.NoTerminal {
+		if err := sys.registerTerminal(ctx, o); err != nil {
+			sys.Close()
+			return nil, err
+		}
+	}
 	return sys, nil
 }
 

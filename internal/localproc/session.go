@@ -157,6 +157,13 @@ type Command struct {
 	// is behind (see worker.LogStore.AppendWait): typically the session's
 	// context, so that a stop ends the waiting. Nil means no bound.
 	LogContext context.Context
+	// TTY, when set, is the slave side of a pseudo-terminal: it becomes
+	// the program's stdin, stdout and stderr and its controlling terminal
+	// (the program leads a session of its own, which is also its process
+	// group). The runner then reads no output: whoever holds the master
+	// side does (the terminal worker). The caller closes its copy of TTY
+	// once Start returned.
+	TTY *os.File
 }
 
 // Start runs cmd in the session's working directory as the session's
@@ -182,6 +189,9 @@ func (s *Session) Start(cmd Command) error {
 		if err := chownTree(s.dir, s.user); err != nil {
 			return fmt.Errorf("give the working directory to %s: %w", s.user.name, err)
 		}
+	}
+	if cmd.TTY != nil {
+		return s.startTTY(cmd)
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -221,6 +231,37 @@ func (s *Session) Start(cmd Command) error {
 	return nil
 }
 
+// startTTY is Start for a command on a pseudo-terminal.
+func (s *Session) startTTY(cmd Command) error {
+	if s.user.switchUser {
+		// The terminal belongs to the session's user, as a login's does:
+		// programs that open it by name (ttyname(0), /dev/tty users such
+		// as less or ssh) can, and nobody else's can.
+		if err := cmd.TTY.Chown(s.user.uid, s.user.gid); err != nil {
+			return fmt.Errorf("give the terminal to %s: %w", s.user.name, err)
+		}
+	}
+	s.mu.Lock()
+	if s.closed || s.started {
+		s.mu.Unlock()
+		if s.started {
+			return errors.New("localproc: Start called twice")
+		}
+		return ErrStopped
+	}
+	closeInheritedFDs()
+	ch, err := s.r.startChild(s, cmd, nil, nil)
+	if err == nil {
+		s.started, s.ch, s.pid = true, ch, ch.pid()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", filepath.Base(cmd.Path), err)
+	}
+	go s.monitor(ch, cmd, nil, nil)
+	return nil
+}
+
 // startChild starts the command: through a supervisor when the platform
 // and the program allow it (see MaybeSupervise), otherwise directly.
 func (r *Runner) startChild(s *Session, cmd Command, out, errw *os.File) (child, error) {
@@ -230,10 +271,11 @@ func (r *Runner) startChild(s *Session, cmd Command, out, errw *os.File) (child,
 		cfg := supervisorConfig{
 			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: s.dir,
 			SwitchUser: u.switchUser, UID: u.uid, GID: u.gid, KillUID: uid > 0,
+			TTY: cmd.TTY != nil,
 		}
 		if !r.opts.NoPIDNamespace && !r.pidNSRefused.Load() {
 			cfg.PIDNamespace = true
-			ch, err := startSupervised(cfg, out, errw, s.lock)
+			ch, err := startSupervised(cfg, cmd.TTY, out, errw, s.lock)
 			if !errors.Is(err, errNamespaceRefused) {
 				return ch, err
 			}
@@ -243,7 +285,14 @@ func (r *Runner) startChild(s *Session, cmd Command, out, errw *os.File) (child,
 			}
 			cfg.PIDNamespace = false
 		}
-		return startSupervised(cfg, out, errw, s.lock)
+		return startSupervised(cfg, cmd.TTY, out, errw, s.lock)
+	}
+	if cmd.TTY != nil {
+		return startDirect(&exec.Cmd{
+			Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: s.dir,
+			Stdin: cmd.TTY, Stdout: cmd.TTY, Stderr: cmd.TTY,
+			SysProcAttr: ttyProcAttr(u),
+		}, uid)
 	}
 	return startDirect(&exec.Cmd{
 		Path:        cmd.Path,
@@ -263,9 +312,11 @@ func (s *Session) monitor(ch child, cmd Command, outR, errR *os.File) {
 	store := cmd.Logs
 	var readers sync.WaitGroup
 	var progress atomic.Int64
-	readers.Add(2)
-	go func() { defer readers.Done(); s.r.pump(cmd, outR, worker.LogStdout, &progress) }()
-	go func() { defer readers.Done(); s.r.pump(cmd, errR, worker.LogStderr, &progress) }()
+	if outR != nil {
+		readers.Add(2)
+		go func() { defer readers.Done(); s.r.pump(cmd, outR, worker.LogStdout, &progress) }()
+		go func() { defer readers.Done(); s.r.pump(cmd, errR, worker.LogStderr, &progress) }()
+	}
 
 	// The child kills what the app left in its group (supervised: in its
 	// whole subtree). With a uid of its own, every process of the session
@@ -297,16 +348,14 @@ drain:
 			if n := progress.Load(); n != last || store.Waiting() > 0 {
 				last, idleSince = n, time.Now()
 			} else if time.Since(idleSince) >= 2*time.Second {
-				outR.Close()
-				errR.Close()
+				closeFiles(outR, errR)
 				<-drained
 				break drain
 			}
 		}
 	}
 	tick.Stop()
-	outR.Close()
-	errR.Close()
+	closeFiles(outR, errR)
 
 	if err := os.RemoveAll(s.dir); err != nil {
 		store.Append(worker.LogError, "remove working directory: "+err.Error())
@@ -315,6 +364,15 @@ drain:
 		s.lock.Close()
 	}
 	close(s.done)
+}
+
+// closeFiles closes the files that are not nil.
+func closeFiles(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // Exited closes once the main process has ended and every other process

@@ -52,6 +52,10 @@ type supervisorConfig struct {
 	// KillUID: the uid is the session's own; every process of it is the
 	// session's (setsid escapees of another subtree included).
 	KillUID bool `json:"kill_uid"`
+	// TTY: the app's stdin (also its stdout and stderr) is a terminal,
+	// which becomes its controlling terminal: the app leads a session of
+	// its own (setsid) instead of only a process group.
+	TTY bool `json:"tty"`
 	// PIDNamespace: the supervisor is the first process (pid 1) of a PID
 	// namespace of its own (in a user namespace of its own too when the
 	// worker is not root). Nothing of the session can then signal it, and

@@ -37,8 +37,9 @@ var errNamespaceRefused = errors.New("the system refused a PID namespace for the
 // starts the app described by cfg. out and errw become the app's stdout
 // and stderr (the supervisor passes them straight through). It returns
 // once the app runs, or with the reason it could not start. The
-// supervisor also holds dirLock (see lockWorkDir) until it ends.
-func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, error) {
+// supervisor also holds dirLock (see lockWorkDir) until it ends. With tty
+// (cfg.TTY), tty is the app's stdin, stdout and stderr instead.
+func startSupervised(cfg supervisorConfig, tty, out, errw, dirLock *os.File) (child, error) {
 	var pipes []*os.File
 	closeAll := func() {
 		for _, f := range pipes {
@@ -83,6 +84,9 @@ func startSupervised(cfg supervisorConfig, out, errw, dirLock *os.File) (child, 
 		Stderr:      errw,
 		ExtraFiles:  []*os.File{cfgR, stW, dirLock, lifeR},
 		SysProcAttr: attr,
+	}
+	if tty != nil {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	}
 	err := startCmd(cmd) // see spawn.go
 	cfgR.Close()
@@ -255,6 +259,12 @@ func superviseMain() int {
 		return fail(errors.New("session supervisor: not the first process of a PID namespace"))
 	}
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if cfg.TTY {
+		// A session of its own with descriptor 0 as its controlling
+		// terminal; its group is the session's (pgid = pid), so the
+		// group signals below reach it as before.
+		attr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0, Pdeathsig: syscall.SIGKILL}
+	}
 	if cfg.SwitchUser {
 		attr.Credential = &syscall.Credential{Uid: uint32(cfg.UID), Gid: uint32(cfg.GID), Groups: []uint32{}}
 	}

@@ -21,3 +21,12 @@ func closeInheritedFDs() {
 		syscall.CloseOnExec(fd)
 	}
 }
+
+// ttyProcAttr is sysProcAttr for a program on a terminal: a session of its
+// own with descriptor 0 as its controlling terminal.
+func ttyProcAttr(u runAs) *syscall.SysProcAttr {
+	a := sysProcAttr(u)
+	a.Setpgid = false
+	a.Setsid, a.Setctty, a.Ctty = true, true, 0
+	return a
+}

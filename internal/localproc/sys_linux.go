@@ -46,3 +46,13 @@ func closeInheritedFDs() {
 		}
 	}
 }
+
+// ttyProcAttr is sysProcAttr for a program on a terminal: a session of its
+// own (whose group is its own too) with descriptor 0, the terminal, as its
+// controlling terminal.
+func ttyProcAttr(u runAs) *syscall.SysProcAttr {
+	a := sysProcAttr(u)
+	a.Setpgid = false
+	a.Setsid, a.Setctty, a.Ctty = true, true, 0
+	return a
+}

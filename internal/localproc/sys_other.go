@@ -28,3 +28,5 @@ func sysProcAttr(runAs) *syscall.SysProcAttr { return nil }
 func signalGroup(pgid int, sig syscall.Signal) error {
 	return errors.New("process groups are not supported on this platform")
 }
+
+func ttyProcAttr(runAs) *syscall.SysProcAttr { return nil }

@@ -209,7 +209,8 @@ func (c *Controller) register(ctx context.Context) error {
 		"execute":          c.api("execute", c.mExecute, executeParams),
 		"take_screenshot":  c.api("take_screenshot", c.mTakeScreenshot, takeScreenshotParams),
 	}
-	maps.Copy(fns, c.extraFunctions()) // edit.go
+	maps.Copy(fns, c.extraFunctions())    // edit.go
+	maps.Copy(fns, c.terminalFunctions()) // terminal.go
 	if _, err := c.client.RegisterService(ctx, rpc.Service{
 		ID: "server-apps", Name: "Server Apps", Type: "server-apps",
 		Description: "Install, start and stop server apps run by server-app-worker services.",

@@ -340,10 +340,11 @@ type startOptions struct {
 	stopAfterInactive any // nil: from the manifest or the default (inactivity.go)
 }
 
-// processAppTypes are the app types run as plain processes (workers/process):
-// such an app need not be a Hypha client at all, so by default it is ready
-// once its process runs (see readiness).
-var processAppTypes = map[string]bool{"python-eval": true, "node-eval": true}
+// processAppTypes are the app types run as plain processes (workers/process,
+// and workers/terminal's programs on a pty): such an app need not be a Hypha
+// client at all, so by default it is ready once its process runs (see
+// readiness).
+var processAppTypes = map[string]bool{"python-eval": true, "node-eval": true, "terminal": true}
 
 // readiness is when a start (and install's trial start) considers the app
 // ready; docs/apps.md, "Readiness", is the rule.
