@@ -292,8 +292,10 @@ func (p *pwBench) sides() []side {
 			}
 			return p.pw.do(ctx, map[string]string{"id": id, "op": "open", "url": full})
 		},
-		close: func(ctx context.Context, id string) error { return p.pw.do(ctx, map[string]string{"id": id, "op": "close"}) },
-		pss:   func() int64 { return pssOfTree(p.pw.cmd.Process.Pid) },
+		close: func(ctx context.Context, id string) error {
+			return p.pw.do(ctx, map[string]string{"id": id, "op": "close"})
+		},
+		pss: func() int64 { return pssOfTree(p.pw.cmd.Process.Pid) },
 	}
 	return []side{ours, theirs}
 }
