@@ -8,7 +8,8 @@
 // then it reads requests from stdin and answers each with the same id:
 //   {"id": "...", "op": "open", "url": "..."}   -> {"id": "...", "ok": true}
 //   {"id": "...", "op": "close"}                -> {"id": "...", "ok": true}
-// and {"id": ..., "error": "..."} when one fails. It exits when stdin ends.
+// and {"id": ..., "error": "..."} when one fails; {"id": ..., "failed": "..."}
+// when an open page reports an error. It exits when stdin ends.
 //
 // usage: node driver.mjs CHROMIUM_PATH
 import { chromium } from "playwright-core";
@@ -31,6 +32,14 @@ rl.on("line", (line) => {
         const ctx = await browser.newContext();
         contexts.set(req.id, ctx);
         const page = await ctx.newPage();
+        // A page that fails to connect back says why on stderr.
+        page.on("console", (m) => {
+          if (m.type() === "error" || m.type() === "warning") process.stderr.write(`[${req.id}] console.${m.type()}: ${m.text()}\n`);
+          if (m.type() === "error" && m.text().startsWith("app failed")) send({ id: req.id, failed: m.text() });
+        });
+        // A page error (the client's module failed to load, an uncaught
+        // exception) is reported to the benchmark, which retries the session.
+        page.on("pageerror", (e) => send({ id: req.id, failed: String(e) }));
         await page.goto(req.url, { waitUntil: "load", timeout: 600000 });
       } else if (req.op === "close") {
         const ctx = contexts.get(req.id);

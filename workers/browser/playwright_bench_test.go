@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,8 @@ type pwDriver struct {
 
 	mu      sync.Mutex
 	waiters map[string]chan error
-	wmu     sync.Mutex // one request line at a time
+	failed  map[string]string // page errors by session id
+	wmu     sync.Mutex        // one request line at a time
 }
 
 // startPlaywright starts the driver on chromium, or skips the benchmark
@@ -73,7 +75,7 @@ func startPlaywright(b *testing.B, chromium string) *pwDriver {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	d := &pwDriver{cmd: cmd, stdin: stdin, done: make(chan struct{}), waiters: map[string]chan error{}}
+	d := &pwDriver{cmd: cmd, stdin: stdin, done: make(chan struct{}), waiters: map[string]chan error{}, failed: map[string]string{}}
 	ready := make(chan error, 1)
 	go d.read(stdout, ready)
 	b.Cleanup(func() {
@@ -98,10 +100,11 @@ func (d *pwDriver) read(r io.Reader, ready chan<- error) {
 	first := true
 	for sc.Scan() {
 		var m struct {
-			Ready bool   `json:"ready"`
-			ID    string `json:"id"`
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
+			Ready  bool   `json:"ready"`
+			ID     string `json:"id"`
+			OK     bool   `json:"ok"`
+			Error  string `json:"error"`
+			Failed string `json:"failed"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			continue
@@ -113,6 +116,12 @@ func (d *pwDriver) read(r io.Reader, ready chan<- error) {
 				return
 			}
 			ready <- nil
+			continue
+		}
+		if m.Failed != "" {
+			d.mu.Lock()
+			d.failed[m.ID] = m.Failed
+			d.mu.Unlock()
 			continue
 		}
 		d.mu.Lock()
@@ -239,9 +248,20 @@ func (p *pwBench) config(clientID string) worker.Config {
 		Manifest: worker.Manifest{"type": TypeWindow}}
 }
 
-// waitDefault waits until the app's default service answers ping.
-func (p *pwBench) waitDefault(ctx context.Context, clientID string) error {
+// errPageFailed: the page reported an error (it will not connect).
+var errPageFailed = errors.New("the page failed")
+
+// waitDefault waits until the app's default service answers ping, or
+// failed (polled every 100 ms) reports an error of the page.
+func (p *pwBench) waitDefault(ctx context.Context, clientID string, failed func() string) error {
+	last := time.Now()
 	for {
+		if failed != nil && time.Since(last) > 100*time.Millisecond {
+			last = time.Now()
+			if msg := failed(); msg != "" {
+				return fmt.Errorf("%w: %s", errPageFailed, msg)
+			}
+		}
 		svc, err := p.caller.GetService(ctx, "ws-user-root/"+clientID+":default")
 		if err == nil {
 			var got any
@@ -259,10 +279,11 @@ func (p *pwBench) waitDefault(ctx context.Context, clientID string) error {
 // side is one way of running a session: open it (returning once loaded)
 // and close it.
 type side struct {
-	name  string
-	open  func(ctx context.Context, clientID string) error
-	close func(ctx context.Context, clientID string) error
-	pss   func() int64
+	name   string
+	open   func(ctx context.Context, clientID string) error
+	close  func(ctx context.Context, clientID string) error
+	pss    func() int64
+	failed func(clientID string) string // the page's first error, "" if none
 }
 
 func (p *pwBench) sides() []side {
@@ -275,6 +296,15 @@ func (p *pwBench) sides() []side {
 			return err
 		},
 		close: func(ctx context.Context, id string) error { return p.w.Stop(ctx, "ws-user-root/"+id) },
+		failed: func(id string) string {
+			page, _ := p.w.GetLogs(context.Background(), "ws-user-root/"+id, worker.LogQuery{})
+			for _, e := range page.Items {
+				if e.Type == worker.LogError || strings.HasPrefix(e.Content, "[error] app failed") {
+					return e.Content
+				}
+			}
+			return ""
+		},
 		pss: func() int64 {
 			p.w.mu.Lock()
 			defer p.w.mu.Unlock()
@@ -293,9 +323,17 @@ func (p *pwBench) sides() []side {
 			return p.pw.do(ctx, map[string]string{"id": id, "op": "open", "url": full})
 		},
 		close: func(ctx context.Context, id string) error {
+			p.pw.mu.Lock()
+			delete(p.pw.failed, id)
+			p.pw.mu.Unlock()
 			return p.pw.do(ctx, map[string]string{"id": id, "op": "close"})
 		},
 		pss: func() int64 { return pssOfTree(p.pw.cmd.Process.Pid) },
+		failed: func(id string) string {
+			p.pw.mu.Lock()
+			defer p.pw.mu.Unlock()
+			return p.pw.failed[id]
+		},
 	}
 	return []side{ours, theirs}
 }
@@ -336,7 +374,7 @@ func BenchmarkVersusPlaywright(b *testing.B) {
 				b.Fatalf("%s: open: %v", sd.name, err)
 			}
 			t1 := time.Since(t0)
-			if err := p.waitDefault(ctx, id); err != nil {
+			if err := p.waitDefault(ctx, id, func() string { return sd.failed(id) }); err != nil {
 				b.Fatalf("%s: %v", sd.name, err)
 			}
 			t2 := time.Since(t0)
@@ -385,6 +423,7 @@ func BenchmarkVersusPlaywright(b *testing.B) {
 				time.Sleep(time.Second) // let the closed context's renderer exit
 				base[sd.name] = sd.pss()
 			}
+			counters := map[string]*atomic.Int64{"worker": {}, "playwright": {}}
 			wall := map[string][]float64{}
 			mem := map[string][]float64{}
 			round := 0
@@ -394,15 +433,35 @@ func BenchmarkVersusPlaywright(b *testing.B) {
 					order = []side{sides[1], sides[0]}
 				}
 				for _, sd := range order {
+					retries := counters[sd.name]
 					ids := make([]string, n)
 					errs := make(chan error, n)
 					t0 := time.Now()
 					for i := range n {
 						ids[i] = fmt.Sprintf("%s-%d-%d", sd.name, round, i)
 						go func() {
-							err := sd.open(ctx, ids[i])
-							if err == nil {
-								err = p.waitDefault(ctx, ids[i])
+							// A page that reports an error (under load,
+							// a failed fetch of the client module) never
+							// connects: it is closed and opened again, as
+							// a user would have to, and counted.
+							var err error
+							for try := 0; try < 5; try++ {
+								if try > 0 {
+									retries.Add(1)
+									if err = sd.close(ctx, ids[i]); err != nil {
+										break
+									}
+								}
+								if err = sd.open(ctx, ids[i]); err != nil {
+									break
+								}
+								wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+								err = p.waitDefault(wctx, ids[i], func() string { return sd.failed(ids[i]) })
+								cancel()
+								if !errors.Is(err, errPageFailed) {
+									break
+								}
+								b.Logf("%s: %s: %v", sd.name, ids[i], err)
 							}
 							errs <- err
 						}()
@@ -425,6 +484,9 @@ func BenchmarkVersusPlaywright(b *testing.B) {
 			for _, sd := range sides {
 				b.ReportMetric(median(wall[sd.name]), sd.name+"-s")
 				b.ReportMetric(median(mem[sd.name]), sd.name+"-MiB/session")
+			}
+			for _, sd := range sides {
+				b.ReportMetric(float64(counters[sd.name].Load()), sd.name+"-retries")
 			}
 			b.ReportMetric(median(wall["worker"])/median(wall["playwright"]), "wall-ratio")
 			b.ReportMetric(median(mem["worker"])/median(mem["playwright"]), "mem-ratio")
