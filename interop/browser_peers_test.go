@@ -61,7 +61,8 @@ func descendants(root int, sub string) []int {
 // TestUpstreamBrowserWorker: upstream's controller installs (calling our
 // compile, then its trial start, which waits for the default service, and
 // stop), starts, lists, reads logs of, stops and uninstalls a window app and
-// a web-app on our browser worker; the driver calls the window app's
+// a web-app on our browser worker (and an iframe, a web-worker and a hypha
+// source through start and their default service); the driver calls the window app's
 // default service, and execute and take_screenshot on our worker service.
 // The web-app is a page on this test's httptest server, loaded with the
 // cookies and local storage of its manifest. Nothing is left behind: no
@@ -144,6 +145,14 @@ func TestUpstreamBrowserWorker(t *testing.T) {
 	if str(r, "service_after_stop") == "still there" {
 		t.Errorf("%s:default still registered after stop", sid)
 	}
+
+	// iframe and web-worker apps, and a hypha source split by upstream's
+	// controller (our compile renders its script as a window page).
+	expect(t, "other types", at(r, "types"), map[string]any{
+		"iframe":     map[string]any{"stored_type": "iframe", "ping": "pong-page"},
+		"web-worker": map[string]any{"stored_type": "web-worker", "ping": "pong-worker"},
+		"hypha":      map[string]any{"stored_type": "window", "ping": "pong-hypha"},
+	})
 
 	// web-app: the manifest's cookie and local storage in the page.
 	expect(t, "web-app entry_point", str(r, "web_install", "entry_point"), site.URL+"/app")

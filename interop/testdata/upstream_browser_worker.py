@@ -35,6 +35,17 @@ await api.export({
 });
 """
 
+# For the iframe and web-worker types (the same script, told apart by where
+# it runs) and an ImJoy-style hypha source, which upstream's controller
+# splits before compile (config into the manifest, the script into main.js).
+TYPED_APP = 'await api.export({ping: () => "pong-" + (typeof window === "undefined" ? "worker" : "page")});'
+HYPHA_SOURCE = """<config lang="json">{"name": "go-browser-hypha", "type": "hypha", "version": "0.1.0"}</config>
+<script lang="javascript">
+await api.export({ping: () => "pong-hypha"});
+</script>
+<window><div id="x">hi</div></window>
+"""
+
 timings = {}
 
 
@@ -150,6 +161,22 @@ async def main(url, token, web_app_url):
     except Exception as e:
         out["execute_after_stop"] = str(e)[:300]
     await timed("uninstall(window)", apps.uninstall(app_id))
+
+    # --- iframe, web-worker and a hypha source: installed, started, default
+    # service called, stopped, uninstalled.
+    out["types"] = {}
+    for typ in ["iframe", "web-worker", "hypha"]:
+        if typ == "hypha":
+            info = await timed(f"install({typ})", apps.install(source=HYPHA_SOURCE, overwrite=True, timeout=120))
+        else:
+            info = await timed(f"install({typ})", apps.install(
+                manifest={"type": typ, "name": f"go-browser-{typ}", "entry_point": "main.js"},
+                files=[{"path": "main.js", "content": TYPED_APP, "format": "text"}], overwrite=True, timeout=120))
+        s = await timed(f"start({typ})", apps.start(info["id"], wait_for_service="default", timeout=120))
+        svc = await root.get_service(s["id"] + ":default")
+        out["types"][typ] = {"stored_type": info.get("type"), "ping": await svc.ping()}
+        await apps.stop(s["id"])
+        await apps.uninstall(info["id"])
 
     # --- web-app: an external page (the Go test's httptest server) with
     # cookies and local storage preloaded; no service to wait for.
