@@ -119,3 +119,21 @@ func TestHyphaSourceErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestHyphaSourceSplitByUpstream: upstream's controller hands compile the
+// script of a hypha source alone (main.js), its config already merged into
+// the manifest; the page is the window page around that script.
+func TestHyphaSourceSplitByUpstream(t *testing.T) {
+	res, err := compile(t, worker.Manifest{"type": TypeHypha, "name": "split", "entry_point": "main.js"},
+		worker.File{Path: "main.js", Content: `await api.export({ping: () => "pong"});`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest["type"] != TypeWindow || res.Manifest["entry_point"] != DefaultEntryPoint {
+		t.Fatalf("manifest %v", res.Manifest)
+	}
+	page := res.Files[len(res.Files)-1].Content.(string)
+	if !strings.Contains(page, `await api.export({ping: () => "pong"});`) || !strings.Contains(page, "<title>split</title>") {
+		t.Fatalf("page:\n%s", page)
+	}
+}

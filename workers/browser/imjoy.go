@@ -84,10 +84,20 @@ func parsePlugin(src string) (*plugin, error) {
 
 // compilePlugin turns a hypha source into the manifest fields its config
 // gives and the page of the type it names.
+//
+// Upstream's controller splits a hypha source itself before it calls
+// compile: the <config> goes into the manifest, the <script> alone into
+// main.js (the entry point), and <window> and <style> are dropped. A source
+// that does not start with a tag is taken as such a script.
 func compilePlugin(man map[string]any, src string) (string, error) {
-	p, err := parsePlugin(src)
-	if err != nil {
-		return "", err
+	var p *plugin
+	if strings.HasPrefix(strings.TrimSpace(src), "<") {
+		var err error
+		if p, err = parsePlugin(src); err != nil {
+			return "", err
+		}
+	} else {
+		p = &plugin{config: map[string]any{}, script: src}
 	}
 	for _, k := range []string{"name", "description", "version", "requirements", "type", "icon", "labels", "env", "flags"} {
 		if v, ok := p.config[k]; ok && v != nil {

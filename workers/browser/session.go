@@ -74,6 +74,10 @@ func pageURL(cfg worker.Config) (full, shown string, err error) {
 		if cfg.Token != "" {
 			q.Set("token", cfg.Token)
 		}
+		// Upstream's app-files URL answers with a redirect to a presigned
+		// S3 URL unless use_proxy=true, and the S3 object is served as a
+		// download (the page load is aborted). Our server ignores it.
+		q.Set("use_proxy", "true")
 		shown = u.String()
 		u.RawQuery = q.Encode()
 		return u.String(), shown, nil

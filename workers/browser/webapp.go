@@ -269,7 +269,7 @@ func (w *Worker) beforeLoad(ctx context.Context, h *tab, ws *webAppSetup) error 
 		session, _ := json.Marshal(ws.session)
 		src := fmt.Sprintf(`(() => {
   if (location.origin !== %s) return;
-  const fill = (store, items) => { for (const [k, v] of Object.entries(items)) store.setItem(k, v); };
+  const fill = (store, items) => { for (const [k, v] of Object.entries(items || {})) store.setItem(k, v); };
   try { fill(localStorage, %s); fill(sessionStorage, %s); } catch (e) { console.warn("preloading storage failed:", e); }
 })();`, origin, local, session)
 		if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {

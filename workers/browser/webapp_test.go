@@ -90,6 +90,43 @@ func TestWebAppPreloadedState(t *testing.T) {
 	waitLog(t, w, sid, "console", "[log] startup ran on /app")
 }
 
+// TestWebAppOneStorageOnly: session_storage without local_storage (and
+// the other way round, as upstream's controller passes a web-app's
+// manifest) is preloaded without a warning in the console.
+func TestWebAppOneStorageOnly(t *testing.T) {
+	w := newWorker(t, nil)
+	site, _ := recordingServer(t, map[string]string{"/app": `<!doctype html><html><body>app</body></html>`})
+	ctx := testserver.Ctx(t)
+	for i, man := range []worker.Manifest{
+		{"session_storage": map[string]any{"tab": "one"}},
+		{"local_storage": map[string]any{"tab": "one"}},
+	} {
+		man["type"], man["entry_point"] = TypeWebApp, site.URL+"/app"
+		id := fmt.Sprintf("web%d", i)
+		sid, err := w.Start(ctx, worker.Config{ID: "ws-a/" + id, Workspace: "ws-a", ClientID: id, Manifest: man})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: `sessionStorage.getItem("tab") || localStorage.getItem("tab")`})
+		if err != nil || got != "one" {
+			t.Fatalf("%v: storage in the page = %v, %v", man, got, err)
+		}
+		// The console is pumped in order: once this line is in the logs,
+		// a warning from the preload before it would be too.
+		if _, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: `console.log("after the load")`}); err != nil {
+			t.Fatal(err)
+		}
+		waitLog(t, w, sid, "console", "[log] after the load")
+		logs, err := w.GetLogs(ctx, sid, worker.LogQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprint(logs); strings.Contains(s, "preloading storage failed") {
+			t.Errorf("%v: %s", man, s)
+		}
+	}
+}
+
 func TestHostileWebAppOptions(t *testing.T) {
 	entry, _ := url.Parse("http://127.0.0.1:1/app")
 	for _, tc := range []struct {
