@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hypha-go/hypha/internal/assets/hypharpc"
+	"github.com/hypha-go/hypha/internal/assets/pyodide"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/internal/wire"
@@ -32,6 +33,11 @@ func (s *Server) routes() {
 	assets := http.StripPrefix(strings.TrimSuffix(hypharpc.Prefix, "/"), hypharpc.Handler())
 	for _, name := range hypharpc.Names {
 		s.mux.Handle("GET "+hypharpc.Prefix+name, assets)
+	}
+	// The Pyodide runtime for web-python pages, likewise offline.
+	py := http.StripPrefix(strings.TrimSuffix(pyodide.Prefix, "/"), pyodide.Handler())
+	for _, name := range pyodide.Names {
+		s.mux.Handle("GET "+pyodide.Prefix+name, py)
 	}
 	s.mux.HandleFunc("GET /{workspace}/services", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{$}", s.httpListServices)
