@@ -36,7 +36,7 @@ const (
 )
 
 // SupportedTypes lists them.
-var SupportedTypes = []string{TypeWindow, TypeIframe, TypeWebWorker, TypeHypha, TypeWebApp}
+var SupportedTypes = []string{TypeWindow, TypeIframe, TypeWebWorker, TypeWebPython, TypeHypha, TypeWebApp}
 
 // Sentinel errors.
 var (

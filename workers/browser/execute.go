@@ -48,7 +48,10 @@ func (w *Worker) runningTab(ctx context.Context, id string) (*worker.Session, *t
 // Execute evaluates JavaScript in the session's page, as the DevTools
 // console does (top-level await allowed; a promise result is awaited) and
 // answers the result as JSON values. A throw or a rejected promise is an
-// error wrapping ErrScript with the exception's description.
+// error wrapping ErrScript with the exception's description. In a
+// web-python session the script is Python, run in the app's namespace (top-
+// level await allowed; the last expression's value is the result, an
+// exception an ErrScript error with the traceback).
 func (w *Worker) Execute(ctx context.Context, req worker.ExecuteRequest) (any, error) {
 	if strings.TrimSpace(req.Script) == "" {
 		return nil, fmt.Errorf("%w: execute: the script is empty", worker.ErrInvalidConfig)
@@ -61,12 +64,20 @@ func (w *Worker) Execute(ctx context.Context, req worker.ExecuteRequest) (any, e
 	ectx, cancel := context.WithTimeout(h.ctx, timeout)
 	defer cancel()
 	defer context.AfterFunc(ctx, cancel)()
-	h.op.Lock()
-	v, err := chromedp.Run(ectx, evaluate(req.Script))
-	h.op.Unlock()
+	var v any
+	if s.Info().AppType == TypeWebPython {
+		// A web-python page runs execute's script as Python.
+		v, err = executePython(ectx, h, req.Script)
+	} else {
+		h.op.Lock()
+		v, err = chromedp.Run(ectx, evaluate(req.Script))
+		h.op.Unlock()
+	}
 	if err != nil {
 		var ex *chromedp.ExceptionError
 		switch {
+		case errors.Is(err, ErrScript):
+			return nil, err
 		case errors.As(err, &ex):
 			msg := ex.Text
 			if ex.Exception != nil && ex.Exception.Description != "" {
