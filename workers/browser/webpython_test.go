@@ -1,9 +1,12 @@
 package browser
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +134,22 @@ func TestWebPythonApp(t *testing.T) {
 			t.Errorf("execute %q = %v, %v (want %s)", tc.script, got, err, tc.want)
 		}
 	}
+	// What docs/workers.md says can be imported offline, and what not.
+	v, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: `
+import importlib
+def can(n):
+    try:
+        importlib.import_module(n)
+        return True
+    except ImportError:
+        return False
+ok = ["json", "asyncio", "re", "dataclasses", "decimal", "hashlib", "uuid", "zoneinfo", "email", "xml.etree.ElementTree", "csv", "zipfile", "hypha_rpc", "pyodide", "js"]
+missing = ["sqlite3", "ssl", "lzma", "curses", "dbm", "tkinter", "readline", "numpy", "micropip", "pydoc_data"]
+[n for n in ok if not can(n)] + [n for n in missing if can(n)]
+`})
+	if l, _ := v.([]any); err != nil || len(l) != 0 {
+		t.Errorf("imports that docs/workers.md gets wrong: %v, %v", v, err)
+	}
 	_, err = w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: "def f():\n    raise ValueError('boom from python')\nf()"})
 	if !errors.Is(err, ErrScript) || !strings.Contains(err.Error(), "ValueError: boom from python") || !strings.Contains(err.Error(), "Traceback") {
 		t.Errorf("execute raising: err = %v, want ErrScript with the traceback", err)
@@ -141,7 +160,7 @@ func TestWebPythonApp(t *testing.T) {
 
 	// Offline: every resource the page loaded came from loopback, and the
 	// runtime from our server.
-	v, err := w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: "import js\n[e.name for e in js.performance.getEntries() if e.entryType in (\"navigation\", \"resource\")]"})
+	v, err = w.Execute(ctx, worker.ExecuteRequest{SessionID: sid, Script: "import js\n[e.name for e in js.performance.getEntries() if e.entryType in (\"navigation\", \"resource\")]"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,4 +315,116 @@ func TestCompileWebPythonFromFile(t *testing.T) {
 	if strings.Contains(page, "cdn.") || strings.Contains(page, "pypi") {
 		t.Errorf("the page names a CDN or PyPI")
 	}
+}
+
+// TestServerAppsWebPython installs examples/hello-web-python through
+// public/server-apps, starts it on the browser worker (the page loads
+// Pyodide from the server's /assets/pyodide/), calls its default service,
+// runs Python through the controller's execute, reads print's output in the
+// logs; then an upstream-style ImJoy source with a Python script.
+func TestServerAppsWebPython(t *testing.T) {
+	w, _, _, user, apps, ctx := controllerSetup(t)
+	dir := filepath.Join("..", "..", "examples", "hello-web-python")
+	manBytes, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man map[string]any
+	if err := json.Unmarshal(manBytes, &man); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "main.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apps.Call(ctx, "install", rpc.Kwargs{
+		"app_id": "hello-web-python", "manifest": man,
+		"files":   []any{map[string]any{"path": "main.py", "content": string(src)}},
+		"timeout": 60.0, "wait_for_service": "default",
+	}); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	v, err := apps.Call(ctx, "start", "hello-web-python", rpc.Kwargs{"timeout": 60.0, "wait_for_service": "default"})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	sid := v.(map[string]any)["id"].(string)
+	app, err := user.GetService(ctx, sid+":default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := app.Call(ctx, "hello", "go"); err != nil || !strings.HasPrefix(fmt.Sprint(got), "hello go from hello-web-python (Python 3.") {
+		t.Fatalf("hello = %v, %v", got, err)
+	}
+	if got, err := app.Call(ctx, "fib", 30); err != nil || fmt.Sprint(got) != "832040" {
+		t.Fatalf("fib(30) = %v, %v", got, err)
+	}
+	got, err := apps.Call(ctx, "execute", sid, "import os\nawait fib(10), os.environ['HYPHA_WORKSPACE']")
+	if err != nil || fmt.Sprint(got) != "[55 ws-user-alice]" {
+		t.Fatalf("execute through the controller = %v, %v", got, err)
+	}
+	logs, err := apps.Call(ctx, "get_logs", sid, rpc.Kwargs{"type": "console"})
+	if err != nil || !strings.Contains(fmt.Sprint(logs), "[log] hello from the web-python app in ws-user-alice") {
+		t.Fatalf("console logs = %v, %v", logs, err)
+	}
+	if _, err := apps.Call(ctx, "stop", sid); err != nil {
+		t.Fatal(err)
+	}
+
+	// Upstream's own web-python test app, unchanged.
+	const upstreamSource = `
+<config lang="json">
+{
+    "name": "Web Python App",
+    "type": "web-python",
+    "version": "0.1.0",
+    "description": "A Python app running in the browser with Pyodide"
+}
+</config>
+
+<script lang="python">
+import js
+from hypha_rpc import api
+
+print("Web Python app is setting up...")
+
+def calculate(x, y):
+    return x + y
+
+def get_info():
+    return {
+        "platform": "pyodide",
+        "message": "Running Python in the browser!"
+    }
+
+api.export({
+    "calculate": calculate,
+    "get_info": get_info
+})
+</script>
+`
+	if _, err := apps.Call(ctx, "install", rpc.Kwargs{
+		"app_id": "upstream-web-python", "source": upstreamSource, "timeout": 60.0, "wait_for_service": "default",
+	}); err != nil {
+		t.Fatalf("install the upstream source: %v", err)
+	}
+	v, err = apps.Call(ctx, "start", "upstream-web-python", rpc.Kwargs{"timeout": 60.0, "wait_for_service": "default"})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	sid = v.(map[string]any)["id"].(string)
+	app, err = user.GetService(ctx, sid+":default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := app.Call(ctx, "calculate", 3, 4); err != nil || fmt.Sprint(got) != "7" {
+		t.Fatalf("calculate = %v, %v", got, err)
+	}
+	if got, err := app.Call(ctx, "get_info"); err != nil || fmt.Sprint(got) != "map[message:Running Python in the browser! platform:pyodide]" {
+		t.Fatalf("get_info = %v, %v", got, err)
+	}
+	if _, err := apps.Call(ctx, "stop", sid); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, 30*time.Second, "the sessions to go", func() bool { return w.Sessions.Len() == 0 })
 }
