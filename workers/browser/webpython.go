@@ -5,6 +5,7 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"strings"
@@ -135,6 +136,9 @@ func waitPython(ctx context.Context, h *tab) error {
   try { await p.ready; return null; } catch (e) { return String(e && e.message || e); }
 })()`))
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: the web-python app did not start in time (Pyodide loading, connecting, or the script's top level still running): %w", ErrScript, err)
+		}
 		return fmt.Errorf("waiting for the Python runtime: %w", err)
 	}
 	if msg, ok := v.(string); ok {
