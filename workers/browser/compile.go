@@ -85,19 +85,20 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 	}
 	page := source
 	switch {
-	case IsHTMLDocument(source):
-	case req.Manifest.Type() == TypeHypha:
-		var err error
-		if page, err = compilePlugin(man, source); err != nil {
-			return worker.CompileResult{}, err
-		}
 	case req.Manifest.Type() == TypeWebPython:
+		// Always Python (upstream has no HTML form of a web-python app).
 		name := fromFile
 		if name == "" {
 			name = "main.py"
 		}
 		var err error
 		if page, err = RenderPythonPage(man, source, name); err != nil {
+			return worker.CompileResult{}, err
+		}
+	case IsHTMLDocument(source):
+	case req.Manifest.Type() == TypeHypha:
+		var err error
+		if page, err = compilePlugin(man, source); err != nil {
 			return worker.CompileResult{}, err
 		}
 	default:

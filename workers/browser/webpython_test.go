@@ -315,6 +315,12 @@ func TestCompileWebPythonFromFile(t *testing.T) {
 	if strings.Contains(page, "cdn.") || strings.Contains(page, "pypi") {
 		t.Errorf("the page names a CDN or PyPI")
 	}
+	// A web-python source is Python even when it looks like HTML (the
+	// page then shows Python's SyntaxError): it is never served as a page.
+	res, err = compile(t, worker.Manifest{"type": TypeWebPython, "script": "<html><script>alert(1)</script></html>"})
+	if err != nil || !strings.Contains(res.Files[0].Content.(string), "__hyphaWebPython") || strings.Count(res.Files[0].Content.(string), "</script>") != 1 {
+		t.Fatalf("an HTML-looking web-python source: %v", err)
+	}
 }
 
 // TestServerAppsWebPython installs examples/hello-web-python through
