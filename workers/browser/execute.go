@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
@@ -127,6 +128,9 @@ func (w *Worker) TakeScreenshot(ctx context.Context, sessionID, format string) (
 	return img, nil
 }
 
+// releaseTimeout bounds the release of an evaluation's remote objects.
+const releaseTimeout = 5 * time.Second
+
 // evaluate runs script as the DevTools console does (REPL mode: top-level
 // await, let redeclaration) and awaits a promise result too: in REPL mode
 // the completion value arrives wrapped, so a promise the script evaluates
@@ -142,7 +146,12 @@ func evaluate(script string) chromedp.Action[any] {
 			return nil, err
 		}
 		defer func() {
-			_, _ = cdp.Call(context.WithoutCancel(ctx), t, runtime.ReleaseObjectGroup, runtime.ReleaseObjectGroupParams{ObjectGroup: "hypha-execute"})
+			// Released even when ctx ended, but bounded: a page whose
+			// renderer is gone never answers, and an unbounded wait here
+			// hung a start for good.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+			defer cancel()
+			_, _ = cdp.Call(rctx, t, runtime.ReleaseObjectGroup, runtime.ReleaseObjectGroupParams{ObjectGroup: "hypha-execute"})
 		}()
 		if r.ExceptionDetails != nil {
 			return nil, &chromedp.ExceptionError{ExceptionDetails: r.ExceptionDetails}
