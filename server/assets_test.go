@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hypha-go/hypha/internal/assets/hypharpc"
+	"github.com/hypha-go/hypha/internal/assets/pyodide"
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/server"
 )
@@ -55,4 +56,47 @@ func mustGet(t *testing.T, u string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestAssetsPyodide fetches the Pyodide runtime from a running server: every
+// file, the wasm with the media type streaming compilation needs, gzip for
+// a browser, CORS open; other names under /assets/pyodide/ are 404.
+func TestAssetsPyodide(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	for _, name := range pyodide.Names {
+		want, err := pyodide.File(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(s.URL() + "/assets/pyodide/" + name) // Go asks for gzip and decodes it
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != string(want) || !resp.Uncompressed {
+			t.Fatalf("%s: status %d, %d bytes (want %d), was gzip: %v", name, resp.StatusCode, len(body), len(want), resp.Uncompressed)
+		}
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" || resp.Header.Get("ETag") == "" {
+			t.Fatalf("%s: headers %v", name, resp.Header)
+		}
+	}
+	resp, err := http.Get(s.URL() + "/assets/pyodide/pyodide.asm.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/wasm" {
+		t.Fatalf("wasm content type %q", ct)
+	}
+	for _, p := range []string{"LICENSE", "pyodide.asm.wasm.gz", "pyodide.mjs.map", "..%2f..%2fgo.mod", "x"} {
+		resp, err := http.Get(s.URL() + "/assets/pyodide/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("/assets/pyodide/%s: status %d, want 404", p, resp.StatusCode)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hypha-go/hypha/internal/assets/hypharpc"
+	"github.com/hypha-go/hypha/internal/assets/pyodide"
 	"github.com/hypha-go/hypha/internal/assets/xterm"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/rpcengine"
@@ -41,6 +42,11 @@ func (s *Server) routes() {
 		s.mux.Handle("GET "+xterm.Prefix+name, xtermAssets)
 	}
 	s.mux.Handle("GET /{workspace}/terminal/{client_id}", xterm.PageHandler())
+	// The Pyodide runtime for web-python pages, likewise offline.
+	py := http.StripPrefix(strings.TrimSuffix(pyodide.Prefix, "/"), pyodide.Handler())
+	for _, name := range pyodide.Names {
+		s.mux.Handle("GET "+pyodide.Prefix+name, py)
+	}
 	s.mux.HandleFunc("GET /{workspace}/services", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{$}", s.httpListServices)
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}", s.httpServiceInfo)

@@ -229,7 +229,7 @@ func (s *System) BrowserStatus() string {
 		}
 		return "browser apps unavailable: " + s.browserNote
 	}
-	return fmt.Sprintf("browser (window, iframe, web-worker, hypha, web-app) with %s", s.browser.ChromiumPath())
+	return fmt.Sprintf("browser (window, iframe, web-worker, web-python, hypha, web-app) with %s", s.browser.ChromiumPath())
 }
 
 // condaOptions are o.Conda with the process worker's user and working

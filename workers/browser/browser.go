@@ -37,7 +37,7 @@ const (
 )
 
 // SupportedTypes lists them.
-var SupportedTypes = []string{TypeWindow, TypeIframe, TypeWebWorker, TypeHypha, TypeWebApp}
+var SupportedTypes = []string{TypeWindow, TypeIframe, TypeWebWorker, TypeWebPython, TypeHypha, TypeWebApp}
 
 // Sentinel errors.
 var (
@@ -88,7 +88,7 @@ func (o Options) withDefaults() Options {
 		o.Name = "Browser Worker"
 	}
 	if o.Description == "" {
-		o.Description = "Runs web apps (window, iframe, web-worker, hypha, web-app) in headless Chromium"
+		o.Description = "Runs web apps (window, iframe, web-worker, web-python, hypha, web-app) in headless Chromium"
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = 20

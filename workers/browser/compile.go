@@ -40,8 +40,9 @@ var pageTypes = map[string]*template.Template{TypeWindow: windowTmpl, TypeIframe
 // MaxSourceBytes bounds the app source compile accepts.
 const MaxSourceBytes = 4 << 20
 
-// Compile renders a window app's page (index.html) from its script, keeps a
-// complete HTML document as it is, and checks a web-app's entry_point URL.
+// Compile renders a window app's page (index.html) from its script (a
+// web-python app's from its Python source), keeps a complete HTML document
+// as it is, and checks a web-app's entry_point URL.
 func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker.CompileResult, error) {
 	man := maps.Clone(map[string]any(req.Manifest))
 	if man == nil {
@@ -55,7 +56,7 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 			return worker.CompileResult{}, fmt.Errorf("%w: a web-app needs an http(s) URL as manifest.entry_point, got %q", worker.ErrInvalidConfig, entry)
 		}
 		return worker.CompileResult{Manifest: man, Files: req.Files}, nil
-	case TypeWindow, TypeIframe, TypeWebWorker, TypeHypha:
+	case TypeWindow, TypeIframe, TypeWebWorker, TypeHypha, TypeWebPython:
 	default:
 		return worker.CompileResult{}, fmt.Errorf("%w: app type %q is not supported by the browser worker (supported: %s)", worker.ErrInvalidConfig, t, strings.Join(SupportedTypes, ", "))
 	}
@@ -84,6 +85,16 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 	}
 	page := source
 	switch {
+	case req.Manifest.Type() == TypeWebPython:
+		// Always Python (upstream has no HTML form of a web-python app).
+		name := fromFile
+		if name == "" {
+			name = "main.py"
+		}
+		var err error
+		if page, err = RenderPythonPage(man, source, name); err != nil {
+			return worker.CompileResult{}, err
+		}
 	case IsHTMLDocument(source):
 	case req.Manifest.Type() == TypeHypha:
 		var err error

@@ -53,7 +53,7 @@ func TestCompileErrors(t *testing.T) {
 		{"web-app without URL", worker.Manifest{"type": TypeWebApp}, nil, "http(s) URL"},
 		{"web-app javascript URL", worker.Manifest{"type": TypeWebApp, "entry_point": "javascript:alert(1)"}, nil, "http(s) URL"},
 		{"web-app file URL", worker.Manifest{"type": TypeWebApp, "entry_point": "file:///etc/passwd"}, nil, "http(s) URL"},
-		{"unknown type", worker.Manifest{"type": "web-python"}, nil, "not supported"},
+		{"unknown type", worker.Manifest{"type": "web-pythonn"}, nil, "not supported"},
 	} {
 		_, err := compile(t, tc.man, tc.files...)
 		if !errors.Is(err, worker.ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -107,11 +107,14 @@ func TestTruncate(t *testing.T) {
 
 func TestHyphaSourceErrors(t *testing.T) {
 	for src, want := range map[string]string{
-		`<config lang="yaml">name: x</config><script>1</script>`:                "write the config as JSON",
-		`<config lang="json">{"type": "web-python"}</config><script>1</script>`: "not supported by the browser worker",
-		`<config lang="json">{not json</config><script>1</script>`:              "not a JSON object",
-		`<config lang="json">{}</config>`:                                       "no <script>",
-		`<script lang="python">print(1)</script>`:                               `lang="python"`,
+		`<config lang="yaml">name: x</config><script>1</script>`:                                                         "write the config as JSON",
+		`<config lang="json">{"type": "web-python"}</config><script>1</script>`:                                          "needs a Python script",
+		`<config lang="json">{"type": "bogus"}</config><script>1</script>`:                                               "not supported by the browser worker",
+		`<config lang="json">{"type": "web-python", "requirements": ["numpy"]}</config><script lang="python">1</script>`: "not available offline",
+		`<script lang="ruby">1</script>`:                                                                                 `lang="ruby"`,
+		`<config lang="json">{not json</config><script>1</script>`:                                                       "not a JSON object",
+		`<config lang="json">{}</config>`:                                                                                "no <script>",
+		`<script lang="python">print(1)</script>`:                                                                        `lang="python"`,
 	} {
 		_, err := compile(t, worker.Manifest{"type": TypeHypha, "entry_point": "s.html"}, worker.File{Path: "s.html", Content: src})
 		if !errors.Is(err, worker.ErrInvalidConfig) || !strings.Contains(err.Error(), want) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
@@ -48,7 +49,10 @@ func (w *Worker) runningTab(ctx context.Context, id string) (*worker.Session, *t
 // Execute evaluates JavaScript in the session's page, as the DevTools
 // console does (top-level await allowed; a promise result is awaited) and
 // answers the result as JSON values. A throw or a rejected promise is an
-// error wrapping ErrScript with the exception's description.
+// error wrapping ErrScript with the exception's description. In a
+// web-python session the script is Python, run in the app's namespace (top-
+// level await allowed; the last expression's value is the result, an
+// exception an ErrScript error with the traceback).
 func (w *Worker) Execute(ctx context.Context, req worker.ExecuteRequest) (any, error) {
 	if strings.TrimSpace(req.Script) == "" {
 		return nil, fmt.Errorf("%w: execute: the script is empty", worker.ErrInvalidConfig)
@@ -61,12 +65,20 @@ func (w *Worker) Execute(ctx context.Context, req worker.ExecuteRequest) (any, e
 	ectx, cancel := context.WithTimeout(h.ctx, timeout)
 	defer cancel()
 	defer context.AfterFunc(ctx, cancel)()
-	h.op.Lock()
-	v, err := chromedp.Run(ectx, evaluate(req.Script))
-	h.op.Unlock()
+	var v any
+	if s.Info().AppType == TypeWebPython {
+		// A web-python page runs execute's script as Python.
+		v, err = executePython(ectx, h, req.Script)
+	} else {
+		h.op.Lock()
+		v, err = chromedp.Run(ectx, evaluate(req.Script))
+		h.op.Unlock()
+	}
 	if err != nil {
 		var ex *chromedp.ExceptionError
 		switch {
+		case errors.Is(err, ErrScript):
+			return nil, err
 		case errors.As(err, &ex):
 			msg := ex.Text
 			if ex.Exception != nil && ex.Exception.Description != "" {
@@ -116,6 +128,9 @@ func (w *Worker) TakeScreenshot(ctx context.Context, sessionID, format string) (
 	return img, nil
 }
 
+// releaseTimeout bounds the release of an evaluation's remote objects.
+const releaseTimeout = 5 * time.Second
+
 // evaluate runs script as the DevTools console does (REPL mode: top-level
 // await, let redeclaration) and awaits a promise result too: in REPL mode
 // the completion value arrives wrapped, so a promise the script evaluates
@@ -131,7 +146,12 @@ func evaluate(script string) chromedp.Action[any] {
 			return nil, err
 		}
 		defer func() {
-			_, _ = cdp.Call(context.WithoutCancel(ctx), t, runtime.ReleaseObjectGroup, runtime.ReleaseObjectGroupParams{ObjectGroup: "hypha-execute"})
+			// Released even when ctx ended, but bounded: a page whose
+			// renderer is gone never answers, and an unbounded wait here
+			// hung a start for good.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+			defer cancel()
+			_, _ = cdp.Call(rctx, t, runtime.ReleaseObjectGroup, runtime.ReleaseObjectGroupParams{ObjectGroup: "hypha-execute"})
 		}()
 		if r.ExceptionDetails != nil {
 			return nil, &chromedp.ExceptionError{ExceptionDetails: r.ExceptionDetails}

@@ -20,12 +20,13 @@ var (
 
 // pluginTypes are the types a hypha source's config may name (its page is
 // rendered with that type's template; "hypha" itself means window).
-var pluginTypes = map[string]string{TypeHypha: TypeWindow, TypeWindow: TypeWindow, TypeIframe: TypeIframe, TypeWebWorker: TypeWebWorker}
+var pluginTypes = map[string]string{TypeHypha: TypeWindow, TypeWindow: TypeWindow, TypeIframe: TypeIframe, TypeWebWorker: TypeWebWorker, TypeWebPython: TypeWebPython}
 
 // plugin is a parsed ImJoy-style source.
 type plugin struct {
 	config map[string]any
 	script string
+	python bool // the script is <script lang="python">
 	window string
 	style  string
 }
@@ -67,8 +68,10 @@ func parsePlugin(src string) (*plugin, error) {
 			switch lang := strings.ToLower(attrs["lang"]); lang {
 			case "", "javascript", "js":
 				p.script = body
+			case "python", "py":
+				p.script, p.python = body, true
 			default:
-				return nil, bad("<script lang=%q> is not supported by the browser worker yet (javascript)", lang)
+				return nil, bad("<script lang=%q> is not supported by the browser worker (javascript, python)", lang)
 			}
 		case "window":
 			p.window = body
@@ -107,12 +110,18 @@ func compilePlugin(man map[string]any, src string) (string, error) {
 	typ, _ := man["type"].(string)
 	tt, ok := pluginTypes[typ]
 	if !ok {
-		return "", fmt.Errorf("%w: hypha app source: its config's type %q is not supported by the browser worker (window, iframe, web-worker)", worker.ErrInvalidConfig, typ)
+		return "", fmt.Errorf("%w: hypha app source: its config's type %q is not supported by the browser worker (window, iframe, web-worker, web-python)", worker.ErrInvalidConfig, typ)
+	}
+	if p.python != (tt == TypeWebPython) {
+		return "", fmt.Errorf("%w: hypha app source: a <script lang=\"python\"> needs the config's type web-python, and web-python needs a Python script (type %q)", worker.ErrInvalidConfig, typ)
 	}
 	man["type"] = tt
 	page := map[string]any{}
 	for k, v := range man {
 		page[k] = v
+	}
+	if tt == TypeWebPython {
+		return RenderPythonPage(page, p.script, "<script>")
 	}
 	return renderPage(page, p.script, p.window, p.style)
 }

@@ -49,7 +49,7 @@ func pageURL(cfg worker.Config) (full, shown string, err error) {
 			return "", "", fmt.Errorf("%w: a web-app needs an http(s) URL as entry_point, got %q", worker.ErrInvalidConfig, entry)
 		}
 		return u.String(), u.Scheme + "://" + u.Host + u.Path, nil
-	case TypeWindow, TypeIframe, TypeWebWorker, TypeHypha:
+	case TypeWindow, TypeIframe, TypeWebWorker, TypeHypha, TypeWebPython:
 		base, err := url.Parse(cfg.AppFilesBaseURL)
 		if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 			return "", "", fmt.Errorf("%w: app_files_base_url must be an http(s) URL, got %q", worker.ErrInvalidConfig, cfg.AppFilesBaseURL)
@@ -201,6 +201,14 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			return abort(fmt.Errorf("%w: startup_script %s: %w", worker.ErrWorkerNotAvailable, setup.startup, err))
 		}
 		s.Log(worker.LogInfo, "startup_script ran: "+setup.startup)
+	}
+	if cfg.Manifest.Type() == TypeWebPython {
+		// Start answers once Python runs the app: a script that raises
+		// fails the start with its traceback.
+		if err := waitPython(lctx, h); err != nil {
+			s.Log(worker.LogError, err.Error())
+			return abort(err)
+		}
 	}
 	if !stopFirst() {
 		return abort(fmt.Errorf("%w: loading %s: aborted", worker.ErrWorkerNotAvailable, shown))
