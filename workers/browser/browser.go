@@ -3,10 +3,12 @@
 // the whole worker; every session gets its own browser context (separate
 // cookies, storage and cache) with one page in it.
 //
-// This is the first part of the worker: app types "window" (the app's
-// script inside a page that connects back with the JavaScript hypha-rpc
-// client served by our server) and "web-app" (an external URL), execute
-// (JavaScript in the page), take_screenshot and console logs.
+// App types: "window" and "iframe" (the app's script inside a page that
+// connects back with the JavaScript hypha-rpc client served by our server),
+// "web-worker" (the script in a Web Worker the page starts), "web-python"
+// (Python in Pyodide, also served by our server), "hypha" (an ImJoy-style
+// source) and "web-app" (an external URL); execute (JavaScript in the page,
+// Python in a web-python page), take_screenshot and console logs.
 package browser
 
 import (

@@ -3,6 +3,7 @@ package browser
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -107,7 +108,9 @@ func TestTruncate(t *testing.T) {
 
 func TestHyphaSourceErrors(t *testing.T) {
 	for src, want := range map[string]string{
-		`<config lang="yaml">name: x</config><script>1</script>`:                                                         "write the config as JSON",
+		"<config lang=\"yaml\">name: [x</config><script>1</script>":                                                      "not valid YAML",
+		"<config lang=\"yaml\">- a\n- b</config><script>1</script>":                                                      "not a mapping",
+		"<config lang=\"toml\">name = 1</config><script>1</script>":                                                      `lang="toml"`,
 		`<config lang="json">{"type": "web-python"}</config><script>1</script>`:                                          "needs a Python script",
 		`<config lang="json">{"type": "bogus"}</config><script>1</script>`:                                               "not supported by the browser worker",
 		`<config lang="json">{"type": "web-python", "requirements": ["numpy"]}</config><script lang="python">1</script>`: "not available offline",
@@ -126,6 +129,43 @@ func TestHyphaSourceErrors(t *testing.T) {
 // TestHyphaSourceSplitByUpstream: upstream's controller hands compile the
 // script of a hypha source alone (main.js), its config already merged into
 // the manifest; the page is the window page around that script.
+// TestHyphaSourceYAMLConfig: a YAML config gives the same manifest fields
+// as the JSON one.
+func TestHyphaSourceYAMLConfig(t *testing.T) {
+	src := "<config lang=\"yaml\">\nname: YAML App\ntype: web-worker\nversion: 0.1.2\nrequirements:\n  - https://x/y.js\nlabels: [a, b]\n</config>\n<script>api.export({ping: () => 'pong'})</script>"
+	res, err := compile(t, worker.Manifest{"type": TypeHypha, "entry_point": "s.imjoy.html"}, worker.File{Path: "s.imjoy.html", Content: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if m["name"] != "YAML App" || m["type"] != TypeWebWorker || m["version"] != "0.1.2" {
+		t.Fatalf("manifest %v", m)
+	}
+	if r, _ := m["requirements"].([]any); len(r) != 1 || r[0] != "https://x/y.js" {
+		t.Fatalf("requirements %#v", m["requirements"])
+	}
+}
+
+// TestHostileYAMLConfig: a YAML config that expands aliases without bound
+// (a "billion laughs") is refused, not expanded.
+func TestHostileYAMLConfig(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("<config lang=\"yaml\">\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		fmt.Fprintf(&b, "%s: &%s [*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s]\n", n, n, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = n
+	}
+	b.WriteString("</config><script>1</script>")
+	_, err := compile(t, worker.Manifest{"type": TypeHypha, "entry_point": "s.html"}, worker.File{Path: "s.html", Content: b.String()})
+	if !errors.Is(err, worker.ErrInvalidConfig) || !strings.Contains(err.Error(), "YAML") {
+		t.Fatalf("err = %v, want a refused YAML config", err)
+	}
+	if testing.Verbose() {
+		t.Log(err)
+	}
+}
+
 func TestHyphaSourceSplitByUpstream(t *testing.T) {
 	res, err := compile(t, worker.Manifest{"type": TypeHypha, "name": "split", "entry_point": "main.js"},
 		worker.File{Path: "main.js", Content: `await api.export({ping: () => "pong"});`})

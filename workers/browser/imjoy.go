@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hypha-go/hypha/worker"
+	"sigs.k8s.io/yaml"
 )
 
 // TypeHypha is an ImJoy-style source: <config>, <script>, <window> and
@@ -32,9 +33,10 @@ type plugin struct {
 }
 
 // parsePlugin reads the sections of an ImJoy-style source. The config is
-// JSON (lang="json", the default); YAML configs are refused with a clear
-// error (no YAML parser is shipped). A script of another language than
-// JavaScript is refused.
+// JSON (lang="json", the default) or YAML (lang="yaml", as ImJoy plugins
+// often write it; read as the JSON it stands for, so both give the same
+// manifest). A script of another language than JavaScript or Python is
+// refused.
 func parsePlugin(src string) (*plugin, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: hypha app source: %s", worker.ErrInvalidConfig, fmt.Sprintf(format, a...))
@@ -60,9 +62,19 @@ func parsePlugin(src string) (*plugin, error) {
 					}
 				}
 			case "yaml", "yml":
-				return nil, bad(`<config lang="yaml"> is not supported here: write the config as JSON (lang="json")`)
+				if body != "" {
+					// sigs.k8s.io/yaml refuses YAML that expands aliases
+					// without bound; the source's size bounds the rest.
+					j, err := yaml.YAMLToJSON([]byte(body))
+					if err != nil {
+						return nil, bad("<config lang=\"yaml\"> is not valid YAML: %v", err)
+					}
+					if err := json.Unmarshal(j, &p.config); err != nil || p.config == nil {
+						return nil, bad("<config lang=\"yaml\"> is not a mapping of fields")
+					}
+				}
 			default:
-				return nil, bad("<config lang=%q> is not supported (json)", lang)
+				return nil, bad("<config lang=%q> is not supported (json, yaml)", lang)
 			}
 		case "script":
 			switch lang := strings.ToLower(attrs["lang"]); lang {
