@@ -57,18 +57,9 @@ func (c *Controller) mExecute(ctx context.Context, cl *caller, call *rpc.Call) (
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	s := c.sessions[id]
-	var gone bool
-	if s != nil {
-		gone = s.workerGone || s.status != statusRunning
-	}
-	c.mu.Unlock()
-	if s == nil {
-		return nil, fmt.Errorf("Server app instance not found: %s", id)
-	}
-	if gone {
-		return nil, fmt.Errorf("session %s is not running (status %s)", id, s.status)
+	s, err := c.runningSession(id)
+	if err != nil {
+		return nil, err
 	}
 	if !s.worker.Has(worker.MethodExecute) {
 		return nil, fmt.Errorf("%w: the worker of session %s (%s apps) has no execute", worker.ErrNotSupported, id, s.appType)

@@ -65,19 +65,9 @@ func (c *Controller) mTakeScreenshot(ctx context.Context, cl *caller, call *rpc.
 	default:
 		return nil, argErr("take_screenshot: format must be png or jpeg, got %q", format)
 	}
-	c.mu.Lock()
-	s := c.sessions[id]
-	var gone bool
-	var status string
-	if s != nil {
-		gone, status = s.workerGone || s.status != statusRunning, s.status
-	}
-	c.mu.Unlock()
-	if s == nil {
-		return nil, fmt.Errorf("Server app instance not found: %s", id)
-	}
-	if gone {
-		return nil, fmt.Errorf("session %s is not running (status %s)", id, status)
+	s, err := c.runningSession(id)
+	if err != nil {
+		return nil, err
 	}
 	if !s.worker.Has(screenshotMethod) {
 		return nil, fmt.Errorf("%w: the worker of session %s (%s apps) has no take_screenshot", worker.ErrNotSupported, id, s.appType)

@@ -114,6 +114,22 @@ type session struct {
 
 // workerCtx attaches the session's caller context to ctx: every call to
 // its worker carries it as the `context` keyword (hyphaworker.Remote).
+// runningSession returns session id when it is running on a worker that is
+// still there, for the relays (execute, take_screenshot, the terminal),
+// which have checked the caller already.
+func (c *Controller) runningSession(id string) (*session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sessions[id]
+	if s == nil {
+		return nil, fmt.Errorf("Server app instance not found: %s", id)
+	}
+	if s.workerGone || s.status != statusRunning {
+		return nil, fmt.Errorf("session %s is not running (status %s)", id, s.status)
+	}
+	return s, nil
+}
+
 func (s *session) workerCtx(ctx context.Context) context.Context {
 	if s.context == nil {
 		return ctx

@@ -25,18 +25,9 @@ func (c *Controller) terminalSession(cl *caller, id, what string) (*session, err
 	if _, err := c.sessionWorkspace(cl, id, auth.ReadWrite, what+" "+id); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	s := c.sessions[id]
-	var gone bool
-	if s != nil {
-		gone = s.workerGone || s.status != statusRunning
-	}
-	c.mu.Unlock()
-	if s == nil {
-		return nil, fmt.Errorf("Server app instance not found: %s", id)
-	}
-	if gone {
-		return nil, fmt.Errorf("session %s is not running (status %s)", id, s.status)
+	s, err := c.runningSession(id)
+	if err != nil {
+		return nil, err
 	}
 	if s.appType != "terminal" {
 		return nil, fmt.Errorf("session %s is a %s app, not a terminal", id, s.appType)
