@@ -76,7 +76,16 @@ func newRunCmd() *cobra.Command {
 						return err
 					}
 				}
+				k8sOpts, err := k8sFromEnv()
+				if err != nil {
+					return err
+				}
+				// The Kubernetes worker only when the app needs it: finding
+				// a cluster configuration is all it costs, but a run of
+				// another app should not list pods.
+				k8sOpts.Disabled = k8sOpts.Disabled || app.Manifest["type"] != "k8s-pod"
 				sys, err := embedded.Start(ctx, embedded.Options{
+					K8s:     k8sOpts,
 					Server:  server.Config{Logger: quietLogger(cmd), DataDir: dataDir, JWTSecret: randomSecret()},
 					Addr:    "127.0.0.1:0",
 					Process: po,

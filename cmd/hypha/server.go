@@ -87,6 +87,10 @@ func newServerCmd() *cobra.Command {
 			cfg.PublicBaseURL, cfg.JWTSecret, cfg.RootToken, cfg.Logger = publicURL, jwtSecret, rootToken, log
 			cfg.MsgRateLimit, cfg.MsgBurstLimit, cfg.DataDir, cfg.Pprof = float64(rate), float64(burst), dataDir, pprof
 			cfg.MaxTokenLifetime, cfg.MaxRevokedTokens, cfg.MaxWorkspacesPerUser = tokenLife, maxRevoked, maxWorkspaces
+			k8sOpts, err := k8sFromEnv()
+			if err != nil {
+				return err
+			}
 			sys, err := embedded.Start(cmd.Context(), embedded.Options{
 				Server:    cfg,
 				Apps:      appLimits,
@@ -96,7 +100,7 @@ func newServerCmd() *cobra.Command {
 				Conda:     co,
 				Browser:   bo,
 				NoBrowser: noBrowser,
-				K8s:       k8sFromEnv(),
+				K8s:       k8sOpts,
 			})
 			if err != nil {
 				return err

@@ -27,11 +27,11 @@ func parseResourceList(flag, s string) (corev1.ResourceList, error) {
 		k, v, ok := strings.Cut(part, "=")
 		name := corev1.ResourceName(strings.TrimSpace(k))
 		if !ok || (name != corev1.ResourceCPU && name != corev1.ResourceMemory) {
-			return nil, fmt.Errorf("--%s %q: want cpu=QUANTITY,memory=QUANTITY", flag, s)
+			return nil, fmt.Errorf("%s %q: want cpu=QUANTITY,memory=QUANTITY", flag, s)
 		}
 		q, err := resource.ParseQuantity(strings.TrimSpace(v))
 		if err != nil || q.Sign() <= 0 {
-			return nil, fmt.Errorf("--%s: %s=%q is not a positive quantity (e.g. 500m, 2, 256Mi, 1Gi)", flag, name, v)
+			return nil, fmt.Errorf("%s: %s=%q is not a positive quantity (e.g. 500m, 2, 256Mi, 1Gi)", flag, name, v)
 		}
 		out[name] = q
 	}
@@ -80,13 +80,13 @@ SIGTERM every session's pod is deleted and the worker unregisters.`,
 				return fmt.Errorf("--default-timeout %d: want seconds, more than 0", timeoutSecs)
 			}
 			opts.DefaultTimeout = time.Duration(timeoutSecs) * time.Second
-			if opts.DefaultRequests, err = parseResourceList("default-requests", requests); err != nil {
+			if opts.DefaultRequests, err = parseResourceList("--default-requests", requests); err != nil {
 				return err
 			}
-			if opts.DefaultLimits, err = parseResourceList("default-limits", limits); err != nil {
+			if opts.DefaultLimits, err = parseResourceList("--default-limits", limits); err != nil {
 				return err
 			}
-			if opts.MaxLimits, err = parseResourceList("max-limits", maxLimits); err != nil {
+			if opts.MaxLimits, err = parseResourceList("--max-limits", maxLimits); err != nil {
 				return err
 			}
 			log := logger(cmd)
@@ -174,23 +174,28 @@ func resString(l corev1.ResourceList) string {
 
 // k8sFromEnv configures the embedded server's Kubernetes worker from the
 // HYPHA_K8S_* variables that `hypha worker k8s` also reads.
-func k8sFromEnv() embedded.K8sOptions {
+func k8sFromEnv() (embedded.K8sOptions, error) {
 	o := embedded.K8sOptions{Kubeconfig: envOr("HYPHA_K8S_KUBECONFIG", "")}
 	o.Namespace = envOr("HYPHA_K8S_NAMESPACE", "")
 	o.WorkerID = envOr("HYPHA_K8S_WORKER_ID", "hypha-k8s-builtin")
 	o.DefaultTimeout = time.Duration(envInt("HYPHA_K8S_DEFAULT_TIMEOUT", 3600)) * time.Second
 	switch p := corev1.PullPolicy(envOr("HYPHA_K8S_IMAGE_PULL_POLICY", "")); p {
+	case "":
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 		o.ImagePullPolicy = p
+	default:
+		return o, fmt.Errorf("HYPHA_K8S_IMAGE_PULL_POLICY=%q: want Always, IfNotPresent or Never", p)
 	}
 	o.Disabled = envOr("HYPHA_K8S_DISABLED", "") != ""
 	for _, r := range []struct {
 		env string
 		dst *corev1.ResourceList
 	}{{"HYPHA_K8S_DEFAULT_REQUESTS", &o.DefaultRequests}, {"HYPHA_K8S_DEFAULT_LIMITS", &o.DefaultLimits}, {"HYPHA_K8S_MAX_LIMITS", &o.MaxLimits}} {
-		if l, err := parseResourceList(r.env, envOr(r.env, "")); err == nil {
-			*r.dst = l
+		l, err := parseResourceList(r.env, envOr(r.env, ""))
+		if err != nil {
+			return o, err
 		}
+		*r.dst = l
 	}
-	return o
+	return o, nil
 }
