@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -90,6 +92,63 @@ func (f *workerFlags) connect(cmd *cobra.Command) (*rpc.Client, error) {
 	return rpc.Connect(ctx, cfg)
 }
 
+// workerStart is the start every `hypha worker <kind>` shares, before it
+// makes its worker: the registration options from the flags, the logger,
+// the token moved out of the command line and environment (the process
+// starts again without them, since apps could read them in
+// /proc/<pid>/cmdline and environ), and the process hardened.
+type workerStart struct {
+	ho       hyphaworker.Options
+	useLocal bool
+	localURL string
+	log      *slog.Logger
+}
+
+func (f *workerFlags) start(cmd *cobra.Command) (*workerStart, error) {
+	ho, useLocal, localURL, err := f.registration()
+	if err != nil {
+		return nil, err
+	}
+	log := logger(cmd)
+	secrets, visible, err := loadSecrets(cmd, workerSecrets)
+	if err != nil {
+		return nil, err
+	}
+	if visible {
+		if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
+			return nil, err
+		}
+		log.Warn("the token stays visible to local users in this process's command line or environment")
+	}
+	harden(log)
+	f.token = secrets["token"]
+	return &workerStart{ho: ho, useLocal: useLocal, localURL: localURL, log: log}, nil
+}
+
+// banner prints the lines every worker prints as it starts (upstream's
+// workers print the same); the worker's own lines follow.
+// head are "Name: value" lines the worker puts first, as upstream's do.
+func (st *workerStart) banner(out io.Writer, f *workerFlags, title string, ho hyphaworker.Options, props worker.Properties, head ...string) {
+	local := fmt.Sprint(st.useLocal)
+	if st.localURL != "" {
+		local = st.localURL
+	}
+	fmt.Fprintf(out, "Starting Hypha %s...\n", title)
+	for _, l := range head {
+		fmt.Fprintf(out, "  %s\n", l)
+	}
+	fmt.Fprintf(out, "  Server URL: %s\n", f.serverURL)
+	fmt.Fprintf(out, "  Workspace: %s\n", orDefault(f.workspace, "(the token's)"))
+	fmt.Fprintf(out, "  Client ID: %s\n", orDefault(f.clientID, "(random)"))
+	fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
+	fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
+	if len(ho.AuthorizedWorkspaces) > 0 {
+		fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
+	}
+	fmt.Fprintf(out, "  Use Local URL: %s\n", local)
+	fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+}
+
 func newProcessWorkerCmd() *cobra.Command {
 	var wf workerFlags
 	var opts process.Options
@@ -116,25 +175,11 @@ that still run. On SIGINT or SIGTERM every session is stopped and the worker
 unregisters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ho, useLocal, localURL, err := wf.registration()
+			st, err := wf.start(cmd)
 			if err != nil {
 				return err
 			}
-			log := logger(cmd)
-			secrets, visible, err := loadSecrets(cmd, workerSecrets)
-			if err != nil {
-				return err
-			}
-			if visible {
-				// The token would be readable by the apps in
-				// /proc/<pid>/cmdline: go on without it there.
-				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
-					return err
-				}
-				log.Warn("the token stays visible to local users in this process's command line or environment")
-			}
-			harden(log)
-			wf.token = secrets["token"]
+			ho, log := st.ho, st.log
 			if err := appUserOption(cmd, &opts, appUser); err != nil {
 				return err
 			}
@@ -149,21 +194,7 @@ unregisters.`,
 			}
 
 			out := cmd.OutOrStdout()
-			local := fmt.Sprint(useLocal)
-			if localURL != "" {
-				local = localURL
-			}
-			fmt.Fprintln(out, "Starting Hypha Process Worker...")
-			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
-			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
-			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
-			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
-			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
-			if len(ho.AuthorizedWorkspaces) > 0 {
-				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
-			}
-			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
-			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			st.banner(out, &wf, "Process Worker", ho, props)
 			fmt.Fprintf(out, "  Python: %s\n", interpreterNote(cmd.Context(), w, process.TypePython, eff.Python))
 			fmt.Fprintf(out, "  Node: %s\n", interpreterNote(cmd.Context(), w, process.TypeNode, eff.Node))
 			if who, err := w.AppUser(cmd.Context()); err == nil {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,23 +42,11 @@ and environment at start. On SIGINT or SIGTERM every session is stopped, the
 browser closed and the worker unregistered.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ho, useLocal, localURL, err := wf.registration()
+			st, err := wf.start(cmd)
 			if err != nil {
 				return err
 			}
-			log := logger(cmd)
-			secrets, visible, err := loadSecrets(cmd, workerSecrets)
-			if err != nil {
-				return err
-			}
-			if visible {
-				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
-					return err
-				}
-				log.Warn("the token stays visible to local users in this process's command line or environment")
-			}
-			harden(log)
-			wf.token = secrets["token"]
+			ho, log := st.ho, st.log
 			opts.IgnoreCertErrors = wf.disableSSL
 			opts.Logger = log
 			w := browser.New(opts)
@@ -74,22 +60,9 @@ browser closed and the worker unregistered.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			local := fmt.Sprint(useLocal)
-			if localURL != "" {
-				local = localURL
-			}
-			fmt.Fprintln(out, "Starting Hypha Browser Worker...")
-			fmt.Fprintf(out, "  Chromium: %s\n", w.ChromiumPath())
-			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
-			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
-			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
-			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
-			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
-			if len(ho.AuthorizedWorkspaces) > 0 {
-				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
-			}
-			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
-			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			st.banner(out, &wf, "Browser Worker", ho, props,
+				fmt.Sprintf("Chromium: %s", w.ChromiumPath()),
+			)
 			fmt.Fprintf(out, "  Max Sessions: %d\n", w.Options().MaxSessions)
 
 			return serveWorker(cmd, &wf, "Browser", w, w.Sessions.Len, ho, 60*time.Second)

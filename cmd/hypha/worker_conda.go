@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hypha-go/hypha/workers/conda"
@@ -54,23 +52,11 @@ stopped and the worker unregisters.`,
 			if wf.authorized == "" {
 				wf.authorized = os.Getenv("HYPHA_CONDA_AUTHORIZED_WORKSPACES") // upstream's name
 			}
-			ho, useLocal, localURL, err := wf.registration()
+			st, err := wf.start(cmd)
 			if err != nil {
 				return err
 			}
-			log := logger(cmd)
-			secrets, visible, err := loadSecrets(cmd, workerSecrets)
-			if err != nil {
-				return err
-			}
-			if visible {
-				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
-					return err
-				}
-				log.Warn("the token stays visible to local users in this process's command line or environment")
-			}
-			harden(log)
-			wf.token = secrets["token"]
+			ho, log := st.ho, st.log
 			var po process.Options
 			if err := appUserOption(cmd, &po, appUser); err != nil {
 				return err
@@ -90,24 +76,11 @@ stopped and the worker unregisters.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			local := fmt.Sprint(useLocal)
-			if localURL != "" {
-				local = localURL
-			}
 			m := w.Manager()
 			who, _ := w.AppUser(cmd.Context())
-			fmt.Fprintln(out, "Starting Hypha Conda Environment Worker...")
-			fmt.Fprintf(out, "  Package Manager: %s (%s, %s)\n", m.Name, m.Path, m.Version)
-			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
-			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
-			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
-			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
-			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
-			if len(ho.AuthorizedWorkspaces) > 0 {
-				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
-			}
-			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
-			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			st.banner(out, &wf, "Conda Environment Worker", ho, props,
+				fmt.Sprintf("Package Manager: %s (%s, %s)", m.Name, m.Path, m.Version),
+			)
 			fmt.Fprintf(out, "  Cache Dir: %s\n", w.CacheDir())
 			fmt.Fprintf(out, "  Working Dir: %s\n", orDefault(eff.WorkDir, os.TempDir()))
 			fmt.Fprintf(out, "  Apps run as: %s\n", who)

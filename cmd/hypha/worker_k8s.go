@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -66,10 +65,7 @@ with the same id takes its running pods back as sessions. On SIGINT or
 SIGTERM every session's pod is deleted and the worker unregisters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ho, useLocal, localURL, err := wf.registration()
-			if err != nil {
-				return err
-			}
+			var err error
 			switch p := corev1.PullPolicy(pullPolicy); p {
 			case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 				opts.ImagePullPolicy = p
@@ -89,19 +85,11 @@ SIGTERM every session's pod is deleted and the worker unregisters.`,
 			if opts.MaxLimits, err = parseResourceList("--max-limits", maxLimits); err != nil {
 				return err
 			}
-			log := logger(cmd)
-			secrets, visible, err := loadSecrets(cmd, workerSecrets)
+			st, err := wf.start(cmd)
 			if err != nil {
 				return err
 			}
-			if visible {
-				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
-					return err
-				}
-				log.Warn("the token stays visible to local users in this process's command line or environment")
-			}
-			harden(log)
-			wf.token = secrets["token"]
+			ho, log := st.ho, st.log
 			cc, err := k8s.LoadConfig(kubeconfig)
 			if err != nil {
 				return err
@@ -118,27 +106,14 @@ SIGTERM every session's pod is deleted and the worker unregisters.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			local := fmt.Sprint(useLocal)
-			if localURL != "" {
-				local = localURL
-			}
-			fmt.Fprintln(out, "Starting Hypha Kubernetes Worker...")
-			fmt.Fprintf(out, "  Cluster config: %s\n", cc.Source)
-			fmt.Fprintf(out, "  Namespace: %s\n", eff.Namespace)
-			fmt.Fprintf(out, "  Worker ID: %s\n", eff.WorkerID)
-			fmt.Fprintf(out, "  Default Timeout: %s\n", eff.DefaultTimeout)
-			fmt.Fprintf(out, "  Image Pull Policy: %s\n", eff.ImagePullPolicy)
-			fmt.Fprintf(out, "  Resources: requests %s, limits %s, maximum %s\n", resString(eff.DefaultRequests), resString(eff.DefaultLimits), resString(eff.MaxLimits))
-			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
-			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
-			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
-			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
-			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
-			if len(ho.AuthorizedWorkspaces) > 0 {
-				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
-			}
-			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
-			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			st.banner(out, &wf, "Kubernetes Worker", ho, props,
+				fmt.Sprintf("Cluster config: %s", cc.Source),
+				fmt.Sprintf("Namespace: %s", eff.Namespace),
+				fmt.Sprintf("Worker ID: %s", eff.WorkerID),
+				fmt.Sprintf("Default Timeout: %s", eff.DefaultTimeout),
+				fmt.Sprintf("Image Pull Policy: %s", eff.ImagePullPolicy),
+				fmt.Sprintf("Resources: requests %s, limits %s, maximum %s", resString(eff.DefaultRequests), resString(eff.DefaultLimits), resString(eff.MaxLimits)),
+			)
 			fmt.Fprintf(out, "  Max Sessions: %d\n", eff.MaxSessions)
 
 			actx, cancel := context.WithTimeout(cmd.Context(), time.Minute)

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,23 +34,11 @@ command line and environment at start. On SIGINT or SIGTERM every session is
 stopped and the worker unregisters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ho, useLocal, localURL, err := wf.registration()
+			st, err := wf.start(cmd)
 			if err != nil {
 				return err
 			}
-			log := logger(cmd)
-			secrets, visible, err := loadSecrets(cmd, workerSecrets)
-			if err != nil {
-				return err
-			}
-			if visible {
-				if err := reexecWithoutSecrets(cmd, workerSecrets, secrets); !errors.Is(err, errNoReexec) {
-					return err
-				}
-				log.Warn("the token stays visible to local users in this process's command line or environment")
-			}
-			harden(log)
-			wf.token = secrets["token"]
+			ho, log := st.ho, st.log
 			var po process.Options
 			if err := appUserOption(cmd, &po, appUser); err != nil {
 				return err
@@ -68,21 +54,7 @@ stopped and the worker unregisters.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			local := fmt.Sprint(useLocal)
-			if localURL != "" {
-				local = localURL
-			}
-			fmt.Fprintln(out, "Starting Hypha Terminal Worker...")
-			fmt.Fprintf(out, "  Server URL: %s\n", wf.serverURL)
-			fmt.Fprintf(out, "  Workspace: %s\n", orDefault(wf.workspace, "(the token's)"))
-			fmt.Fprintf(out, "  Client ID: %s\n", orDefault(wf.clientID, "(random)"))
-			fmt.Fprintf(out, "  Service ID: %s\n", ho.ServiceID)
-			fmt.Fprintf(out, "  Visibility: %s\n", ho.Visibility)
-			if len(ho.AuthorizedWorkspaces) > 0 {
-				fmt.Fprintf(out, "  Authorized Workspaces: %s\n", strings.Join(ho.AuthorizedWorkspaces, ", "))
-			}
-			fmt.Fprintf(out, "  Use Local URL: %s\n", local)
-			fmt.Fprintf(out, "  Supported Types: %s\n", strings.Join(props.SupportedTypes, ", "))
+			st.banner(out, &wf, "Terminal Worker", ho, props)
 			fmt.Fprintf(out, "  Shell: %s\n", eff.Shell)
 			fmt.Fprintf(out, "  Max Sessions: %d\n", eff.MaxSessions)
 			return serveWorker(cmd, &wf, "Terminal", w, w.Sessions.Len, ho, eff.StopGrace+30*time.Second)
