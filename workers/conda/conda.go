@@ -229,10 +229,11 @@ type Worker struct {
 	manager   *condaenv.Manager // nil: none found (pip-only specs still build)
 	cache     *condaenv.Cache
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup // Start and Execute calls
-	bg       sync.WaitGroup // monitors and retention timers
+	mu        sync.Mutex
+	closed    bool
+	inflight  sync.WaitGroup    // Start and Execute calls
+	bg        sync.WaitGroup    // monitors
+	retention *worker.Retention // finished sessions: listed for KeepFinished, then stopped
 }
 
 var (
@@ -252,6 +253,7 @@ func New(opts Options) *Worker {
 		}),
 		Stopper: w,
 	}
+	w.retention = worker.NewRetention(w.Sessions, opts.KeepFinished, w.cleanup)
 	if opts.HTTPClient != nil {
 		w.client = opts.HTTPClient
 	} else {
@@ -399,7 +401,6 @@ type kernelSession struct {
 	kernel  *jupyter.Kernel    // nil until the kernel answered
 	env     condaenv.Env
 	stopped bool // a stop took over
-	timer   *time.Timer
 	out     *outputLog
 
 	done      chan struct{} // closed once the monitor finished
@@ -461,7 +462,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return fail(err)
 	}
 
-	w.evictFinished()
+	w.retention.MakeRoom(w.opts.MaxSessions)
 	h := &kernelSession{done: make(chan struct{}), startDone: make(chan struct{})}
 	s, err := w.Sessions.CreateFromConfig(cfg, h)
 	if err != nil {
@@ -766,44 +767,13 @@ func (w *Worker) monitor(s *worker.Session, h *kernelSession, ls *localproc.Sess
 	}
 	close(h.done)
 	if !stopped {
-		w.scheduleRemoval(s, h)
-	}
-}
-
-// scheduleRemoval removes a failed session after KeepFinished.
-func (w *Worker) scheduleRemoval(s *worker.Session, h *kernelSession) {
-	id := s.ID()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stopped {
-		return
-	}
-	h.timer = time.AfterFunc(w.opts.KeepFinished, func() {
-		w.mu.Lock()
-		if w.closed {
-			w.mu.Unlock()
-			return
+		// Under the session's lock: a stop that begins now sees the
+		// removal scheduled and cancels it (cleanup's Forget).
+		h.mu.Lock()
+		if !h.stopped {
+			w.retention.Finished(s.ID())
 		}
-		w.bg.Add(1)
-		w.mu.Unlock()
-		defer w.bg.Done()
-		_ = w.Sessions.StopSession(context.Background(), id, w.cleanup)
-	})
-}
-
-// evictFinished makes room for one session by stopping the oldest failed
-// sessions while the registry is full.
-func (w *Worker) evictFinished() {
-	if w.Sessions.Len() < w.opts.MaxSessions {
-		return
-	}
-	for _, info := range w.Sessions.List("") {
-		if w.Sessions.Len() < w.opts.MaxSessions {
-			return
-		}
-		if info.Status == worker.StatusCompleted || info.Status == worker.StatusFailed {
-			_ = w.Sessions.StopSession(context.Background(), info.SessionID, w.cleanup)
-		}
+		h.mu.Unlock()
 	}
 }
 
@@ -822,11 +792,9 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	ls, k, timer := h.ls, h.kernel, h.timer
+	ls, k := h.ls, h.kernel
 	h.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
-	}
+	w.retention.Forget(s.ID())
 	if ls == nil {
 		// Start is still building the environment (it sees the stop
 		// through the session context and releases what it holds).
@@ -862,6 +830,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.cancel()
 	w.inflight.Wait()
 	err := w.StopAll(ctx)
+	w.retention.Close()
 	done := make(chan struct{})
 	go func() { w.bg.Wait(); close(done) }()
 	select {

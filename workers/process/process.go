@@ -263,10 +263,11 @@ type Worker struct {
 	setupDone *setupResult
 	setupErr  error
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup // Start calls
-	bg       sync.WaitGroup // monitors and retention timers
+	mu        sync.Mutex
+	closed    bool
+	inflight  sync.WaitGroup    // Start calls
+	bg        sync.WaitGroup    // monitors
+	retention *worker.Retention // finished sessions: listed for KeepFinished, then stopped
 }
 
 var (
@@ -284,6 +285,7 @@ func New(opts Options) *Worker {
 		}),
 		Stopper: w,
 	}
+	w.retention = worker.NewRetention(w.Sessions, opts.KeepFinished, w.cleanup)
 	if opts.HTTPClient != nil {
 		w.client = opts.HTTPClient
 	} else {
@@ -334,7 +336,6 @@ type proc struct {
 	uid     int  // this session's own uid; 0 when sessions share a user
 	stopped bool // a stop took over: never spawn after this
 	pid     int  // the app's process group id, 0 until spawned
-	timer   *time.Timer
 
 	done      chan struct{} // closed once the monitor finished (logs drained, dir removed, status set)
 	startDone chan struct{} // closed when Start has decided the initial status
@@ -408,7 +409,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	}
 	interpPath := choice.path
 
-	w.evictFinished()
+	w.retention.MakeRoom(w.opts.MaxSessions)
 	h := &proc{done: make(chan struct{}), startDone: make(chan struct{})}
 	s, err := w.Sessions.CreateFromConfig(cfg, h)
 	if err != nil {
@@ -644,44 +645,13 @@ func (w *Worker) monitor(s *worker.Session, h *proc, ls *localproc.Session) {
 	}
 	close(h.done)
 	if !stopped {
-		w.scheduleRemoval(s, h)
-	}
-}
-
-// scheduleRemoval removes a finished session after KeepFinished.
-func (w *Worker) scheduleRemoval(s *worker.Session, h *proc) {
-	id := s.ID()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stopped {
-		return
-	}
-	h.timer = time.AfterFunc(w.opts.KeepFinished, func() {
-		w.mu.Lock()
-		if w.closed {
-			w.mu.Unlock()
-			return
+		// Under the session's lock: a stop that begins now sees the
+		// removal scheduled and cancels it (cleanup's Forget).
+		h.mu.Lock()
+		if !h.stopped {
+			w.retention.Finished(s.ID())
 		}
-		w.bg.Add(1)
-		w.mu.Unlock()
-		defer w.bg.Done()
-		_ = w.Sessions.StopSession(context.Background(), id, w.cleanup)
-	})
-}
-
-// evictFinished makes room for one session by stopping the oldest finished
-// (completed or failed) sessions while the registry is full.
-func (w *Worker) evictFinished() {
-	if w.Sessions.Len() < w.opts.MaxSessions {
-		return
-	}
-	for _, info := range w.Sessions.List("") {
-		if w.Sessions.Len() < w.opts.MaxSessions {
-			return
-		}
-		if info.Status == worker.StatusCompleted || info.Status == worker.StatusFailed {
-			_ = w.Sessions.StopSession(context.Background(), info.SessionID, w.cleanup)
-		}
+		h.mu.Unlock()
 	}
 }
 
@@ -701,11 +671,9 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	pid, ls, timer := h.pid, h.ls, h.timer
+	pid, ls := h.pid, h.ls
 	h.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
-	}
+	w.retention.Forget(s.ID())
 	if ls == nil {
 		// Start has not made the working directory yet (it sees the stop
 		// and gives up) or failed.
@@ -737,6 +705,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.cancel()
 	w.inflight.Wait() // starts end promptly: their contexts are cancelled
 	err := w.StopAll(ctx)
+	w.retention.Close()
 	done := make(chan struct{})
 	go func() { w.bg.Wait(); close(done) }()
 	select {

@@ -237,10 +237,11 @@ type Worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
-	bg       sync.WaitGroup
+	mu        sync.Mutex
+	closed    bool
+	inflight  sync.WaitGroup
+	bg        sync.WaitGroup
+	retention *worker.Retention // finished sessions: listed for KeepFinished, then stopped
 }
 
 var (
@@ -258,6 +259,7 @@ func New(opts Options) *Worker {
 		Sessions: worker.NewRegistry(worker.RegistryOptions{MaxSessions: opts.MaxSessions, Logs: opts.Logs, Logger: opts.Logger}),
 		Stopper:  w,
 	}
+	w.retention = worker.NewRetention(w.Sessions, opts.KeepFinished, w.cleanup)
 	if opts.HTTPClient != nil {
 		w.client = opts.HTTPClient
 	} else {
@@ -301,7 +303,6 @@ type session struct {
 	dialect string
 	stopped bool
 	pid     int
-	timer   *time.Timer
 
 	execSem   chan struct{} // one execute at a time
 	done      chan struct{} // the monitor finished
@@ -399,7 +400,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return fail(err)
 	}
 
-	w.evictFinished()
+	w.retention.MakeRoom(w.opts.MaxSessions)
 	h := &session{dialect: dialect, execSem: make(chan struct{}, 1), done: make(chan struct{}), startDone: make(chan struct{})}
 	s, err := w.Sessions.CreateFromConfig(cfg, h)
 	if err != nil {
@@ -633,41 +634,13 @@ func (w *Worker) monitor(s *worker.Session, h *session, ls *localproc.Session, t
 	}
 	close(h.done)
 	if !stopped {
-		w.scheduleRemoval(s, h)
-	}
-}
-
-func (w *Worker) scheduleRemoval(s *worker.Session, h *session) {
-	id := s.ID()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.stopped {
-		return
-	}
-	h.timer = time.AfterFunc(w.opts.KeepFinished, func() {
-		w.mu.Lock()
-		if w.closed {
-			w.mu.Unlock()
-			return
+		// Under the session's lock: a stop that begins now sees the
+		// removal scheduled and cancels it (cleanup's Forget).
+		h.mu.Lock()
+		if !h.stopped {
+			w.retention.Finished(s.ID())
 		}
-		w.bg.Add(1)
-		w.mu.Unlock()
-		defer w.bg.Done()
-		_ = w.Sessions.StopSession(context.Background(), id, w.cleanup)
-	})
-}
-
-func (w *Worker) evictFinished() {
-	if w.Sessions.Len() < w.opts.MaxSessions {
-		return
-	}
-	for _, info := range w.Sessions.List("") {
-		if w.Sessions.Len() < w.opts.MaxSessions {
-			return
-		}
-		if info.Status == worker.StatusCompleted || info.Status == worker.StatusFailed {
-			_ = w.Sessions.StopSession(context.Background(), info.SessionID, w.cleanup)
-		}
+		h.mu.Unlock()
 	}
 }
 
@@ -685,11 +658,9 @@ func (w *Worker) cleanup(ctx context.Context, s *worker.Session) error {
 	}
 	h.mu.Lock()
 	h.stopped = true
-	pid, ls, t, timer := h.pid, h.ls, h.tty, h.timer
+	pid, ls, t := h.pid, h.ls, h.tty
 	h.mu.Unlock()
-	if timer != nil {
-		timer.Stop()
-	}
+	w.retention.Forget(s.ID())
 	if ls == nil {
 		return nil
 	}
@@ -720,6 +691,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.cancel()
 	w.inflight.Wait()
 	err := w.StopAll(ctx)
+	w.retention.Close()
 	done := make(chan struct{})
 	go func() { w.bg.Wait(); close(done) }()
 	select {
