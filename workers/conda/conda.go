@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/appfiles"
 	"github.com/hypha-go/hypha/internal/condaenv"
 	"github.com/hypha-go/hypha/internal/jupyter"
 	"github.com/hypha-go/hypha/internal/localproc"
@@ -455,7 +456,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := checkBaseURL(cfg.AppFilesBaseURL); err != nil {
+	if err := appfiles.CheckBaseURL(cfg.AppFilesBaseURL); err != nil {
 		return fail(err)
 	}
 	if err := w.Check(ctx); err != nil {
@@ -639,10 +640,12 @@ func (w *Worker) stageFiles(ctx context.Context, s *worker.Session, rep *worker.
 	}
 	defer root.Close()
 	st := &stager{
-		client: client, root: root, base: cfg.AppFilesBaseURL, token: cfg.Token,
-		maxFile: w.opts.MaxFileBytes, maxFiles: w.opts.MaxFiles, limit: w.opts.MaxTotalBytes,
+		fetch: appfiles.Fetcher{
+			Client: client, Base: cfg.AppFilesBaseURL, Token: cfg.Token,
+			MaxFileBytes: w.opts.MaxFileBytes, Budget: appfiles.NewBudget(w.opts.MaxTotalBytes, "(max total bytes)"),
+		},
+		root: root, maxFiles: w.opts.MaxFiles,
 	}
-	st.budget.Store(w.opts.MaxTotalBytes)
 	rep.Info("Fetching the application script...")
 	code, err := st.file(ctx, entry, entry, true)
 	if err != nil {

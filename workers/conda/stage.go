@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"strings"
-	"sync/atomic"
 
+	"github.com/hypha-go/hypha/internal/appfiles"
 	"github.com/hypha-go/hypha/worker"
 )
 
@@ -33,32 +31,14 @@ type stageItem struct {
 	dir      bool
 }
 
-// safePath checks an app file path: relative, slash-separated, no empty,
-// "." or ".." element, no backslash or NUL. Paths are refused rather than
-// cleaned, so that "a/../../x" never quietly becomes something else.
+// safePath checks a path of files_to_stage or the entry point with
+// appfiles.CheckPath, and refuses a colon too: in files_to_stage it
+// separates a source from its target.
 func safePath(what, p string) (string, error) {
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%w: %s %q %s", worker.ErrInvalidConfig, what, p, why)
+	if strings.Contains(p, ":") {
+		return "", fmt.Errorf("%w: %s %q contains a colon", worker.ErrInvalidConfig, what, p)
 	}
-	switch {
-	case p == "":
-		return bad("is empty")
-	case strings.ContainsAny(p, "\\\x00:"):
-		return bad("contains a backslash, NUL or colon")
-	case strings.HasPrefix(p, "/"):
-		return bad("is absolute")
-	case len(p) > 1024:
-		return bad("is too long")
-	}
-	for _, el := range strings.Split(strings.TrimPrefix(p, "./"), "/") {
-		switch el {
-		case "..":
-			return bad("leaves the working directory")
-		case "", ".":
-			return bad("has an empty or '.' element")
-		}
-	}
-	return path.Clean(p), nil
+	return appfiles.CheckPath(what, p)
 }
 
 // parseStage reads manifest.files_to_stage: a list of "file", "folder/",
@@ -112,51 +92,13 @@ func parseStageItem(s string) (stageItem, error) {
 	return stageItem{src: cs, dst: cd, dir: srcDir}, nil
 }
 
-// fileURL is "<base>/<escaped path>?use_proxy=true". use_proxy asks
-// Hypha's artifact endpoint to stream the content instead of redirecting
-// to presigned storage, as upstream's workers do.
-func fileURL(base, p string) string {
-	return strings.TrimRight(base, "/") + "/" + escapePath(p) + "?use_proxy=true"
-}
-
-// dirURL is "<base>/<escaped dir>/", the listing of dir.
-func dirURL(base, dir string) string {
-	return strings.TrimRight(base, "/") + "/" + escapePath(dir) + "/"
-}
-
-func escapePath(p string) string {
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	return strings.Join(segs, "/")
-}
-
-// checkBaseURL accepts only absolute http(s) URLs.
-func checkBaseURL(base string) error {
-	if base == "" {
-		return fmt.Errorf("%w: app_files_base_url is empty", worker.ErrInvalidConfig)
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%w: app_files_base_url %q is not an http(s) URL", worker.ErrInvalidConfig, base)
-	}
-	return nil
-}
-
 // stager fetches one session's files into its working directory within
 // the limits.
 type stager struct {
-	client   *http.Client
+	fetch    appfiles.Fetcher
 	root     *os.Root
-	base     string
-	token    string
-	maxFile  int64
 	maxFiles int
-	budget   atomic.Int64 // bytes still allowed
-	limit    int64
 	files    int // files and folders staged so far
-	log      func(string)
 }
 
 // file fetches src to dst and returns its content when keep is set (the
@@ -165,74 +107,11 @@ func (st *stager) file(ctx context.Context, src, dst string, keep bool) ([]byte,
 	if st.files++; st.files > st.maxFiles {
 		return nil, fmt.Errorf("%w: more than %d files and folders to stage, over the limit per session", worker.ErrInvalidConfig, st.maxFiles)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fileURL(st.base, src), nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", src, err)
+	b, err := st.fetch.File(ctx, st.root, src, dst, keep)
+	if errors.Is(err, appfiles.ErrNotFound) {
+		return nil, fmt.Errorf("%w: file not found in the app's files: %s (%w)", worker.ErrInvalidConfig, src, err)
 	}
-	if st.token != "" {
-		req.Header.Set("Authorization", "Bearer "+st.token)
-	}
-	resp, err := st.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch %s: %w", src, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-		msg := strings.TrimSpace(strings.ToValidUTF8(string(snippet), "?"))
-		if msg != "" {
-			msg = ": " + msg
-		}
-		if resp.StatusCode == http.StatusNotFound {
-			return nil, fmt.Errorf("%w: file not found in the app's files: %s (HTTP %s%s)", worker.ErrInvalidConfig, src, resp.Status, msg)
-		}
-		return nil, fmt.Errorf("fetch %s: HTTP %s%s", src, resp.Status, msg)
-	}
-	if dir := path.Dir(dst); dir != "." {
-		if err := st.root.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("stage %s: %w", dst, err)
-		}
-	}
-	// O_EXCL: two entries staging to the same target is an error, not a
-	// silent overwrite; the root refuses to follow a link out of it.
-	f, err := st.root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("stage %s: %w", dst, err)
-	}
-	var kept strings.Builder
-	var w io.Writer = budgetWriter{st, f}
-	if keep {
-		w = io.MultiWriter(w, &kept)
-	}
-	n, err := io.Copy(w, io.LimitReader(resp.Body, st.maxFile+1))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n > st.maxFile {
-		err = fmt.Errorf("%w: larger than the limit of %d bytes per file", worker.ErrInvalidConfig, st.maxFile)
-	}
-	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("fetch %s: %w", src, err)
-	}
-	if keep {
-		return []byte(kept.String()), nil
-	}
-	return nil, nil
-}
-
-type budgetWriter struct {
-	st *stager
-	w  io.Writer
-}
-
-func (bw budgetWriter) Write(p []byte) (int, error) {
-	if bw.st.budget.Add(-int64(len(p))) < 0 {
-		return 0, fmt.Errorf("%w: the staged files hold more than %d bytes, over the limit per session", worker.ErrInvalidConfig, bw.st.limit)
-	}
-	return bw.w.Write(p)
+	return b, err
 }
 
 // listingEntry is one entry of a directory listing: the artifact files
@@ -287,14 +166,14 @@ func (st *stager) folder(ctx context.Context, src, dst string) (int, error) {
 }
 
 func (st *stager) list(ctx context.Context, dir string) ([]listingEntry, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, dirURL(st.base, dir), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, appfiles.DirURL(st.fetch.Base, dir), nil)
 	if err != nil {
 		return nil, fmt.Errorf("list folder %s: %w", dir, err)
 	}
-	if st.token != "" {
-		req.Header.Set("Authorization", "Bearer "+st.token)
+	if st.fetch.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+st.fetch.Token)
 	}
-	resp, err := st.client.Do(req)
+	resp, err := st.fetch.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("list folder %s: %w", dir, err)
 	}

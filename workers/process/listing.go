@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
-	"sync/atomic"
 
+	"github.com/hypha-go/hypha/internal/appfiles"
 	"github.com/hypha-go/hypha/worker"
 )
 
@@ -36,19 +35,6 @@ type listingEntry struct {
 	Name string  `json:"name"`
 	Type string  `json:"type"`
 	Size float64 `json:"size"`
-}
-
-// dirURL is "<base>/<escaped dir>/" (the listing of dir; "" is the top).
-func dirURL(base, dir string) string {
-	u := strings.TrimRight(base, "/") + "/"
-	if dir == "" {
-		return u
-	}
-	segs := strings.Split(dir, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
-	}
-	return u + strings.Join(segs, "/") + "/"
 }
 
 // checkListedName accepts a listing entry's name only when it is one plain
@@ -93,7 +79,7 @@ func (w *Worker) listFiles(ctx context.Context, client *http.Client, base, token
 			if dir != "" {
 				p = dir + "/" + e.Name
 			}
-			if _, err := safePath(p); err != nil {
+			if _, err := appfiles.CheckPath("file path", p); err != nil {
 				return nil, fmt.Errorf("app file listing: %w", err)
 			}
 			if seen[p] {
@@ -128,7 +114,7 @@ func (w *Worker) listDir(ctx context.Context, client *http.Client, base, token, 
 	if dir != "" {
 		what = fmt.Sprintf("app folder %s", dir)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, dirURL(base, dir), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, appfiles.DirURL(base, dir), nil)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
@@ -180,39 +166,4 @@ func mergeFiles(want []string, listed []listedFile) []string {
 		}
 	}
 	return out
-}
-
-// byteBudget is what a session's files may still take, shared by the
-// parallel fetches, so that a server announcing small sizes cannot
-// deliver more than MaxTotalBytes in all.
-type byteBudget struct {
-	left  atomic.Int64
-	limit int64
-}
-
-func newByteBudget(limit int64) *byteBudget {
-	b := &byteBudget{limit: limit}
-	b.left.Store(limit)
-	return b
-}
-
-// take accounts for n more bytes; it fails once the total is over the limit.
-func (b *byteBudget) take(n int) error {
-	if b.left.Add(-int64(n)) < 0 {
-		return fmt.Errorf("the app's files hold more than %d bytes, over the limit of %d bytes per session (max app bytes)", b.limit, b.limit)
-	}
-	return nil
-}
-
-// budgetWriter charges every write to a byteBudget.
-type budgetWriter struct {
-	w io.Writer
-	b *byteBudget
-}
-
-func (bw budgetWriter) Write(p []byte) (int, error) {
-	if err := bw.b.take(len(p)); err != nil {
-		return 0, err
-	}
-	return bw.w.Write(p)
 }

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hypha-go/hypha/worker"
 	"go.uber.org/goleak"
+
+	"github.com/hypha-go/hypha/worker"
 )
 
 // helperEnv makes the test binary act as a worker process that starts one

@@ -49,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/appfiles"
 	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/worker"
 )
@@ -400,7 +401,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := checkBaseURL(cfg.AppFilesBaseURL); err != nil {
+	if err := appfiles.CheckBaseURL(cfg.AppFilesBaseURL); err != nil {
 		return fail(err)
 	}
 	choice := su.interp[appType]
@@ -491,7 +492,10 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return abort(fmt.Errorf("open working directory: %w", err))
 	}
-	err = w.fetchFiles(sctx, client, root, cfg.AppFilesBaseURL, cfg.Token, files)
+	err = appfiles.Fetcher{
+		Client: client, Base: cfg.AppFilesBaseURL, Token: cfg.Token,
+		MaxFileBytes: w.opts.MaxFileBytes, Budget: appfiles.NewBudget(w.opts.MaxTotalBytes, "(max app bytes)"),
+	}.Files(sctx, root, files)
 	root.Close()
 	if err != nil {
 		return abort(err)

@@ -22,6 +22,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/worker"
 )
@@ -603,18 +604,6 @@ func TestUnsafePaths(t *testing.T) {
 	}
 	if w.Sessions.Len() != 0 {
 		t.Fatal("sessions kept")
-	}
-}
-
-func TestSafePath(t *testing.T) {
-	for p, want := range map[string]string{"main.py": "main.py", "./main.py": "main.py", "a/b/c.js": "a/b/c.js", "..foo": "..foo"} {
-		got, err := safePath(p)
-		if err != nil || got != want {
-			t.Errorf("safePath(%q) = %q, %v", p, got, err)
-		}
-	}
-	if got := fileURL("http://h/ws/artifacts/a/files/", "dir/a b#.py"); got != "http://h/ws/artifacts/a/files/dir/a%20b%23.py?use_proxy=true" {
-		t.Errorf("fileURL = %q", got)
 	}
 }
 

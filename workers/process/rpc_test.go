@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker/hyphaworker"
-	"golang.org/x/sync/errgroup"
 )
 
 // publicRoot connects a root client in "public", as the server's apps

@@ -37,6 +37,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/hypha-go/hypha/internal/appfiles"
 	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/worker"
 )
@@ -381,7 +382,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		return fail(err)
 	}
 	if len(files) > 0 {
-		if err := checkBaseURL(cfg.AppFilesBaseURL); err != nil {
+		if err := appfiles.CheckBaseURL(cfg.AppFilesBaseURL); err != nil {
 			return fail(err)
 		}
 	}
@@ -454,7 +455,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		if cfg.DisableSSL {
 			client = w.insecure
 		}
-		if err := w.fetchFiles(sctx, client, dir, cfg.AppFilesBaseURL, cfg.Token, files); err != nil {
+		if err := w.fetchFiles(sctx, client, dir, cfg, files); err != nil {
 			return abort(err)
 		}
 		s.Log(worker.LogInfo, fmt.Sprintf("fetched %d file(s): %s", len(files), strings.Join(files, ", ")))
@@ -768,4 +769,17 @@ func (w *Worker) terminalOf(ctx context.Context, id string) (*worker.Session, *t
 		return nil, nil, fmt.Errorf("%w: session %s has no terminal yet (status %s)", worker.ErrInvalidConfig, id, s.Status())
 	}
 	return s, t, nil
+}
+
+// fetchFiles downloads the session's files into its working directory.
+func (w *Worker) fetchFiles(ctx context.Context, client *http.Client, dir string, cfg worker.Config, files []string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("open working directory: %w", err)
+	}
+	defer root.Close()
+	return appfiles.Fetcher{
+		Client: client, Base: cfg.AppFilesBaseURL, Token: cfg.Token,
+		MaxFileBytes: w.opts.MaxFileBytes, Budget: appfiles.NewBudget(w.opts.MaxTotalBytes, "(max total bytes)"),
+	}.Files(ctx, root, files)
 }
