@@ -17,7 +17,7 @@ import (
 // pod of a session in the given phase, with its log.
 func leftPod(t *testing.T, fc *fakeCluster, workerID, id string, phase corev1.PodPhase) string {
 	t.Helper()
-	prev, err := New(Options{Client: fc.cs, Namespace: testNamespace, WorkerID: workerID})
+	prev, err := New(Options{Client: fc.client(), Namespace: testNamespace, WorkerID: workerID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 // Upstream polls every 2 s, so its start takes at least that on a cluster.
 func BenchmarkStartStop(b *testing.B) {
 	fc := newFakeCluster(b)
-	w, err := New(Options{Client: fc.cs, Namespace: testNamespace, LogSource: fc.logs, Executor: fc.exec})
+	w, err := New(Options{Client: fc.client(), Namespace: testNamespace, LogSource: fc.logs, Executor: fc.exec})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -85,7 +84,7 @@ func LoadConfig(kubeconfig string) (ClusterConfig, error) {
 // NewForConfig builds the worker's client, log source and executor for a
 // real cluster into opts.
 func NewForConfig(cc ClusterConfig, opts Options) (*Worker, error) {
-	cs, err := kubernetes.NewForConfig(cc.REST)
+	cs, err := NewRESTClient(cc.REST)
 	if err != nil {
 		return nil, fmt.Errorf("%w: Kubernetes client: %w", worker.ErrWorkerNotAvailable, err)
 	}

@@ -21,7 +21,7 @@ func TestConformance(t *testing.T) {
 	complete, fail := app("complete"), app("fail")
 	workertest.Run(t, workertest.Options{
 		New: func(tb testing.TB) worker.Worker {
-			w, err := New(Options{Client: fc.cs, Namespace: testNamespace, LogSource: fc.logs, Executor: fc.exec, Logger: testserver.Logger(tb)})
+			w, err := New(Options{Client: fc.client(), Namespace: testNamespace, LogSource: fc.logs, Executor: fc.exec, Logger: testserver.Logger(tb)})
 			if err != nil {
 				tb.Fatal(err)
 			}

@@ -8,8 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
@@ -32,24 +30,23 @@ type Executor interface {
 
 // RemoteExecutor runs commands through the API server's pods/exec
 // subresource with client-go's remotecommand: the WebSocket protocol, and
-// SPDY for API servers that do not upgrade to it.
+// SPDY for API servers that do not upgrade to it. Client builds the
+// pods/exec URL; Config carries the credentials for the stream.
 type RemoteExecutor struct {
 	Config *rest.Config
-	Client kubernetes.Interface
+	Client *RESTClient
 }
 
 // Exec runs req.Command until it ends or ctx is done.
 func (e RemoteExecutor) Exec(ctx context.Context, r ExecRequest) (int, error) {
-	req := e.Client.CoreV1().RESTClient().Post().
-		Resource("pods").Namespace(r.Namespace).Name(r.Pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{
-			Container: r.Container, Command: r.Command, Stdout: true, Stderr: true,
-		}, scheme.ParameterCodec)
-	spdy, err := remotecommand.NewSPDYExecutor(e.Config, "POST", req.URL())
+	u := e.Client.ExecURL(r.Namespace, r.Pod, &corev1.PodExecOptions{
+		Container: r.Container, Command: r.Command, Stdout: true, Stderr: true,
+	})
+	spdy, err := remotecommand.NewSPDYExecutor(e.Config, "POST", u)
 	if err != nil {
 		return 0, fmt.Errorf("exec in pod %s: %w", r.Pod, err)
 	}
-	ws, err := remotecommand.NewWebSocketExecutor(e.Config, "GET", req.URL().String())
+	ws, err := remotecommand.NewWebSocketExecutor(e.Config, "GET", u.String())
 	if err != nil {
 		return 0, fmt.Errorf("exec in pod %s: %w", r.Pod, err)
 	}

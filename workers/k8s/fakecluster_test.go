@@ -2,7 +2,8 @@ package k8s
 
 // This file is a FAKE Kubernetes cluster for the tests: no API server,
 // scheduler or kubelet can run here. It is client-go's fake clientset
-// (k8s.io/client-go/kubernetes/fake) plus three fakes of our own:
+// (k8s.io/client-go/kubernetes/fake), which the worker sees through
+// fakeCoreClient (fakeclient_test.go), plus three fakes of our own:
 //
 //   - fakeKubelet watches the fake clientset's pods and moves each one
 //     through the phases a kubelet would, chosen by its image name

@@ -24,9 +24,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/hypha-go/hypha/worker"
@@ -49,9 +49,9 @@ var (
 // Options configure a Worker. Client is required.
 type Options struct {
 	Name, Description string
-	// Client talks to the cluster (a real clientset, or client-go's fake
-	// clientset in tests).
-	Client kubernetes.Interface
+	// Client talks to the cluster (a RESTClient, or client-go's fake
+	// clientset adapted to CoreClient in tests).
+	Client CoreClient
 	// Namespace holds every pod of the worker (default "default").
 	Namespace string
 	// WorkerID labels the worker's pods (hypha.amun.ai/worker) so that a
@@ -173,7 +173,8 @@ type Worker struct {
 	informed  bool                  // the informers run
 	infStop   chan struct{}
 	podInf    cache.SharedIndexInformer
-	factories []informers.SharedInformerFactory
+	informers []cache.SharedIndexInformer // pods, events
+	infRun    sync.WaitGroup              // the informers' Run
 
 	inflight sync.WaitGroup
 	bg       sync.WaitGroup
@@ -311,7 +312,7 @@ func (w *Worker) handle(name string) *podHandle {
 // ensureInformers starts the pod and event informers once and waits until
 // their caches hold the current state.
 func (w *Worker) ensureInformers(ctx context.Context) error {
-	factories, err := w.startInformers()
+	infs, err := w.startInformers()
 	if err != nil {
 		return err
 	}
@@ -320,31 +321,60 @@ func (w *Worker) ensureInformers(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(w.ctx, cancel)()
-	for _, f := range factories {
-		for typ, ok := range f.WaitForCacheSync(ctx.Done()) {
-			if !ok {
-				return fmt.Errorf("%w: listing %v in namespace %s: %w", worker.ErrWorkerNotAvailable, typ, w.opts.Namespace, context.Cause(ctx))
-			}
+	for i, inf := range infs {
+		if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+			what := []string{"pods", "events"}[i]
+			return fmt.Errorf("%w: listing %s in namespace %s: %w", worker.ErrWorkerNotAvailable, what, w.opts.Namespace, context.Cause(ctx))
 		}
 	}
 	return nil
 }
 
-// startInformers starts the informers once and returns their factories.
-func (w *Worker) startInformers() ([]informers.SharedInformerFactory, error) {
+// listWatch lists and watches one kind of the worker's namespace through
+// CoreClient, with tweak applied to every request's options (the
+// selectors).
+func (w *Worker) listWatch(list func(context.Context, string, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, string, metav1.ListOptions) (watch.Interface, error),
+	tweak func(*metav1.ListOptions)) cache.ListerWatcher {
+	ns := w.opts.Namespace
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			tweak(&o)
+			return list(ctx, ns, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			tweak(&o)
+			return watchFn(ctx, ns, o)
+		},
+	}
+	// A client that says it cannot stream the initial list as watch
+	// events (the fake clientset of the tests) gets a plain list first.
+	return cache.ToListWatcherWithWatchListSemantics(lw, w.opts.Client)
+}
+
+// startInformers starts the informers once and returns them (pods first).
+func (w *Worker) startInformers() ([]cache.SharedIndexInformer, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil, fmt.Errorf("%w: the Kubernetes worker is shutting down", worker.ErrWorkerNotAvailable)
 	}
 	if !w.informed {
-		pf := informers.NewSharedInformerFactoryWithOptions(w.opts.Client, 0,
-			informers.WithNamespace(w.opts.Namespace),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = LabelWorker + "=" + w.opts.WorkerID }))
-		ef := informers.NewSharedInformerFactoryWithOptions(w.opts.Client, 0,
-			informers.WithNamespace(w.opts.Namespace),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "involvedObject.kind=Pod" }))
-		w.podInf = pf.Core().V1().Pods().Informer()
+		c := w.opts.Client
+		podLW := w.listWatch(
+			func(ctx context.Context, ns string, o metav1.ListOptions) (runtime.Object, error) {
+				return c.ListPods(ctx, ns, o)
+			},
+			c.WatchPods,
+			func(o *metav1.ListOptions) { o.LabelSelector = LabelWorker + "=" + w.opts.WorkerID })
+		evLW := w.listWatch(
+			func(ctx context.Context, ns string, o metav1.ListOptions) (runtime.Object, error) {
+				return c.ListEvents(ctx, ns, o)
+			},
+			c.WatchEvents,
+			func(o *metav1.ListOptions) { o.FieldSelector = "involvedObject.kind=Pod" })
+		w.podInf = cache.NewSharedIndexInformer(podLW, &corev1.Pod{}, 0, cache.Indexers{})
+		evInf := cache.NewSharedIndexInformer(evLW, &corev1.Event{}, 0, cache.Indexers{})
 		if _, err := w.podInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc:    w.onPod,
 			UpdateFunc: func(_, p any) { w.onPod(p) },
@@ -352,7 +382,7 @@ func (w *Worker) startInformers() ([]informers.SharedInformerFactory, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("pod informer: %w", err)
 		}
-		if _, err := ef.Core().V1().Events().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		if _, err := evInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: w.onEvent,
 			// A repeated event (BackOff, FailedScheduling) is an update
 			// with a higher count: worth reporting again.
@@ -366,12 +396,13 @@ func (w *Worker) startInformers() ([]informers.SharedInformerFactory, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("event informer: %w", err)
 		}
-		pf.Start(w.infStop)
-		ef.Start(w.infStop)
-		w.factories = []informers.SharedInformerFactory{pf, ef}
+		w.informers = []cache.SharedIndexInformer{w.podInf, evInf}
+		for _, inf := range w.informers {
+			w.infRun.Go(func() { inf.Run(w.infStop) })
+		}
 		w.informed = true
 	}
-	return w.factories, nil
+	return w.informers, nil
 }
 
 func (w *Worker) onPod(obj any) {
@@ -418,8 +449,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.inflight.Wait()
 	err := w.StopAll(ctx)
 	w.mu.Lock()
-	factories := w.factories
-	w.factories = nil
+	w.informers = nil
 	if w.informed {
 		w.informed = false
 		close(w.infStop)
@@ -427,9 +457,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	w.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		for _, f := range factories {
-			f.Shutdown()
-		}
+		w.infRun.Wait()
 		w.bg.Wait()
 		close(done)
 	}()

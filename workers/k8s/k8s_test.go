@@ -28,7 +28,7 @@ const waitLong = 60 * time.Second
 // with a check that it left no pod behind.
 func newWorker(t *testing.T, fc *fakeCluster, mod func(*Options)) *Worker {
 	t.Helper()
-	o := Options{Client: fc.cs, Namespace: testNamespace, LogSource: fc.logs, Executor: fc.exec, Logger: testserver.Logger(t)}
+	o := Options{Client: fc.client(), Namespace: testNamespace, LogSource: fc.logs, Executor: fc.exec, Logger: testserver.Logger(t)}
 	if mod != nil {
 		mod(&o)
 	}

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/hypha-go/hypha/worker"
 )
@@ -28,7 +27,7 @@ type LogSource interface {
 }
 
 // ClientLogSource reads logs through the API server (pods/log, follow).
-type ClientLogSource struct{ Client kubernetes.Interface }
+type ClientLogSource struct{ Client CoreClient }
 
 // Stream opens the log stream. The API's sinceTime has whole-second
 // precision, so a resumed stream repeats up to a second of lines; the
@@ -39,7 +38,7 @@ func (c ClientLogSource) Stream(ctx context.Context, ns, pod, container string, 
 		t := metav1.NewTime(since)
 		opts.SinceTime = &t
 	}
-	return c.Client.CoreV1().Pods(ns).GetLogs(pod, opts).Stream(ctx)
+	return c.Client.PodLogs(ctx, ns, pod, opts)
 }
 
 // maxLogLine bounds one log entry; a longer line is cut and the rest of it

@@ -92,7 +92,7 @@ func TestReadLinesBounded(t *testing.T) {
 // (client-go's fake clientset answers "fake logs").
 func TestClientLogSource(t *testing.T) {
 	fc := newFakeCluster(t)
-	rc, err := ClientLogSource{Client: fc.cs}.Stream(context.Background(), testNamespace, "p", ContainerName, time.Now())
+	rc, err := ClientLogSource{Client: fc.client()}.Stream(context.Background(), testNamespace, "p", ContainerName, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestResources(t *testing.T) {
 		})
 	}
 	// A default above the maximum is a configuration error of the worker.
-	_, err := New(Options{Client: newFakeCluster(t).cs, DefaultLimits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Gi")}})
+	_, err := New(Options{Client: newFakeCluster(t).client(), DefaultLimits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Gi")}})
 	if !errors.Is(err, worker.ErrInvalidConfig) {
 		t.Fatalf("new with default above maximum: %v", err)
 	}

@@ -191,7 +191,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 
 	pod := w.buildPod(cfg, ps, time.Now())
 	rep.Info(fmt.Sprintf("creating pod %s with image %s", name, ps.Image))
-	created, err := w.opts.Client.CoreV1().Pods(w.opts.Namespace).Create(sctx, pod, metav1.CreateOptions{})
+	created, err := w.opts.Client.CreatePod(sctx, w.opts.Namespace, pod)
 	if err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			// Not ours to delete: refuse rather than adopt a pod whose
@@ -432,7 +432,7 @@ func (w *Worker) deletePod(ctx context.Context, h *podHandle) error {
 		w.pods[h.name] = h
 	}
 	w.mu.Unlock()
-	err := w.opts.Client.CoreV1().Pods(w.opts.Namespace).Delete(ctx, h.name, opts)
+	err := w.opts.Client.DeletePod(ctx, w.opts.Namespace, h.name, opts)
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Gone, or a newer pod of that name that is not ours. Say so on
