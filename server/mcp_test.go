@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"strings"
 	"testing"
@@ -391,4 +392,88 @@ func TestHostileMCPServeSessionBound(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// TestMCPServeMCPTypeService: a service of type "mcp" (the shape an MCP
+// proxy registers) offers its `tools` map under their own names, its
+// `resources` and `prompts` as MCP resources and prompts, and its docs as
+// resource://docs; a generator's items come back as a list.
+func TestMCPServeMCPTypeService(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	root := testserver.RootClient(t, s, "prov")
+	testserver.MustRegister(t, root, rpc.Service{ID: "remote", Type: "mcp", Docs: "How to use the remote server.",
+		Config: rpc.ServiceConfig{Visibility: "public"},
+		Functions: map[string]any{
+			"tools": map[string]any{
+				"echo": rpc.Params(func(text string) string { return text }, "text"),
+				"count": rpc.Params(func(n int) iter.Seq2[int, error] {
+					return func(yield func(int, error) bool) {
+						for i := range n {
+							if !yield(i, nil) {
+								return
+							}
+						}
+					}
+				}, "n"),
+			},
+			"resources": map[string]any{
+				"readme": map[string]any{"uri": "file:///readme.md", "name": "README", "description": "the readme",
+					"mimeType": "text/markdown", "read": rpc.Params(func() string { return "# Remote" })},
+			},
+			"prompts": map[string]any{
+				"greet": map[string]any{"name": "greet", "description": "a greeting",
+					"read": rpc.Params(func(name string) map[string]any {
+						return map[string]any{"description": "greeting", "messages": []any{
+							map[string]any{"role": "user", "content": map[string]any{"type": "text", "text": "Say hello to " + name}}}}
+					}, "name")},
+			},
+		}})
+	cs, err := mcpConnect(t, ctx, mcpURL(s, "ws-user-root", "prov:remote"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range lt.Tools {
+		names = append(names, tl.Name)
+	}
+	if d := cmp.Diff([]string{"count", "echo"}, names); d != "" {
+		t.Fatalf("tools (-want +got):\n%s", d)
+	}
+	r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "count", Arguments: map[string]any{"n": 3}})
+	if err != nil || r.IsError || toolText(r) != "[0,1,2]" {
+		t.Fatalf("count: %v %q", err, toolText(r))
+	}
+	lr, err := cs.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uris []string
+	for _, res := range lr.Resources {
+		uris = append(uris, res.URI+" "+res.MIMEType)
+	}
+	if d := cmp.Diff([]string{"file:///readme.md text/markdown", "resource://docs text/plain"}, uris); d != "" {
+		t.Errorf("resources (-want +got):\n%s", d)
+	}
+	rr, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "file:///readme.md"})
+	if err != nil || len(rr.Contents) != 1 || rr.Contents[0].Text != "# Remote" {
+		t.Errorf("read readme: %v %+v", err, rr)
+	}
+	rr, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "resource://docs"})
+	if err != nil || rr.Contents[0].Text != "How to use the remote server." {
+		t.Errorf("read docs: %v %+v", err, rr)
+	}
+	lp, err := cs.ListPrompts(ctx, nil)
+	if err != nil || len(lp.Prompts) != 1 || lp.Prompts[0].Name != "greet" || len(lp.Prompts[0].Arguments) != 1 ||
+		lp.Prompts[0].Arguments[0].Name != "name" || !lp.Prompts[0].Arguments[0].Required {
+		t.Fatalf("prompts: %v %+v", err, lp)
+	}
+	gp, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "greet", Arguments: map[string]string{"name": "Ada"}})
+	if err != nil || len(gp.Messages) != 1 || gp.Messages[0].Content.(*mcp.TextContent).Text != "Say hello to Ada" {
+		t.Errorf("get prompt: %v %+v", err, gp)
+	}
 }

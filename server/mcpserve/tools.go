@@ -133,20 +133,13 @@ func (h *Handler) newServer(ws, sid, mode string, svc map[string]any) *mcp.Serve
 		schema, d := inputSchema(t.fn)
 		srv.AddTool(&mcp.Tool{Name: t.name, Description: d, InputSchema: schema}, h.toolHandler(ws, sid, mode, t))
 	}
+	h.addResourcesAndPrompts(srv, ws, sid, mode, svc)
 	return srv
 }
 
 // toolHandler relays a tool call to the service as the caller of that call.
 func (h *Handler) toolHandler(ws, sid, mode string, t tool) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		var hdr http.Header
-		if req.Extra != nil {
-			hdr = req.Extra.Header
-		}
-		c, err := h.cfg.Backend.Caller(hdr, "")
-		if err != nil {
-			return errorResult(err), nil
-		}
 		var kwargs map[string]any
 		if raw := bytes.TrimSpace(req.Params.Arguments); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
 			d := json.NewDecoder(bytes.NewReader(raw))
@@ -155,37 +148,55 @@ func (h *Handler) toolHandler(ws, sid, mode string, t tool) mcp.ToolHandler {
 				return errorResult(fmt.Errorf("tool %s: arguments must be a JSON object: %w", t.name, err)), nil
 			}
 		}
-		ctx, cancel := context.WithTimeout(ctx, CallTimeout)
-		defer cancel()
-		svc, release, err := h.cfg.Backend.Service(ctx, c, ws, sid, mode)
+		res, err := h.callAs(ctx, req.Extra, ws, sid, mode, t.path, numbers(kwargs))
 		if err != nil {
 			return errorResult(err), nil
-		}
-		defer release()
-		var member any = svc
-		for _, k := range t.path {
-			m, _ := member.(map[string]any)
-			member = m[k]
-		}
-		f, ok := member.(*rpc.RemoteFunc)
-		if !ok {
-			return errorResult(fmt.Errorf("tool %s is no longer a function of service %s/%s", t.name, ws, sid)), nil
-		}
-		var args []any
-		if len(kwargs) > 0 {
-			args = append(args, rpc.Kwargs(numbers(kwargs).(map[string]any)))
-		}
-		res, err := f.Call(ctx, args...)
-		if err != nil {
-			return errorResult(err), nil
-		}
-		if g, ok := res.(*rpc.RemoteGenerator); ok {
-			if res, err = collect(ctx, g); err != nil {
-				return errorResult(err), nil
-			}
 		}
 		return h.result(res), nil
 	}
+}
+
+// callAs calls the member at path of the service as the caller of the MCP
+// request (its HTTP request's token), resolving the service again with the
+// backend's rules, within CallTimeout. A generator's items are collected.
+// kwargs may be nil.
+func (h *Handler) callAs(ctx context.Context, extra *mcp.RequestExtra, ws, sid, mode string, path []string, kwargs any) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	var hdr http.Header
+	if extra != nil {
+		hdr = extra.Header
+	}
+	c, err := h.cfg.Backend.Caller(hdr, "")
+	if err != nil {
+		return nil, err
+	}
+	svc, release, err := h.cfg.Backend.Service(ctx, c, ws, sid, mode)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var member any = svc
+	for _, k := range path {
+		m, _ := member.(map[string]any)
+		member = m[k]
+	}
+	f, ok := member.(*rpc.RemoteFunc)
+	if !ok {
+		return nil, errNotFunction(ws, sid, path)
+	}
+	var args []any
+	if m, _ := kwargs.(map[string]any); len(m) > 0 {
+		args = append(args, rpc.Kwargs(m))
+	}
+	res, err := f.Call(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	if g, ok := res.(*rpc.RemoteGenerator); ok {
+		return collect(ctx, g)
+	}
+	return res, nil
 }
 
 // collect gathers a generator's items (MCP has no streamed tool results).
