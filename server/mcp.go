@@ -59,7 +59,7 @@ func (b mcpBackend) Service(ctx context.Context, c mcpserve.Caller, ws, sid, mod
 
 func (mcpBackend) JSONValue(v any) any { return jsonable(v) }
 
-// mountMCP serves /{workspace}/mcp/{service_id}/mcp.
+// mountMCP serves /{workspace}/mcp/{service_id}/mcp and its info page.
 func (s *Server) mountMCP() {
 	s.mcp = mcpserve.New(mcpserve.Config{
 		Backend: mcpBackend{s}, MaxBodyBytes: s.cfg.MaxHTTPBodyBytes,
@@ -67,4 +67,5 @@ func (s *Server) mountMCP() {
 		Version: Version, Logger: s.log.With("part", "mcp"),
 	})
 	s.mux.Handle("/{workspace}/mcp/{service_id}/mcp", s.mcp)
+	s.mux.HandleFunc("GET /{workspace}/mcp/{service_id}", s.mcp.ServeInfo)
 }

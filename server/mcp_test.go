@@ -170,6 +170,32 @@ func TestMCPServeTools(t *testing.T) {
 	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "nope"}); err == nil {
 		t.Error("an unknown tool was called")
 	}
+
+	// The info page lists the same tools, with the same rules.
+	req, _ := http.NewRequest("GET", s.URL()+"/ws-user-root/mcp/calc", nil)
+	code, v := testserver.HTTPGetJSON(t, req)
+	if code != http.StatusOK || at(v, "endpoints", "streamable_http") != "/ws-user-root/mcp/calc/mcp" ||
+		len(at(v, "capabilities", "tools").([]any)) != 6 || at(v, "capabilities", "tools", 0, "name") != "add" {
+		t.Errorf("info: %d %v", code, v)
+	}
+}
+
+// at walks a decoded JSON value by keys and indexes.
+func at(v any, path ...any) any {
+	for _, k := range path {
+		switch key := k.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[key]
+		case int:
+			l, _ := v.([]any)
+			if key >= len(l) {
+				return nil
+			}
+			v = l[key]
+		}
+	}
+	return v
 }
 
 // TestMCPServeSchemaless: a function sent without a schema (as a
@@ -263,9 +289,17 @@ func TestHostileMCPServe(t *testing.T) {
 			code, httpRes := testserver.HTTPGetJSON(t, req)
 
 			cs, err := mcpConnect(t, ctx, mcpURL(s, "ws-user-root", "prov:"+tc.sid), tc.tok)
+			info, _ := http.NewRequest("GET", s.URL()+"/ws-user-root/mcp/prov:"+tc.sid, nil)
+			if tc.tok != "" {
+				info.Header.Set("Authorization", "Bearer "+tc.tok)
+			}
+			infoCode, infoV := testserver.HTTPGetJSON(t, info)
 			if tc.wantWS == "" {
 				if err == nil || !strings.Contains(err.Error(), "Not Found") {
 					t.Fatalf("connected (err %v)", err)
+				}
+				if infoCode != http.StatusNotFound || !strings.Contains(fmt.Sprint(infoV), "Service not found") {
+					t.Errorf("info page: %d %v", infoCode, infoV)
 				}
 				if code != http.StatusNotFound {
 					t.Fatalf("the HTTP route answered %d %v", code, httpRes)
@@ -353,10 +387,10 @@ func TestHostileMCPServeMalformed(t *testing.T) {
 }
 
 // TestHostileMCPServeSessionBound: one caller opens at most
-// MaxMCPSessionsPerCaller sessions; closing one frees its slot, and idle
-// sessions expire.
+// MaxMCPSessionsPerCaller sessions (anonymous callers per address, other
+// users apart); closing one frees its slot, and so does expiry when idle.
 func TestHostileMCPServeSessionBound(t *testing.T) {
-	s := testserver.Start(t, server.Config{MaxMCPSessionsPerCaller: 2, MCPSessionIdleTimeout: time.Second})
+	s := testserver.Start(t, server.Config{MaxMCPSessionsPerCaller: 2})
 	ctx := testserver.Ctx(t)
 	root := testserver.RootClient(t, s, "prov")
 	mcpService(t, root, "pub", "public")
@@ -385,11 +419,20 @@ func TestHostileMCPServeSessionBound(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	testserver.WaitFor(t, 10*time.Second, "the closed session's slot", func() bool {
-		cs, err := mcpConnect(t, ctx, u, "")
-		if err == nil {
-			_ = cs.Close()
-		}
+	testserver.WaitFor(t, 30*time.Second, "the closed session's slot", func() bool {
+		_, err := mcpConnect(t, ctx, u, "")
+		return err == nil
+	})
+
+	// Idle sessions expire (after 1 s here), which frees their slots.
+	s2 := testserver.Start(t, server.Config{MaxMCPSessionsPerCaller: 1, MCPSessionIdleTimeout: time.Second})
+	mcpService(t, testserver.RootClient(t, s2, "prov"), "pub", "public")
+	u2 := mcpURL(s2, "ws-user-root", "prov:pub")
+	if _, err := mcpConnect(t, ctx, u2, ""); err != nil {
+		t.Fatal(err)
+	}
+	testserver.WaitFor(t, 30*time.Second, "the idle session's slot", func() bool {
+		_, err := mcpConnect(t, ctx, u2, "")
 		return err == nil
 	})
 }
@@ -475,5 +518,35 @@ func TestMCPServeMCPTypeService(t *testing.T) {
 	gp, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "greet", Arguments: map[string]string{"name": "Ada"}})
 	if err != nil || len(gp.Messages) != 1 || gp.Messages[0].Content.(*mcp.TextContent).Text != "Say hello to Ada" {
 		t.Errorf("get prompt: %v %+v", err, gp)
+	}
+}
+
+// TestHostileMCPServeRevokedMidSession: a session grants nothing by itself:
+// once its token is revoked, the next tool call of the open session fails.
+func TestHostileMCPServeRevokedMidSession(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	root := testserver.RootClient(t, s, "prov")
+	if _, err := root.Manager().Call(ctx, "create_workspace", map[string]any{"id": "team"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := root.GenerateToken(ctx, rpc.TokenConfig{Workspace: "team", Permission: "read_write"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mcpService(t, root, "prot", "protected", "team")
+	cs, err := mcpConnect(t, ctx, mcpURL(s, "ws-user-root", "prov:prot"), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "who"}); err != nil || r.IsError {
+		t.Fatalf("who before the revocation: %v %q", err, toolText(r))
+	}
+	if _, err := rootRaw(t, s, "revoker").CallManager(ctx, "revoke_token", tok); err != nil {
+		t.Fatal(err)
+	}
+	r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "who"})
+	if err == nil && !r.IsError {
+		t.Fatalf("who after the revocation: %v", r.StructuredContent)
 	}
 }
