@@ -550,3 +550,21 @@ func TestHostileMCPServeRevokedMidSession(t *testing.T) {
 		t.Fatalf("who after the revocation: %v", r.StructuredContent)
 	}
 }
+
+// TestMCPServeBehindProxy: a request through a reverse proxy on the same
+// machine (another Host header on a loopback connection) is served, as on
+// the HTTP routes.
+func TestMCPServeBehindProxy(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	root := testserver.RootClient(t, s, "prov")
+	mcpService(t, root, "pub", "public")
+	req, _ := http.NewRequest("POST", mcpURL(s, "ws-user-root", "prov:pub"), strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`))
+	req.Host = "hypha.example.org"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	code, v := testserver.HTTPGetJSON(t, req)
+	if code != http.StatusOK || at(v, "result", "serverInfo", "name") != "Calculator" {
+		t.Fatalf("initialize through a proxy: %d %v", code, v)
+	}
+}

@@ -140,6 +140,12 @@ func New(cfg Config) *Handler {
 		SessionTimeout:      cfg.IdleTimeout,
 		MaxRequestBodyBytes: cfg.MaxBodyBytes,
 		Logger:              cfg.Logger,
+		// The SDK refuses requests reaching a loopback address with another
+		// Host header (against DNS rebinding of local MCP servers). Here that
+		// is every request through a reverse proxy on the same machine, and
+		// the endpoint keeps the HTTP routes' rules, which have no Host
+		// check: what a caller may do comes from its token alone.
+		DisableLocalhostProtection: true,
 	})
 	return h
 }
