@@ -242,9 +242,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	srv := h.newServer(ws, sid, mode, svc)
 	release()
-	h.sdk.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverKey{}, srv)))
-	h.track(srv, c.Key, ws, sid)
+	// The session is recorded before its id reaches the client (the first
+	// write of the response), so the client's next request finds it.
+	tw := &trackingWriter{ResponseWriter: w, track: func() { h.track(srv, c.Key, ws, sid) }}
+	h.sdk.ServeHTTP(tw, r.WithContext(context.WithValue(r.Context(), serverKey{}, srv)))
+	tw.once.Do(tw.track)
 }
+
+// trackingWriter runs track once, before the response's header is written.
+type trackingWriter struct {
+	http.ResponseWriter
+	once  sync.Once
+	track func()
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.once.Do(t.track)
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.once.Do(t.track)
+	return t.ResponseWriter.Write(b)
+}
+
+func (t *trackingWriter) Flush() {
+	t.once.Do(t.track)
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // reserve takes a session slot for caller key, if one is free.
 func (h *Handler) reserve(key string) bool {
