@@ -568,3 +568,30 @@ func TestMCPServeBehindProxy(t *testing.T) {
 		t.Fatalf("initialize through a proxy: %d %v", code, v)
 	}
 }
+
+// BenchmarkMCPToolCall measures one tool call through the MCP endpoint
+// (Go SDK client, one open session, root token): HTTP request, caller
+// authentication, service lookup and fetch as the caller, the RPC call.
+func BenchmarkMCPToolCall(b *testing.B) {
+	s := testserver.Start(b, server.Config{})
+	root := testserver.RootClient(b, s, "prov")
+	testserver.MustRegister(b, root, rpc.Service{ID: "calc", Config: rpc.ServiceConfig{Visibility: "public"},
+		Functions: map[string]any{"add": rpc.Params(func(a, b int) int { return a + b }, "a", "b")}})
+	ctx := context.Background()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: mcpURL(s, "ws-user-root", "calc"),
+		HTTPClient: &http.Client{Transport: bearer{testserver.RootToken, tr}}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cs.Close()
+	args := map[string]any{"a": 1, "b": 2}
+	for b.Loop() {
+		r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "add", Arguments: args})
+		if err != nil || r.IsError {
+			b.Fatalf("%v %v", err, r)
+		}
+	}
+}
