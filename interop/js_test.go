@@ -88,7 +88,8 @@ func needJS(t *testing.T) (node, dir string) {
 }
 
 func jsModulesPresent(dir string) bool {
-	for _, p := range []string{"node_modules/hypha-rpc/package.json", "node_modules/ws/package.json"} {
+	for _, p := range []string{"node_modules/hypha-rpc/package.json", "node_modules/ws/package.json",
+		"node_modules/@modelcontextprotocol/sdk/package.json"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			return false
 		}

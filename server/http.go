@@ -52,6 +52,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}", s.httpServiceInfo)
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}/{function...}", s.httpCall)
 	s.mux.HandleFunc("POST /{workspace}/services/{service_id}/{function...}", s.httpCall)
+	s.mountMCP()
 	if s.cfg.Pprof {
 		s.mux.HandleFunc("/debug/pprof/", loopbackOnly(pprof.Index))
 		s.mux.HandleFunc("/debug/pprof/profile", loopbackOnly(pprof.Profile))
@@ -180,8 +181,14 @@ func (s *Server) httpWorkspace(u *auth.UserInfo) string {
 // httpFind resolves /{workspace}/services/{service_id} for an HTTP user,
 // with the visibility rules of get_service for a caller in callerWS.
 func (s *Server) httpFind(r *http.Request, u *auth.UserInfo, callerWS string) (*registry.Entry, int, error) {
-	ws := r.PathValue("workspace")
-	sid := r.PathValue("service_id")
+	return s.findFor(u, callerWS, r.PathValue("workspace"), r.PathValue("service_id"), r.URL.Query().Get("_mode"))
+}
+
+// findFor resolves service sid of workspace ws for user u acting from
+// callerWS (httpWorkspace), with the visibility rules of get_service: the
+// one lookup of the HTTP service routes and the MCP endpoint. mode "" refuses
+// an ambiguous id.
+func (s *Server) findFor(u *auth.UserInfo, callerWS, ws, sid, mode string) (*registry.Entry, int, error) {
 	q, err := registry.ParseServiceID(ws+"/"+sid, callerWS)
 	if err != nil {
 		return nil, http.StatusBadRequest, err
@@ -196,7 +203,7 @@ func (s *Server) httpFind(r *http.Request, u *auth.UserInfo, callerWS string) (*
 	switch {
 	case len(cands) == 0:
 		return nil, http.StatusNotFound, fmt.Errorf("Service not found: %s/%s", ws, sid)
-	case len(cands) > 1 && r.URL.Query().Get("_mode") == "":
+	case len(cands) > 1 && mode == "":
 		return nil, http.StatusBadRequest, fmt.Errorf("Multiple services found for %s/%s; use client_id:service_id or _mode=random", ws, sid)
 	}
 	return cands[0], 0, nil

@@ -15,6 +15,8 @@ import (
 
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/server/registry"
 )
 
 // httpCallTimeout bounds an HTTP call up to its result (a streamed
@@ -62,16 +64,12 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 	fn := r.PathValue("function")
 	ctx, cancel := context.WithTimeout(r.Context(), httpCallTimeout)
 	defer cancel()
-	// The call is made as the HTTP user from its own workspace, neither as
-	// the manager nor as a member of the service's workspace: the provider
-	// sees (and authorises) exactly who is calling.
-	peer, release := s.userPeer(u, callerWS)
-	defer release()
-	v, err := peer.Call(ctx, e.ClientKey(), "services.built-in.get_service", e.Name)
+	v, release, err := s.serviceAs(ctx, u, callerWS, e)
 	if err != nil {
 		httpError(w, http.StatusBadGateway, err.Error())
 		return
 	}
+	defer release()
 	var member any = v
 	for _, k := range strings.Split(fn, ".") {
 		m, ok := member.(map[string]any)
@@ -110,6 +108,21 @@ func (s *Server) httpCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeResult(w, http.StatusOK, res, mp)
+}
+
+// serviceAs fetches service e as the HTTP user u acting from callerWS
+// (httpWorkspace), neither as the manager nor as a member of the service's
+// workspace: the provider sees (and authorises) exactly who is calling. Its
+// functions are called through the same short-lived peer, which release
+// disconnects. The HTTP call route and the MCP endpoint (mcp.go) share it.
+func (s *Server) serviceAs(ctx context.Context, u *auth.UserInfo, callerWS string, e *registry.Entry) (any, func(), error) {
+	peer, release := s.userPeer(u, callerWS)
+	v, err := peer.Call(ctx, e.ClientKey(), "services.built-in.get_service", e.Name)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return v, release, nil
 }
 
 // httpInput reads the call's arguments from the query string (GET) or the

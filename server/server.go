@@ -20,6 +20,7 @@ import (
 	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
+	"github.com/hypha-go/hypha/server/mcpserve"
 	"github.com/hypha-go/hypha/server/registry"
 )
 
@@ -104,6 +105,14 @@ type Config struct {
 	// MaxItemBytes bounds one such entry, encoded (default 64 KiB).
 	MaxItemBytes int
 
+	// MaxMCPSessionsPerCaller bounds the open MCP sessions of one caller
+	// (one user; anonymous callers per network address) on the MCP endpoint
+	// /{workspace}/mcp/{service_id}/mcp (default 16).
+	MaxMCPSessionsPerCaller int
+	// MCPSessionIdleTimeout closes an MCP session without a request for
+	// that long (default 10 min).
+	MCPSessionIdleTimeout time.Duration
+
 	// Apps builds the apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
 	// is set: the host passes server/apps.ForServer(limits). Nil means no
@@ -149,9 +158,10 @@ type Server struct {
 	pending atomic.Int64
 	revoked *auth.Revocations // revoked tokens (manager_extra.go)
 
-	ext   extensions // the apps controller and event observers (extensions.go)
-	hooks appHooks   // apps controller hooks (apphooks.go)
-	extra extraState // manager_extra.go
+	ext   extensions        // the apps controller and event observers (extensions.go)
+	hooks appHooks          // apps controller hooks (apphooks.go)
+	extra extraState        // manager_extra.go
+	mcp   *mcpserve.Handler // the MCP endpoint (mcp.go)
 }
 
 // New creates a server.
@@ -430,6 +440,9 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		close(s.done)
 		s.cancel()
+		if s.mcp != nil {
+			s.mcp.Close() // its sessions, before the clients their calls go to
+		}
 		s.router.closeAll(1001, "Server is shutting down")
 		if hs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -8,6 +8,7 @@ import (
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
+	"github.com/hypha-go/hypha/server/mcpserve"
 	"github.com/spf13/pflag"
 )
 
@@ -70,6 +71,10 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 		"close kept-alive HTTP connections idle this long (HYPHA_HTTP_IDLE_TIMEOUT)")
 	fs.Int64Var(&cfg.MaxHTTPBodyBytes, "max-http-body-bytes", envInt64("HYPHA_MAX_HTTP_BODY_BYTES", 16<<20),
 		"largest HTTP request body in bytes (HYPHA_MAX_HTTP_BODY_BYTES)")
+	fs.IntVar(&cfg.MaxMCPSessionsPerCaller, "max-mcp-sessions-per-caller", envInt("HYPHA_MAX_MCP_SESSIONS_PER_CALLER", mcpserve.DefaultMaxSessionsPerCaller),
+		"open MCP sessions per caller on /{workspace}/mcp/{service_id}/mcp; anonymous callers per address (HYPHA_MAX_MCP_SESSIONS_PER_CALLER)")
+	fs.DurationVar(&cfg.MCPSessionIdleTimeout, "mcp-session-idle-timeout", envDuration("HYPHA_MCP_SESSION_IDLE_TIMEOUT", mcpserve.DefaultIdleTimeout),
+		"close an MCP session without a request for this long (HYPHA_MCP_SESSION_IDLE_TIMEOUT)")
 
 	// Manager state per workspace.
 	fs.IntVar(&cfg.MaxItemsPerWorkspace, "max-items-per-workspace", envInt("HYPHA_MAX_ITEMS_PER_WORKSPACE", 1000),
