@@ -144,7 +144,8 @@ func TestUpstreamTerminalWorker(t *testing.T) {
 	expect(t, "logs without escapes", at(o, "logs", "has_escape"), false)
 	expect(t, "logs page", at(o, "logs_page", "types"), []any{"stdout"})
 	expect(t, "logs screen", at(o, "logs_screen", "has_typed"), true)
-	expect(t, "logs screen kind (upstream: str)", at(o, "logs_screen", "kind"), "page")
+	expect(t, "logs screen: the bare screen text, as upstream's", at(o, "logs_screen", "kind"), "str")
+	expect(t, "logs screen without escapes", at(o, "logs_screen", "has_escape"), false)
 
 	// stop: gone from upstream and from our worker.
 	expect(t, "list_running after stop", at(o, "running_after_stop"), []any{})

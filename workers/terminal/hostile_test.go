@@ -154,6 +154,23 @@ func TestTerminalOverRPC(t *testing.T) {
 	if m := v.(map[string]any); m["rows"] != int64(40) || !strings.Contains(m["content"].(string), "live-5") {
 		t.Fatalf("screen: %v", m)
 	}
+	// get_logs(type="screen") is the bare screen text on the wire, as
+	// upstream's terminal worker answers it; RemoteWorker (our apps
+	// controller) takes it back as a one-item page. Other types stay pages.
+	raw, err := w.Service().Call(ctx, "get_logs", wd.mine, "screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := raw.(string); !ok || !strings.Contains(s, "live-5") {
+		t.Fatalf("get_logs(type=screen) on the wire: %T %v", raw, raw)
+	}
+	page, err := w.GetLogs(ctx, wd.mine, worker.LogQuery{Type: "screen"})
+	if err != nil || len(page.Items) != 1 || page.Items[0].Type != "screen" || !strings.Contains(page.Items[0].Content, "live-5") {
+		t.Fatalf("get_logs(type=screen) through RemoteWorker: %+v, %v", page, err)
+	}
+	if stdout, err := w.GetLogs(ctx, wd.mine, worker.LogQuery{Type: worker.LogStdout}); err != nil || len(stdout.Items) == 0 {
+		t.Fatalf("get_logs(type=stdout): %+v, %v", stdout, err)
+	}
 }
 
 // TestHostileTerminalCallers: another workspace, an anonymous client and
