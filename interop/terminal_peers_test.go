@@ -133,6 +133,13 @@ func TestUpstreamTerminalWorker(t *testing.T) {
 	expect(t, "attach (a generator)", at(o, "attach"), map[string]any{"kind": "generator",
 		"first": []any{"content", "session_id", "terminal_size", "type"}, "first_type": "initial"})
 
+	// attach(session_id, on_screen_update), as upstream's web terminal
+	// calls it: the callback gets the initial screen, then the updates.
+	if ups, _ := at(o, "attach_callback", "updates").([]any); len(ups) < 2 || ups[0] != "initial" || ups[1] != "update" {
+		t.Errorf("attach with on_screen_update: %s", mustJSON(at(o, "attach_callback")))
+	}
+	expectContains(t, "list_sessions item", mustJSON(at(o, "list_sessions", "item")), `"session_id"`)
+
 	// get_logs through upstream's controller: every chunk read, typed
 	// input's output included (one reader), no escape sequence.
 	for _, k := range []string{"items", "total", "offset", "limit"} {
@@ -167,7 +174,7 @@ func TestUpstreamTerminalWorker(t *testing.T) {
 			t.Errorf("--enable-terminal-worker, but upstream lists no terminal worker of its own")
 		} else {
 			th := at(r, "theirs")
-			for _, k := range []string{"errors", "execute", "write", "read", "resize", "stty", "screen_content", "attach", "logs", "logs_screen", "functions"} {
+			for _, k := range []string{"errors", "execute", "write", "read", "resize", "stty", "screen_content", "attach", "attach_callback", "list_sessions", "logs", "logs_screen", "functions"} {
 				t.Logf("upstream's own worker: %s = %s", k, mustJSON(at(th, k)))
 			}
 		}

@@ -172,6 +172,37 @@ async def scenario(root, apps, wid, label, strict, handshake):
     except Exception as e:
         out["errors"]["attach"] = str(e)[:400]
     show(f"[{label}] attach", out.get("attach"))
+    # attach as upstream's web terminal calls it: attach(session_id, on_screen_update).
+    got = []
+
+    async def on_update(data):
+        got.append(data.get("type"))
+
+    task = asyncio.ensure_future(term.attach(sid, on_update))
+    await asyncio.sleep(1.0)
+    await term.write_terminal(session_id=sid, data="echo attached-$((3+4))\r")
+    await asyncio.sleep(2.0)
+    if task.done():
+        try:
+            r = task.result()
+            out["attach_callback"] = {"returned": shape(r), "updates": got[:5]}
+        except Exception as e:
+            out["attach_callback"] = {"error": str(e)[:300], "updates": got[:5]}
+    else:
+        task.cancel()
+        out["attach_callback"] = {"returned": "still attached", "updates": got[:5]}
+    show(f"[{label}] attach(session_id, on_screen_update)", out["attach_callback"])
+
+    ls = await call("list_sessions", term.list_sessions())
+    if ls is not None:
+        ls = plain(ls)
+        items = ls.get("sessions") if isinstance(ls, dict) else ls
+        out["list_sessions"] = {"shape": shape(ls) if isinstance(ls, dict) else "list",
+                                "item": sorted(items[0].keys()) if items and isinstance(items[0], dict) else None}
+        show(f"[{label}] list_sessions", out["list_sessions"])
+    si = await call("get_session_info", apps.get_session_info(sid))
+    if si is not None:
+        out["session_info"] = sorted(si.keys())
 
     # Leave a background process that stop must end.
     await execute("execute(background)", f"sleep {MARK} &")
