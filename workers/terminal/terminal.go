@@ -568,6 +568,11 @@ func (w *Worker) spawn(s *worker.Session, h *session, path string, argv, env []s
 		w.bg.Done()
 		return fmt.Errorf("size the pseudo-terminal: %w", err)
 	}
+	if master, err = pollable(master); err != nil { // closes the old master
+		slave.Close()
+		w.bg.Done()
+		return err
+	}
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()

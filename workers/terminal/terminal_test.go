@@ -380,10 +380,17 @@ func TestStopLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("working dir: %v", err)
 	}
-	_, h, _ := w.lookup(ctxT(t), id)
+	sess, h, _ := w.lookup(ctxT(t), id)
 	shell := h.pid
 	if err := w.Stop(ctxT(t), id); err != nil {
 		t.Fatal(err)
+	}
+	// The hang-up ends the shell (which ignores SIGTERM) and SIGTERM the
+	// nohup'ed sleep: nothing needs SIGKILL.
+	for _, e := range sess.Logs().Page(worker.LogQuery{Type: worker.LogInfo}).Items {
+		if strings.Contains(e.Content, "SIGKILL") {
+			t.Errorf("stop needed SIGKILL: %s", e.Content)
+		}
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("working dir still there: %v", err)
