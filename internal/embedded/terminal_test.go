@@ -135,4 +135,14 @@ func TestHostileTerminalRelay(t *testing.T) {
 	if strings.Contains(p.Items[0].Content, "owned") {
 		t.Fatalf("a refused write reached the terminal:\n%s", p.Items[0].Content)
 	}
+	// The controller's get_logs(type="screen"): a one-item page (the worker
+	// sends the bare text on the wire, as upstream's does).
+	lv, err := apps.Call(ctx, "get_logs", sid, rpc.Kwargs{"type": "screen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := lv.(map[string]any)["items"].([]any)
+	if len(items) != 1 || !strings.Contains(items[0].(map[string]any)["content"].(string), "alice-was-here") {
+		t.Fatalf("server-apps get_logs(type=screen): %v", lv)
+	}
 }

@@ -591,7 +591,20 @@ func (a *adapter) getLogs(ctx context.Context, c *rpc.Call) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get_logs: %w", err)
 	}
+	if lw, ok := a.w.(LogsWirer); ok {
+		return lw.LogsWire(page), nil
+	}
 	return page.ToMap(), nil
+}
+
+// LogsWirer is implemented by a worker whose get_logs answers some
+// queries on the wire with something other than a page: the terminal
+// worker answers type "screen" with the bare screen text, as upstream's
+// terminal worker does, because upstream's apps controller passes a
+// worker's answer to its clients unchanged. RemoteWorker.GetLogs takes a
+// bare string back as a one-item page.
+type LogsWirer interface {
+	LogsWire(page worker.LogPage) any
 }
 
 func (a *adapter) workspaceOp(ctx context.Context, c *rpc.Call, method string, op func(context.Context, string) error) (any, error) {

@@ -293,6 +293,11 @@ func (r *RemoteWorker) GetLogs(ctx context.Context, sessionID string, q worker.L
 	if err != nil {
 		return worker.LogPage{}, sessionErr(err, sessionID)
 	}
+	if text, ok := v.(string); ok && q.Type != "" {
+		// Upstream's terminal worker (and ours, see LogsWirer) answers
+		// type "screen" with the bare screen text.
+		return worker.LogPage{Query: q, Items: []worker.LogEntry{{Type: q.Type, Content: text}}, Total: 1, NextOffset: 1}, nil
+	}
 	m, ok := v.(map[string]any)
 	if !ok {
 		return worker.LogPage{}, fmt.Errorf("%w: get_logs returned %T, not a dict", worker.ErrInvalidConfig, v)

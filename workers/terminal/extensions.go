@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hypha-go/hypha/worker"
@@ -55,8 +56,11 @@ func (w *Worker) Extensions() []worker.Extension {
 		{
 			Name: ExtAttach, Session: true, Permission: worker.PermissionReadWrite,
 			Description: "A generator of the terminal's output: first {type: initial, content (the scrollback), terminal_size}, " +
-				"then {type: update, content}, {type: dropped, dropped_bytes, content (a repaint)} when this reader fell behind, and {type: ended}",
-			Func: w.attach,
+				"then {type: update, content}, {type: dropped, dropped_bytes, content (a repaint)} when this reader fell behind, and {type: ended}. " +
+				"With on_screen_update (upstream's form) the same items go to that callback until the session ends or a call of it fails; " +
+				"the generator then yields one {success, session_id, detached}",
+			Params: []string{"session_id", "on_screen_update?"},
+			Func:   w.attach,
 		},
 	}
 }
@@ -118,11 +122,57 @@ func (w *Worker) getScreenContent(ctx context.Context, sessionID string) (map[st
 // attach streams the output to one viewer. The generator's context lives
 // as long as the caller reads: a caller that stops or disconnects ends it
 // and detaches the viewer.
-func (w *Worker) attach(ctx context.Context, sessionID string) (iter.Seq2[map[string]any, error], error) {
+//
+// onUpdate, when given, is upstream's form, attach(session_id,
+// on_screen_update), which upstream's web terminal uses: the call itself
+// feeds every item to the callback until the program's output ends, the
+// caller detaches (a call of the callback fails) or ctx ends, and answers
+// with a generator of one {success, session_id, detached} item (upstream
+// answers that dict itself).
+func (w *Worker) attach(ctx context.Context, sessionID string, onUpdate any) (iter.Seq2[map[string]any, error], error) {
 	s, t, err := w.terminalOf(ctx, sessionID)
 	if err != nil {
 		return nil, err
 	}
+	var cb callback
+	if onUpdate != nil {
+		var ok bool
+		if cb, ok = onUpdate.(callback); !ok {
+			return nil, fmt.Errorf("%w: on_screen_update: want a function, got %T", worker.ErrInvalidConfig, onUpdate)
+		}
+	}
+	gen, err := w.viewerStream(ctx, s, t, sessionID)
+	if err != nil || cb == nil {
+		return gen, err
+	}
+	for item, err := range gen {
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, callbackTimeout)
+		_, err := cb.Call(cctx, item)
+		cancel()
+		if err != nil {
+			w.opts.Logger.Debug("on_screen_update failed; detaching", "session", sessionID, "err", err)
+			break
+		}
+	}
+	return func(yield func(map[string]any, error) bool) {
+		yield(map[string]any{"success": true, "session_id": s.ID(), "detached": true}, nil)
+	}, nil
+}
+
+// callback is what a caller's function value offers (rpc.RemoteFunc).
+type callback interface {
+	Call(ctx context.Context, args ...any) (any, error)
+}
+
+// callbackTimeout bounds one call of an attach callback: a caller that
+// stops answering is detached rather than holding a viewer slot forever.
+const callbackTimeout = 30 * time.Second
+
+// viewerStream is attach's generator.
+func (w *Worker) viewerStream(ctx context.Context, s *worker.Session, t *tty, sessionID string) (iter.Seq2[map[string]any, error], error) {
 	// Refused now when full; the viewer itself is registered when the
 	// caller starts reading (a generator never read holds no slot).
 	if err := t.roomForViewer(w.opts.MaxViewers); err != nil {

@@ -2,7 +2,10 @@ package terminal
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +156,67 @@ func TestTerminalOverRPC(t *testing.T) {
 	}
 	if m := v.(map[string]any); m["rows"] != int64(40) || !strings.Contains(m["content"].(string), "live-5") {
 		t.Fatalf("screen: %v", m)
+	}
+	// get_logs(type="screen") is the bare screen text on the wire, as
+	// upstream's terminal worker answers it; RemoteWorker (our apps
+	// controller) takes it back as a one-item page. Other types stay pages.
+	raw, err := w.Service().Call(ctx, "get_logs", wd.mine, "screen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := raw.(string); !ok || !strings.Contains(s, "live-5") {
+		t.Fatalf("get_logs(type=screen) on the wire: %T %v", raw, raw)
+	}
+	page, err := w.GetLogs(ctx, wd.mine, worker.LogQuery{Type: "screen"})
+	if err != nil || len(page.Items) != 1 || page.Items[0].Type != "screen" || !strings.Contains(page.Items[0].Content, "live-5") {
+		t.Fatalf("get_logs(type=screen) through RemoteWorker: %+v, %v", page, err)
+	}
+	if stdout, err := w.GetLogs(ctx, wd.mine, worker.LogQuery{Type: worker.LogStdout}); err != nil || len(stdout.Items) == 0 {
+		t.Fatalf("get_logs(type=stdout): %+v, %v", stdout, err)
+	}
+
+	// Upstream's form of attach, attach(session_id, on_screen_update), as
+	// upstream's web terminal calls it: the items go to the callback; a
+	// failing callback detaches, and the call answers {success, detached}.
+	var mu sync.Mutex
+	var cbSeen strings.Builder
+	var types []string
+	onUpdate := func(_ context.Context, m map[string]any) error {
+		mu.Lock()
+		defer mu.Unlock()
+		types = append(types, fmt.Sprint(m["type"]))
+		if len(types) == 1 {
+			go func() { _, _ = w.Call(ctx, ExtWriteTerminal, wd.mine, "echo cb-$((4+5))\r") }()
+			return nil
+		}
+		cbSeen.WriteString(fmt.Sprint(m["content"]))
+		if strings.Contains(cbSeen.String(), "cb-9") {
+			return errors.New("enough")
+		}
+		return nil
+	}
+	av, err := w.Service().Call(ctx, ExtAttach, wd.mine, onUpdate)
+	if err != nil {
+		t.Fatalf("attach(session_id, on_screen_update): %v", err)
+	}
+	g2, ok := av.(*rpc.RemoteGenerator)
+	if !ok {
+		t.Fatalf("attach with a callback answered %T", av)
+	}
+	var last any
+	for v, err := range g2.All(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = v
+	}
+	if m, _ := last.(map[string]any); m["success"] != true || m["detached"] != true || m["session_id"] != wd.mine {
+		t.Fatalf("attach with a callback ended with %v", last)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if types[0] != "initial" || !strings.Contains(cbSeen.String(), "cb-9") {
+		t.Fatalf("on_screen_update saw %v: %q", types, cbSeen.String())
 	}
 }
 

@@ -570,6 +570,11 @@ func (w *Worker) spawn(s *worker.Session, h *session, path string, argv, env []s
 		w.bg.Done()
 		return fmt.Errorf("size the pseudo-terminal: %w", err)
 	}
+	if master, err = pollable(master); err != nil { // closes the old master
+		slave.Close()
+		w.bg.Done()
+		return err
+	}
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
@@ -709,7 +714,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 }
 
 // GetLogs is worker.Base's, plus type "screen": one item holding the
-// rendered screen (upstream answers that type with the bare string).
+// rendered screen (on the wire the bare string, see LogsWire).
 func (w *Worker) GetLogs(ctx context.Context, sessionID string, q worker.LogQuery) (worker.LogPage, error) {
 	if q.Type != "screen" {
 		return w.Base.GetLogs(ctx, sessionID, q)
@@ -731,6 +736,17 @@ func (w *Worker) GetLogs(ctx context.Context, sessionID string, q worker.LogQuer
 		Query: q, Items: []worker.LogEntry{{Type: "screen", Content: content}},
 		Total: 1, NextOffset: 1, Status: string(s.Status()),
 	}, nil
+}
+
+// LogsWire answers get_logs on the wire: type "screen" with the bare
+// screen text, as upstream's terminal worker does (upstream's apps
+// controller passes it to its clients unchanged; ours takes it back as a
+// one-item page), every other query with the page.
+func (w *Worker) LogsWire(page worker.LogPage) any {
+	if page.Query.Type == "screen" && len(page.Items) == 1 {
+		return page.Items[0].Content
+	}
+	return page.ToMap()
 }
 
 // Execute runs a script in a session's terminal (see execute.go).

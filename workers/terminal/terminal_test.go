@@ -231,7 +231,7 @@ func TestBurst(t *testing.T) {
 	w := newWorker(t, Options{ViewerBytes: 64 << 20})
 	id := start(t, w, "burst", map[string]any{"startup_command": "/bin/bash --norc -i"})
 	exec1(t, w, id, "stty cols 200", nil) // fewer wrapped lines to render; changes nothing else
-	seq, err := w.attach(ctxT(t), id)
+	seq, err := w.attach(ctxT(t), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func firstDiff(a, b string) int {
 func TestSlowViewerDoesNotBlock(t *testing.T) {
 	w := newWorker(t, Options{ViewerBytes: 64 << 10})
 	id := start(t, w, "slow", map[string]any{"startup_command": "/bin/bash --norc -i"})
-	seq, err := w.attach(ctxT(t), id)
+	seq, err := w.attach(ctxT(t), id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,10 +380,17 @@ func TestStopLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("working dir: %v", err)
 	}
-	_, h, _ := w.lookup(ctxT(t), id)
+	sess, h, _ := w.lookup(ctxT(t), id)
 	shell := h.pid
 	if err := w.Stop(ctxT(t), id); err != nil {
 		t.Fatal(err)
+	}
+	// The hang-up ends the shell (which ignores SIGTERM) and SIGTERM the
+	// nohup'ed sleep: nothing needs SIGKILL.
+	for _, e := range sess.Logs().Page(worker.LogQuery{Type: worker.LogInfo}).Items {
+		if strings.Contains(e.Content, "SIGKILL") {
+			t.Errorf("stop needed SIGKILL: %s", e.Content)
+		}
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("working dir still there: %v", err)
@@ -488,7 +495,7 @@ func TestHostileViewerFlood(t *testing.T) {
 	id := start(t, w, "flood", map[string]any{"startup_command": "/bin/bash --norc -i"})
 	var stops []func()
 	for i := 0; i < 3; i++ {
-		seq, err := w.attach(ctxT(t), id)
+		seq, err := w.attach(ctxT(t), id, nil)
 		if err != nil {
 			t.Fatalf("viewer %d: %v", i, err)
 		}
@@ -498,11 +505,11 @@ func TestHostileViewerFlood(t *testing.T) {
 		}
 		stops = append(stops, stop)
 	}
-	if _, err := w.attach(ctxT(t), id); err == nil || !strings.Contains(err.Error(), "too many viewers attached: 3") {
+	if _, err := w.attach(ctxT(t), id, nil); err == nil || !strings.Contains(err.Error(), "too many viewers attached: 3") {
 		t.Fatalf("fourth viewer: %v", err)
 	}
 	stops[0]()
-	seq, err := w.attach(ctxT(t), id)
+	seq, err := w.attach(ctxT(t), id, nil)
 	if err != nil {
 		t.Fatalf("after one left: %v", err)
 	}

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/creack/pty"
-
 	"github.com/hypha-go/hypha/worker"
 )
 
@@ -185,7 +183,7 @@ func (t *tty) write(p []byte) (int, error) {
 
 // resize changes the terminal's size: the program gets SIGWINCH.
 func (t *tty) resize(rows, cols int) error {
-	if err := pty.Setsize(t.master, &pty.Winsize{Rows: uint16(rows), Cols: uint16(cols)}); err != nil {
+	if err := setWinsize(t.master, rows, cols); err != nil {
 		return fmt.Errorf("resize the terminal: %w", err)
 	}
 	t.mu.Lock()
