@@ -113,7 +113,9 @@ func (e *HTTPError) Error() string {
 }
 
 // Is makes a 404 match ErrNotFound.
-func (e *HTTPError) Is(target error) bool { return target == ErrNotFound && e.Code == http.StatusNotFound }
+func (e *HTTPError) Is(target error) bool {
+	return target == ErrNotFound && e.Code == http.StatusNotFound
+}
 
 // Budget is what a session's files may still take in all, shared by
 // parallel downloads, so that a server announcing small sizes cannot

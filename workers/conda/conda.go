@@ -35,7 +35,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -691,44 +690,7 @@ func (w *Worker) kernelEnv(cfg worker.Config, env condaenv.Env, u localproc.User
 		// life to the session's.
 		"JPY_PARENT_PID": "1",
 	}
-	for _, k := range []string{"HOME", "LANG"} {
-		if v, ok := os.LookupEnv(k); ok {
-			m[k] = v
-		}
-	}
-	if u.Switch {
-		m["HOME"] = dir
-	}
-	var dropped []string
-	merge := func(src string, v any) {
-		em, ok := v.(map[string]any)
-		if !ok {
-			if v != nil {
-				dropped = append(dropped, src)
-			}
-			return
-		}
-		for k, val := range em {
-			s, ok := val.(string)
-			if !ok || k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(s, 0) {
-				dropped = append(dropped, src+"."+k)
-				continue
-			}
-			m[k] = s
-		}
-	}
-	merge("manifest.env", cfg.Manifest["env"])
-	merge("config.env", cfg.Extra["env"])
-	for k, v := range cfg.AppEnv() {
-		m[k] = v
-	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	slices.Sort(out)
-	slices.Sort(dropped)
-	return out, dropped
+	return localproc.AppEnv(m, cfg, u, dir)
 }
 
 // monitor waits until the kernel's processes have ended (by themselves, or

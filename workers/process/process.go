@@ -44,7 +44,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -535,51 +534,14 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 // win. Nothing else is inherited. It also returns the env keys ignored
 // because their values are not strings.
 func (w *Worker) appEnv(cfg worker.Config, appType string, u localproc.User, workdir string) ([]string, []string) {
-	m := map[string]string{"PATH": w.runner.Path()}
-	for _, k := range []string{"HOME", "LANG"} {
-		if v, ok := os.LookupEnv(k); ok {
-			m[k] = v
-		}
-	}
-	if u.Switch {
-		m["HOME"] = workdir // the worker's HOME is not the app user's
-	}
+	base := map[string]string{"PATH": w.runner.Path()}
 	if w.opts.NodePath != "" {
-		m["NODE_PATH"] = w.opts.NodePath
+		base["NODE_PATH"] = w.opts.NodePath
 	}
 	if appType == TypePython {
-		m["PYTHONUNBUFFERED"] = "1"
+		base["PYTHONUNBUFFERED"] = "1"
 	}
-	var dropped []string
-	merge := func(src string, v any) {
-		em, ok := v.(map[string]any)
-		if !ok {
-			if v != nil {
-				dropped = append(dropped, src)
-			}
-			return
-		}
-		for k, val := range em {
-			s, ok := val.(string)
-			if !ok || k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(s, 0) {
-				dropped = append(dropped, src+"."+k)
-				continue
-			}
-			m[k] = s
-		}
-	}
-	merge("manifest.env", cfg.Manifest["env"])
-	merge("config.env", cfg.Extra["env"])
-	for k, v := range cfg.AppEnv() {
-		m[k] = v
-	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	slices.Sort(out)
-	slices.Sort(dropped)
-	return out, dropped
+	return localproc.AppEnv(base, cfg, u, workdir)
 }
 
 // spawn starts the interpreter and the monitor. It refuses when a stop has

@@ -30,7 +30,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -506,45 +505,7 @@ func (w *Worker) lookPath(prog string) (string, error) {
 // TERM=xterm-256color, then manifest env, then config env, then the
 // HYPHA_* connection variables, which always win.
 func (w *Worker) appEnv(cfg worker.Config, u localproc.User, dir string) ([]string, []string) {
-	m := map[string]string{"PATH": w.runner.Path(), "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-	for _, k := range []string{"HOME", "LANG"} {
-		if v, ok := os.LookupEnv(k); ok {
-			m[k] = v
-		}
-	}
-	if u.Switch {
-		m["HOME"] = dir
-	}
-	var dropped []string
-	merge := func(src string, v any) {
-		em, ok := v.(map[string]any)
-		if !ok {
-			if v != nil {
-				dropped = append(dropped, src)
-			}
-			return
-		}
-		for k, val := range em {
-			s, ok := val.(string)
-			if !ok || k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(s, 0) {
-				dropped = append(dropped, src+"."+k)
-				continue
-			}
-			m[k] = s
-		}
-	}
-	merge("manifest.env", cfg.Manifest["env"])
-	merge("config.env", cfg.Extra["env"])
-	for k, v := range cfg.AppEnv() {
-		m[k] = v
-	}
-	out := make([]string, 0, len(m))
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	slices.Sort(out)
-	slices.Sort(dropped)
-	return out, dropped
+	return localproc.AppEnv(map[string]string{"PATH": w.runner.Path(), "TERM": "xterm-256color", "COLORTERM": "truecolor"}, cfg, u, dir)
 }
 
 // spawn opens the pty, starts the program on it, and the reader and the
