@@ -10,10 +10,10 @@ import (
 // --app-max-bytes (HYPHA_APP_MAX_FILES, HYPHA_APP_MAX_FILE_BYTES,
 // HYPHA_APP_MAX_BYTES).
 func addAppFilesFlags(fs *pflag.FlagSet, po *process.Options) {
-	fs.IntVar(&po.MaxFiles, "app-max-files", envInt("HYPHA_APP_MAX_FILES", process.DefaultMaxFiles),
+	envIntVar(fs, &po.MaxFiles, "app-max-files", "HYPHA_APP_MAX_FILES", process.DefaultMaxFiles,
 		"files and folders the process worker fetches for one app session (HYPHA_APP_MAX_FILES)")
-	fs.Int64Var(&po.MaxFileBytes, "app-max-file-bytes", envInt64("HYPHA_APP_MAX_FILE_BYTES", process.DefaultMaxFileBytes),
+	envInt64Var(fs, &po.MaxFileBytes, "app-max-file-bytes", "HYPHA_APP_MAX_FILE_BYTES", process.DefaultMaxFileBytes,
 		"bytes of one file the process worker fetches for an app session (HYPHA_APP_MAX_FILE_BYTES)")
-	fs.Int64Var(&po.MaxTotalBytes, "app-max-bytes", envInt64("HYPHA_APP_MAX_BYTES", process.DefaultMaxTotalBytes),
+	envInt64Var(fs, &po.MaxTotalBytes, "app-max-bytes", "HYPHA_APP_MAX_BYTES", process.DefaultMaxTotalBytes,
 		"bytes of all files the process worker fetches for one app session (HYPHA_APP_MAX_BYTES)")
 }

@@ -13,11 +13,11 @@ import (
 // --log-max-lines, --log-max-bytes, --log-max-line-bytes and
 // --log-drop-when-behind, each with its HYPHA_* variable.
 func addLogFlags(fs *pflag.FlagSet, po *process.Options) {
-	fs.IntVar(&po.Logs.MaxEntries, "log-max-lines", envInt("HYPHA_LOG_MAX_LINES", worker.DefaultMaxLogEntries),
+	envIntVar(fs, &po.Logs.MaxEntries, "log-max-lines", "HYPHA_LOG_MAX_LINES", worker.DefaultMaxLogEntries,
 		"output lines (log entries) kept per app session; older ones are dropped and get_logs says how many (HYPHA_LOG_MAX_LINES)")
-	fs.IntVar(&po.Logs.MaxBytes, "log-max-bytes", envInt("HYPHA_LOG_MAX_BYTES", worker.DefaultMaxLogBytes),
+	envIntVar(fs, &po.Logs.MaxBytes, "log-max-bytes", "HYPHA_LOG_MAX_BYTES", worker.DefaultMaxLogBytes,
 		"bytes of output kept per app session (HYPHA_LOG_MAX_BYTES)")
-	fs.IntVar(&po.MaxLineBytes, "log-max-line-bytes", envInt("HYPHA_LOG_MAX_LINE_BYTES", process.DefaultMaxLineBytes),
+	envIntVar(fs, &po.MaxLineBytes, "log-max-line-bytes", "HYPHA_LOG_MAX_LINE_BYTES", process.DefaultMaxLineBytes,
 		"longest log entry; a longer output line is split into several entries, never cut (HYPHA_LOG_MAX_LINE_BYTES)")
 	drop, _ := strconv.ParseBool(os.Getenv("HYPHA_LOG_DROP_WHEN_BEHIND"))
 	fs.BoolVar(&po.Logs.DropWhenBehind, "log-drop-when-behind", drop,

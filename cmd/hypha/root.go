@@ -3,12 +3,12 @@ package main
 import (
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 
-	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/hypha-go/hypha/internal/idgen"
 )
 
 func newRootCmd() *cobra.Command {
@@ -17,6 +17,9 @@ func newRootCmd() *cobra.Command {
 		Short:         "Hypha in one binary: server, workers and client tools",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// A HYPHA_* variable that a flag of this command reads and that
+		// does not parse is an error, not a quiet fallback to the default.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return checkEnvDefaults(cmd) },
 	}
 	root.PersistentFlags().String("log-level", envOr("HYPHA_LOGLEVEL", "info"), "log level: debug, info, warn, error (HYPHA_LOGLEVEL)")
 	root.AddCommand(newServerCmd(), newCallCmd(), newServicesCmd(), newBenchCmd(), newWorkerCmd(), newAppsCmd(), newRunCmd())
@@ -28,15 +31,6 @@ func newRootCmd() *cobra.Command {
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
 	}
 	return def
 }

@@ -124,7 +124,7 @@ func newServerCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&host, "host", envOr("HYPHA_HOST", "127.0.0.1"), "address to listen on (HYPHA_HOST)")
-	fs.IntVar(&port, "port", envInt("HYPHA_PORT", 9527), "port to listen on, 0 for any (HYPHA_PORT)")
+	envIntVar(fs, &port, "port", "HYPHA_PORT", 9527, "port to listen on, 0 for any (HYPHA_PORT)")
 	fs.StringVar(&publicURL, "public-base-url", envOr("HYPHA_PUBLIC_BASE_URL", ""), "URL clients use to reach the server (HYPHA_PUBLIC_BASE_URL)")
 	// The secrets have no environment default here (it would show in
 	// --help); loadSecrets reads the variables.
@@ -134,12 +134,12 @@ func newServerCmd() *cobra.Command {
 	fs.String("jwt-secret-file", "", "file holding the JWT secret, mode 0600 or stricter (HYPHA_JWT_SECRET_FILE)")
 	addSecretsFDFlag(fs)
 	fs.StringVar(&dataDir, "data-dir", envOr("HYPHA_DATA_DIR", defaultDataDir()), "where installed apps are stored (HYPHA_DATA_DIR)")
-	fs.IntVar(&rate, "ws-msg-rate-limit", envInt("HYPHA_WS_MSG_RATE_LIMIT", 2000), "binary messages per second per connection (HYPHA_WS_MSG_RATE_LIMIT)")
-	fs.IntVar(&burst, "ws-msg-burst-limit", envInt("HYPHA_WS_MSG_BURST_LIMIT", 20000), "burst of binary messages per connection (HYPHA_WS_MSG_BURST_LIMIT)")
+	envIntVar(fs, &rate, "ws-msg-rate-limit", "HYPHA_WS_MSG_RATE_LIMIT", 2000, "binary messages per second per connection (HYPHA_WS_MSG_RATE_LIMIT)")
+	envIntVar(fs, &burst, "ws-msg-burst-limit", "HYPHA_WS_MSG_BURST_LIMIT", 20000, "burst of binary messages per connection (HYPHA_WS_MSG_BURST_LIMIT)")
 	fs.StringVar(&maxTokenLife, "max-token-lifetime", envOr("HYPHA_MAX_TOKEN_LIFETIME", server.DefaultMaxTokenLifetime.String()),
 		"longest expires_in a user may ask of generate_token: a duration (720h) or seconds (HYPHA_MAX_TOKEN_LIFETIME)")
-	fs.IntVar(&maxRevoked, "max-revoked-tokens", envInt("HYPHA_MAX_REVOKED_TOKENS", 100000), "live entries of the token revocation list; root may always revoke (HYPHA_MAX_REVOKED_TOKENS)")
-	fs.IntVar(&maxWorkspaces, "max-workspaces-per-user", envInt("HYPHA_MAX_WORKSPACES_PER_USER", 100), "workspaces one user may create (HYPHA_MAX_WORKSPACES_PER_USER)")
+	envIntVar(fs, &maxRevoked, "max-revoked-tokens", "HYPHA_MAX_REVOKED_TOKENS", 100000, "live entries of the token revocation list; root may always revoke (HYPHA_MAX_REVOKED_TOKENS)")
+	envIntVar(fs, &maxWorkspaces, "max-workspaces-per-user", "HYPHA_MAX_WORKSPACES_PER_USER", 100, "workspaces one user may create (HYPHA_MAX_WORKSPACES_PER_USER)")
 	fs.BoolVar(&noWorkers, "no-workers", false, "do not register the built-in workers")
 	fs.BoolVar(&pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ (for measurements only)")
 	fs.StringVar(&po.Python, "python", envOr("HYPHA_PYTHON", "python3"), "interpreter for python-eval apps (HYPHA_PYTHON)")
@@ -147,7 +147,7 @@ func newServerCmd() *cobra.Command {
 	fs.StringVar(&po.NodePath, "node-path", envOr("NODE_PATH", ""), "NODE_PATH for node-eval apps")
 	addAppUserFlag(fs, &appUser)
 	addAppFilesFlags(fs, &po)
-	fs.IntVar(&po.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", 100), "maximum concurrent app sessions of the built-in process worker")
+	envIntVar(fs, &po.MaxSessions, "max-sessions", "HYPHA_MAX_SESSIONS", 100, "maximum concurrent app sessions of the built-in process worker")
 	addLimitFlags(fs, &limits, &appLimits)
 	addLogFlags(fs, &po)
 	addCondaFlags(fs, &co)

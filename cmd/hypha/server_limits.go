@@ -1,100 +1,81 @@
 package main
 
 import (
-	"os"
-	"strconv"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/server/mcpserve"
-	"github.com/spf13/pflag"
 )
-
-func envInt64(name string, def int64) int64 {
-	if v, ok := os.LookupEnv(name); ok {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return n
-		}
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
 
 // addLimitFlags binds the server's resource limits and the apps
 // controller's (docs/security.md lists them) to flags whose defaults come
 // from HYPHA_* environment variables.
 func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 	// Connections and websocket frames.
-	fs.DurationVar(&cfg.AuthTimeout, "ws-auth-timeout", envDuration("HYPHA_WS_AUTH_TIMEOUT", 5*time.Second),
+	envDurationVar(fs, &cfg.AuthTimeout, "ws-auth-timeout", "HYPHA_WS_AUTH_TIMEOUT", 5*time.Second,
 		"time a new websocket has to send its first (authentication) message (HYPHA_WS_AUTH_TIMEOUT)")
-	fs.Int64Var(&cfg.MaxMessageSize, "ws-max-message-size", envInt64("HYPHA_WS_MAX_MESSAGE_SIZE", 16<<20),
+	envInt64Var(fs, &cfg.MaxMessageSize, "ws-max-message-size", "HYPHA_WS_MAX_MESSAGE_SIZE", 16<<20,
 		"largest websocket frame in bytes; larger messages travel in chunks (HYPHA_WS_MAX_MESSAGE_SIZE)")
-	fs.IntVar(&cfg.MaxMalformedFrames, "ws-max-malformed-frames", envInt("HYPHA_WS_MAX_MALFORMED_FRAMES", 100),
+	envIntVar(fs, &cfg.MaxMalformedFrames, "ws-max-malformed-frames", "HYPHA_WS_MAX_MALFORMED_FRAMES", 100,
 		"close a connection after this many malformed frames, negative for never (HYPHA_WS_MAX_MALFORMED_FRAMES)")
-	fs.IntVar(&cfg.MaxPendingConnections, "max-pending-connections", envInt("HYPHA_MAX_PENDING_CONNECTIONS", 1000),
+	envIntVar(fs, &cfg.MaxPendingConnections, "max-pending-connections", "HYPHA_MAX_PENDING_CONNECTIONS", 1000,
 		"websocket connections waiting for authentication at once (HYPHA_MAX_PENDING_CONNECTIONS)")
-	fs.IntVar(&cfg.MaxServicesPerClient, "max-services-per-client", envInt("HYPHA_MAX_SERVICES_PER_CLIENT", 1000),
+	envIntVar(fs, &cfg.MaxServicesPerClient, "max-services-per-client", "HYPHA_MAX_SERVICES_PER_CLIENT", 1000,
 		"services one client may register (HYPHA_MAX_SERVICES_PER_CLIENT)")
-	fs.IntVar(&cfg.MaxServiceInfoBytes, "max-service-info-bytes", envInt("HYPHA_MAX_SERVICE_INFO_BYTES", 256<<10),
+	envIntVar(fs, &cfg.MaxServiceInfoBytes, "max-service-info-bytes", "HYPHA_MAX_SERVICE_INFO_BYTES", 256<<10,
 		"size of one registered service's description in bytes (HYPHA_MAX_SERVICE_INFO_BYTES)")
-	fs.IntVar(&cfg.MaxSubscriptionsPerClient, "max-subscriptions-per-client", envInt("HYPHA_MAX_SUBSCRIPTIONS_PER_CLIENT", 256),
+	envIntVar(fs, &cfg.MaxSubscriptionsPerClient, "max-subscriptions-per-client", "HYPHA_MAX_SUBSCRIPTIONS_PER_CLIENT", 256,
 		"event types one client may subscribe to (HYPHA_MAX_SUBSCRIPTIONS_PER_CLIENT)")
 
 	// Chunked messages (message_cache), per sending client.
-	fs.IntVar(&cfg.Chunks.PerSenderMessages, "max-chunked-messages-per-client",
-		envInt("HYPHA_MAX_CHUNKED_MESSAGES_PER_CLIENT", rpc.DefaultChunkedMessagesPerSender),
+	envIntVar(fs, &cfg.Chunks.PerSenderMessages, "max-chunked-messages-per-client",
+		"HYPHA_MAX_CHUNKED_MESSAGES_PER_CLIENT", rpc.DefaultChunkedMessagesPerSender,
 		"chunked messages one client may have in flight (HYPHA_MAX_CHUNKED_MESSAGES_PER_CLIENT)")
-	fs.Int64Var(&cfg.Chunks.PerSenderBytes, "max-chunked-bytes-per-client",
-		envInt64("HYPHA_MAX_CHUNKED_BYTES_PER_CLIENT", rpc.DefaultChunkedBytesPerSender),
+	envInt64Var(fs, &cfg.Chunks.PerSenderBytes, "max-chunked-bytes-per-client",
+		"HYPHA_MAX_CHUNKED_BYTES_PER_CLIENT", rpc.DefaultChunkedBytesPerSender,
 		"bytes of chunked messages one client may have in flight, and so the largest message (HYPHA_MAX_CHUNKED_BYTES_PER_CLIENT)")
-	fs.Int64Var(&cfg.Chunks.TotalBytes, "max-chunked-bytes", envInt64("HYPHA_MAX_CHUNKED_BYTES", rpc.DefaultChunkedBytesTotal),
+	envInt64Var(fs, &cfg.Chunks.TotalBytes, "max-chunked-bytes", "HYPHA_MAX_CHUNKED_BYTES", rpc.DefaultChunkedBytesTotal,
 		"bytes of chunked messages in flight from all clients; at least twice the per-client limit (HYPHA_MAX_CHUNKED_BYTES)")
-	fs.DurationVar(&cfg.Chunks.Idle, "chunked-idle-timeout", envDuration("HYPHA_CHUNKED_IDLE_TIMEOUT", rpc.DefaultChunkedIdle),
+	envDurationVar(fs, &cfg.Chunks.Idle, "chunked-idle-timeout", "HYPHA_CHUNKED_IDLE_TIMEOUT", rpc.DefaultChunkedIdle,
 		"drop a chunked message that received nothing for this long (HYPHA_CHUNKED_IDLE_TIMEOUT)")
 
 	// HTTP.
-	fs.DurationVar(&cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", envDuration("HYPHA_HTTP_READ_HEADER_TIMEOUT", 10*time.Second),
+	envDurationVar(fs, &cfg.HTTPReadHeaderTimeout, "http-read-header-timeout", "HYPHA_HTTP_READ_HEADER_TIMEOUT", 10*time.Second,
 		"time to read a request's headers (HYPHA_HTTP_READ_HEADER_TIMEOUT)")
-	fs.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", envDuration("HYPHA_HTTP_READ_TIMEOUT", 60*time.Second),
+	envDurationVar(fs, &cfg.HTTPReadTimeout, "http-read-timeout", "HYPHA_HTTP_READ_TIMEOUT", 60*time.Second,
 		"time to read a whole request, body included (HYPHA_HTTP_READ_TIMEOUT)")
-	fs.DurationVar(&cfg.HTTPIdleTimeout, "http-idle-timeout", envDuration("HYPHA_HTTP_IDLE_TIMEOUT", 120*time.Second),
+	envDurationVar(fs, &cfg.HTTPIdleTimeout, "http-idle-timeout", "HYPHA_HTTP_IDLE_TIMEOUT", 120*time.Second,
 		"close kept-alive HTTP connections idle this long (HYPHA_HTTP_IDLE_TIMEOUT)")
-	fs.Int64Var(&cfg.MaxHTTPBodyBytes, "max-http-body-bytes", envInt64("HYPHA_MAX_HTTP_BODY_BYTES", 16<<20),
+	envInt64Var(fs, &cfg.MaxHTTPBodyBytes, "max-http-body-bytes", "HYPHA_MAX_HTTP_BODY_BYTES", 16<<20,
 		"largest HTTP request body in bytes (HYPHA_MAX_HTTP_BODY_BYTES)")
-	fs.IntVar(&cfg.MaxMCPSessionsPerCaller, "max-mcp-sessions-per-caller", envInt("HYPHA_MAX_MCP_SESSIONS_PER_CALLER", mcpserve.DefaultMaxSessionsPerCaller),
+	envIntVar(fs, &cfg.MaxMCPSessionsPerCaller, "max-mcp-sessions-per-caller", "HYPHA_MAX_MCP_SESSIONS_PER_CALLER", mcpserve.DefaultMaxSessionsPerCaller,
 		"open MCP sessions per caller on /{workspace}/mcp/{service_id}/mcp; anonymous callers per address (HYPHA_MAX_MCP_SESSIONS_PER_CALLER)")
-	fs.DurationVar(&cfg.MCPSessionIdleTimeout, "mcp-session-idle-timeout", envDuration("HYPHA_MCP_SESSION_IDLE_TIMEOUT", mcpserve.DefaultIdleTimeout),
+	envDurationVar(fs, &cfg.MCPSessionIdleTimeout, "mcp-session-idle-timeout", "HYPHA_MCP_SESSION_IDLE_TIMEOUT", mcpserve.DefaultIdleTimeout,
 		"close an MCP session without a request for this long (HYPHA_MCP_SESSION_IDLE_TIMEOUT)")
 
 	// Manager state per workspace.
-	fs.IntVar(&cfg.MaxItemsPerWorkspace, "max-items-per-workspace", envInt("HYPHA_MAX_ITEMS_PER_WORKSPACE", 1000),
+	envIntVar(fs, &cfg.MaxItemsPerWorkspace, "max-items-per-workspace", "HYPHA_MAX_ITEMS_PER_WORKSPACE", 1000,
 		"env variables, service types, events, revocations and bookmarks kept per workspace (HYPHA_MAX_ITEMS_PER_WORKSPACE)")
-	fs.IntVar(&cfg.MaxItemBytes, "max-item-bytes", envInt("HYPHA_MAX_ITEM_BYTES", 64<<10),
+	envIntVar(fs, &cfg.MaxItemBytes, "max-item-bytes", "HYPHA_MAX_ITEM_BYTES", 64<<10,
 		"largest env variable, service type, event or bookmark in bytes (HYPHA_MAX_ITEM_BYTES)")
 
 	// App installation.
-	fs.IntVar(&al.MaxFiles, "max-install-files", envInt("HYPHA_MAX_INSTALL_FILES", apps.DefaultMaxFiles),
+	envIntVar(fs, &al.MaxFiles, "max-install-files", "HYPHA_MAX_INSTALL_FILES", apps.DefaultMaxFiles,
 		"files of one app (HYPHA_MAX_INSTALL_FILES)")
-	fs.Int64Var(&al.MaxTotalBytes, "max-install-bytes", envInt64("HYPHA_MAX_INSTALL_BYTES", apps.DefaultMaxTotalBytes),
+	envInt64Var(fs, &al.MaxTotalBytes, "max-install-bytes", "HYPHA_MAX_INSTALL_BYTES", apps.DefaultMaxTotalBytes,
 		"bytes of all files of one app (HYPHA_MAX_INSTALL_BYTES)")
-	fs.Int64Var(&al.MaxManifestBytes, "max-manifest-bytes", envInt64("HYPHA_MAX_MANIFEST_BYTES", apps.DefaultMaxManifestBytes),
+	envInt64Var(fs, &al.MaxManifestBytes, "max-manifest-bytes", "HYPHA_MAX_MANIFEST_BYTES", apps.DefaultMaxManifestBytes,
 		"size of one app's manifest in bytes (HYPHA_MAX_MANIFEST_BYTES)")
-	fs.IntVar(&al.MaxAppsPerWorkspace, "max-apps-per-workspace", envInt("HYPHA_MAX_APPS_PER_WORKSPACE", apps.DefaultMaxAppsPerWorkspace),
+	envIntVar(fs, &al.MaxAppsPerWorkspace, "max-apps-per-workspace", "HYPHA_MAX_APPS_PER_WORKSPACE", apps.DefaultMaxAppsPerWorkspace,
 		"apps installed in one workspace (HYPHA_MAX_APPS_PER_WORKSPACE)")
-	fs.IntVar(&al.MaxSessionsPerWorkspace, "max-sessions-per-workspace", envInt("HYPHA_MAX_SESSIONS_PER_WORKSPACE", apps.DefaultMaxSessionsPerWorkspace),
+	envIntVar(fs, &al.MaxSessionsPerWorkspace, "max-sessions-per-workspace", "HYPHA_MAX_SESSIONS_PER_WORKSPACE", apps.DefaultMaxSessionsPerWorkspace,
 		"app sessions running at once in one workspace (HYPHA_MAX_SESSIONS_PER_WORKSPACE)")
-	fs.DurationVar(&al.EndedSessionTTL, "ended-session-ttl", envDuration("HYPHA_ENDED_SESSION_TTL", apps.DefaultEndedSessionTTL),
+	envDurationVar(fs, &al.EndedSessionTTL, "ended-session-ttl", "HYPHA_ENDED_SESSION_TTL", apps.DefaultEndedSessionTTL,
 		"how long an ended app session's record and last logs stay readable (HYPHA_ENDED_SESSION_TTL)")
-	fs.DurationVar(&al.LostSessionTTL, "lost-session-ttl", envDuration("HYPHA_LOST_SESSION_TTL", apps.DefaultLostSessionTTL),
+	envDurationVar(fs, &al.LostSessionTTL, "lost-session-ttl", "HYPHA_LOST_SESSION_TTL", apps.DefaultLostSessionTTL,
 		"how long a session whose worker went away is kept, unlisted, for the worker's return (HYPHA_LOST_SESSION_TTL)")
 }

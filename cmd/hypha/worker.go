@@ -213,7 +213,7 @@ unregisters.`,
 	}
 	wf.add(cmd)
 	fs := cmd.Flags()
-	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", process.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_SESSIONS)")
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_MAX_SESSIONS", process.DefaultMaxSessions, "maximum number of sessions (HYPHA_MAX_SESSIONS)")
 	addLogFlags(fs, &opts)
 	fs.StringVar(&opts.Python, "python", envOr("HYPHA_PYTHON", "python3"), "Python interpreter for python-eval apps (HYPHA_PYTHON)")
 	fs.StringVar(&opts.Node, "node", envOr("HYPHA_NODE", "node"), "Node.js interpreter for node-eval apps (HYPHA_NODE)")

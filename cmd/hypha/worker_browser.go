@@ -16,7 +16,7 @@ import (
 func addBrowserFlags(fs *pflag.FlagSet, bo *browser.Options, noBrowser *bool) {
 	fs.StringVar(&bo.ChromiumPath, "chromium-path", envOr("HYPHA_CHROMIUM_PATH", ""),
 		"Chromium for window, iframe, web-worker and web-app apps (HYPHA_CHROMIUM_PATH; default: /usr/bin/chromium, or chromium-headless-shell, chromium, chromium-browser on PATH)")
-	fs.IntVar(&bo.MaxSessions, "max-browser-sessions", envInt("HYPHA_MAX_BROWSER_SESSIONS", 20),
+	envIntVar(fs, &bo.MaxSessions, "max-browser-sessions", "HYPHA_MAX_BROWSER_SESSIONS", 20,
 		"maximum concurrent sessions of the built-in browser worker (HYPHA_MAX_BROWSER_SESSIONS)")
 	fs.BoolVar(noBrowser, "no-browser", false, "do not register the built-in browser worker")
 }
@@ -72,7 +72,7 @@ browser closed and the worker unregistered.`,
 	fs := cmd.Flags()
 	fs.StringVar(&opts.ChromiumPath, "chromium-path", envOr("HYPHA_CHROMIUM_PATH", ""),
 		"the Chromium executable (HYPHA_CHROMIUM_PATH; default: /usr/bin/chromium, or chromium-headless-shell, chromium, chromium-browser on PATH)")
-	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_BROWSER_SESSIONS", 20), "maximum number of sessions (HYPHA_MAX_BROWSER_SESSIONS)")
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_MAX_BROWSER_SESSIONS", 20, "maximum number of sessions (HYPHA_MAX_BROWSER_SESSIONS)")
 	addSecretsFDFlag(fs)
 	return cmd
 }

@@ -96,9 +96,9 @@ stopped and the worker unregisters.`,
 		"folder of the cached environments (HYPHA_CONDA_CACHE_DIR; default: the user's cache folder, /var/cache/hypha/conda-envs as root)")
 	fs.StringVar(&opts.WorkDir, "working-dir", envOr("HYPHA_CONDA_WORKING_DIR", ""),
 		"parent of the per-session working directories (HYPHA_CONDA_WORKING_DIR; default: the system temp dir)")
-	fs.IntVar(&opts.MaxEnvs, "max-envs", envInt("HYPHA_CONDA_MAX_ENVS", 10), "cached environments kept, least recently used evicted first (HYPHA_CONDA_MAX_ENVS)")
+	envIntVar(fs, &opts.MaxEnvs, "max-envs", "HYPHA_CONDA_MAX_ENVS", 10, "cached environments kept, least recently used evicted first (HYPHA_CONDA_MAX_ENVS)")
 	fs.BoolVar(&opts.NoPipVenv, "no-pip-venv", false, "build every environment with the manager, never as a pip-only virtual environment")
-	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_SESSIONS", conda.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_SESSIONS)")
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_MAX_SESSIONS", conda.DefaultMaxSessions, "maximum number of sessions (HYPHA_MAX_SESSIONS)")
 	fs.DurationVar(&opts.StopGrace, "stop-grace", conda.DefaultStopGrace, "how long stop waits for the kernel to shut down, and after SIGTERM, before SIGKILL")
 	addAppUserFlag(fs, &appUser)
 	addSecretsFDFlag(fs)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -130,11 +131,11 @@ SIGTERM every session's pod is deleted and the worker unregisters.`,
 	wf.add(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Namespace, "namespace", envOr("HYPHA_K8S_NAMESPACE", "default"), "Kubernetes namespace of the pods (HYPHA_K8S_NAMESPACE)")
-	fs.IntVar(&timeoutSecs, "default-timeout", envInt("HYPHA_K8S_DEFAULT_TIMEOUT", 3600), "seconds a pod may take to start when its manifest gives no timeout (HYPHA_K8S_DEFAULT_TIMEOUT)")
+	envIntVar(fs, &timeoutSecs, "default-timeout", "HYPHA_K8S_DEFAULT_TIMEOUT", 3600, "seconds a pod may take to start when its manifest gives no timeout (HYPHA_K8S_DEFAULT_TIMEOUT)")
 	fs.StringVar(&pullPolicy, "image-pull-policy", envOr("HYPHA_K8S_IMAGE_PULL_POLICY", "IfNotPresent"), "image pull policy when the manifest gives none: Always, IfNotPresent or Never (HYPHA_K8S_IMAGE_PULL_POLICY)")
 	fs.StringVar(&kubeconfig, "kubeconfig", envOr("HYPHA_K8S_KUBECONFIG", ""), "kubeconfig file (HYPHA_K8S_KUBECONFIG; default: $KUBECONFIG, the in-cluster config, ~/.kube/config)")
 	fs.StringVar(&opts.WorkerID, "worker-id", envOr("HYPHA_K8S_WORKER_ID", "hypha-k8s-worker"), "label value tying pods to this worker; keep it stable to re-adopt pods after a restart (HYPHA_K8S_WORKER_ID)")
-	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_K8S_MAX_SESSIONS", 50), "maximum number of sessions (HYPHA_K8S_MAX_SESSIONS)")
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_K8S_MAX_SESSIONS", 50, "maximum number of sessions (HYPHA_K8S_MAX_SESSIONS)")
 	fs.DurationVar(&opts.StopGrace, "stop-grace", 10*time.Second, "termination grace period of a stopped pod")
 	fs.StringVar(&requests, "default-requests", envOr("HYPHA_K8S_DEFAULT_REQUESTS", "cpu=100m,memory=128Mi"), "resource requests of a pod whose manifest gives none (HYPHA_K8S_DEFAULT_REQUESTS)")
 	fs.StringVar(&limits, "default-limits", envOr("HYPHA_K8S_DEFAULT_LIMITS", "cpu=1,memory=512Mi"), "resource limits of a pod whose manifest gives none (HYPHA_K8S_DEFAULT_LIMITS)")
@@ -153,7 +154,15 @@ func k8sFromEnv() (embedded.K8sOptions, error) {
 	o := embedded.K8sOptions{Kubeconfig: envOr("HYPHA_K8S_KUBECONFIG", "")}
 	o.Namespace = envOr("HYPHA_K8S_NAMESPACE", "")
 	o.WorkerID = envOr("HYPHA_K8S_WORKER_ID", "hypha-k8s-builtin")
-	o.DefaultTimeout = time.Duration(envInt("HYPHA_K8S_DEFAULT_TIMEOUT", 3600)) * time.Second
+	secs := 3600
+	if v := envOr("HYPHA_K8S_DEFAULT_TIMEOUT", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return o, fmt.Errorf("HYPHA_K8S_DEFAULT_TIMEOUT=%q: want seconds, more than 0", v)
+		}
+		secs = n
+	}
+	o.DefaultTimeout = time.Duration(secs) * time.Second
 	switch p := corev1.PullPolicy(envOr("HYPHA_K8S_IMAGE_PULL_POLICY", "")); p {
 	case "":
 	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:

@@ -62,7 +62,7 @@ stopped and the worker unregisters.`,
 	}
 	wf.add(cmd)
 	fs := cmd.Flags()
-	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_TERMINAL_SESSIONS", terminal.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_TERMINAL_SESSIONS)")
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_MAX_TERMINAL_SESSIONS", terminal.DefaultMaxSessions, "maximum number of sessions (HYPHA_MAX_TERMINAL_SESSIONS)")
 	fs.StringVar(&opts.Shell, "shell", envOr("HYPHA_TERMINAL_SHELL", ""), "program a session runs when its manifest has no startup_command (HYPHA_TERMINAL_SHELL; default: $SHELL, else /bin/bash, else /bin/sh)")
 	fs.DurationVar(&opts.StopGrace, "stop-grace", terminal.DefaultStopGrace, "how long stop waits after the hang-up and SIGTERM before SIGKILL")
 	fs.IntVar(&opts.ScrollbackBytes, "scrollback-bytes", terminal.DefaultScrollbackBytes, "raw output kept per session for read_terminal and a viewer's first screen")
