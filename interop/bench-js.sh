@@ -7,7 +7,10 @@
 #   go        builds ./cmd/hypha and runs `hypha server` on a free port
 #   upstream  the real Python server via $HYPHA_PEERS_DIR/start-hypha.sh
 #             (default ../shared/peers; needs its setup, see its README)
-# Both servers run with per-connection message limits of 1000000.
+# Both servers run with per-connection message limits of 1000000. Each line
+# ends with the server process's CPU time per call (user+system from
+# /proc/<pid>/stat, before and after the run), the measure that does not
+# depend on how much CPU the clients take.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 KIND=${1:?go|upstream}; SECS=${2:-5}; shift 2 || true
@@ -28,7 +31,9 @@ if [ "$KIND" = go ]; then
 else
   "$PEERS/start-hypha.sh" "$PORT" >/dev/null
   trap '"$PEERS/stop-hypha.sh" '"$PORT"' >/dev/null; rm -rf "$TMP"' EXIT
+  SPID=$(ss -Hltnp "sport = :$PORT" | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)
 fi
+cpu_ticks() { awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$SPID/stat"; }
 mkfifo "$TMP/stdin"
 (cd "$JS" && node scenario.mjs serve "$URL" '{"service_id":"bench-echo","client_id":"bench-serve"}' \
   <"$TMP/stdin" >"$TMP/serve.out" 2>"$TMP/serve.err") &
@@ -36,11 +41,18 @@ SERVE=$!
 exec 7>"$TMP/stdin"
 for _ in $(seq 100); do grep -q '^READY' "$TMP/serve.out" 2>/dev/null && break; sleep 0.1; done
 SID=$(sed -n 's/^READY //p' "$TMP/serve.out" | python3 -c 'import json,sys;print(json.load(sys.stdin)["service_id"])')
-echo "# $KIND server $URL, node $(node --version), $(nproc) CPUs"
+echo "# $KIND server $URL (pid $SPID), node $(node --version), $(nproc) CPUs"
 run() { # concurrency payload
-  (cd "$JS" && node scenario.mjs echo_bench "$URL" \
+  local t0 t1 out
+  t0=$(cpu_ticks)
+  out=$(cd "$JS" && node scenario.mjs echo_bench "$URL" \
     "{\"service_id\":\"$SID\",\"seconds\":$SECS,\"concurrency\":$1,\"payload_size\":$2}" 2>/dev/null |
     sed -n 's/^RESULT //p; s/^ERROR /ERROR /p')
+  t1=$(cpu_ticks)
+  echo "$out server_cpu_per_call_us=$(echo "$out" | python3 -c 'import json,sys
+try: c=json.load(sys.stdin)["calls"]
+except Exception: c=0
+print(round((int(sys.argv[2])-int(sys.argv[1]))*10000/c,1) if c else "n/a")' "$t0" "$t1")"
 }
 for c in "${CONCS[@]}"; do echo "concurrency=$c payload=16 $(run "$c" 16)"; done
 echo "concurrency=4 payload=65536 $(run 4 65536)"

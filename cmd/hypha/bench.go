@@ -14,6 +14,7 @@ import (
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure a Hypha server"}
 	var o bench.Options
+	var serverProcess bool
 	rpcCmd := &cobra.Command{
 		Use:   "rpc",
 		Short: "Echo calls between two clients through a server: calls/s and latency percentiles",
@@ -23,6 +24,22 @@ func newBenchCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			target := o.ServerURL
+			if serverProcess {
+				if o.ServerURL != "" || o.ServerPID != 0 {
+					return fmt.Errorf("--server-process starts its own server: leave out --server-url and --server-pid")
+				}
+				ulimitNoFile(4 * (o.Clients + 16))
+				url, pid, stop, err := startServerProcess(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer stop()
+				o.ServerURL, o.ServerPID, o.Token = url, pid, benchRootToken
+				target = fmt.Sprintf("hypha server process %d at %s", pid, url)
+			}
+			if o.ServerPID != 0 && o.ServerURL == "" {
+				return fmt.Errorf("--server-pid %d: give the --server-url of that server too", o.ServerPID)
+			}
 			embedded := o.ServerURL == ""
 			if embedded {
 				srv, err := server.New(server.Config{JWTSecret: "bench", RootToken: "bench-root-token", Logger: o.Logger,
@@ -38,8 +55,8 @@ func newBenchCmd() *cobra.Command {
 				o.Token = "bench-root-token"
 				target = "embedded " + srv.URL()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s concurrency=%d payload=%dB duration=%s\n",
-				target, o.Concurrency, o.Payload, o.Duration)
+			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s clients=%d concurrency=%d payload=%dB duration=%s\n",
+				target, max(o.Clients, 1), o.Concurrency, o.Payload, o.Duration)
 			r, err := bench.RPC(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -51,6 +68,9 @@ func newBenchCmd() *cobra.Command {
 				scope = "clients and server"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "cpu per call (this process: %s): %s\n", scope, r.CPUPerCall.Round(100*time.Nanosecond))
+			if o.ServerPID != 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "server cpu per call (process %d): %s\n", o.ServerPID, r.ServerCPUPerCall.Round(100*time.Nanosecond))
+			}
 			if r.FirstErr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "first error: %v\n", r.FirstErr)
 			}
@@ -64,6 +84,9 @@ func newBenchCmd() *cobra.Command {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to call")
 	fs.IntVar(&o.Concurrency, "concurrency", 16, "concurrent callers")
 	fs.IntVar(&o.Payload, "payload", 0, "bytes sent in each call (0 sends a short string)")
+	fs.IntVar(&o.Clients, "clients", 1, "caller connections; the --concurrency callers are spread over them")
+	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server at --server-url: its CPU time per call is reported (Linux /proc)")
+	fs.BoolVar(&serverProcess, "server-process", false, "start 'hypha server' from this binary as a separate process and report its CPU time per call")
 	cmd.AddCommand(rpcCmd, newBenchConnsCmd(), newBenchSessionsCmd())
 	return cmd
 }

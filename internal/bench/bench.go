@@ -2,10 +2,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,7 +27,13 @@ type Options struct {
 	Duration    time.Duration
 	Concurrency int
 	Payload     int // bytes per call argument
-	Logger      *slog.Logger
+	// Clients is the number of caller connections (default 1); the
+	// Concurrency callers are spread over them.
+	Clients int
+	// ServerPID, when set, is the server's process: its CPU time while
+	// measuring is reported per call (Result.ServerCPUPerCall).
+	ServerPID int
+	Logger    *slog.Logger
 }
 
 // Result of an RPC benchmark.
@@ -38,7 +48,10 @@ type Result struct {
 	// measuring; with the embedded server it covers both clients and the
 	// server, and is steadier than calls/s on a busy machine.
 	CPUPerCall time.Duration
-	FirstErr   error
+	// ServerCPUPerCall is the server process's CPU time (user+system,
+	// from /proc/<pid>/stat) per call, when Options.ServerPID is set.
+	ServerCPUPerCall time.Duration
+	FirstErr         error
 }
 
 func cpuTime() time.Duration {
@@ -50,8 +63,8 @@ func cpuTime() time.Duration {
 }
 
 func (r Result) String() string {
-	return fmt.Sprintf("calls=%d errors=%d elapsed=%s calls/s=%.0f p50=%s p90=%s p99=%s cpu/call=%s",
-		r.Calls, r.Errors, r.Elapsed.Round(time.Millisecond), r.PerSec, r.P50, r.P90, r.P99, r.CPUPerCall)
+	return fmt.Sprintf("calls=%d errors=%d elapsed=%s calls/s=%.0f p50=%s p90=%s p99=%s cpu/call=%s server-cpu/call=%s",
+		r.Calls, r.Errors, r.Elapsed.Round(time.Millisecond), r.PerSec, r.P50, r.P90, r.P99, r.CPUPerCall, r.ServerCPUPerCall)
 }
 
 // RPC registers an echo service on one connection and calls it from another
@@ -75,18 +88,23 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	}}); err != nil {
 		return Result{}, err
 	}
-	cfg.ClientID = "bench-caller-" + idgen.New()[:8]
 	cfg.Workspace = prov.Info().Workspace
-	caller, err := rpc.Connect(ctx, cfg)
-	if err != nil {
-		return Result{}, fmt.Errorf("caller: %w", err)
+	clients := max(o.Clients, 1)
+	echos := make([]*rpc.RemoteFunc, 0, clients)
+	for range clients {
+		cfg.ClientID = "bench-caller-" + idgen.New()[:8]
+		caller, err := rpc.Connect(ctx, cfg)
+		if err != nil {
+			return Result{}, fmt.Errorf("caller %d of %d: %w", len(echos)+1, clients, err)
+		}
+		defer caller.Close()
+		svc, err := caller.GetService(ctx, prov.Info().ClientID+":bench-echo")
+		if err != nil {
+			return Result{}, err
+		}
+		echos = append(echos, svc.Func("echo"))
 	}
-	defer caller.Close()
-	svc, err := caller.GetService(ctx, prov.Info().ClientID+":bench-echo")
-	if err != nil {
-		return Result{}, err
-	}
-	echo := svc.Func("echo")
+	echo := echos[0]
 	payload := make([]byte, o.Payload)
 	var arg any = "ping"
 	if o.Payload > 0 {
@@ -104,8 +122,15 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	deadline := time.Now().Add(o.Duration)
 	start := time.Now()
 	cpu0 := cpuTime()
+	var srv0 time.Duration
+	if o.ServerPID > 0 {
+		if srv0, err = ProcCPU(o.ServerPID); err != nil {
+			return Result{}, err
+		}
+	}
 	var wg sync.WaitGroup
 	for w := range o.Concurrency {
+		echo := echos[w%len(echos)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -128,6 +153,14 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
+	var srvCPU time.Duration
+	if o.ServerPID > 0 {
+		srv1, err := ProcCPU(o.ServerPID)
+		if err != nil {
+			return Result{}, err
+		}
+		srvCPU = srv1 - srv0
+	}
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -137,6 +170,7 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	r.PerSec = float64(r.Calls) / elapsed.Seconds()
 	if r.Calls > 0 {
 		r.CPUPerCall = cpu / time.Duration(r.Calls)
+		r.ServerCPUPerCall = srvCPU / time.Duration(r.Calls)
 	}
 	if fe, ok := firstErr.Load().(error); ok {
 		r.FirstErr = fe
@@ -145,4 +179,30 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 		r.P50, r.P90, r.P99 = all[n*50/100], all[n*90/100], all[min(n-1, n*99/100)]
 	}
 	return r, nil
+}
+
+// ProcCPU is the CPU time (user+system) process pid has used so far, from
+// /proc/<pid>/stat (Linux), in clock ticks of 1/100 s (USER_HZ).
+func ProcCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("server CPU time: %w", err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields after its closing parenthesis.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("server CPU time: /proc/%d/stat is not in the expected form", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// After the name: state (field 3) … utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("server CPU time: /proc/%d/stat has %d fields after the name", pid, len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("server CPU time: /proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
+	}
+	return time.Duration(ut+st) * (time.Second / 100), nil
 }

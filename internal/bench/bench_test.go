@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -33,6 +34,25 @@ func TestRPCSmoke(t *testing.T) {
 	}
 	if r.Calls == 0 || r.Errors != 0 {
 		t.Fatalf("bench: %v (first error %v)", r, r.FirstErr)
+	}
+}
+
+// TestRPCClientsAndServerCPU: several caller connections share the
+// callers, and the server process's CPU time is read (here the server runs
+// in this process, so its pid is ours and the time cannot be zero).
+func TestRPCClientsAndServerCPU(t *testing.T) {
+	srv := startServer(t)
+	r, err := RPC(context.Background(), Options{ServerURL: srv.URL(), Token: "bench-root-token",
+		Duration: 500 * time.Millisecond, Concurrency: 6, Clients: 3, ServerPID: os.Getpid(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Calls == 0 || r.Errors != 0 || r.ServerCPUPerCall <= 0 {
+		t.Fatalf("bench: %v (first error %v)", r, r.FirstErr)
+	}
+	if _, err := ProcCPU(1 << 30); err == nil {
+		t.Fatal("ProcCPU of a process that does not exist gave no error")
 	}
 }
 
