@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -62,5 +63,24 @@ func TestHostileCompileSource(t *testing.T) {
 		if !errors.Is(err, worker.ErrInvalidConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// The hello-a2a example's manifest compiles.
+func TestExampleManifest(t *testing.T) {
+	b, err := os.ReadFile("../../examples/hello-a2a/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := New(Options{}).Compile(context.Background(), worker.CompileRequest{Manifest: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest["entry_point"] != "source" || len(res.Files) != 1 || res.Files[0].Path != "source" {
+		t.Fatalf("compiled = %v, files %v", res.Manifest, res.Files)
 	}
 }
