@@ -43,6 +43,9 @@ every session is stopped and the worker unregisters.`,
 			out := cmd.OutOrStdout()
 			st.banner(out, &wf, "A2A Proxy Worker", ho, props)
 			fmt.Fprintf(out, "  Max Sessions: %d\n", w.Options().MaxSessions)
+			if opts.DenyPrivateNetworks {
+				fmt.Fprintln(out, "  Private Networks: refused")
+			}
 			return serveWorker(cmd, &wf, "A2A proxy", w, w.Sessions.Len, ho, 30*time.Second)
 		},
 	}
@@ -51,6 +54,7 @@ every session is stopped and the worker unregisters.`,
 	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_A2A_SESSIONS", a2aproxy.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_A2A_SESSIONS)")
 	fs.DurationVar(&opts.Limits.CardTimeout, "card-timeout", 15*time.Second, "how long start waits for an agent card")
 	fs.DurationVar(&opts.Limits.CallTimeout, "call-timeout", 5*time.Minute, "how long one message/send may take")
+	fs.BoolVar(&opts.DenyPrivateNetworks, "deny-private-networks", false, "refuse agents on loopback and private addresses too (link-local ones are always refused)")
 	addSecretsFDFlag(fs)
 	return cmd
 }

@@ -47,9 +47,14 @@ type Options struct {
 	Logs worker.LogLimits
 	// Limits bound what is read from agents.
 	Limits Limits
-	// Transport is the HTTP transport to agents (default: a clone of
-	// http.DefaultTransport).
+	// Transport is the HTTP transport to agents (default: one that never
+	// connects to link-local, multicast or unspecified addresses, see
+	// newTransport).
 	Transport http.RoundTripper
+	// DenyPrivateNetworks makes the default transport also refuse
+	// loopback and private addresses (for a worker that serves apps of
+	// users who should not reach the worker's own network).
+	DenyPrivateNetworks bool
 	// DialServer replaces the app's websocket to the server (the embedded
 	// server connects in process); nil dials cfg.ServerURL.
 	DialServer func(ctx context.Context, cfg rpc.Config) (*rpc.Client, error)
@@ -94,7 +99,7 @@ func New(opts Options) *Worker {
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	if opts.Transport == nil {
-		opts.Transport = http.DefaultTransport.(*http.Transport).Clone()
+		opts.Transport = newTransport(opts.DenyPrivateNetworks)
 	}
 	w := &Worker{opts: opts}
 	w.Base = worker.Base{Sessions: worker.NewRegistry(worker.RegistryOptions{MaxSessions: opts.MaxSessions, Logs: opts.Logs, Logger: opts.Logger}), Stopper: w}
@@ -225,8 +230,20 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		w.close(h)
 		return "", err
 	}
+	go watch(s, h.client)
 	progress.Success(fmt.Sprintf("A2A proxy initialized successfully with %d agent(s)", connected))
 	return s.ID(), nil
+}
+
+// watch fails the session when the app's connection ends for good (the
+// client reconnects by itself after a dropped connection; Done means it
+// gave up, or the server refused it): its services are gone with it.
+func watch(s *worker.Session, c *rpc.Client) {
+	select {
+	case <-s.Context().Done():
+	case <-c.Done():
+		_ = s.Fail(fmt.Errorf("the app's connection to the server ended: %w", c.Err()))
+	}
 }
 
 // sameHostRedirects follows at most 5 redirects, and only on the same
@@ -289,7 +306,7 @@ func (w *Worker) register(ctx context.Context, s *worker.Session, h *session, a 
 	var cardSkills []any
 	for _, sk := range c.Skills {
 		key := skillKey(sk, used)
-		doc := truncate(sk.Description, 2000)
+		doc := truncate(sk.Description, maxText)
 		skills[key] = rpc.Doc(rpc.Params(func(ctx context.Context, text string) (string, error) {
 			ctx, cancel := joinCtx(ctx, sessCtx)
 			defer cancel()
@@ -299,8 +316,8 @@ func (w *Worker) register(ctx context.Context, s *worker.Session, h *session, a 
 			}
 			return resultText(v), nil
 		}, "text?"), doc)
-		cardSkills = append(cardSkills, map[string]any{"id": sk.ID, "name": sk.Name, "description": doc, "function": key,
-			"tags": anyStrings(sk.Tags)})
+		cardSkills = append(cardSkills, map[string]any{"id": truncate(sk.ID, maxName), "name": truncate(sk.Name, maxName),
+			"description": doc, "function": key, "tags": anyStrings(sk.Tags)})
 	}
 	run := func(ctx context.Context, message any) (string, error) {
 		m, err := toMessage(message)
@@ -319,7 +336,7 @@ func (w *Worker) register(ctx context.Context, s *worker.Session, h *session, a 
 		"skills": skills,
 		"run":    rpc.Doc(rpc.Params(run, "message"), "Send a message (text, or {parts: [...]}) to the agent; its answer's text"),
 		"agent_card": map[string]any{
-			"name": c.Name, "description": c.Description, "version": c.Version,
+			"name": truncate(c.Name, maxName), "description": truncate(c.Description, maxText), "version": truncate(c.Version, maxName),
 			"capabilities":         map[string]any{"streaming": c.Capabilities.Streaming, "push_notifications": c.Capabilities.PushNotifications},
 			"default_input_modes":  anyStrings(c.DefaultInputModes),
 			"default_output_modes": anyStrings(c.DefaultOutputModes),
@@ -364,10 +381,21 @@ func hostOf(u string) string {
 	return host
 }
 
+// What agent_card keeps of a card's texts and lists (a card may be up to
+// Limits.MaxCardBytes; the service registration should stay small).
+const (
+	maxName  = 200
+	maxText  = 4000
+	maxItems = 32
+)
+
 func anyStrings(ss []string) []any {
+	if len(ss) > maxItems {
+		ss = ss[:maxItems]
+	}
 	out := make([]any, len(ss))
 	for i, s := range ss {
-		out[i] = s
+		out[i] = truncate(s, maxName)
 	}
 	return out
 }

@@ -367,3 +367,48 @@ func TestHostileManifest(t *testing.T) {
 		})
 	}
 }
+
+// The transport never reaches link-local addresses (cloud metadata), and
+// with DenyPrivateNetworks neither loopback.
+func TestHostileAgentAddress(t *testing.T) {
+	e := newEnv(t)
+	ctx := testserver.Ctx(t)
+	w := newWorker(t, Limits{CardTimeout: 5 * time.Second})
+	_, err := w.Start(ctx, e.config("app-8", map[string]any{"meta": map[string]any{"url": "http://169.254.169.254"}}))
+	if !errors.Is(err, ErrAddressRefused) {
+		t.Fatalf("link-local agent: %v", err)
+	}
+	agent := newTestAgent(t, nil)
+	strict := New(Options{Logger: testserver.Logger(t), DenyPrivateNetworks: true})
+	t.Cleanup(func() { _ = strict.Shutdown(context.Background()) })
+	_, err = strict.Start(ctx, e.config("app-9", map[string]any{"local": agentConf(agent.URL)}))
+	if !errors.Is(err, ErrAddressRefused) || !strings.Contains(err.Error(), "loopback or private") {
+		t.Fatalf("loopback agent with DenyPrivateNetworks: %v", err)
+	}
+}
+
+// When the app's connection ends for good, the session fails (its
+// services went with the connection).
+func TestConnectionLostFailsSession(t *testing.T) {
+	e := newEnv(t)
+	agent := newTestAgent(t, nil)
+	w := newWorker(t, Limits{})
+	ctx := testserver.Ctx(t)
+	id, err := w.Start(ctx, e.config("app-10", map[string]any{"echo": agentConf(agent.URL)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.Sessions.Lookup(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := worker.HandleOf[*session](s)
+	_ = h.client.Close()
+	testserver.WaitFor(t, 20*time.Second, "the session to fail", func() bool { return s.Status() == worker.StatusFailed })
+	if info := s.Info(); !strings.Contains(info.Error, "the app's connection to the server ended") {
+		t.Fatalf("error = %q", info.Error)
+	}
+	if err := w.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // The A2A protocol, client side, over JSON-RPC 2.0 on HTTP (A2A
@@ -319,9 +320,13 @@ func partTexts(parts any) []string {
 	return out
 }
 
+// truncate cuts s to at most n bytes, on a rune boundary.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
