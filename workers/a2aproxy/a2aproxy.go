@@ -206,11 +206,11 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		progress.Info("Connecting to A2A agent: " + a.Name + "...")
 		if err := w.register(sctx, s, h, a); err != nil {
 			last = fmt.Errorf("failed to connect to A2A agent %s: %w", a.Name, err)
-			s.Log(worker.LogError, last.Error())
-			progress.Error(last.Error())
 			if len(agents) == 1 {
 				return fail(last)
 			}
+			s.Log(worker.LogError, last.Error())
+			progress.Error(last.Error())
 			continue
 		}
 		connected++
