@@ -272,7 +272,8 @@ func TestStreamEndsWithConsumerAndStop(t *testing.T) {
 }
 
 // A hostile agent: a card over the size bound fails the start; an endless
-// stream ends with an error at the event bound.
+// stream ends with an error at the event bound; an oversized response or
+// stream event fails the call or ends the stream.
 func TestHostileAgent(t *testing.T) {
 	e := newEnv(t)
 	ctx := testserver.Ctx(t)
@@ -309,6 +310,40 @@ func TestHostileAgent(t *testing.T) {
 		t.Fatalf("endless stream: %d items, then %v", n, last)
 	}
 	if err := w.Stop(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+
+	// Oversized answers: a message/send response and a stream event over
+	// their bounds fail the call and end the stream.
+	small := newWorker(t, Limits{MaxResponseBytes: 4096, MaxEventBytes: 4096})
+	echo := newTestAgent(t, nil)
+	id, err = small.Start(ctx, e.config("app-11", map[string]any{"echo": agentConf(echo.URL)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = e.caller.GetService(ctx, "app-11:echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 10000)
+	if _, err := svc.Call(ctx, "run", long); err == nil || !strings.Contains(err.Error(), "response is larger than 4096 bytes") {
+		t.Fatalf("oversized response: %v", err)
+	}
+	gv, err = svc.Call(ctx, "stream", long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last = nil
+	for _, err := range gv.(*rpc.RemoteGenerator).All(ctx) {
+		if err != nil {
+			last = err
+			break
+		}
+	}
+	if last == nil || !strings.Contains(last.Error(), "a stream line is longer than 4096 bytes") {
+		t.Fatalf("oversized stream event: %v", last)
+	}
+	if err := small.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 }

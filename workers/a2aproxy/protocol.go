@@ -229,7 +229,8 @@ func (a *agentClient) stream(ctx context.Context, message map[string]any) iter.S
 			return
 		}
 		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 0, 64<<10), a.limits.MaxEventBytes)
+		// The bound is the larger of max and the first buffer's capacity.
+		sc.Buffer(make([]byte, 0, min(4096, a.limits.MaxEventBytes)), a.limits.MaxEventBytes)
 		var data bytes.Buffer
 		events := 0
 		for {
