@@ -168,6 +168,7 @@ func Start(ctx context.Context, o Options) (*System, error) {
 		}
 	}
 	sys.startK8s(ctx, o.K8s)
+	sys.registerA2A(ctx) // a2a.go
 	if !o.NoTerminal {
 		if err := sys.registerTerminal(ctx, o); err != nil {
 			sys.Close()
