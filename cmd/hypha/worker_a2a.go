@@ -51,7 +51,7 @@ every session is stopped and the worker unregisters.`,
 	}
 	wf.add(cmd)
 	fs := cmd.Flags()
-	fs.IntVar(&opts.MaxSessions, "max-sessions", envInt("HYPHA_MAX_A2A_SESSIONS", a2aproxy.DefaultMaxSessions), "maximum number of sessions (HYPHA_MAX_A2A_SESSIONS)")
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_MAX_A2A_SESSIONS", a2aproxy.DefaultMaxSessions, "maximum number of sessions (HYPHA_MAX_A2A_SESSIONS)")
 	fs.DurationVar(&opts.Limits.CardTimeout, "card-timeout", 15*time.Second, "how long start waits for an agent card")
 	fs.DurationVar(&opts.Limits.CallTimeout, "call-timeout", 5*time.Minute, "how long one message/send may take")
 	fs.BoolVar(&opts.DenyPrivateNetworks, "deny-private-networks", false, "refuse agents on loopback and private addresses too (link-local ones are always refused)")
