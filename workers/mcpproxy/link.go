@@ -1,0 +1,254 @@
+package mcpproxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hypha-go/hypha/worker"
+)
+
+// ErrClosed: the link was closed (the app stopped).
+var ErrClosed = errors.New("mcp-proxy: the app's MCP session is closed")
+
+// link is the one MCP client session the proxy keeps to one server for
+// the life of the app. A session that drops is opened again on the next
+// call (and that call is retried once on the new session).
+type link struct {
+	spec    ServerSpec
+	client  *mcp.Client
+	logf    func(typ worker.LogType, format string, a ...any)
+	stdioOK bool
+
+	mu      sync.Mutex
+	cs      *mcp.ClientSession
+	proc    *exec.Cmd
+	dir     string
+	closed  bool
+	watches sync.WaitGroup
+}
+
+func newLink(spec ServerSpec, stdioOK bool, logf func(worker.LogType, string, ...any)) *link {
+	return &link{spec: spec, stdioOK: stdioOK, logf: logf,
+		client: mcp.NewClient(&mcp.Implementation{Name: "hypha-mcp-proxy", Version: "1"}, nil)}
+}
+
+// session returns the open MCP session, opening one when there is none.
+func (l *link) session(ctx context.Context) (*mcp.ClientSession, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if l.cs != nil {
+		return l.cs, nil
+	}
+	t, err := l.transport()
+	if err != nil {
+		return nil, err
+	}
+	cs, err := l.client.Connect(ctx, t, nil)
+	if err != nil {
+		l.killProcLocked()
+		return nil, fmt.Errorf("connect to MCP server %s (%s): %w", l.spec.Name, l.spec.Type, err)
+	}
+	l.cs = cs
+	l.logf(worker.LogInfo, "connected to MCP server %s (%s)", l.spec.Name, l.spec.Type)
+	l.watches.Add(1)
+	go func() {
+		defer l.watches.Done()
+		err := cs.Wait()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.cs == cs {
+			l.cs = nil
+			l.killProcLocked()
+			l.logf(worker.LogError, "MCP server %s: session ended (%v); reconnecting on the next call", l.spec.Name, err)
+		}
+	}()
+	return cs, nil
+}
+
+// drop forgets cs when it is still the current session.
+func (l *link) drop(cs *mcp.ClientSession, cause error) {
+	l.mu.Lock()
+	if l.cs != cs {
+		l.mu.Unlock()
+		return
+	}
+	l.cs = nil
+	l.killProcLocked()
+	l.mu.Unlock()
+	l.logf(worker.LogError, "MCP server %s: %v; reconnecting", l.spec.Name, cause)
+	_ = cs.Close()
+}
+
+// do runs fn on the session; when the session itself failed (not an
+// answer from the server), it reconnects and runs fn once more.
+func (l *link) do(ctx context.Context, fn func(*mcp.ClientSession) error) error {
+	cs, err := l.session(ctx)
+	if err != nil {
+		return err
+	}
+	err = fn(cs)
+	if err == nil || !sessionFailed(ctx, err) {
+		return err
+	}
+	l.drop(cs, err)
+	cs, err2 := l.session(ctx)
+	if err2 != nil {
+		return fmt.Errorf("%w (reconnect: %w)", err, err2)
+	}
+	return fn(cs)
+}
+
+// sessionFailed: the error is about the connection, not an answer of the
+// server (a JSON-RPC error is an answer: retrying would repeat it).
+func sessionFailed(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var we *jsonrpc.Error
+	if errors.As(err, &we) {
+		return false
+	}
+	return true
+}
+
+// close ends the session and every process of a stdio server.
+func (l *link) close() {
+	l.mu.Lock()
+	l.closed = true
+	cs := l.cs
+	l.cs = nil
+	l.mu.Unlock()
+	if cs != nil {
+		_ = cs.Close()
+	}
+	l.mu.Lock()
+	l.killProcLocked()
+	dir := l.dir
+	l.dir = ""
+	l.mu.Unlock()
+	l.watches.Wait()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+}
+
+func (l *link) transport() (mcp.Transport, error) {
+	switch l.spec.Type {
+	case TransportStreamableHTTP:
+		return &mcp.StreamableClientTransport{Endpoint: l.spec.URL, HTTPClient: httpClient(l.spec.Headers), MaxRetries: 2}, nil
+	case TransportSSE:
+		return &mcp.SSEClientTransport{Endpoint: l.spec.URL, HTTPClient: httpClient(l.spec.Headers)}, nil
+	case TransportStdio:
+		if !l.stdioOK {
+			return nil, fmt.Errorf("%w: mcpServers.%s: stdio servers are not enabled on this worker (mcpproxy.Options.AllowStdio, --allow-stdio)", worker.ErrInvalidConfig, l.spec.Name)
+		}
+		return l.stdioTransport()
+	}
+	return nil, fmt.Errorf("%w: mcpServers.%s: unknown type %q", worker.ErrInvalidConfig, l.spec.Name, l.spec.Type)
+}
+
+// stdioTransport starts the server's command in a process group of its own
+// (killed as a group on close, and by the kernel if the worker dies), in a
+// private working directory, with PATH and the manifest's env only.
+func (l *link) stdioTransport() (mcp.Transport, error) {
+	if l.dir == "" {
+		d, err := os.MkdirTemp("", "hypha-mcp-"+l.spec.Name+"-")
+		if err != nil {
+			return nil, err
+		}
+		l.dir = d
+	}
+	cmd := exec.Command(l.spec.Command, l.spec.Args...)
+	cmd.Dir = l.dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + l.dir}
+	for k, v := range l.spec.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stderr = &lineLogger{logf: l.logf, prefix: l.spec.Name}
+	cmd.SysProcAttr = procAttr()
+	l.proc = cmd
+	return &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil
+}
+
+// killProcLocked kills the stdio server's whole process group.
+func (l *link) killProcLocked() {
+	if l.proc == nil || l.proc.Process == nil {
+		l.proc = nil
+		return
+	}
+	_ = syscall.Kill(-l.proc.Process.Pid, syscall.SIGKILL)
+	l.proc = nil
+}
+
+// pid is the stdio server's process id (0 when none); for tests.
+func (l *link) pid() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proc == nil || l.proc.Process == nil {
+		return 0
+	}
+	return l.proc.Process.Pid
+}
+
+type headerTransport struct {
+	base    http.RoundTripper
+	headers map[string]string
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range t.headers {
+		r.Header.Set(k, v)
+	}
+	return t.base.RoundTrip(r)
+}
+
+func httpClient(headers map[string]string) *http.Client {
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxResponseHeaderBytes = 64 << 10
+	return &http.Client{Transport: &headerTransport{base: base, headers: headers},
+		// A redirect must not carry the manifest's headers elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// lineLogger logs a stdio server's stderr line by line (the LogStore
+// bounds what is kept; a line is cut at 4 KiB).
+type lineLogger struct {
+	logf   func(worker.LogType, string, ...any)
+	prefix string
+	mu     sync.Mutex
+	buf    []byte
+}
+
+func (w *lineLogger) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) > 4096 {
+				w.logf(worker.LogStderr, "%s: %s", w.prefix, w.buf[:4096])
+				w.buf = w.buf[:0]
+			}
+			return len(p), nil
+		}
+		w.logf(worker.LogStderr, "%s: %s", w.prefix, strings.TrimRight(string(w.buf[:i]), "\r"))
+		w.buf = w.buf[i+1:]
+	}
+}
