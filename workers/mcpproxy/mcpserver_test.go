@@ -172,7 +172,12 @@ func freeAddr(t *testing.T) string {
 
 // runStdioServer serves the test server on stdin/stdout (the child side).
 func runStdioServer() {
-	fmt.Fprintln(os.Stderr, "stdio server "+strconv.Itoa(os.Getpid())+" ready")
+	// The conformance suite's numbered lines, on stderr (the proxy logs a
+	// stdio server's stderr).
+	n, _ := strconv.Atoi(os.Getenv("MCPPROXY_TEST_LINES"))
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(os.Stderr, "line %d\n", i)
+	}
 	if err := newTestServer("stdio").Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
