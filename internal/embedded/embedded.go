@@ -89,6 +89,7 @@ type System struct {
 	clients            []*rpc.Client
 	log                *slog.Logger
 	terminal           *terminal.Worker
+	mcpProxy           *mcpproxy.Worker
 }
 
 // Start creates the server, starts listening on o.Addr and registers the

@@ -47,6 +47,11 @@ func (s *System) registerMCPProxy(ctx context.Context, o Options) error {
 		return fmt.Errorf("register the MCP proxy worker: %w", err)
 	}
 	s.workers = append(s.workers, h)
+	s.mcpProxy = mw
 	s.log.Info("MCP proxy worker registered", "stdio", mw.Options().AllowStdio)
 	return nil
 }
+
+// MCPProxyWorker is the built-in MCP proxy worker, nil when it is not
+// running.
+func (s *System) MCPProxyWorker() *mcpproxy.Worker { return s.mcpProxy }

@@ -34,13 +34,13 @@ type link struct {
 	mu      sync.Mutex
 	cs      *mcp.ClientSession
 	proc    *exec.Cmd
-	dir     string
+	dir     string // the stdio server's working directory (the app's)
 	closed  bool
 	watches sync.WaitGroup
 }
 
-func newLink(spec ServerSpec, stdioOK bool, logf func(worker.LogType, string, ...any)) *link {
-	return &link{spec: spec, stdioOK: stdioOK, logf: logf,
+func newLink(spec ServerSpec, stdioOK bool, dir string, logf func(worker.LogType, string, ...any)) *link {
+	return &link{spec: spec, stdioOK: stdioOK, logf: logf, dir: dir,
 		client: mcp.NewClient(&mcp.Implementation{Name: "hypha-mcp-proxy", Version: "1"}, nil)}
 }
 
@@ -138,13 +138,8 @@ func (l *link) close() {
 	}
 	l.mu.Lock()
 	l.killProcLocked()
-	dir := l.dir
-	l.dir = ""
 	l.mu.Unlock()
 	l.watches.Wait()
-	if dir != "" {
-		_ = os.RemoveAll(dir)
-	}
 }
 
 func (l *link) transport() (mcp.Transport, error) {
@@ -167,11 +162,7 @@ func (l *link) transport() (mcp.Transport, error) {
 // private working directory, with PATH and the manifest's env only.
 func (l *link) stdioTransport() (mcp.Transport, error) {
 	if l.dir == "" {
-		d, err := os.MkdirTemp("", "hypha-mcp-"+l.spec.Name+"-")
-		if err != nil {
-			return nil, err
-		}
-		l.dir = d
+		return nil, errors.New("stdio server without a working directory")
 	}
 	cmd := exec.Command(l.spec.Command, l.spec.Args...)
 	cmd.Dir = l.dir

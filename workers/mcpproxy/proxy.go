@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/hypha-go/hypha/rpc"
@@ -90,6 +92,9 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 	if _, err := ParseServers(man); err != nil {
 		return worker.CompileResult{}, err
 	}
+	if _, err := filesToStage(man); err != nil {
+		return worker.CompileResult{}, err
+	}
 	if _, ok := man["name"]; !ok {
 		man["name"] = "MCP Server"
 	}
@@ -112,6 +117,7 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 type app struct {
 	client *rpc.Client
 	links  []*link
+	dir    string // working directory of its stdio servers
 }
 
 func (a *app) close() {
@@ -120,6 +126,9 @@ func (a *app) close() {
 	}
 	if a.client != nil {
 		_ = a.client.Close()
+	}
+	if a.dir != "" {
+		_ = os.RemoveAll(a.dir)
 	}
 }
 
@@ -168,9 +177,18 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 	if err != nil {
 		return fail(fmt.Errorf("connect the app to the Hypha server: %w", err))
 	}
+	if slices.ContainsFunc(specs, func(s ServerSpec) bool { return s.Type == TransportStdio }) && w.opts.AllowStdio {
+		files, err := filesToStage(cfg.Manifest)
+		if err == nil {
+			a.dir, err = stage(ctx, cfg, files)
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
 	var errs []error
 	for _, spec := range specs {
-		l := newLink(spec, w.opts.AllowStdio, logf)
+		l := newLink(spec, w.opts.AllowStdio, a.dir, logf)
 		a.links = append(a.links, l)
 		svc, err := buildService(ctx, l, cfg.AppID, logf)
 		if err == nil {
