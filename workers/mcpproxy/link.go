@@ -36,6 +36,7 @@ type link struct {
 	proc    *exec.Cmd
 	dir     string // the stdio server's working directory (the app's)
 	closed  bool
+	opened  int // sessions opened so far (1 while none dropped)
 	watches sync.WaitGroup
 }
 
@@ -58,17 +59,29 @@ func (l *link) session(ctx context.Context) (*mcp.ClientSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := l.client.Connect(ctx, t, nil)
+	// The session must outlive ctx (a start's or a call's): the SSE
+	// transport binds its event stream to the context it connects with.
+	// ctx only bounds the handshake.
+	life, cancel := context.WithCancel(context.Background())
+	detach := context.AfterFunc(ctx, cancel)
+	cs, err := l.client.Connect(life, t, nil)
+	if !detach() && err == nil {
+		_ = cs.Close()
+		err = ctx.Err()
+	}
 	if err != nil {
+		cancel()
 		l.killProcLocked()
 		return nil, fmt.Errorf("connect to MCP server %s (%s): %w", l.spec.Name, l.spec.Type, err)
 	}
 	l.cs = cs
+	l.opened++
 	l.logf(worker.LogInfo, "connected to MCP server %s (%s)", l.spec.Name, l.spec.Type)
 	l.watches.Add(1)
 	go func() {
 		defer l.watches.Done()
 		err := cs.Wait()
+		cancel()
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.cs == cs {
@@ -184,6 +197,13 @@ func (l *link) killProcLocked() {
 	}
 	_ = syscall.Kill(-l.proc.Process.Pid, syscall.SIGKILL)
 	l.proc = nil
+}
+
+// sessionsOpened is how many MCP sessions the link opened; for tests.
+func (l *link) sessionsOpened() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.opened
 }
 
 // pid is the stdio server's process id (0 when none); for tests.

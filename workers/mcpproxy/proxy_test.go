@@ -74,7 +74,11 @@ func (h *harness) config(man map[string]any) worker.Config {
 func (h *harness) start(man map[string]any) worker.Config {
 	h.t.Helper()
 	cfg := h.config(man)
-	if _, err := h.w.Start(testserver.Ctx(h.t), cfg); err != nil {
+	// The start's context ends with the start, as an rpc call's does: the
+	// MCP sessions must outlive it.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := h.w.Start(ctx, cfg); err != nil {
 		h.t.Fatalf("start: %v", err)
 	}
 	return cfg
@@ -82,7 +86,8 @@ func (h *harness) start(man map[string]any) worker.Config {
 
 func (h *harness) call(cfg worker.Config, svc, fn string, args ...any) (any, error) {
 	h.t.Helper()
-	ctx := testserver.Ctx(h.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	rs, err := h.root.GetService(ctx, cfg.Workspace+"/"+cfg.ClientID+":"+svc)
 	if err != nil {
 		return nil, err
@@ -176,6 +181,12 @@ func TestTransports(t *testing.T) {
 		msgs, _ := p["messages"].([]any)
 		if len(msgs) != 1 || !strings.Contains(msgs[0].(map[string]any)["content"].(map[string]any)["text"].(string), "Ada") {
 			t.Fatalf("%s prompt: %#v", svc, p)
+		}
+	}
+	// One MCP session per server, kept across the start and every call.
+	for _, l := range h.w.links(cfg.ID) {
+		if n := l.sessionsOpened(); n != 1 {
+			t.Fatalf("%s: %d MCP sessions opened, want 1", l.spec.Name, n)
 		}
 	}
 	// The tool's JSON schema is the function's schema.
@@ -284,6 +295,12 @@ func TestReconnect(t *testing.T) {
 	web.start()
 	if got := h.mustCall(cfg, "web", "tools.echo", rpc.Kwargs{"text": "two"}); got != "web:two" {
 		t.Fatalf("echo after the server restarted: %v", got)
+	}
+	if got := h.mustCall(cfg, "web", "tools.echo", rpc.Kwargs{"text": "three"}); got != "web:three" {
+		t.Fatalf("echo: %v", got)
+	}
+	if n := h.w.links(cfg.ID)[0].sessionsOpened(); n != 2 {
+		t.Fatalf("%d MCP sessions opened, want 2 (one reconnect)", n)
 	}
 	// And a stdio server that is killed.
 	cfg2 := h.start(map[string]any{"mcpServers": map[string]any{"local": stdioSpec()}})
