@@ -14,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/hypha-go/hypha/rpc"
@@ -113,22 +114,71 @@ func (w *Worker) Compile(ctx context.Context, req worker.CompileRequest) (worker
 	return worker.CompileResult{Manifest: man, Files: files}, nil
 }
 
-// app is one running app: its rpc client (the app's identity) and links.
+// app is one running app: its rpc client (the app's identity), links
+// and the working directory of its stdio servers. A stop may arrive while
+// the start still fills it in, so every field is set under mu, and
+// nothing is added once it is closed.
 type app struct {
+	mu     sync.Mutex
+	closed bool
 	client *rpc.Client
 	links  []*link
-	dir    string // working directory of its stdio servers
+	dir    string
+}
+
+// keep records what the start made; false (and x is released) when the
+// app was closed meanwhile.
+func (a *app) keep(client *rpc.Client, l *link, dir string) bool {
+	a.mu.Lock()
+	if !a.closed {
+		if client != nil {
+			a.client = client
+		}
+		if l != nil {
+			a.links = append(a.links, l)
+		}
+		if dir != "" {
+			a.dir = dir
+		}
+		a.mu.Unlock()
+		return true
+	}
+	a.mu.Unlock()
+	if client != nil {
+		_ = client.Close()
+	}
+	if l != nil {
+		l.close()
+	}
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
+	return false
+}
+
+func (a *app) snapshot() (*rpc.Client, []*link) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.client, slices.Clone(a.links)
 }
 
 func (a *app) close() {
-	for _, l := range a.links {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.closed = true
+	client, links, dir := a.client, a.links, a.dir
+	a.mu.Unlock()
+	for _, l := range links {
 		l.close()
 	}
-	if a.client != nil {
-		_ = a.client.Close()
+	if client != nil {
+		_ = client.Close()
 	}
-	if a.dir != "" {
-		_ = os.RemoveAll(a.dir)
+	if dir != "" {
+		_ = os.RemoveAll(dir)
 	}
 }
 
@@ -171,28 +221,44 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		a.close()
 		return "", w.Sessions.Discard(s, err)
 	}
+	// A stop during the start (the session's context ends) aborts it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.Context(), cancel)()
 	logf(worker.LogInfo, "connecting to the Hypha server as %s", cfg.ClientID)
-	a.client, err = rpc.Connect(ctx, rpc.Config{ServerURL: cfg.ServerURL, Workspace: cfg.Workspace, ClientID: cfg.ClientID,
+	client, err := rpc.Connect(ctx, rpc.Config{ServerURL: cfg.ServerURL, Workspace: cfg.Workspace, ClientID: cfg.ClientID,
 		Token: cfg.Token, InsecureSkipVerify: cfg.DisableSSL, Logger: w.log.With("app", cfg.ID)})
 	if err != nil {
 		return fail(fmt.Errorf("connect the app to the Hypha server: %w", err))
 	}
+	if !a.keep(client, nil, "") {
+		return fail(fmt.Errorf("start: %w", context.Canceled))
+	}
 	if slices.ContainsFunc(specs, func(s ServerSpec) bool { return s.Type == TransportStdio }) && w.opts.AllowStdio {
 		files, err := filesToStage(cfg.Manifest)
+		dir := ""
 		if err == nil {
-			a.dir, err = stage(ctx, cfg, files)
+			dir, err = stage(ctx, cfg, files)
 		}
 		if err != nil {
 			return fail(err)
 		}
+		if !a.keep(nil, nil, dir) {
+			return fail(fmt.Errorf("start: %w", context.Canceled))
+		}
 	}
 	var errs []error
 	for _, spec := range specs {
-		l := newLink(spec, w.opts.AllowStdio, a.dir, logf)
-		a.links = append(a.links, l)
+		a.mu.Lock()
+		dir := a.dir
+		a.mu.Unlock()
+		l := newLink(spec, w.opts.AllowStdio, dir, logf)
+		if !a.keep(nil, l, "") {
+			return fail(fmt.Errorf("start: %w", context.Canceled))
+		}
 		svc, err := buildService(ctx, l, cfg.AppID, logf)
 		if err == nil {
-			_, err = a.client.RegisterService(ctx, svc, rpc.Overwrite())
+			_, err = client.RegisterService(ctx, svc, rpc.Overwrite())
 		}
 		if err != nil {
 			err = fmt.Errorf("MCP server %s: %w", spec.Name, err)
@@ -210,7 +276,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		}
 		return fail(fmt.Errorf("no MCP server connected: %w", errors.Join(errs...)))
 	}
-	if _, err := a.client.RegisterService(ctx, rpc.Service{ID: "default", Name: "default", Description: "MCP proxy app " + cfg.AppID,
+	if _, err := client.RegisterService(ctx, rpc.Service{ID: "default", Name: "default", Description: "MCP proxy app " + cfg.AppID,
 		AppID: cfg.AppID, Functions: map[string]any{"setup": func() {}}}, rpc.Overwrite()); err != nil {
 		return fail(fmt.Errorf("register the default service: %w", err))
 	}
@@ -226,8 +292,8 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 func (w *Worker) Stop(ctx context.Context, id string) error {
 	return w.Sessions.StopSession(ctx, id, func(ctx context.Context, s *worker.Session) error {
 		if a, ok := worker.HandleOf[*app](s); ok && a != nil {
-			if a.client != nil {
-				_ = a.client.Disconnect(ctx)
+			if client, _ := a.snapshot(); client != nil {
+				_ = client.Disconnect(ctx)
 			}
 			a.close()
 		}
@@ -256,5 +322,6 @@ func (w *Worker) links(id string) []*link {
 	if a == nil {
 		return nil
 	}
-	return a.links
+	_, links := a.snapshot()
+	return links
 }

@@ -3,6 +3,7 @@ package mcpproxy
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -392,5 +393,60 @@ func TestCompileSource(t *testing.T) {
 		Files: []worker.File{{Name: "source", Content: "not json"}}})
 	if err == nil || !strings.Contains(err.Error(), "source file is not JSON") {
 		t.Fatalf("bad source: %v", err)
+	}
+}
+
+// TestStopDuringStart: a stop that arrives while the start waits for a
+// server that never answers aborts the start; nothing is left.
+func TestStopDuringStart(t *testing.T) {
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	defer func() {
+		for {
+			select {
+			case c := <-accepted:
+				_ = c.Close()
+			default:
+				return
+			}
+		}
+	}()
+	cfg := h.config(map[string]any{"mcpServers": map[string]any{"mute": map[string]any{"url": "http://" + ln.Addr().String() + "/mcp"}}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.w.Start(testserver.Ctx(t), cfg)
+		done <- err
+	}()
+	testserver.WaitFor(t, 30*time.Second, "the start to reach the server", func() bool { return len(accepted) > 0 })
+	if err := h.w.Stop(testserver.Ctx(t), cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the start succeeded after a stop")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the start did not end after the stop")
+	}
+	if got := h.services(cfg); len(got) != 0 {
+		t.Fatalf("services: %v", got)
+	}
+	if h.w.Sessions.Len() != 0 {
+		t.Fatal("a session is left")
 	}
 }
