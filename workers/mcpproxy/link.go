@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -158,9 +159,9 @@ func (l *link) close() {
 func (l *link) transport() (mcp.Transport, error) {
 	switch l.spec.Type {
 	case TransportStreamableHTTP:
-		return &mcp.StreamableClientTransport{Endpoint: l.spec.URL, HTTPClient: httpClient(l.spec.Headers), MaxRetries: 2}, nil
+		return &mcp.StreamableClientTransport{Endpoint: l.spec.URL, HTTPClient: httpClient(l.spec.URL, l.spec.Headers), MaxRetries: 2}, nil
 	case TransportSSE:
-		return &mcp.SSEClientTransport{Endpoint: l.spec.URL, HTTPClient: httpClient(l.spec.Headers)}, nil
+		return &mcp.SSEClientTransport{Endpoint: l.spec.URL, HTTPClient: httpClient(l.spec.URL, l.spec.Headers)}, nil
 	case TransportStdio:
 		if !l.stdioOK {
 			return nil, fmt.Errorf("%w: mcpServers.%s: stdio servers are not enabled on this worker (mcpproxy.Options.AllowStdio, --allow-stdio)", worker.ErrInvalidConfig, l.spec.Name)
@@ -216,23 +217,33 @@ func (l *link) pid() int {
 	return l.proc.Process.Pid
 }
 
+// headerTransport adds the manifest's headers to requests to the
+// server's own origin only: an SSE server names the URL messages are
+// posted to, and it may name another host, which must not receive them.
 type headerTransport struct {
 	base    http.RoundTripper
+	origin  string // scheme://host[:port] of the configured URL
 	headers map[string]string
 }
 
 func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range t.headers {
-		r.Header.Set(k, v)
+	if len(t.headers) > 0 && r.URL.Scheme+"://"+r.URL.Host == t.origin {
+		r = r.Clone(r.Context())
+		for k, v := range t.headers {
+			r.Header.Set(k, v)
+		}
 	}
 	return t.base.RoundTrip(r)
 }
 
-func httpClient(headers map[string]string) *http.Client {
+func httpClient(rawURL string, headers map[string]string) *http.Client {
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxResponseHeaderBytes = 64 << 10
-	return &http.Client{Transport: &headerTransport{base: base, headers: headers},
+	origin := ""
+	if u, err := url.Parse(rawURL); err == nil {
+		origin = u.Scheme + "://" + u.Host
+	}
+	return &http.Client{Transport: &headerTransport{base: base, origin: origin, headers: headers},
 		// A redirect must not carry the manifest's headers elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
