@@ -492,3 +492,22 @@ func TestHostileSSEEndpointElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileOtherWorkspace: the app's services are protected: an
+// anonymous client (in a workspace of its own) cannot reach them.
+func TestHostileOtherWorkspace(t *testing.T) {
+	h := newHarness(t)
+	web := startHTTPMCP(t, "web", false)
+	cfg := h.start(map[string]any{"mcpServers": map[string]any{"web": map[string]any{"url": web.url(), "headers": map[string]any{"X-Api-Key": "k"}}}})
+	anon := testserver.Connect(t, h.s, rpc.Config{ClientID: "stranger"})
+	if _, err := anon.GetService(testserver.Ctx(t), cfg.Workspace+"/"+cfg.ClientID+":web"); err == nil {
+		t.Fatal("an anonymous client of another workspace reached the app's service")
+	}
+	before := len(web.seenHeaders())
+	if got := h.mustCall(cfg, "web", "tools.echo", rpc.Kwargs{"text": "mine"}); got != "web:mine" {
+		t.Fatalf("echo: %v", got)
+	}
+	if len(web.seenHeaders()) == before {
+		t.Fatal("the owner's call did not reach the server")
+	}
+}
