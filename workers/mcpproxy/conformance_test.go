@@ -3,6 +3,7 @@ package mcpproxy
 import (
 	"testing"
 
+	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/worker"
 	"github.com/hypha-go/hypha/worker/workertest"
@@ -21,8 +22,9 @@ func TestConformance(t *testing.T) {
 		},
 		Serve: workertest.App{Type: AppType, EntryPoint: "source", Files: map[string]string{"source": "{}"},
 			Manifest: map[string]any{"mcpServers": map[string]any{"local": spec}}},
-		AppToken:   true,
-		LogType:    worker.LogStderr,
-		LinePrefix: "local: ",
+		AppToken:         true,
+		LogType:          worker.LogStderr,
+		LinePrefix:       "local: ",
+		IgnoreGoroutines: []string{localproc.SpawnerFunction},
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/worker"
 )
 
@@ -35,7 +36,8 @@ type link struct {
 	mu      sync.Mutex
 	cs      *mcp.ClientSession
 	proc    *exec.Cmd
-	dir     string // the stdio server's working directory (the app's)
+	exited  chan struct{} // closed when proc has exited
+	dir     string        // the stdio server's working directory (the app's)
 	closed  bool
 	opened  int // sessions opened so far (1 while none dropped)
 	watches sync.WaitGroup
@@ -148,7 +150,16 @@ func (l *link) close() {
 	l.cs = nil
 	l.mu.Unlock()
 	if cs != nil {
-		_ = cs.Close()
+		_ = cs.Close() // closes the stdio server's stdin: its cue to exit
+	}
+	l.mu.Lock()
+	exited := l.exited
+	l.mu.Unlock()
+	if exited != nil {
+		select {
+		case <-exited:
+		case <-time.After(2 * time.Second):
+		}
 	}
 	l.mu.Lock()
 	l.killProcLocked()
@@ -172,8 +183,10 @@ func (l *link) transport() (mcp.Transport, error) {
 }
 
 // stdioTransport starts the server's command in a process group of its own
-// (killed as a group on close, and by the kernel if the worker dies), in a
-// private working directory, with PATH and the manifest's env only.
+// (killed as a group on close, and by the kernel if the worker dies: it is
+// started from localproc's spawner thread, which lives as long as the
+// worker, so the parent-death signal means the worker's death), in the
+// app's working directory, with PATH, HOME and the manifest's env only.
 func (l *link) stdioTransport() (mcp.Transport, error) {
 	if l.dir == "" {
 		return nil, errors.New("stdio server without a working directory")
@@ -186,8 +199,34 @@ func (l *link) stdioTransport() (mcp.Transport, error) {
 	}
 	cmd.Stderr = &lineLogger{logf: l.logf, prefix: l.spec.Name}
 	cmd.SysProcAttr = procAttr()
-	l.proc = cmd
-	return &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}, nil
+	// Our own pipes (not cmd's): Wait then never closes what the MCP
+	// session still reads.
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		_, _ = inR.Close(), inW.Close()
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout = inR, outW
+	err = localproc.StartOnSpawner(cmd)
+	_, _ = inR.Close(), outW.Close()
+	if err != nil {
+		_, _ = inW.Close(), outR.Close()
+		return nil, fmt.Errorf("start %s: %w", l.spec.Command, err)
+	}
+	exited := make(chan struct{})
+	l.proc, l.exited = cmd, exited
+	l.watches.Add(1)
+	go func() {
+		defer l.watches.Done()
+		err := cmd.Wait()
+		close(exited)
+		l.logf(worker.LogInfo, "MCP server %s (pid %d) exited: %v", l.spec.Name, cmd.Process.Pid, err)
+	}()
+	return &mcp.IOTransport{Reader: outR, Writer: inW}, nil
 }
 
 // killProcLocked kills the stdio server's whole process group.

@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server"
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("MCPPROXY_TEST_STDIO") == "1" {
 		runStdioServer()
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(localproc.SpawnerFunction))
 }
 
 // stdioSpec is a manifest entry running this test binary as a stdio MCP
