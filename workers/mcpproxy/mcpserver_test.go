@@ -83,7 +83,7 @@ func newTestServer(label string) *mcp.Server {
 // httpMCP is an MCP server over HTTP on a loopback port that can be
 // stopped and started again on the same address (a server that drops).
 type httpMCP struct {
-	t     *testing.T
+	t     testing.TB
 	addr  string
 	sse   bool
 	label string
@@ -95,7 +95,7 @@ type httpMCP struct {
 	headers []string // X-Api-Key of every request
 }
 
-func startHTTPMCP(t *testing.T, label string, sse bool) *httpMCP {
+func startHTTPMCP(t testing.TB, label string, sse bool) *httpMCP {
 	h := &httpMCP{t: t, sse: sse, label: label, addr: "127.0.0.1:0"}
 	h.start()
 	t.Cleanup(h.stop)

@@ -42,7 +42,7 @@ func stdioSpec() map[string]any {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	s    *server.Server
 	w    *Worker
 	root *rpc.Client
@@ -52,7 +52,7 @@ type harness struct {
 
 var appN atomic.Int64
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	s := testserver.Start(t, server.Config{Logger: testserver.Logger(t)})
 	w := New(Options{AllowStdio: true, Logger: testserver.Logger(t)})
 	t.Cleanup(func() {
