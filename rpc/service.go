@@ -154,7 +154,7 @@ func adaptMembers(in map[string]any, prefix string) (map[string]any, bool, error
 
 func isFunc(v any) bool {
 	switch v.(type) {
-	case HandlerFunc, *namedFunc, *docFunc:
+	case HandlerFunc, *namedFunc, *docFunc, *schemaFunc:
 		return true
 	case nil:
 		return false
@@ -166,8 +166,9 @@ func isFunc(v any) bool {
 // type context.Context, *CallContext, *Call and Kwargs are filled by the peer;
 // the others take wire arguments, by position or (when Params names them) by
 // name, converted to their Go types.
-func adaptFunc(v any, name string) (*localFunc, error) {
+func adaptFunc(v any, name string) (lfOut *localFunc, err error) {
 	var names []string
+	var explicit map[string]any
 	doc := ""
 	for {
 		switch x := v.(type) {
@@ -177,12 +178,26 @@ func adaptFunc(v any, name string) (*localFunc, error) {
 		case *docFunc:
 			doc, v = x.doc, x.fn
 			continue
+		case *schemaFunc:
+			explicit, v = x.parameters, x.fn
+			continue
 		}
 		break
 	}
 	specs, err := parseParams(names)
 	if err != nil {
 		return nil, err
+	}
+	if explicit != nil {
+		// An explicit schema replaces the derived one, whatever path
+		// below builds it.
+		defer func() {
+			if lf := lfOut; lf != nil {
+				if f, ok := lf.schema["function"].(map[string]any); ok {
+					f["parameters"] = explicit
+				}
+			}
+		}()
 	}
 	lf := &localFunc{name: name, doc: doc}
 	ename := name // the name errors give

@@ -154,6 +154,20 @@ type docFunc struct {
 	doc string
 }
 
+// Schema gives fn the JSON schema of its parameters (an object schema, as
+// in `_rschema.parameters`), replacing the one derived from Params: for a
+// function whose parameters are described elsewhere, e.g. a tool an MCP
+// proxy relays. The schema only describes fn; arguments are not checked
+// against it (fn, usually a HandlerFunc, reads them from its Call).
+func Schema(fn any, parameters map[string]any) any {
+	return &schemaFunc{fn: fn, parameters: parameters}
+}
+
+type schemaFunc struct {
+	fn         any
+	parameters map[string]any
+}
+
 // splitPeer splits "<ws>/<cid>".
 func splitPeer(id string) (ws, cid string) {
 	if i := strings.IndexByte(id, '/'); i >= 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/server"
 	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
+	"github.com/hypha-go/hypha/workers/mcpproxy"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/hypha-go/hypha/workers/terminal"
 	"github.com/spf13/cobra"
@@ -91,6 +92,10 @@ func newRunCmd() *cobra.Command {
 					Process: po,
 					Conda:   co,
 					Browser: bo,
+					// The embedded server of hypha run is private (loopback,
+					// a random secret) and runs the user's own app: its
+					// stdio MCP servers may run as the user, root included.
+					MCPProxy: mcpproxy.Options{AllowStdio: true},
 					// A web app needs the browser worker; other apps do not
 					// pay for finding one.
 					NoBrowser: noBrowser || !web,

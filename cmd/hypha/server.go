@@ -15,6 +15,7 @@ import (
 	"github.com/hypha-go/hypha/server/apps"
 	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
+	"github.com/hypha-go/hypha/workers/mcpproxy"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -54,7 +55,7 @@ func newServerCmd() *cobra.Command {
 	var po process.Options
 	var co conda.Options
 	var bo browser.Options
-	var noBrowser bool
+	var noBrowser, allowMCPStdio bool
 	var limits server.Config  // the resource limits; addLimitFlags binds them
 	var appLimits apps.Limits // and the apps controller's
 	cmd := &cobra.Command{
@@ -101,6 +102,7 @@ func newServerCmd() *cobra.Command {
 				Browser:   bo,
 				NoBrowser: noBrowser,
 				K8s:       k8sOpts,
+				MCPProxy:  mcpproxy.Options{AllowStdio: allowMCPStdio},
 			})
 			if err != nil {
 				return err
@@ -115,6 +117,13 @@ func newServerCmd() *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "Built-in Kubernetes worker: %s\n", sys.K8sStatus())
 				if tw := sys.TerminalWorker(); tw != nil {
 					fmt.Fprintf(cmd.OutOrStdout(), "Built-in terminal worker: terminal apps, default shell %s\n", tw.Options().Shell)
+				}
+				if mw := sys.MCPProxyWorker(); mw != nil {
+					stdio := "off (as root: --allow-mcp-stdio)"
+					if mw.Options().AllowStdio {
+						stdio = "allowed"
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "Built-in MCP proxy worker: mcp-server apps; stdio servers %s\n", stdio)
 				}
 			}
 			<-cmd.Context().Done()
@@ -152,6 +161,7 @@ func newServerCmd() *cobra.Command {
 	addLogFlags(fs, &po)
 	addCondaFlags(fs, &co)
 	addBrowserFlags(fs, &bo, &noBrowser)
+	fs.BoolVar(&allowMCPStdio, "allow-mcp-stdio", envOr("HYPHA_ALLOW_MCP_STDIO", "") == "1" || envOr("HYPHA_ALLOW_MCP_STDIO", "") == "true", "let mcp-server apps start local stdio MCP servers even when the server runs as root (they run as the server's user; always allowed otherwise) (HYPHA_ALLOW_MCP_STDIO)")
 	return cmd
 }
 

@@ -22,7 +22,7 @@ func newWorkerCmd() *cobra.Command {
 		Use:   "worker",
 		Short: "Run a standalone server-app worker that registers with a Hypha server",
 	}
-	cmd.AddCommand(newProcessWorkerCmd(), newCondaWorkerCmd(), newBrowserWorkerCmd(), newK8sWorkerCmd(), newTerminalWorkerCmd(), newA2AWorkerCmd())
+	cmd.AddCommand(newProcessWorkerCmd(), newCondaWorkerCmd(), newBrowserWorkerCmd(), newK8sWorkerCmd(), newTerminalWorkerCmd(), newA2AWorkerCmd(), newMCPProxyWorkerCmd())
 	return cmd
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/hypha-go/hypha/workers/browser"
 	"github.com/hypha-go/hypha/workers/conda"
 	"github.com/hypha-go/hypha/workers/k8s"
+	"github.com/hypha-go/hypha/workers/mcpproxy"
 	"github.com/hypha-go/hypha/workers/process"
 	"github.com/hypha-go/hypha/workers/terminal"
 )
@@ -62,6 +63,11 @@ type Options struct {
 	// as and where they work default to the process worker's settings.
 	Terminal   terminal.Options
 	NoTerminal bool
+	// MCPProxy configures the built-in MCP proxy worker (app type
+	// mcp-server, internal/embedded/mcpproxy.go), registered unless
+	// NoWorkers or NoMCPProxy.
+	MCPProxy   mcpproxy.Options
+	NoMCPProxy bool
 }
 
 // System is a running embedded server with its built-in workers.
@@ -83,6 +89,7 @@ type System struct {
 	clients            []*rpc.Client
 	log                *slog.Logger
 	terminal           *terminal.Worker
+	mcpProxy           *mcpproxy.Worker
 }
 
 // Start creates the server, starts listening on o.Addr and registers the
@@ -171,6 +178,12 @@ func Start(ctx context.Context, o Options) (*System, error) {
 	sys.registerA2A(ctx) // a2a.go
 	if !o.NoTerminal {
 		if err := sys.registerTerminal(ctx, o); err != nil {
+			sys.Close()
+			return nil, err
+		}
+	}
+	if !o.NoWorkers && !o.NoMCPProxy {
+		if err := sys.registerMCPProxy(ctx, o); err != nil {
 			sys.Close()
 			return nil, err
 		}

@@ -287,7 +287,8 @@ scenarios.call = async (url, a) => {
   const results = [];
   for (const c of a.calls || []) {
     try {
-      const fn = svc[c.fn];
+      // A dotted name reaches a nested function (an MCP proxy's tools.add).
+      const fn = svc[c.fn] ?? c.fn.split(".").reduce((o, k) => (o == null ? undefined : o[k]), svc);
       if (typeof fn !== "function") throw new Error("no function " + c.fn + " in service");
       const args = fromJSONable(c.args || []);
       if (c.kwargs) args.push({ ...fromJSONable(c.kwargs), _rkwargs: true });

@@ -184,15 +184,19 @@ func (e *env) testLogPaging(t *testing.T) {
 	if items := contents(e.logs(t, id, offset+1000, size)); len(items) != 0 {
 		t.Errorf("get_logs past the end returned %q", items)
 	}
-	// Another type holds none of stdout's lines.
-	v, err := e.svc(t, e.ctl).Call(e.ctx(t), hyphaworker.MethodGetLogs, id, string(worker.LogStderr))
+	// Another type holds none of the lines.
+	other := worker.LogStderr
+	if e.o.LogType == worker.LogStderr {
+		other = worker.LogStdout
+	}
+	v, err := e.svc(t, e.ctl).Call(e.ctx(t), hyphaworker.MethodGetLogs, id, string(other))
 	if err != nil {
-		t.Fatalf("get_logs(stderr): %v", err)
+		t.Fatalf("get_logs(%s): %v", other, err)
 	}
 	m, _ := v.(map[string]any)
 	for _, line := range contents(m) {
 		if slices.Contains(got, line) && line != "" {
-			t.Errorf("stderr page holds the stdout line %q", line)
+			t.Errorf("%s page holds the %s line %q", other, e.o.LogType, line)
 		}
 	}
 }

@@ -57,6 +57,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,12 @@ type Options struct {
 	// type console).
 	LogType    worker.LogType
 	LinePrefix string
+	// AppToken gives each session a real token of the server (for the
+	// session's workspace, restricted to its client id, as the apps
+	// controller mints), for workers that connect to the server as the app
+	// themselves (the MCP proxy); the file server accepts these tokens too.
+	// Without it the token is a placeholder only the file server knows.
+	AppToken bool
 	// TokenInQuery makes the file server also accept the apps' token as a
 	// ?token= query parameter, as the server's app-files route does: a
 	// browser worker loads a page by URL and cannot send a Bearer header.
@@ -179,6 +186,8 @@ type env struct {
 	srv     *server.Server
 	files   *httptest.Server
 	token   string // the apps' file token
+	mu      sync.Mutex
+	tokens  map[string]bool // AppToken: the tokens given to sessions
 	w       worker.Worker
 	wc      *rpc.Client // the worker's own connection, root in public
 	id      string      // the worker's service id
@@ -234,7 +243,8 @@ func newEnv(t *testing.T, o Options) *env {
 // apps' token only. A folder listing is not offered: workers fall back to
 // the entry point and the manifest's files.
 func (e *env) serveFile(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer "+e.token && !(e.o.TokenInQuery && r.URL.Query().Get("token") == e.token) {
+	bearer, isBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !(isBearer && e.fileToken(bearer)) && !(e.o.TokenInQuery && e.fileToken(r.URL.Query().Get("token"))) {
 		http.Error(w, "missing or bad token", http.StatusUnauthorized)
 		return
 	}
@@ -322,6 +332,37 @@ func (e *env) svc(t *testing.T, c *rpc.Client) *rpc.RemoteService {
 	return s
 }
 
+// fileToken reports whether tok is a token the suite gave to apps.
+func (e *env) fileToken(tok string) bool {
+	if tok == e.token {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return tok != "" && e.tokens[tok]
+}
+
+// appToken is the token of a session: the placeholder, or (AppToken) a
+// server token for workspace ws restricted to client id cid.
+func (e *env) appToken(ws, cid string) string {
+	if !e.o.AppToken {
+		return e.token
+	}
+	u := &auth.UserInfo{ID: "workertest-app-" + cid, Roles: []string{}, CurrentWorkspace: ws,
+		Scope: auth.Scope{CurrentWorkspace: ws, ClientID: cid, Workspaces: map[string]auth.Permission{ws: auth.ReadWrite}}}
+	tok, err := e.srv.Issuer().Generate(u, time.Hour)
+	if err != nil {
+		return e.token // the start then fails, naming the refused token
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tokens == nil {
+		e.tokens = map[string]bool{}
+	}
+	e.tokens[tok] = true
+	return tok
+}
+
 // config is a start config as the apps controller sends it, for a session
 // of app in workspace ws.
 func (e *env) config(app App, ws string) map[string]any {
@@ -334,7 +375,7 @@ func (e *env) config(app App, ws string) map[string]any {
 	return map[string]any{
 		"id": ws + "/" + cid, "app_id": "app-" + cid, "workspace": ws, "client_id": cid,
 		"server_url": e.srv.URL(), "public_base_url": e.srv.URL(), "local_base_url": e.srv.URL(),
-		"app_files_base_url": e.files.URL, "token": e.token, "entry_point": app.EntryPoint,
+		"app_files_base_url": e.files.URL, "token": e.appToken(ws, cid), "entry_point": app.EntryPoint,
 		"artifact_id": ws + "/app-" + cid, "manifest": man, "timeout": e.o.Timeout.Seconds(),
 	}
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"time"
+
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hypha-go/hypha/workers/mcpproxy"
+)
+
+func newMCPProxyWorkerCmd() *cobra.Command {
+	var wf workerFlags
+	var opts mcpproxy.Options
+	cmd := &cobra.Command{
+		Use:   "mcp-proxy",
+		Short: "Run MCP server apps: MCP servers' tools, resources and prompts as Hypha services",
+		Long: `Register an MCP proxy worker (app type mcp-server) with a Hypha server. An app's
+manifest lists MCP servers under mcpServers: {name: {type: "streamable-http" or
+"sse", url, headers}} or {type: "stdio", command, args, env}. Each session
+connects to the Hypha server as the app (the session's client id and token),
+keeps one MCP session per server (reopened when it drops) and registers per
+server a service {id: name, type: "mcp", tools, resources, prompts}, then
+"default". Stop closes the MCP sessions, kills stdio servers and disconnects
+the app, so its services are gone.
+
+stdio servers run as this worker's user (not under per-session uids) and are
+refused unless --allow-stdio is given: allow them only where whoever may start
+an app could run that command anyway. A token given with --token or
+HYPHA_TOKEN is moved out of the command line and environment at start. On
+SIGINT or SIGTERM every session is stopped and the worker unregisters.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := wf.start(cmd)
+			if err != nil {
+				return err
+			}
+			ho, log := st.ho, st.log
+			opts.Logger = log
+			w := mcpproxy.New(opts)
+			props, ho, err := ho.Check(w)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			st.banner(out, &wf, "MCP Proxy Worker", ho, props)
+			fmt.Fprintf(out, "  Max Sessions: %d\n", w.Options().MaxSessions)
+			fmt.Fprintf(out, "  stdio servers: %v\n", w.Options().AllowStdio)
+			return serveWorker(cmd, &wf, "MCP Proxy", w, w.Sessions.Len, ho, 30*time.Second)
+		},
+	}
+	wf.add(cmd)
+	fs := cmd.Flags()
+	envIntVar(fs, &opts.MaxSessions, "max-sessions", "HYPHA_MAX_MCP_PROXY_SESSIONS", mcpproxy.DefaultMaxSessions, "maximum number of sessions (HYPHA_MAX_MCP_PROXY_SESSIONS)")
+	fs.BoolVar(&opts.AllowStdio, "allow-stdio", false, "let manifests start local stdio MCP servers (they run as this worker's user)")
+	addSecretsFDFlag(fs)
+	return cmd
+}

@@ -1,0 +1,57 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hypha-go/hypha/rpc"
+	"github.com/hypha-go/hypha/worker/hyphaworker"
+	"github.com/hypha-go/hypha/workers/mcpproxy"
+)
+
+// mcpProxyOptions are o.MCPProxy with stdio servers allowed when the
+// system does not run as root: its process worker then runs apps as this
+// same user, so a stdio MCP server (run as the worker's user, not under
+// per-session uids) gives an app nothing more. As root they stay off
+// unless o.MCPProxy.AllowStdio says otherwise.
+func mcpProxyOptions(o Options) mcpproxy.Options {
+	mo := o.MCPProxy
+	mo.AllowStdio = mo.AllowStdio || os.Geteuid() != 0
+	if mo.Logger == nil {
+		mo.Logger = o.Server.Logger.With("component", "mcp-proxy-worker")
+	}
+	return mo
+}
+
+// registerMCPProxy registers the built-in MCP proxy worker (app type
+// mcp-server) in public.
+func (s *System) registerMCPProxy(ctx context.Context, o Options) error {
+	mw := mcpproxy.New(mcpProxyOptions(o))
+	tok, err := s.RootToken(365 * 24 * time.Hour)
+	if err != nil {
+		_ = mw.Shutdown(ctx)
+		return err
+	}
+	c, err := s.Server.Connect(ctx, rpc.Config{Workspace: "public", ClientID: "builtin-mcp-proxy-worker", Token: tok,
+		Logger: s.log.With("component", "mcp-proxy-worker")})
+	if err != nil {
+		_ = mw.Shutdown(ctx)
+		return fmt.Errorf("connect the MCP proxy worker: %w", err)
+	}
+	s.clients = append(s.clients, c)
+	h, err := hyphaworker.Host(ctx, c, mw, hyphaworker.Options{Visibility: hyphaworker.Public, UseLocalURL: true, Logger: mw.Options().Logger})
+	if err != nil {
+		_ = mw.Shutdown(ctx)
+		return fmt.Errorf("register the MCP proxy worker: %w", err)
+	}
+	s.workers = append(s.workers, h)
+	s.mcpProxy = mw
+	s.log.Info("MCP proxy worker registered", "stdio", mw.Options().AllowStdio)
+	return nil
+}
+
+// MCPProxyWorker is the built-in MCP proxy worker, nil when it is not
+// running.
+func (s *System) MCPProxyWorker() *mcpproxy.Worker { return s.mcpProxy }
