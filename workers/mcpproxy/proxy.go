@@ -14,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -267,8 +268,10 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			l.close()
 			continue
 		}
-		logf(worker.LogInfo, "registered service %s (%d tools, %d resources, %d prompts)", spec.Name,
-			len(svc.Functions["tools"].(map[string]any)), len(svc.Functions["resources"].(map[string]any)), len(svc.Functions["prompts"].(map[string]any)))
+		tools := svc.Functions["tools"].(map[string]any)
+		info := client.Info()
+		logf(worker.LogInfo, "registered service %s/%s:%s (%d tools%s, %d resources, %d prompts)", info.Workspace, info.ClientID, spec.Name,
+			len(tools), toolNames(tools), len(svc.Functions["resources"].(map[string]any)), len(svc.Functions["prompts"].(map[string]any)))
 	}
 	if len(errs) == len(specs) {
 		if len(errs) == 1 {
@@ -324,4 +327,17 @@ func (w *Worker) links(id string) []*link {
 	}
 	_, links := a.snapshot()
 	return links
+}
+
+// toolNames lists up to 20 tool names for the log, sorted: ": a, b, c".
+func toolNames(tools map[string]any) string {
+	if len(tools) == 0 {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(tools))
+	more := ""
+	if len(names) > 20 {
+		names, more = names[:20], fmt.Sprintf(", … %d more", len(names)-20)
+	}
+	return ": " + strings.Join(names, ", ") + more
 }
