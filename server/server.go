@@ -113,6 +113,10 @@ type Config struct {
 	// that long (default 10 min).
 	MCPSessionIdleTimeout time.Duration
 
+	// Login configures the login service public/hypha-login and its page
+	// (login.go, login_page.go).
+	Login LoginConfig
+
 	// Apps builds the apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
 	// is set: the host passes server/apps.ForServer(limits). Nil means no
@@ -162,6 +166,8 @@ type Server struct {
 	hooks appHooks          // apps controller hooks (apphooks.go)
 	extra extraState        // manager_extra.go
 	mcp   *mcpserve.Handler // the MCP endpoint (mcp.go)
+
+	loginSvc *loginService // public/hypha-login (login.go)
 }
 
 // New creates a server.
@@ -269,6 +275,10 @@ func New(cfg Config) (*Server, error) {
 	s.routes()
 	// The apps controller (extensions.go): built once the manager exists.
 	if err := s.startExtensions(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startLogin(); err != nil { // login.go
 		s.Close()
 		return nil, err
 	}
@@ -434,6 +444,7 @@ func (s *Server) closing() bool {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopExtensions() // the apps controller (extensions.go)
+		s.stopLogin()      // login.go
 		s.mu.Lock()
 		s.closed = true
 		hs := s.httpSrv

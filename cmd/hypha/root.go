@@ -22,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return checkEnvDefaults(cmd) },
 	}
 	root.PersistentFlags().String("log-level", envOr("HYPHA_LOGLEVEL", "info"), "log level: debug, info, warn, error (HYPHA_LOGLEVEL)")
-	root.AddCommand(newServerCmd(), newCallCmd(), newServicesCmd(), newBenchCmd(), newWorkerCmd(), newAppsCmd(), newRunCmd())
+	root.AddCommand(newServerCmd(), newCallCmd(), newServicesCmd(), newBenchCmd(), newWorkerCmd(), newAppsCmd(), newRunCmd(), newUsersCmd())
 	return root
 }
 
