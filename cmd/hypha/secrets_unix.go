@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -44,7 +45,11 @@ func reexecWithoutSecrets(cmd *cobra.Command, srcs []secretSource, vals map[stri
 		return fmt.Errorf("restart without secrets on the command line: %w", e)
 	}
 	exe := "/proc/self/exe" // the running binary, even if replaced on disk
-	if runtime.GOOS != "linux" {
+	if _, serr := os.Stat(exe); serr != nil && filepath.IsAbs(os.Args[0]) {
+		// No /proc (a chroot without it, such as the rpc-suite's): the
+		// absolute path this binary was started by.
+		exe = os.Args[0]
+	} else if runtime.GOOS != "linux" {
 		if exe, err = os.Executable(); err != nil {
 			return fmt.Errorf("restart without secrets on the command line: %w", err)
 		}
