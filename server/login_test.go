@@ -466,3 +466,42 @@ func TestHostileLoginExpiredKey(t *testing.T) {
 		t.Fatalf("page report on an expired key = %d", code)
 	}
 }
+
+// TestLoginServiceReplaceable: with Login.Disabled the server registers no
+// login service and no page, and a root client may register another
+// provider's public/hypha-login, which rpc.Login then uses.
+func TestLoginServiceReplaceable(t *testing.T) {
+	s := testserver.Start(t, server.Config{Login: server.LoginConfig{Disabled: true}})
+	ctx := testserver.Ctx(t)
+	resp, err := http.Get(s.URL() + server.LoginPagePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("page of a disabled login service: %d", resp.StatusCode)
+	}
+	root := auth.RootUser()
+	root.Scope.CurrentWorkspace, root.CurrentWorkspace = "public", "public"
+	tok, err := s.Issuer().Generate(root, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := testserver.Connect(t, s, rpc.Config{Token: tok, Workspace: "public", ClientID: "idp"})
+	testserver.MustRegister(t, provider, rpc.Service{ID: "hypha-login", Config: rpc.ServiceConfig{Visibility: "public"},
+		Functions: map[string]any{
+			"start": func() map[string]any {
+				return map[string]any{"key": "k1", "login_url": "https://idp.example/login?k=k1"}
+			},
+			"check": rpc.Params(func(key string, timeout float64, profile bool) map[string]any {
+				return map[string]any{"token": "token-from-" + key, "user_id": "ext-user"}
+			}, "key", "timeout?", "profile?"),
+		}})
+	res, err := rpc.Login(ctx, loginConfig(s, func(context.Context, rpc.LoginInfo) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Token != "token-from-k1" || res.UserID != "ext-user" {
+		t.Fatalf("login through the other provider = %+v", res)
+	}
+}
