@@ -551,7 +551,7 @@ func (l *loginService) rpcLogout(context.Context, *rpc.Call) (any, error) {
 // (event in, {status, headers, body} out), for a functions-app route.
 func (l *loginService) rpcIndex(context.Context, *rpc.Call) (any, error) {
 	return map[string]any{"status": int64(200), "headers": map[string]any{"Content-Type": "text/html; charset=utf-8"},
-		"body": loginPageHTML}, nil
+		"body": strings.ReplaceAll(loginPageHTML, "{{NONCE}}", "")}, nil
 }
 
 func (l *loginService) rpcProfile(context.Context, *rpc.Call) (any, error) {

@@ -59,6 +59,8 @@ const (
 // inherit its workspace.
 var usernameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{1,31}$`)
 
+var roleRE = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,64}$`)
+
 // CheckUsername reports whether name may name a user account.
 func CheckUsername(name string) error {
 	if !usernameRE.MatchString(name) {
@@ -245,6 +247,13 @@ func (u *Users) Add(name, password, email string, roles []string) error {
 	}
 	if err := CheckPassword(password); err != nil {
 		return err
+	}
+	for _, r := range roles {
+		// "anonymous" would make the account's tokens parse as an
+		// anonymous user's.
+		if !roleRE.MatchString(r) || r == RoleAnonymous {
+			return fmt.Errorf("users: invalid role %q: 1 to 64 letters, digits, '_', '-' or ':', and not %q", r, RoleAnonymous)
+		}
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), PasswordCost)
 	if err != nil {

@@ -43,6 +43,9 @@ func TestUsers(t *testing.T) {
 			t.Errorf("Verify(%s, %.10s…) = %v", c[0], c[1], err)
 		}
 	}
+	if err := cli.Add("user9", "password-of-user", "", []string{"anonymous"}); err == nil || !strings.Contains(err.Error(), "invalid role") {
+		t.Errorf("role anonymous: %v", err)
+	}
 	if err := cli.Add("user1", "password-of-user", "", nil); !errors.Is(err, ErrUserExists) {
 		t.Errorf("duplicate: %v", err)
 	}
