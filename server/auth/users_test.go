@@ -88,3 +88,19 @@ func TestUsernameAndPasswordRules(t *testing.T) {
 		t.Errorf("long: %v", err)
 	}
 }
+
+// BenchmarkVerify is the cost of one password check (bcrypt at
+// PasswordCost), which bounds how fast the login page can be guessed at.
+func BenchmarkVerify(b *testing.B) {
+	u := OpenUsers(filepath.Join(b.TempDir(), "users.json"))
+	if err := u.Add("bench", "bench password", "", nil); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := u.Verify(ctx, "bench", "bench password"); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		_, _ = u.Verify(ctx, "bench", "wrong password")
+	}
+}
