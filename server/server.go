@@ -113,6 +113,11 @@ type Config struct {
 	// that long (default 10 min).
 	MCPSessionIdleTimeout time.Duration
 
+	// MaxRPCStreamsPerCaller bounds the open HTTP RPC streams (GET /rpc,
+	// hypha-rpc's transport="http") of one caller: one user, or for
+	// anonymous callers one network address (default 64).
+	MaxRPCStreamsPerCaller int
+
 	// Apps builds the apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
 	// is set: the host passes server/apps.ForServer(limits). Nil means no
@@ -162,6 +167,8 @@ type Server struct {
 	hooks appHooks          // apps controller hooks (apphooks.go)
 	extra extraState        // manager_extra.go
 	mcp   *mcpserve.Handler // the MCP endpoint (mcp.go)
+
+	streams rpcStreams // the HTTP streaming transport (httprpc.go)
 }
 
 // New creates a server.
@@ -233,6 +240,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxRevokedTokens <= 0 {
 		cfg.MaxRevokedTokens = 100000
+	}
+	if cfg.MaxRPCStreamsPerCaller <= 0 {
+		cfg.MaxRPCStreamsPerCaller = DefaultMaxRPCStreamsPerCaller
 	}
 	if cfg.MaxWorkspacesPerUser <= 0 {
 		cfg.MaxWorkspacesPerUser = 100
