@@ -248,6 +248,11 @@ func (st *httpStream) writeFrame(ctx context.Context, frame []byte) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.rc.SetWriteDeadline(dl)
 		defer func() { _ = st.rc.SetWriteDeadline(time.Time{}) }()
+		select {
+		case <-st.closed: // CloseWith's cut may have come before our deadline
+			return ErrStreamClosed
+		default:
+		}
 	}
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(frame)))
@@ -450,6 +455,9 @@ func (s *Server) handleRPCStream(w http.ResponseWriter, r *http.Request) {
 	st.ctlMu.Unlock()
 	if started {
 		s.streams.unregister(id, st)
+		// The response's end still goes out after the handler returns; a
+		// client that stopped reading must not hold it forever.
+		_ = st.rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		return
 	}
 	if refusal == "" {

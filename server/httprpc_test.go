@@ -403,6 +403,33 @@ func TestHostileHTTPStreamControlFrames(t *testing.T) {
 	}
 }
 
+// TestHostileHTTPStreamRevokedToken: revoking the token a stream opened
+// with ends the stream, and the token no longer opens one.
+func TestHostileHTTPStreamRevokedToken(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	root := testserver.RootClient(t, s, "root")
+	tok, err := root.Manager().Call(ctx, "generate_token", map[string]any{"expires_in": 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, code, body := openStream(t, s, url.Values{"client_id": {"revoked"}}, fmt.Sprint(tok))
+	if rs == nil {
+		t.Fatalf("stream: %d %s", code, body)
+	}
+	if _, err := root.Manager().Call(ctx, "revoke_token", tok); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, _, err := rs.Next(); err != nil {
+			break // the stream ended
+		}
+	}
+	if _, code, body := openStream(t, s, url.Values{"client_id": {"revoked2"}}, fmt.Sprint(tok)); code != http.StatusUnauthorized && code != http.StatusForbidden {
+		t.Fatalf("a stream with a revoked token: %d %s", code, body)
+	}
+}
+
 // TestHTTPStreamEndsWithServer: closing the server ends open streams (no
 // handler, goroutine or connection is left: goleak in TestMain).
 func TestHTTPStreamEndsWithServer(t *testing.T) {
