@@ -179,3 +179,29 @@ func TestHTTPTransportRefused(t *testing.T) {
 		t.Fatal("an unknown transport was accepted")
 	}
 }
+
+// BenchmarkTransportCall measures one small call (an echo through the
+// server to another client) over each transport of the caller.
+//
+//	go test ./rpc -run '^$' -bench BenchmarkTransportCall -benchtime 2000x
+func BenchmarkTransportCall(b *testing.B) {
+	s := testserver.Start(b, server.Config{})
+	ctx := context.Background()
+	provider := testserver.RootClient(b, s, "provider")
+	testserver.MustRegister(b, provider, rpc.Service{ID: "e", Functions: map[string]any{"echo": func(x any) any { return x }}})
+	for _, tr := range []string{rpc.TransportWebsocket, rpc.TransportHTTP} {
+		b.Run(tr, func(b *testing.B) {
+			c := testserver.Connect(b, s, rpc.Config{Token: testserver.RootToken, Transport: tr})
+			svc, err := c.GetService(ctx, "provider:e")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := svc.Call(ctx, "echo", "x"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
