@@ -138,8 +138,11 @@ type httpStream struct {
 	closed chan struct{}
 	once   sync.Once
 
-	// mu serialises writes to w and guards the fields below; a write may
-	// block on a slow client while holding it (CloseWith does not need it).
+	// wlock serialises writes to w. It is a channel so that a write with a
+	// deadline (a close's error frame) gives up waiting behind a write
+	// blocked on a client that stopped reading; CloseWith cuts that one.
+	wlock chan struct{}
+	// mu guards the fields below; it is never held during network I/O.
 	mu       sync.Mutex
 	id       string // ws/client_id, set when connection_info is written
 	started  bool   // the 200 response and its headers are out
@@ -236,14 +239,23 @@ func (st *httpStream) writeFrame(ctx context.Context, frame []byte) error {
 		return fmt.Errorf("frame of %d bytes is too large for the stream", len(frame))
 	}
 	select {
+	case st.wlock <- struct{}{}:
+		defer func() { <-st.wlock }()
+	case <-st.closed:
+		return ErrStreamClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	st.mu.Lock()
+	usable := st.started && !st.finished
+	st.mu.Unlock()
+	if !usable {
+		return ErrStreamClosed
+	}
+	select {
 	case <-st.closed:
 		return ErrStreamClosed
 	default:
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.finished || !st.started {
-		return ErrStreamClosed
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.rc.SetWriteDeadline(dl)
@@ -421,7 +433,7 @@ func (s *Server) handleRPCStream(w http.ResponseWriter, r *http.Request) {
 		s: s, w: w, rc: http.NewResponseController(w),
 		secret: base64.RawURLEncoding.EncodeToString(secret),
 		secure: r.TLS != nil,
-		in:     make(chan pipeMsg, 1), slots: make(chan struct{}, rpcPostSlots),
+		in:     make(chan pipeMsg, 1), slots: make(chan struct{}, rpcPostSlots), wlock: make(chan struct{}, 1),
 		closed: make(chan struct{}), pingDone: make(chan struct{}),
 	}
 	if tok != "" {
@@ -445,6 +457,7 @@ func (s *Server) handleRPCStream(w http.ResponseWriter, r *http.Request) {
 
 	st.CloseWith(closeGoingAway, "Connection closed")
 	<-st.pingDone
+	st.wlock <- struct{}{} // a write in progress ends (cut by CloseWith)
 	st.mu.Lock()
 	st.finished = true
 	started, id, refusal := st.started, st.id, st.refusal

@@ -430,6 +430,72 @@ func TestHostileHTTPStreamRevokedToken(t *testing.T) {
 	}
 }
 
+// TestHTTPStreamOutlivesReadTimeout: the whole-request read timeout of
+// HTTP requests does not end a stream (Go cancels a request whose
+// connection read times out; the stream clears that deadline).
+func TestHTTPStreamOutlivesReadTimeout(t *testing.T) {
+	s := testserver.Start(t, server.Config{HTTPReadTimeout: time.Second})
+	rs, code, body := openStream(t, s, url.Values{"client_id": {"long"}}, testserver.RootToken)
+	if rs == nil {
+		t.Fatalf("stream: %d %s", code, body)
+	}
+	time.Sleep(2500 * time.Millisecond) // the read timeout must pass
+	b, _ := wire.Encode(map[string]any{"type": "ping"})
+	if code, body := post(t, s, "ws-user-root", "long", b, testserver.RootToken, nil); code != http.StatusOK {
+		t.Fatalf("POST after the read timeout: %d %s", code, body)
+	}
+	for {
+		m, _, err := rs.Next()
+		if err != nil {
+			t.Fatalf("the stream ended: %v", err)
+		}
+		if m["type"] == "pong" {
+			return
+		}
+	}
+}
+
+// TestHostileHTTPStreamSlowReader: a stream client that stops reading while
+// megabytes are sent to it (a write to it blocks) is still closed by the
+// idle sweep (4 s here): the close does not wait behind the blocked write,
+// which it cuts. Its peers hear of it; the server is not held.
+func TestHostileHTTPStreamSlowReader(t *testing.T) {
+	s := testserver.Start(t, server.Config{IdleTimeout: 4 * time.Second})
+	ctx := testserver.Ctx(t)
+	rs, code, body := openStream(t, s, url.Values{"client_id": {"sleeper"}}, testserver.RootToken)
+	if rs == nil {
+		t.Fatalf("stream: %d %s", code, body)
+	}
+	watcher := testserver.RootClient(t, s, "watcher")
+	gone := make(chan struct{}, 1)
+	watcher.On("client_disconnected", func(e rpc.Event) {
+		if e.Data["id"] == "sleeper" {
+			select {
+			case gone <- struct{}{}:
+			default:
+			}
+		}
+	})
+	if err := watcher.Subscribe(ctx, "client_disconnected"); err != nil {
+		t.Fatal(err)
+	}
+	// The sleeper never reads: frames pile up until the socket buffers are full.
+	pusher := rootRaw(t, s, "pusher")
+	big := bytes.Repeat([]byte{7}, 1<<20)
+	go func() {
+		for range 64 {
+			if pusher.Send(map[string]any{"type": "junk", "to": "sleeper"}, map[string]any{"p": big}) != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-gone:
+	case <-time.After(90 * time.Second):
+		t.Fatal("a stream that stopped reading was not closed within 90 s")
+	}
+}
+
 // TestHTTPStreamEndsWithServer: closing the server ends open streams (no
 // handler, goroutine or connection is left: goleak in TestMain).
 func TestHTTPStreamEndsWithServer(t *testing.T) {
