@@ -35,8 +35,14 @@ type Config struct {
 	// MaxMessageSize bounds one incoming frame (default 16 MiB; larger
 	// messages travel in chunks).
 	MaxMessageSize int64
-	// Dialer replaces the websocket transport (the embedded server uses it
-	// for in-process clients); the TLS options below do not apply to it.
+	// Transport chooses how the client reaches the server: "websocket"
+	// (the default, also "") or "http", hypha-rpc's HTTP streaming
+	// transport (GET /rpc streams the server's messages, each message to
+	// the server is a POST /rpc; see README). Both reconnect the same way.
+	Transport string
+	// Dialer replaces the transport (the embedded server uses it for
+	// in-process clients); Transport and the TLS options below do not
+	// apply to it.
 	Dialer Dialer
 	// RootCAs verifies a wss (https) server's certificate against these
 	// roots instead of the system's (a private CA, a self-signed server).
@@ -95,6 +101,8 @@ type Client struct {
 	done   chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// closeIdle closes the connections of the HTTP transport's pool.
+	closeIdle func()
 }
 
 // Connect opens a connection, performs the handshake, fetches the workspace
@@ -118,28 +126,52 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.MethodTimeout <= 0 {
 		cfg.MethodTimeout = defaultMethodTimeout
 	}
+	connType := "websocket"
+	var closeIdle func()
 	if cfg.Dialer == nil {
 		if cfg.ServerURL == "" {
 			return nil, errors.New("rpc: ServerURL is empty")
 		}
-		if _, err := WebsocketURL(cfg.ServerURL); err != nil {
-			return nil, err
-		}
-		client := batchingClient
+		var tlsCfg *tls.Config
 		if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
-			client = tlsClient(&tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}) //nolint:gosec // opt-in
+			tlsCfg = &tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in
 		}
-		cfg.Dialer = websocketDialer(cfg.ServerURL, cfg.MaxMessageSize, client)
+		switch cfg.Transport {
+		case "", TransportWebsocket:
+			if _, err := WebsocketURL(cfg.ServerURL); err != nil {
+				return nil, err
+			}
+			client := batchingClient
+			if tlsCfg != nil {
+				client = tlsClient(tlsCfg)
+			}
+			cfg.Dialer = websocketDialer(cfg.ServerURL, cfg.MaxMessageSize, client)
+		case TransportHTTP:
+			endpoint, err := HTTPStreamURL(cfg.ServerURL)
+			if err != nil {
+				return nil, err
+			}
+			tr, closeAll := newHTTPTransport()
+			tr.TLSClientConfig = tlsCfg
+			cfg.Dialer = httpStreamDialer(endpoint, cfg.MaxMessageSize, tr)
+			closeIdle = closeAll
+			connType = "http_streaming"
+		default:
+			return nil, fmt.Errorf("rpc: unknown Transport %q (want %q or %q)", cfg.Transport, TransportWebsocket, TransportHTTP)
+		}
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, subscribed: map[string]bool{}, done: make(chan struct{})}
+	c := &Client{cfg: cfg, log: cfg.Logger, subscribed: map[string]bool{}, done: make(chan struct{}), closeIdle: closeIdle}
 	conn, info, err := c.handshake(ctx, "")
 	if err != nil {
+		if closeIdle != nil {
+			closeIdle()
+		}
 		return nil, err
 	}
 	c.peer = newPeer(peerConfig{
 		ClientID: cfg.ClientID, Workspace: info.Workspace, ServerBaseURL: info.PublicBaseURL,
 		ManagerID: info.ManagerID, Send: c.send, MethodTimeout: cfg.MethodTimeout, Logger: cfg.Logger,
-		DefaultContext:        map[string]any{"connection_type": "websocket"},
+		DefaultContext:        map[string]any{"connection_type": connType},
 		AllowForeignCallables: cfg.AllowForeignCallables,
 		Chunks:                cfg.ChunkLimits,
 	})
@@ -574,6 +606,9 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	if c.peer != nil {
 		c.peer.Close()
+	}
+	if c.closeIdle != nil {
+		c.closeIdle()
 	}
 	return nil
 }

@@ -26,6 +26,9 @@ func mustRawUser(u *auth.UserInfo) wire.Raw { return wire.MustRaw(u.ToMap()) }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("/ws", s.handleWS)
+	// The HTTP streaming transport (httprpc.go).
+	s.mux.HandleFunc("GET /rpc", s.handleRPCStream)
+	s.mux.HandleFunc("POST /rpc", s.handleRPCPost)
 	s.mux.HandleFunc("GET /health/readiness", s.health)
 	s.mux.HandleFunc("GET /health/liveness", s.health)
 	// The browser build of the JavaScript hypha-rpc client, at upstream's

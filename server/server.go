@@ -116,6 +116,10 @@ type Config struct {
 	// Login configures the login service public/hypha-login and its page
 	// (login.go, login_page.go).
 	Login LoginConfig
+	// MaxRPCStreamsPerCaller bounds the open HTTP RPC streams (GET /rpc,
+	// hypha-rpc's transport="http") of one caller: one user, or for
+	// anonymous callers one network address (default 64).
+	MaxRPCStreamsPerCaller int
 
 	// Apps builds the apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
@@ -168,6 +172,7 @@ type Server struct {
 	mcp   *mcpserve.Handler // the MCP endpoint (mcp.go)
 
 	loginSvc *loginService // public/hypha-login (login.go)
+	streams  rpcStreams    // the HTTP streaming transport (httprpc.go)
 }
 
 // New creates a server.
@@ -239,6 +244,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxRevokedTokens <= 0 {
 		cfg.MaxRevokedTokens = 100000
+	}
+	if cfg.MaxRPCStreamsPerCaller <= 0 {
+		cfg.MaxRPCStreamsPerCaller = DefaultMaxRPCStreamsPerCaller
 	}
 	if cfg.MaxWorkspacesPerUser <= 0 {
 		cfg.MaxWorkspacesPerUser = 100

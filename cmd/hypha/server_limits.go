@@ -56,6 +56,8 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 		"open MCP sessions per caller on /{workspace}/mcp/{service_id}/mcp; anonymous callers per address (HYPHA_MAX_MCP_SESSIONS_PER_CALLER)")
 	envDurationVar(fs, &cfg.MCPSessionIdleTimeout, "mcp-session-idle-timeout", "HYPHA_MCP_SESSION_IDLE_TIMEOUT", mcpserve.DefaultIdleTimeout,
 		"close an MCP session without a request for this long (HYPHA_MCP_SESSION_IDLE_TIMEOUT)")
+	envIntVar(fs, &cfg.MaxRPCStreamsPerCaller, "max-rpc-streams-per-caller", "HYPHA_MAX_RPC_STREAMS_PER_CALLER", server.DefaultMaxRPCStreamsPerCaller,
+		"open HTTP RPC streams (GET /rpc) per caller; anonymous callers per address (HYPHA_MAX_RPC_STREAMS_PER_CALLER)")
 
 	// Manager state per workspace.
 	envIntVar(fs, &cfg.MaxItemsPerWorkspace, "max-items-per-workspace", "HYPHA_MAX_ITEMS_PER_WORKSPACE", 1000,

@@ -152,7 +152,7 @@ async function connect(serverUrl, opts = {}) {
     WebSocketClass: WebSocket,
     method_timeout: opts.method_timeout ?? 15,
   };
-  for (const k of ["token", "workspace", "client_id", "name"]) {
+  for (const k of ["token", "workspace", "client_id", "name", "transport"]) {
     if (opts[k] !== undefined && opts[k] !== null) cfg[k] = opts[k];
   }
   const server = await hyphaWebsocketClient.connectToServer(cfg);
