@@ -113,6 +113,16 @@ type Config struct {
 	// that long (default 10 min).
 	MCPSessionIdleTimeout time.Duration
 
+	// MaxAppRequestsPerCaller bounds the requests one caller (one user;
+	// anonymous callers per network address) has in flight on the app
+	// routes /{workspace}/apps/{service_id}/... (default 32; asgi.go).
+	MaxAppRequestsPerCaller int
+	// AppResponseTimeout bounds how long an app service may stay silent:
+	// before it starts its response (then 504) and between two of its
+	// events or writes to a slow client (then the connection is cut)
+	// (default 2 min).
+	AppResponseTimeout time.Duration
+
 	// Apps builds the apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
 	// is set: the host passes server/apps.ForServer(limits). Nil means no
@@ -162,6 +172,8 @@ type Server struct {
 	hooks appHooks          // apps controller hooks (apphooks.go)
 	extra extraState        // manager_extra.go
 	mcp   *mcpserve.Handler // the MCP endpoint (mcp.go)
+
+	appLimit appLimiter // app requests in flight per caller (asgi.go)
 }
 
 // New creates a server.
@@ -201,6 +213,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxHTTPBodyBytes <= 0 {
 		cfg.MaxHTTPBodyBytes = 16 << 20
+	}
+	if cfg.MaxAppRequestsPerCaller <= 0 {
+		cfg.MaxAppRequestsPerCaller = DefaultMaxAppRequestsPerCaller
+	}
+	if cfg.AppResponseTimeout <= 0 {
+		cfg.AppResponseTimeout = DefaultAppResponseTimeout
 	}
 	if cfg.MaxMalformedFrames == 0 {
 		cfg.MaxMalformedFrames = 100
