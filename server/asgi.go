@@ -431,8 +431,10 @@ func (x *asgiExchange) send(_ context.Context, c *rpc.Call) (any, error) {
 			return nil, errors.New("send: the request body was over the server's limit; the request is refused")
 		}
 		status, ok := asInt(ev["status"])
-		if !ok || status < 100 || status > 999 {
-			return nil, fmt.Errorf("send: http.response.start has no valid status (%v)", ev["status"])
+		// Informational (1xx) answers would leave the exchange half done
+		// (and 101 asks for a protocol switch the relay cannot make).
+		if !ok || status < 200 || status > 999 {
+			return nil, fmt.Errorf("send: http.response.start has no valid final status (%v; 200 to 999)", ev["status"])
 		}
 		x.status = int(status)
 		x.header = http.Header{}
@@ -683,7 +685,7 @@ func (s *Server) serveFunctions(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	status := int64(http.StatusOK)
 	if v, ok := m["status"]; ok && v != nil {
-		if status, ok = asInt(v); !ok || status < 100 || status > 999 {
+		if status, ok = asInt(v); !ok || status < 200 || status > 999 {
 			appError(w, http.StatusBadGateway, fmt.Sprintf("functions service %s answered an invalid status %v", e.FullID(), m["status"]))
 			return
 		}

@@ -533,3 +533,32 @@ func TestHostileApps(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkAppRequest: one GET through /{ws}/apps/{id}/ to a Go handler
+// registered with rpc/asgi (lookup, get_service as the caller, serve with
+// one receive and two sends) and a functions-service GET, on loopback.
+func BenchmarkAppRequest(b *testing.B) {
+	s := testserver.Start(b, server.Config{})
+	prov := testserver.Connect(b, s, rpc.Config{})
+	testserver.MustRegister(b, prov, asgi.Service("bench", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})))
+	testserver.MustRegister(b, prov, rpc.Service{ID: "benchfn", Type: "functions", Config: rpc.ServiceConfig{Visibility: "public"},
+		Functions: map[string]any{"index": func(map[string]any) map[string]any { return map[string]any{"body": "ok"} }}})
+	for _, id := range []string{"bench", "benchfn"} {
+		b.Run(id, func(b *testing.B) {
+			url := appURL(s, prov.Info().Workspace, id, "/")
+			for b.Loop() {
+				resp, err := http.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatal(resp.Status)
+				}
+			}
+		})
+	}
+}
