@@ -122,6 +122,15 @@ type GetServiceOption func(map[string]any)
 // "random", "first", "last".
 func Mode(mode string) GetServiceOption { return func(m map[string]any) { m["mode"] = mode } }
 
+// CaseConversion asks the server to rename the keys of the service it
+// returns (its functions, nested ones and config included): "camel"
+// (hello_world → helloWorld), "snake" (HelloWorld → hello_world), or
+// "camel+snake" for both names. Calls through a renamed function reach the
+// provider's function as registered.
+func CaseConversion(kind string) GetServiceOption {
+	return func(m map[string]any) { m["case_conversion"] = kind }
+}
+
 // GetService fetches a service by id: "svc", "ws/svc", "client:svc",
 // "ws/client:svc", each optionally with "@app_id".
 func (c *Client) GetService(ctx context.Context, id string, opts ...GetServiceOption) (*RemoteService, error) {

@@ -56,6 +56,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /{workspace}/services/{service_id}/{function...}", s.httpCall)
 	s.mux.HandleFunc("POST /{workspace}/services/{service_id}/{function...}", s.httpCall)
 	s.mountMCP()
+	s.mountApps() // /{workspace}/apps/{service_id}/... (asgi.go)
 	if s.cfg.Pprof {
 		s.mux.HandleFunc("/debug/pprof/", loopbackOnly(pprof.Index))
 		s.mux.HandleFunc("/debug/pprof/profile", loopbackOnly(pprof.Profile))

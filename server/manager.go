@@ -324,6 +324,9 @@ func (s *Server) findService(ctx context.Context, c *rpc.Call) (*registry.Entry,
 	if m, ok := c.Kwargs["mode"].(string); ok {
 		mode = m
 	}
+	if err := validCaseConversion(caseConversionOf(c)); err != nil {
+		return nil, nil, "", err
+	}
 	q, err := registry.ParseServiceID(query, ws)
 	if err != nil {
 		return nil, nil, "", err
@@ -405,15 +408,20 @@ func (s *Server) mGetService(ctx context.Context, c *rpc.Call) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("get service %s: provider returned %T", e.FullID(), v)
 	}
+	svc["id"] = e.FullID()
+	if e.AppID != "" && e.AppID != "*" {
+		svc["app_id"] = e.AppID
+	}
+	// As upstream: the keys are converted before the server adds the
+	// workspace and url to the config (caseconv.go).
+	if kind := caseConversionOf(c); kind != "" {
+		svc = convertCase(svc, kind).(map[string]any)
+	}
 	cfg, _ := svc["config"].(map[string]any)
 	cfg = cloneMap(cfg)
 	cfg["workspace"] = e.Workspace
 	cfg["url"] = s.URL() + "/" + e.Workspace + "/services/" + e.ClientID + ":" + e.Name
 	svc["config"] = cfg
-	svc["id"] = e.FullID()
-	if e.AppID != "" && e.AppID != "*" {
-		svc["app_id"] = e.AppID
-	}
 	return svc, nil
 }
 

@@ -120,6 +120,15 @@ type Config struct {
 	// hypha-rpc's transport="http") of one caller: one user, or for
 	// anonymous callers one network address (default 64).
 	MaxRPCStreamsPerCaller int
+	// MaxAppRequestsPerCaller bounds the requests one caller (one user;
+	// anonymous callers per network address) has in flight on the app
+	// routes /{workspace}/apps/{service_id}/... (default 32; asgi.go).
+	MaxAppRequestsPerCaller int
+	// AppResponseTimeout bounds how long an app service may stay silent:
+	// before it starts its response (then 504) and between two of its
+	// events or writes to a slow client (then the connection is cut)
+	// (default 2 min).
+	AppResponseTimeout time.Duration
 
 	// Apps builds the apps controller (public/server-apps,
 	// public/artifact-manager, /{ws}/artifacts/{app}/files/...) when DataDir
@@ -173,6 +182,7 @@ type Server struct {
 
 	loginSvc *loginService // public/hypha-login (login.go)
 	streams  rpcStreams    // the HTTP streaming transport (httprpc.go)
+	appLimit appLimiter // app requests in flight per caller (asgi.go)
 }
 
 // New creates a server.
@@ -212,6 +222,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxHTTPBodyBytes <= 0 {
 		cfg.MaxHTTPBodyBytes = 16 << 20
+	}
+	if cfg.MaxAppRequestsPerCaller <= 0 {
+		cfg.MaxAppRequestsPerCaller = DefaultMaxAppRequestsPerCaller
+	}
+	if cfg.AppResponseTimeout <= 0 {
+		cfg.AppResponseTimeout = DefaultAppResponseTimeout
 	}
 	if cfg.MaxMalformedFrames == 0 {
 		cfg.MaxMalformedFrames = 100

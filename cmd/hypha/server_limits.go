@@ -58,6 +58,10 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 		"close an MCP session without a request for this long (HYPHA_MCP_SESSION_IDLE_TIMEOUT)")
 	envIntVar(fs, &cfg.MaxRPCStreamsPerCaller, "max-rpc-streams-per-caller", "HYPHA_MAX_RPC_STREAMS_PER_CALLER", server.DefaultMaxRPCStreamsPerCaller,
 		"open HTTP RPC streams (GET /rpc) per caller; anonymous callers per address (HYPHA_MAX_RPC_STREAMS_PER_CALLER)")
+	envIntVar(fs, &cfg.MaxAppRequestsPerCaller, "max-app-requests-per-caller", "HYPHA_MAX_APP_REQUESTS_PER_CALLER", server.DefaultMaxAppRequestsPerCaller,
+		"requests in flight per caller on the app routes /{workspace}/apps/{service_id}/...; anonymous callers per address (HYPHA_MAX_APP_REQUESTS_PER_CALLER)")
+	envDurationVar(fs, &cfg.AppResponseTimeout, "app-response-timeout", "HYPHA_APP_RESPONSE_TIMEOUT", server.DefaultAppResponseTimeout,
+		"longest silence of an app service: before its response starts (then 504) and between its events (HYPHA_APP_RESPONSE_TIMEOUT)")
 
 	// Manager state per workspace.
 	envIntVar(fs, &cfg.MaxItemsPerWorkspace, "max-items-per-workspace", "HYPHA_MAX_ITEMS_PER_WORKSPACE", 1000,
