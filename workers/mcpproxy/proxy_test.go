@@ -95,8 +95,13 @@ type harness struct {
 var appN atomic.Int64
 
 func newHarness(t testing.TB) *harness {
+	return newHarnessOpts(t, Options{AllowStdio: true})
+}
+
+func newHarnessOpts(t testing.TB, opts Options) *harness {
 	s := testserver.Start(t, server.Config{Logger: testserver.Logger(t)})
-	w := New(Options{AllowStdio: true, Logger: testserver.Logger(t)})
+	opts.Logger = testserver.Logger(t)
+	w := New(opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -78,12 +78,34 @@ func uidOf(pid int) int {
 // TestHostileStdioLeavesNothing: a stdio server that starts a child and a
 // grandchild ignoring SIGTERM in a session of its own (setsid) runs as a
 // supervised session (a uid of its own when the worker is root); stop
-// leaves no process of it and no working directory.
+// leaves no process of it and no working directory. Also in the
+// fallbacks: no PID namespace, the worker's own user, no supervisor (a
+// root worker's uid per session still reaches every process).
 func TestHostileStdioLeavesNothing(t *testing.T) {
 	if _, err := os.Stat("/proc/self/environ"); err != nil {
 		t.Skip("no /proc")
 	}
-	h := newHarness(t)
+	for _, m := range []struct {
+		name string
+		opts Options
+		root bool // the mode holds only for a root worker
+	}{
+		{name: "supervised"},
+		{name: "no-pid-namespace", opts: Options{NoPIDNamespace: true}},
+		{name: "worker-user", opts: Options{RunAsWorkerUser: true}},
+		{name: "no-supervisor-own-uid", opts: Options{NoSupervisor: true}, root: true},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			if m.root && os.Geteuid() != 0 {
+				t.Skip("needs a root worker (a uid per session)")
+			}
+			m.opts.AllowStdio = true
+			stdioLeavesNothing(t, newHarnessOpts(t, m.opts), m.opts.RunAsWorkerUser)
+		})
+	}
+}
+
+func stdioLeavesNothing(t *testing.T, h *harness, workerUser bool) {
 	spec, mark := markedSpec(t)
 	cfg := h.start(map[string]any{"mcpServers": map[string]any{"local": spec}})
 	h.mustCall(cfg, "local", "tools.spawn")
@@ -94,7 +116,7 @@ func TestHostileStdioLeavesNothing(t *testing.T) {
 	if pid <= 0 {
 		t.Fatal("no stdio server pid")
 	}
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !workerUser {
 		if u := uidOf(pid); u <= 0 {
 			t.Fatalf("the stdio server of a root worker runs as uid %d, want a uid of its own", u)
 		}
