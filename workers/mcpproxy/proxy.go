@@ -79,8 +79,10 @@ func New(opts Options) *Worker {
 	w.runner = localproc.New(localproc.Options{
 		AppUser: opts.AppUser, AppUIDBase: opts.AppUIDBase, AppUIDCount: opts.AppUIDCount,
 		RunAsWorkerUser: opts.RunAsWorkerUser, NoSupervisor: opts.NoSupervisor, NoPIDNamespace: opts.NoPIDNamespace,
-		// Every stdio server is a session of its own.
-		MaxSessions: opts.MaxSessions * MaxServers, StopGrace: opts.StopGrace, WorkDir: opts.WorkDir, Logger: opts.Logger,
+		// The uid range is checked for one stdio server per app; an app
+		// with several leases one uid each, and a lease past the end of
+		// the range fails that server's start with the range's error.
+		MaxSessions: opts.MaxSessions, StopGrace: opts.StopGrace, WorkDir: opts.WorkDir, Logger: opts.Logger,
 	})
 	w.Base = worker.Base{Sessions: worker.NewRegistry(worker.RegistryOptions{MaxSessions: opts.MaxSessions, Logger: opts.Logger}), Stopper: w}
 	return w
