@@ -6,6 +6,7 @@ package interop
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"net"
@@ -31,13 +32,18 @@ type shapesAddIn struct {
 	B int `json:"b" jsonschema:"second addend"`
 }
 
+type shapesEchoIn struct {
+	Text string `json:"text" jsonschema:"returned as it is"`
+}
+
 type shapesGreetIn struct {
 	Name     string `json:"name" jsonschema:"who to greet"`
 	Language string `json:"language,omitempty" jsonschema:"a language code"`
 }
 
 // startShapesMCP serves, over streamable HTTP on loopback, an MCP server
-// with two tools with schemas, a resource and a prompt; it returns its URL.
+// with three tools with schemas (add has a structured result), a resource
+// and a prompt; it returns its URL.
 func startShapesMCP(t *testing.T) string {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "shapes", Version: "1"}, nil)
@@ -52,6 +58,10 @@ func startShapesMCP(t *testing.T) string {
 	mcp.AddTool(s, &mcp.Tool{Name: "greet", Description: "Greet someone."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in shapesGreetIn) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello " + in.Name}}}, nil, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Return the text as it is."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in shapesEchoIn) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
 		})
 	s.AddResource(&mcp.Resource{URI: "file:///notes.txt", Name: "notes", MIMEType: "text/plain", Description: "Some notes."},
 		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
@@ -80,14 +90,19 @@ func startShapesMCP(t *testing.T) string {
 
 // mcpShape is what an MCP proxy registered for the app.
 type mcpShape struct {
-	Services  []string            // short ids of the app's services
-	ID, Type  string              // of the server's service
-	Tools     map[string]any      // tool -> its function's schema parameters
-	ToolDocs  map[string]string   // tool -> its function's schema description
-	Resources map[string][]string // key -> the entry's fields
-	Prompts   map[string][]string // key -> the entry's fields
+	Services []string // short ids of the app's services
+	// Of the server's service: its short id, type, name, description,
+	// app_id and config.visibility.
+	ID, Type, Name, Description, AppID, Visibility string
+	Tools                                          map[string]any      // tool -> its function's schema parameters
+	ToolDocs                                       map[string]string   // tool -> its function's schema description
+	Resources                                      map[string][]string // key -> the entry's fields
+	Prompts                                        map[string][]string // key -> the entry's fields
 	// ResourceURIs and PromptNames are the uri / name fields of the entries.
 	ResourceURIs, PromptNames []string
+	// Calls: a call (as written in the key) -> its result as JSON, or
+	// "error: <message>".
+	Calls map[string]string
 }
 
 // installShapes installs and starts the mcp-server app on the server at
@@ -139,7 +154,13 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string) mcpShape {
 	if err != nil {
 		t.Fatalf("the app's service: %v", err)
 	}
-	shape.ID, shape.Type = rs.ID[strings.LastIndex(rs.ID, ":")+1:], rs.Type
+	shape.ID, shape.Type, shape.Name, shape.Description = rs.ID[strings.LastIndex(rs.ID, ":")+1:], rs.Type, rs.Name, rs.Description
+	shape.AppID = str(rs.Members(), "app_id")
+	for _, si := range list {
+		if si.ID == rs.ID {
+			shape.Visibility, _ = si.Config["visibility"].(string)
+		}
+	}
 	shape.Tools, shape.ToolDocs = map[string]any{}, map[string]string{}
 	if tools, ok := rs.Get("tools").(map[string]any); ok {
 		for name := range tools {
@@ -165,12 +186,39 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string) mcpShape {
 	}
 	shape.Resources, shape.ResourceURIs = entries("resources", "uri")
 	shape.Prompts, shape.PromptNames = entries("prompts", "name")
-	// The tools answer on both.
-	sum, err := rs.Call(ctx, "tools.add", rpc.Kwargs{"a": 2, "b": 40})
-	if err != nil {
-		t.Fatalf("tools.add: %v", err)
+	// What the functions answer.
+	shape.Calls = map[string]string{}
+	call := func(key string, f *rpc.RemoteFunc, args ...any) {
+		if f == nil {
+			shape.Calls[key] = "error: no such function"
+			return
+		}
+		v, err := f.Call(ctx, args...)
+		if err != nil {
+			msg := err.Error()
+			if i := strings.IndexByte(msg, '\n'); i >= 0 {
+				msg = msg[:i] // upstream's errors carry a traceback
+			}
+			shape.Calls[key] = "error: " + msg
+			return
+		}
+		shape.Calls[key] = mustJSON(v)
 	}
-	t.Logf("tools.add(2, 40) = %s", mustJSON(sum))
+	call("tools.add(a=2, b=40)", rs.Func("tools.add"), rpc.Kwargs{"a": 2, "b": 40})
+	call("tools.greet(name=Ada)", rs.Func("tools.greet"), rpc.Kwargs{"name": "Ada"})
+	call("tools.greet(Ada)", rs.Func("tools.greet"), "Ada")
+	call("tools.echo(text=007)", rs.Func("tools.echo"), rpc.Kwargs{"text": "007"})
+	call("prompts.review.read(text=x)", rs.Func("prompts.review.read"), rpc.Kwargs{"text": "x"})
+	// A resource's read through the entry itself: upstream's key (the URI)
+	// is not reachable as a member path.
+	if m, ok := rs.Get("resources").(map[string]any); ok {
+		for _, e := range m {
+			if em, ok := e.(map[string]any); ok && str(em, "uri") == "file:///notes.txt" {
+				f, _ := em["read"].(*rpc.RemoteFunc)
+				call("resources[file:///notes.txt].read()", f)
+			}
+		}
+	}
 	return shape
 }
 
@@ -198,8 +246,8 @@ func upstreamMCPUnusable(t *testing.T, dir string) string {
 	if ok, _ := r["ok"].(bool); ok {
 		return ""
 	}
-	return "upstream's MCP proxy (hypha/workers/mcp_proxy.py) needs the Python MCP SDK (PyPI package `mcp`), which Debian does not package and the peers harness cannot install (no PyPI): " +
-		"its `mcp` is an import-only stand-in (" + str(r, "module") + ") that fails on use: " + str(r, "error")
+	return "upstream's MCP proxy (hypha/workers/mcp_proxy.py) needs the Python MCP SDK (PyPI package `mcp`), which Debian does not package and PyPI is not reachable; " +
+		"install it from its source with interop/peers-mcp-sdk.sh (docs/compatibility.md, section 9). The harness's `mcp` (" + str(r, "module") + ") fails on use: " + str(r, "error")
 }
 
 // TestUpstreamMCPProxyShapes installs the same mcp-server app (a Go SDK
@@ -225,6 +273,9 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 	expect(t, "services", ours.Services, theirs.Services)
 	expect(t, "service id", ours.ID, theirs.ID)
 	expect(t, "service type", ours.Type, theirs.Type)
+	expect(t, "service name", ours.Name, theirs.Name)
+	expect(t, "service description", ours.Description, theirs.Description)
+	expect(t, "service app_id", ours.AppID, theirs.AppID)
 	expect(t, "tool names", slices.Sorted(maps.Keys(ours.Tools)), slices.Sorted(maps.Keys(theirs.Tools)))
 	for name, schema := range theirs.Tools {
 		if !reflect.DeepEqual(ours.Tools[name], schema) {
@@ -235,14 +286,6 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 	expect(t, "resource uris", ours.ResourceURIs, theirs.ResourceURIs)
 	expect(t, "prompt names", ours.PromptNames, theirs.PromptNames)
 	expect(t, "prompt keys and fields", ours.Prompts, theirs.Prompts)
-	// The known difference (docs/compatibility.md): upstream keys
-	// resources by URI, we by a member-safe name; the fields match.
-	for _, k := range slices.Sorted(maps.Keys(theirs.Resources)) {
-		t.Logf("upstream resource key %q, fields %v", k, theirs.Resources[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(ours.Resources)) {
-		t.Logf("our resource key %q, fields %v", k, ours.Resources[k])
-	}
 	fields := func(m map[string][]string) [][]string {
 		var out [][]string
 		for _, k := range slices.Sorted(maps.Keys(m)) {
@@ -251,4 +294,38 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 		return out
 	}
 	expect(t, "resource fields", fields(ours.Resources), fields(theirs.Resources))
+	for _, c := range []string{"tools.add(a=2, b=40)", "tools.greet(name=Ada)", "tools.greet(Ada)"} {
+		expect(t, c, ours.Calls[c], theirs.Calls[c])
+	}
+	const prompt = "prompts.review.read(text=x)"
+	var op, tp struct {
+		Description string
+		Messages    any
+	}
+	if err := json.Unmarshal([]byte(ours.Calls[prompt]), &op); err != nil {
+		t.Errorf("ours %s: %s", prompt, ours.Calls[prompt])
+	}
+	if err := json.Unmarshal([]byte(theirs.Calls[prompt]), &tp); err != nil {
+		t.Errorf("upstream %s: %s", prompt, theirs.Calls[prompt])
+	}
+	expect(t, prompt+" messages", mustJSON(op.Messages), mustJSON(tp.Messages))
+
+	// The differences (docs/compatibility.md, section 9): ours is asserted,
+	// upstream's is logged.
+	differ := func(what string, ourGot, ourWant, theirs any) {
+		t.Helper()
+		expect(t, "ours: "+what, ourGot, ourWant)
+		if reflect.DeepEqual(ourGot, theirs) {
+			t.Logf("%s: upstream now matches ours (%v); docs/compatibility.md section 9 is out of date", what, theirs)
+		} else {
+			t.Logf("%s: ours %v, upstream %v", what, ourGot, theirs)
+		}
+	}
+	differ("resource keys", slices.Sorted(maps.Keys(ours.Resources)), []string{"notes"}, slices.Sorted(maps.Keys(theirs.Resources)))
+	const read = "resources[file:///notes.txt].read()"
+	differ(read, ours.Calls[read], `"notes"`, theirs.Calls[read])
+	differ("visibility", ours.Visibility, "protected", theirs.Visibility)
+	const echo = "tools.echo(text=007)"
+	differ(echo, ours.Calls[echo], `"007"`, theirs.Calls[echo])
+	differ(prompt+" description", strconv.Quote(op.Description), `""`, strconv.Quote(tp.Description))
 }
