@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,8 +44,9 @@ type shapesGreetIn struct {
 
 // startShapesMCP serves, over streamable HTTP on loopback, an MCP server
 // with three tools with schemas (add has a structured result), a resource
-// and a prompt; it returns its URL.
-func startShapesMCP(t *testing.T) string {
+// and a prompt; it returns its URL and a count of the MCP sessions opened
+// on it (requests without an Mcp-Session-Id header).
+func startShapesMCP(t *testing.T) (string, *atomic.Int64) {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "shapes", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Add two integers."},
@@ -75,7 +77,14 @@ func startShapesMCP(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)}
+	sessions := new(atomic.Int64)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
+			sessions.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
 	t.Cleanup(func() {
@@ -85,7 +94,7 @@ func startShapesMCP(t *testing.T) string {
 			_ = ss.Close()
 		}
 	})
-	return "http://" + ln.Addr().String() + "/mcp"
+	return "http://" + ln.Addr().String() + "/mcp", sessions
 }
 
 // mcpShape is what an MCP proxy registered for the app.
@@ -103,12 +112,14 @@ type mcpShape struct {
 	// Calls: a call (as written in the key) -> its result as JSON, or
 	// "error: <message>".
 	Calls map[string]string
+	// CallSessions is how many MCP sessions the proxy opened for the calls.
+	CallSessions int64
 }
 
 // installShapes installs and starts the mcp-server app on the server at
 // url through its apps controller, as root, and reads what the proxy
 // registered.
-func installShapes(t *testing.T, url, rootToken, mcpURL string) mcpShape {
+func installShapes(t *testing.T, url, rootToken, mcpURL string, sessions *atomic.Int64) mcpShape {
 	t.Helper()
 	ctx := ctxTimeout(t, 3*time.Minute)
 	root := goConnect(t, url, rpc.Config{Token: rootToken, ClientID: "mcp-shapes-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)})
@@ -188,6 +199,7 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string) mcpShape {
 	shape.Prompts, shape.PromptNames = entries("prompts", "name")
 	// What the functions answer.
 	shape.Calls = map[string]string{}
+	before := sessions.Load()
 	call := func(key string, f *rpc.RemoteFunc, args ...any) {
 		if f == nil {
 			shape.Calls[key] = "error: no such function"
@@ -219,6 +231,7 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string) mcpShape {
 			}
 		}
 	}
+	shape.CallSessions = sessions.Load() - before
 	return shape
 }
 
@@ -256,8 +269,8 @@ func upstreamMCPUnusable(t *testing.T, dir string) string {
 // registers.
 func TestUpstreamMCPProxyShapes(t *testing.T) {
 	dir := needPeers(t)
-	mcpURL := startShapesMCP(t)
-	ours := installShapes(t, ourMCPSystem(t), testserver.RootToken, mcpURL)
+	mcpURL, sessions := startShapesMCP(t)
+	ours := installShapes(t, ourMCPSystem(t), testserver.RootToken, mcpURL, sessions)
 	t.Logf("ours: %s", mustJSON(ours))
 	if why := upstreamMCPUnusable(t, dir); why != "" {
 		t.Skip("skipping the comparison: " + why)
@@ -266,7 +279,7 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 	up.url = "http://127.0.0.1:" + strconv.Itoa(up.port)
 	t.Cleanup(func() { up.stop(t) })
 	up.start(t)
-	theirs := installShapes(t, up.url, peersRootToken(), mcpURL)
+	theirs := installShapes(t, up.url, peersRootToken(), mcpURL, sessions)
 	t.Logf("upstream: %s", mustJSON(theirs))
 
 	// What must match.
@@ -327,5 +340,6 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 	differ("visibility", ours.Visibility, "protected", theirs.Visibility)
 	const echo = "tools.echo(text=007)"
 	differ(echo, ours.Calls[echo], `"007"`, theirs.Calls[echo])
+	differ("MCP sessions opened for the calls", ours.CallSessions, int64(0), theirs.CallSessions)
 	differ(prompt+" description", strconv.Quote(op.Description), `""`, strconv.Quote(tp.Description))
 }
