@@ -5,8 +5,10 @@ package interop
 // docs/compatibility.md, "MCP proxy: the same app on upstream and here".
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -16,7 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,11 +44,33 @@ type shapesGreetIn struct {
 	Language string `json:"language,omitempty" jsonschema:"a language code"`
 }
 
-// startShapesMCP serves, over streamable HTTP on loopback, an MCP server
-// with three tools with schemas (add has a structured result), a resource
-// and a prompt; it returns its URL and a count of the MCP sessions opened
-// on it (requests without an Mcp-Session-Id header).
-func startShapesMCP(t *testing.T) (string, *atomic.Int64) {
+// shapesMCP is an MCP server (three tools with schemas, add with a
+// structured result; a resource; a prompt) served on loopback over
+// streamable HTTP (<base>/<who>/mcp) and over SSE (<base>/<who>/sse), one
+// pair of paths per proxy ("ours", "upstream"), so that the requests of
+// each are told apart.
+type shapesMCP struct {
+	base string
+	mu   sync.Mutex
+	reqs map[string]int // "<who> <transport> sessions|with header|without header"
+}
+
+// shapesHeader is the header the manifest sets on both servers.
+const shapesHeader, shapesHeaderValue = "X-Shapes-Key", "k1"
+
+func (m *shapesMCP) counts(who string) map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for k, n := range m.reqs {
+		if rest, ok := strings.CutPrefix(k, who+" "); ok {
+			out[rest] = n
+		}
+	}
+	return out
+}
+
+func startShapesMCP(t *testing.T) *shapesMCP {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "shapes", Version: "1"}, nil)
 	mcp.AddTool(s, &mcp.Tool{Name: "add", Description: "Add two integers."},
@@ -77,14 +101,47 @@ func startShapesMCP(t *testing.T) (string, *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sessions := new(atomic.Int64)
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil)
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
-			sessions.Add(1)
+	m := &shapesMCP{base: "http://" + ln.Addr().String(), reqs: map[string]int{}}
+	get := func(*http.Request) *mcp.Server { return s }
+	streamable, sse := mcp.NewStreamableHTTPHandler(get, nil), mcp.NewSSEHandler(get, nil)
+	mux := http.NewServeMux()
+	for _, who := range []string{"ours", "upstream"} {
+		count := func(transport string, r *http.Request, session bool) {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			key := who + " " + transport + " "
+			if session {
+				m.reqs[key+"sessions"]++
+			}
+			if r.Header.Get(shapesHeader) == shapesHeaderValue {
+				m.reqs[key+"with header"]++
+			} else {
+				m.reqs[key+"without header"]++
+			}
 		}
-		h.ServeHTTP(w, r)
-	})}
+		mux.HandleFunc("/"+who+"/mcp", func(w http.ResponseWriter, r *http.Request) {
+			// A session starts with an initialize request (newer clients may
+			// send a server/discover first, also without a session id).
+			initialize := false
+			if r.Method == http.MethodPost && r.Header.Get("Mcp-Session-Id") == "" {
+				b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(b))
+				var msg struct{ Method string }
+				initialize = json.Unmarshal(b, &msg) == nil && msg.Method == "initialize"
+			}
+			count("streamable-http", r, initialize)
+			streamable.ServeHTTP(w, r)
+		})
+		mux.HandleFunc("/"+who+"/sse", func(w http.ResponseWriter, r *http.Request) {
+			count("sse", r, r.Method == http.MethodGet)
+			sse.ServeHTTP(w, r)
+		})
+	}
+	hs := &http.Server{Handler: mux}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
 	t.Cleanup(func() {
@@ -94,7 +151,7 @@ func startShapesMCP(t *testing.T) (string, *atomic.Int64) {
 			_ = ss.Close()
 		}
 	})
-	return "http://" + ln.Addr().String() + "/mcp", sessions
+	return m
 }
 
 // mcpShape is what an MCP proxy registered for the app.
@@ -112,14 +169,17 @@ type mcpShape struct {
 	// Calls: a call (as written in the key) -> its result as JSON, or
 	// "error: <message>".
 	Calls map[string]string
-	// CallSessions is how many MCP sessions the proxy opened for the calls.
-	CallSessions int64
+	// Listing and Calling count the proxy's requests to the MCP server
+	// while the app is installed and started (and the service read), and
+	// while the functions are called: "<transport> sessions|with
+	// header|without header".
+	Listing, Calling map[string]int
 }
 
 // installShapes installs and starts the mcp-server app on the server at
 // url through its apps controller, as root, and reads what the proxy
 // registered.
-func installShapes(t *testing.T, url, rootToken, mcpURL string, sessions *atomic.Int64) mcpShape {
+func installShapes(t *testing.T, who, url, rootToken string, srv *shapesMCP) mcpShape {
 	t.Helper()
 	ctx := ctxTimeout(t, 3*time.Minute)
 	root := goConnect(t, url, rpc.Config{Token: rootToken, ClientID: "mcp-shapes-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10)})
@@ -127,10 +187,15 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string, sessions *atomic
 	if err != nil {
 		t.Fatalf("server-apps: %v", err)
 	}
+	headers := map[string]any{shapesHeader: shapesHeaderValue}
+	start := srv.counts(who)
 	if _, err := apps.Call(ctx, "install", rpc.Kwargs{
 		"app_id": "mcp-shapes",
 		"manifest": map[string]any{"type": "mcp-server", "name": "MCP shapes",
-			"mcpServers": map[string]any{"shapes": map[string]any{"type": "streamable-http", "url": mcpURL}}},
+			"mcpServers": map[string]any{
+				"shapes": map[string]any{"type": "streamable-http", "url": srv.base + "/" + who + "/mcp", "headers": headers},
+				"sse":    map[string]any{"type": "sse", "url": srv.base + "/" + who + "/sse", "headers": headers},
+			}},
 		"overwrite": true, "wait_for_service": "default", "timeout": 60.0,
 	}); err != nil {
 		t.Fatalf("install: %v", err)
@@ -199,7 +264,8 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string, sessions *atomic
 	shape.Prompts, shape.PromptNames = entries("prompts", "name")
 	// What the functions answer.
 	shape.Calls = map[string]string{}
-	before := sessions.Load()
+	listed := srv.counts(who)
+	shape.Listing = diffCounts(listed, start)
 	call := func(key string, f *rpc.RemoteFunc, args ...any) {
 		if f == nil {
 			shape.Calls[key] = "error: no such function"
@@ -231,8 +297,23 @@ func installShapes(t *testing.T, url, rootToken, mcpURL string, sessions *atomic
 			}
 		}
 	}
-	shape.CallSessions = sessions.Load() - before
+	if ss, err := root.GetService(ctx, sid+":sse"); err != nil {
+		shape.Calls["sse: tools.add(a=2, b=40)"] = "error: " + err.Error()
+	} else {
+		call("sse: tools.add(a=2, b=40)", ss.Func("tools.add"), rpc.Kwargs{"a": 2, "b": 40})
+	}
+	shape.Calling = diffCounts(srv.counts(who), listed)
 	return shape
+}
+
+func diffCounts(after, before map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, n := range after {
+		if d := n - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
 }
 
 // ourMCPSystem starts the embedded system (server, apps controller, the
@@ -263,14 +344,16 @@ func upstreamMCPUnusable(t *testing.T, dir string) string {
 		"install it from its source with interop/peers-mcp-sdk.sh (docs/compatibility.md, section 9). The harness's `mcp` (" + str(r, "module") + ") fails on use: " + str(r, "error")
 }
 
-// TestUpstreamMCPProxyShapes installs the same mcp-server app (a Go SDK
-// MCP server with two tools, a resource and a prompt) on upstream (with
-// --enable-mcp) and on our embedded server, and compares what each proxy
-// registers.
+// TestUpstreamMCPProxyShapes installs the same mcp-server app (one Go SDK
+// MCP server, three tools, a resource and a prompt, reached over
+// streamable HTTP and over SSE, with a header in the manifest) on upstream
+// (with --enable-mcp) and on our embedded server, and compares what each
+// proxy registers, what its functions answer and how it talks to the MCP
+// server.
 func TestUpstreamMCPProxyShapes(t *testing.T) {
 	dir := needPeers(t)
-	mcpURL, sessions := startShapesMCP(t)
-	ours := installShapes(t, ourMCPSystem(t), testserver.RootToken, mcpURL, sessions)
+	srv := startShapesMCP(t)
+	ours := installShapes(t, "ours", ourMCPSystem(t), testserver.RootToken, srv)
 	t.Logf("ours: %s", mustJSON(ours))
 	if why := upstreamMCPUnusable(t, dir); why != "" {
 		t.Skip("skipping the comparison: " + why)
@@ -279,7 +362,7 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 	up.url = "http://127.0.0.1:" + strconv.Itoa(up.port)
 	t.Cleanup(func() { up.stop(t) })
 	up.start(t)
-	theirs := installShapes(t, up.url, peersRootToken(), mcpURL, sessions)
+	theirs := installShapes(t, "upstream", up.url, peersRootToken(), srv)
 	t.Logf("upstream: %s", mustJSON(theirs))
 
 	// What must match.
@@ -307,7 +390,7 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 		return out
 	}
 	expect(t, "resource fields", fields(ours.Resources), fields(theirs.Resources))
-	for _, c := range []string{"tools.add(a=2, b=40)", "tools.greet(name=Ada)", "tools.greet(Ada)"} {
+	for _, c := range []string{"tools.add(a=2, b=40)", "tools.greet(name=Ada)", "tools.greet(Ada)", "sse: tools.add(a=2, b=40)"} {
 		expect(t, c, ours.Calls[c], theirs.Calls[c])
 	}
 	const prompt = "prompts.review.read(text=x)"
@@ -340,6 +423,21 @@ func TestUpstreamMCPProxyShapes(t *testing.T) {
 	differ("visibility", ours.Visibility, "protected", theirs.Visibility)
 	const echo = "tools.echo(text=007)"
 	differ(echo, ours.Calls[echo], `"007"`, theirs.Calls[echo])
-	differ("MCP sessions opened for the calls", ours.CallSessions, int64(0), theirs.CallSessions)
+	differ("MCP sessions opened for the calls", ours.Calling["streamable-http sessions"]+ours.Calling["sse sessions"], 0,
+		theirs.Calling["streamable-http sessions"]+theirs.Calling["sse sessions"])
+	// The manifest's headers: ours sends them on every request of both
+	// transports (asserted); upstream only on its SSE calls (logged).
+	for _, phase := range []struct {
+		name   string
+		counts map[string]int
+	}{{"listing", ours.Listing}, {"calling", ours.Calling}} {
+		for _, tr := range []string{"streamable-http", "sse"} {
+			expect(t, "ours, "+phase.name+" over "+tr+": requests without the manifest's header", phase.counts[tr+" without header"], 0)
+			if phase.counts[tr+" with header"] == 0 {
+				t.Errorf("ours, %s over %s: no request reached the MCP server", phase.name, tr)
+			}
+		}
+	}
+	t.Logf("requests to the MCP server: ours listing %v, calling %v; upstream listing %v, calling %v", ours.Listing, ours.Calling, theirs.Listing, theirs.Calling)
 	differ(prompt+" description", strconv.Quote(op.Description), `""`, strconv.Quote(tp.Description))
 }
