@@ -69,8 +69,11 @@ from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 t.Tool(name="probe", inputSchema={"type": "object"})
 print("mcp", m.version("mcp"), "from", mcp.__file__)'
-"${IN[@]}" PYTHONPATH=/opt/mcp-sdk.new:/opt/peers/shims:/opt/peers/hypha:/opt/peers/hypha-rpc/python \
-  python3 -c "$CHECK" >/dev/null
+# (sys.path.insert, not PYTHONPATH: on a re-run the .pth would put the old copy first)
+OUT="$("${IN[@]}" PYTHONPATH=/opt/peers/shims:/opt/peers/hypha:/opt/peers/hypha-rpc/python \
+  python3 -c "import sys; sys.path.insert(0, '/opt/mcp-sdk.new')
+$CHECK")" || { echo "the SDK at $TAG does not import in the chroot" >&2; exit 1; }
+case "$OUT" in *"from /opt/mcp-sdk.new/"*) ;; *) echo "the check imported another mcp: $OUT" >&2; exit 1 ;; esac
 rm -rf "$DEST"; mv "$NEW" "$DEST"
 
 # 3. make it win over the stand-in
