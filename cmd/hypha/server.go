@@ -161,7 +161,7 @@ func newServerCmd() *cobra.Command {
 	addLogFlags(fs, &po)
 	addCondaFlags(fs, &co)
 	addBrowserFlags(fs, &bo, &noBrowser)
-	fs.BoolVar(&allowMCPStdio, "allow-mcp-stdio", envOr("HYPHA_ALLOW_MCP_STDIO", "") == "1" || envOr("HYPHA_ALLOW_MCP_STDIO", "") == "true", "let mcp-server apps start local stdio MCP servers even when the server runs as root (they run as the server's user; always allowed otherwise) (HYPHA_ALLOW_MCP_STDIO)")
+	fs.BoolVar(&allowMCPStdio, "allow-mcp-stdio", envOr("HYPHA_ALLOW_MCP_STDIO", "") == "1" || envOr("HYPHA_ALLOW_MCP_STDIO", "") == "true", "let mcp-server apps start local stdio MCP servers even when the server runs as root (each runs as a supervised session with its own uid, as python-eval apps; always allowed otherwise) (HYPHA_ALLOW_MCP_STDIO)")
 	return cmd
 }
 

@@ -12,13 +12,26 @@ import (
 )
 
 // mcpProxyOptions are o.MCPProxy with stdio servers allowed when the
-// system does not run as root: its process worker then runs apps as this
-// same user, so a stdio MCP server (run as the worker's user, not under
-// per-session uids) gives an app nothing more. As root they stay off
-// unless o.MCPProxy.AllowStdio says otherwise.
+// system does not run as root (its process worker then runs apps as this
+// same user); as root they stay off unless o.MCPProxy.AllowStdio says
+// otherwise. Stdio servers are confined exactly as process sessions are
+// (the process worker's user and working directory settings where
+// o.MCPProxy leaves them empty), and a message from an MCP server is
+// bounded as one to the server is.
 func mcpProxyOptions(o Options) mcpproxy.Options {
-	mo := o.MCPProxy
+	mo, po := o.MCPProxy, o.Process
 	mo.AllowStdio = mo.AllowStdio || os.Geteuid() != 0
+	if mo.AppUser == "" && mo.AppUIDBase == 0 && mo.AppUIDCount == 0 && !mo.RunAsWorkerUser {
+		mo.AppUser, mo.AppUIDBase, mo.AppUIDCount, mo.RunAsWorkerUser = po.AppUser, po.AppUIDBase, po.AppUIDCount, po.RunAsWorkerUser
+	}
+	if mo.WorkDir == "" {
+		mo.WorkDir = po.WorkDir
+	}
+	mo.NoSupervisor = mo.NoSupervisor || po.NoSupervisor
+	mo.NoPIDNamespace = mo.NoPIDNamespace || po.NoPIDNamespace
+	if mo.MaxMessageBytes == 0 {
+		mo.MaxMessageBytes = int(o.Server.MaxMessageSize)
+	}
 	if mo.Logger == nil {
 		mo.Logger = o.Server.Logger.With("component", "mcp-proxy-worker")
 	}

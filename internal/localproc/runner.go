@@ -1,6 +1,6 @@
 // Package localproc runs the processes of worker sessions on the local
 // host, for every built-in worker that runs local programs (the process,
-// conda and terminal workers). It owns what such a worker
+// conda and terminal workers, and the MCP proxy's stdio servers). It owns what such a worker
 // must get right and should not write twice:
 //
 //   - who a session's processes run as: a uid of the session's own when the

@@ -164,10 +164,19 @@ type Command struct {
 	// side does (the terminal worker). The caller closes its copy of TTY
 	// once Start returned.
 	TTY *os.File
+	// Stdin, when set, is the program's stdin instead of /dev/null, and
+	// Stdout, when set, its stdout instead of a pipe into Logs: the ends
+	// of pipes the worker speaks a protocol over (the MCP proxy's stdio
+	// servers). Stderr still goes to Logs. The caller closes its copies
+	// once Start returned.
+	Stdin, Stdout *os.File
+	// LinePrefix is put before every output line in Logs (say "name: "
+	// when one app runs several programs).
+	LinePrefix string
 }
 
 // Start runs cmd in the session's working directory as the session's
-// user, in its own process group, with stdin /dev/null and only
+// user, in its own process group, with stdin /dev/null (or cmd.Stdin) and only
 // descriptors 0, 1 and 2. When sessions run as another user, the
 // directory tree is given to that user first. It returns once the
 // process runs; Done closes when it has ended, its output is in the logs
@@ -193,38 +202,40 @@ func (s *Session) Start(cmd Command) error {
 	if cmd.TTY != nil {
 		return s.startTTY(cmd)
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return fmt.Errorf("create pipe: %w", err)
+	var outR, outW *os.File
+	var err error
+	if cmd.Stdout == nil {
+		if outR, outW, err = os.Pipe(); err != nil {
+			return fmt.Errorf("create pipe: %w", err)
+		}
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		outR.Close()
-		outW.Close()
+		closeFiles(outR, outW)
 		return fmt.Errorf("create pipe: %w", err)
 	}
 	s.mu.Lock()
 	if s.closed || s.started {
 		s.mu.Unlock()
-		for _, f := range []*os.File{outR, outW, errR, errW} {
-			f.Close()
-		}
+		closeFiles(outR, outW, errR, errW)
 		if s.started {
 			return errors.New("localproc: Start called twice")
 		}
 		return ErrStopped
 	}
 	closeInheritedFDs()
-	ch, err := s.r.startChild(s, cmd, outW, errW)
+	out := outW
+	if cmd.Stdout != nil {
+		out = cmd.Stdout
+	}
+	ch, err := s.r.startChild(s, cmd, out, errW)
 	if err == nil {
 		s.started, s.ch, s.pid = true, ch, ch.pid()
 	}
 	s.mu.Unlock()
-	outW.Close() // the child holds its own copies
-	errW.Close()
+	closeFiles(outW, errW) // the child holds its own copies
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		closeFiles(outR, errR)
 		return fmt.Errorf("start %s: %w", filepath.Base(cmd.Path), err)
 	}
 	go s.monitor(ch, cmd, outR, errR)
@@ -275,7 +286,7 @@ func (r *Runner) startChild(s *Session, cmd Command, out, errw *os.File) (child,
 		}
 		if !r.opts.NoPIDNamespace && !r.pidNSRefused.Load() {
 			cfg.PIDNamespace = true
-			ch, err := startSupervised(cfg, cmd.TTY, out, errw, s.lock)
+			ch, err := startSupervised(cfg, cmd.TTY, cmd.Stdin, out, errw, s.lock)
 			if !errors.Is(err, errNamespaceRefused) {
 				return ch, err
 			}
@@ -285,7 +296,7 @@ func (r *Runner) startChild(s *Session, cmd Command, out, errw *os.File) (child,
 			}
 			cfg.PIDNamespace = false
 		}
-		return startSupervised(cfg, cmd.TTY, out, errw, s.lock)
+		return startSupervised(cfg, cmd.TTY, cmd.Stdin, out, errw, s.lock)
 	}
 	if cmd.TTY != nil {
 		return startDirect(&exec.Cmd{
@@ -294,12 +305,16 @@ func (r *Runner) startChild(s *Session, cmd Command, out, errw *os.File) (child,
 			SysProcAttr: ttyProcAttr(u),
 		}, uid)
 	}
+	var stdin io.Reader // nil: /dev/null
+	if cmd.Stdin != nil {
+		stdin = cmd.Stdin
+	}
 	return startDirect(&exec.Cmd{
 		Path:        cmd.Path,
 		Args:        cmd.Args,
 		Env:         cmd.Env,
 		Dir:         s.dir,
-		Stdin:       nil, // /dev/null
+		Stdin:       stdin,
 		Stdout:      out,
 		Stderr:      errw,
 		SysProcAttr: sysProcAttr(u),
@@ -313,8 +328,11 @@ func (s *Session) monitor(ch child, cmd Command, outR, errR *os.File) {
 	var readers sync.WaitGroup
 	var progress atomic.Int64
 	if outR != nil {
-		readers.Add(2)
+		readers.Add(1)
 		go func() { defer readers.Done(); s.r.pump(cmd, outR, worker.LogStdout, &progress) }()
+	}
+	if errR != nil {
+		readers.Add(1)
 		go func() { defer readers.Done(); s.r.pump(cmd, errR, worker.LogStderr, &progress) }()
 	}
 
@@ -481,7 +499,7 @@ func (r *Runner) pump(cmd Command, rd io.Reader, typ worker.LogType, progress *a
 	pieces, size := 0, 0 // of the line being split
 	lineCap := r.opts.MaxLineBytes
 	emit := func(text string, partial bool) {
-		store.AppendWait(ctx, typ, text, partial)
+		store.AppendWait(ctx, typ, cmd.LinePrefix+text, partial)
 		progress.Add(1)
 	}
 	for {

@@ -202,3 +202,55 @@ func markedProcs(mark string) []int {
 	}
 	return out
 }
+
+// TestSessionStdio: with Command.Stdin and Stdout the program speaks over
+// the worker's pipes (through the supervisor too), its stderr still goes
+// to the logs with LinePrefix, and closing its stdin ends it.
+func TestSessionStdio(t *testing.T) {
+	if !Supported {
+		t.Skip("no process groups")
+	}
+	r := newRunner(t, time.Second)
+	s, err := r.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := worker.NewLogStore(worker.LogLimits{})
+	cmd := shCommand(t, `echo started >&2; while read line; do echo "got $line"; done`, logs)
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.LinePrefix = inR, outW, "srv: "
+	if err := s.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	inR.Close()
+	outW.Close()
+	defer outR.Close()
+	if _, err := io.WriteString(inW, "ping\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := outR.Read(buf)
+	if err != nil || string(buf[:n]) != "got ping\n" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	inW.Close() // EOF: the loop ends, and so does the program
+	if _, err := s.Wait(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := lines(logs, worker.LogStderr); !slices.Equal(got, []string{"srv: started"}) {
+		t.Fatalf("stderr: %q", got)
+	}
+	if got := lines(logs, worker.LogStdout); len(got) != 0 {
+		t.Fatalf("stdout reached the logs: %q", got)
+	}
+	if ex := s.Exit(); ex.Code != 0 {
+		t.Fatalf("exit: %+v", ex)
+	}
+}

@@ -37,9 +37,10 @@ var errNamespaceRefused = errors.New("the system refused a PID namespace for the
 // starts the app described by cfg. out and errw become the app's stdout
 // and stderr (the supervisor passes them straight through). It returns
 // once the app runs, or with the reason it could not start. The
-// supervisor also holds dirLock (see lockWorkDir) until it ends. With tty
-// (cfg.TTY), tty is the app's stdin, stdout and stderr instead.
-func startSupervised(cfg supervisorConfig, tty, out, errw, dirLock *os.File) (child, error) {
+// supervisor also holds dirLock (see lockWorkDir) until it ends. stdin,
+// when not nil, is the app's stdin (else /dev/null). With tty (cfg.TTY),
+// tty is the app's stdin, stdout and stderr instead.
+func startSupervised(cfg supervisorConfig, tty, stdin, out, errw, dirLock *os.File) (child, error) {
 	var pipes []*os.File
 	closeAll := func() {
 		for _, f := range pipes {
@@ -79,11 +80,14 @@ func startSupervised(cfg supervisorConfig, tty, out, errw, dirLock *os.File) (ch
 		Args: args,
 		Env:  []string{}, // nothing of the worker's: the app's env travels in cfg
 		Dir:  "/",
-		// Stdin nil: /dev/null, passed on to the app.
+		// Stdin nil: /dev/null (or stdin, below), passed on to the app.
 		Stdout:      out,
 		Stderr:      errw,
 		ExtraFiles:  []*os.File{cfgR, stW, dirLock, lifeR},
 		SysProcAttr: attr,
+	}
+	if stdin != nil {
+		cmd.Stdin = stdin
 	}
 	if tty != nil {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty

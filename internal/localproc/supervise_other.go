@@ -14,7 +14,7 @@ const canSupervise = false
 
 var errNamespaceRefused = errors.New("PID namespaces need Linux")
 
-func startSupervised(supervisorConfig, *os.File, *os.File, *os.File, *os.File) (child, error) {
+func startSupervised(supervisorConfig, *os.File, *os.File, *os.File, *os.File, *os.File) (child, error) {
 	return nil, errors.New("session supervisors need Linux")
 }
 

@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -63,6 +65,22 @@ func newTestServer(label string) *mcp.Server {
 			}
 			go func() { _ = cmd.Wait() }()
 			return nil, addOut{Sum: cmd.Process.Pid}, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "stubborn", Description: "Start a grandchild that ignores SIGTERM and leaves the process group."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, addOut, error) {
+			cmd := exec.Command("sh", "-c", "trap '' TERM; exec sleep 600")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			if err := cmd.Start(); err != nil {
+				return nil, addOut{}, err
+			}
+			go func() { _ = cmd.Wait() }()
+			return nil, addOut{Sum: cmd.Process.Pid}, nil
+		})
+	mcp.AddTool(s, &mcp.Tool{Name: "huge", Description: "A text result of n bytes."},
+		func(ctx context.Context, req *mcp.CallToolRequest, in struct {
+			N int `json:"n"`
+		}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", in.N)}}}, nil, nil
 		})
 	mcp.AddTool(s, &mcp.Tool{Name: "pid", Description: "The server's pid."},
 		func(ctx context.Context, req *mcp.CallToolRequest, in struct{}) (*mcp.CallToolResult, addOut, error) {

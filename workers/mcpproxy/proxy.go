@@ -17,7 +17,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/hypha-go/hypha/internal/localproc"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/worker"
 )
@@ -31,18 +33,35 @@ const DefaultMaxSessions = 100
 // Options configure the worker.
 type Options struct {
 	MaxSessions int
-	// AllowStdio lets manifests start local stdio servers. They run as the
-	// worker's own user (not under per-session uids), so enable it only
-	// where whoever may start an app could run that command anyway.
+	// AllowStdio lets manifests start local stdio servers: any command,
+	// run as a session of the platform's process supervisor exactly as
+	// the process worker runs an app (see the fields below). Enable it
+	// where whoever may start an app may run a program on this host.
 	AllowStdio bool
-	Logger     *slog.Logger
+	// AppUser, AppUIDBase/AppUIDCount, RunAsWorkerUser, NoSupervisor,
+	// NoPIDNamespace, StopGrace and WorkDir choose who stdio servers run
+	// as and how they are supervised and stopped, exactly as for the
+	// process worker (see internal/localproc.Options).
+	AppUser                 string
+	AppUIDBase, AppUIDCount int
+	RunAsWorkerUser         bool
+	NoSupervisor            bool
+	NoPIDNamespace          bool
+	StopGrace               time.Duration
+	WorkDir                 string
+	// MaxMessageBytes bounds one message the proxy reads from an MCP
+	// server (a line of a stdio server, an HTTP response body, an event
+	// of an event stream); default DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	Logger          *slog.Logger
 }
 
 // Worker is the MCP proxy worker.
 type Worker struct {
 	worker.Base
-	opts Options
-	log  *slog.Logger
+	opts   Options
+	log    *slog.Logger
+	runner *localproc.Runner // stdio servers
 }
 
 // New returns a worker.
@@ -53,7 +72,18 @@ func New(opts Options) *Worker {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxMessageBytes <= 0 {
+		opts.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	w := &Worker{opts: opts, log: opts.Logger}
+	w.runner = localproc.New(localproc.Options{
+		AppUser: opts.AppUser, AppUIDBase: opts.AppUIDBase, AppUIDCount: opts.AppUIDCount,
+		RunAsWorkerUser: opts.RunAsWorkerUser, NoSupervisor: opts.NoSupervisor, NoPIDNamespace: opts.NoPIDNamespace,
+		// The uid range is checked for one stdio server per app; an app
+		// with several leases one uid each, and a lease past the end of
+		// the range fails that server's start with the range's error.
+		MaxSessions: opts.MaxSessions, StopGrace: opts.StopGrace, WorkDir: opts.WorkDir, Logger: opts.Logger,
+	})
 	w.Base = worker.Base{Sessions: worker.NewRegistry(worker.RegistryOptions{MaxSessions: opts.MaxSessions, Logger: opts.Logger}), Stopper: w}
 	return w
 }
@@ -124,7 +154,11 @@ type app struct {
 	closed bool
 	client *rpc.Client
 	links  []*link
-	dir    string
+	dir    string // the staged files_to_stage
+
+	ctx     context.Context // ends with close: the refreshers end
+	cancel  context.CancelFunc
+	refresh sync.WaitGroup
 }
 
 // keep records what the start made; false (and x is released) when the
@@ -172,6 +206,8 @@ func (a *app) close() {
 	a.closed = true
 	client, links, dir := a.client, a.links, a.dir
 	a.mu.Unlock()
+	a.cancel()
+	a.refresh.Wait()
 	for _, l := range links {
 		l.close()
 	}
@@ -217,6 +253,7 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		}
 	}
 	a := &app{}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
 	s.SetHandle(a)
 	fail := func(err error) (string, error) {
 		a.close()
@@ -248,12 +285,16 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			return fail(fmt.Errorf("start: %w", context.Canceled))
 		}
 	}
-	var errs []error
-	for _, spec := range specs {
+	var stdio *stdioEnv
+	if w.opts.AllowStdio {
 		a.mu.Lock()
-		dir := a.dir
+		stdio = &stdioEnv{runner: w.runner, staged: a.dir, logs: s.Logs(), logCtx: s.Context()}
 		a.mu.Unlock()
-		l := newLink(spec, w.opts.AllowStdio, dir, logf)
+	}
+	var errs []error
+	var live []*link
+	for _, spec := range specs {
+		l := newLink(spec, stdio, w.opts.MaxMessageBytes, logf)
 		if !a.keep(nil, l, "") {
 			return fail(fmt.Errorf("start: %w", context.Canceled))
 		}
@@ -268,10 +309,8 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 			l.close()
 			continue
 		}
-		tools := svc.Functions["tools"].(map[string]any)
-		info := client.Info()
-		logf(worker.LogInfo, "registered service %s/%s:%s (%d tools%s, %d resources, %d prompts)", info.Workspace, info.ClientID, spec.Name,
-			len(tools), toolNames(tools), len(svc.Functions["resources"].(map[string]any)), len(svc.Functions["prompts"].(map[string]any)))
+		live = append(live, l)
+		logf(worker.LogInfo, "registered service %s", describe(client, svc))
 	}
 	if len(errs) == len(specs) {
 		if len(errs) == 1 {
@@ -287,7 +326,59 @@ func (w *Worker) Start(ctx context.Context, cfg worker.Config) (string, error) {
 		a.close()
 		return "", err
 	}
+	for _, l := range live {
+		a.startRefresher(l, client, cfg.AppID, s.Log)
+	}
 	return s.ID(), nil
+}
+
+// describe names a registered service by its full id, with what it has.
+func describe(client *rpc.Client, svc rpc.Service) string {
+	tools := svc.Functions["tools"].(map[string]any)
+	info := client.Info()
+	return fmt.Sprintf("%s/%s:%s (%d tools%s, %d resources, %d prompts)", info.Workspace, info.ClientID, svc.ID,
+		len(tools), toolNames(tools), len(svc.Functions["resources"].(map[string]any)), len(svc.Functions["prompts"].(map[string]any)))
+}
+
+// RefreshTimeout bounds one re-listing and registration of a server's
+// service.
+const RefreshTimeout = time.Minute
+
+// startRefresher keeps l's service equal to what the server lists: on a
+// list_changed notification (tools, resources or prompts) and after each
+// reconnect, it lists again and registers the service anew (overwriting
+// it, so a removed tool leaves no function behind). A listing that fails
+// keeps the service as it was, with an error log.
+func (a *app) startRefresher(l *link, client *rpc.Client, appID string, log func(worker.LogType, string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return
+	}
+	logf := func(typ worker.LogType, format string, args ...any) { log(typ, fmt.Sprintf(format, args...)) }
+	a.refresh.Add(1)
+	go func() {
+		defer a.refresh.Done()
+		for {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-l.changed:
+			}
+			ctx, cancel := context.WithTimeout(a.ctx, RefreshTimeout)
+			svc, err := buildService(ctx, l, appID, logf)
+			if err == nil {
+				_, err = client.RegisterService(ctx, svc, rpc.Overwrite())
+			}
+			switch {
+			case err != nil && ctx.Err() == nil:
+				logf(worker.LogError, "MCP server %s: refresh its service: %v (the service stays as it was)", l.spec.Name, err)
+			case err == nil:
+				logf(worker.LogInfo, "re-registered service %s", describe(client, svc))
+			}
+			cancel()
+		}
+	}()
 }
 
 // Stop closes every MCP session, kills stdio servers and disconnects the
@@ -304,13 +395,16 @@ func (w *Worker) Stop(ctx context.Context, id string) error {
 	})
 }
 
-// Shutdown stops every session.
+// Shutdown stops every session, then releases the uids of stdio servers.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	var errs []error
 	for _, si := range w.Sessions.List("") {
 		if err := w.Stop(ctx, si.SessionID); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(errs) == 0 {
+		w.runner.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,17 +28,58 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	localproc.MaybeSupervise()
 	if os.Getenv("MCPPROXY_TEST_STDIO") == "1" {
 		runStdioServer()
 	}
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(localproc.SpawnerFunction))
+	if os.Getenv(workerHelperEnv) == "1" {
+		runWorkerHelper()
+	}
+	code := func() int {
+		// The stdio servers run as per-session uids when the tests run as
+		// root: they need a copy of this binary they may run.
+		dir, err := os.MkdirTemp("", "mcpproxy-test-bin-")
+		if err == nil {
+			defer os.RemoveAll(dir)
+			if err = os.Chmod(dir, 0o755); err == nil {
+				err = copyExe(filepath.Join(dir, "mcpproxy.test"))
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		testBinary = filepath.Join(dir, "mcpproxy.test")
+		return m.Run()
+	}()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction(localproc.SpawnerFunction)); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// testBinary is a copy of this test binary that every user may run.
+var testBinary string
+
+func copyExe(dst string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // stdioSpec is a manifest entry running this test binary as a stdio MCP
 // server.
 func stdioSpec() map[string]any {
-	exe, _ := os.Executable()
-	return map[string]any{"type": "stdio", "command": exe, "args": []any{"-test.run=^$"},
+	return map[string]any{"type": "stdio", "command": testBinary, "args": []any{"-test.run=^$"},
 		"env": map[string]any{"MCPPROXY_TEST_STDIO": "1"}}
 }
 
@@ -53,8 +95,13 @@ type harness struct {
 var appN atomic.Int64
 
 func newHarness(t testing.TB) *harness {
+	return newHarnessOpts(t, Options{AllowStdio: true})
+}
+
+func newHarnessOpts(t testing.TB, opts Options) *harness {
 	s := testserver.Start(t, server.Config{Logger: testserver.Logger(t)})
-	w := New(Options{AllowStdio: true, Logger: testserver.Logger(t)})
+	opts.Logger = testserver.Logger(t)
+	w := New(opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -153,10 +200,11 @@ func TestTransports(t *testing.T) {
 	h := newHarness(t)
 	web := startHTTPMCP(t, "web", false)
 	sse := startHTTPMCP(t, "sse", true)
+	local, mark := markedSpec(t)
 	cfg := h.start(map[string]any{"mcpServers": map[string]any{
 		"web":   map[string]any{"type": "streamable-http", "url": web.url(), "headers": map[string]any{"X-Api-Key": "k-web"}},
 		"old":   map[string]any{"type": "sse", "url": sse.url(), "headers": map[string]any{"X-Api-Key": "k-sse"}},
-		"local": stdioSpec(),
+		"local": local,
 	}})
 	if got := h.services(cfg); !slices.Equal(got, []string{"default", "local", "old", "web"}) {
 		t.Fatalf("services: %v", got)
@@ -214,17 +262,17 @@ func TestTransports(t *testing.T) {
 			t.Fatalf("sse saw X-Api-Key %q", hv)
 		}
 	}
-	// The stdio server and a child it started.
-	child := num(h.mustCall(cfg, "local", "tools.spawn").(map[string]any)["sum"])
-	srvPid := num(h.mustCall(cfg, "local", "tools.pid").(map[string]any)["sum"])
-	if child <= 0 || srvPid <= 0 || !alive(child) || !alive(srvPid) {
-		t.Fatalf("pids %d %d", child, srvPid)
-	}
+	// The stdio server and a child it started (inside the session's PID
+	// namespace the pids differ: the processes are found by their mark).
+	h.mustCall(cfg, "local", "tools.spawn")
+	testserver.WaitFor(t, 30*time.Second, "stdio server and child running", func() bool { return len(markedProcs(mark)) >= 2 })
 	if err := h.w.Stop(testserver.Ctx(t), cfg.ID); err != nil {
 		t.Fatal(err)
 	}
 	testserver.WaitFor(t, 30*time.Second, "no service of the app", func() bool { return len(h.services(cfg)) == 0 })
-	testserver.WaitFor(t, 30*time.Second, "stdio server and child gone", func() bool { return !alive(child) && !alive(srvPid) })
+	if left := markedProcs(mark); len(left) > 0 {
+		t.Fatalf("stdio server or child left: %v", left)
+	}
 	if _, err := h.call(cfg, "web", "tools.add", 1, 2); err == nil {
 		t.Fatal("a call after stop worked")
 	}
@@ -310,12 +358,19 @@ func TestReconnect(t *testing.T) {
 	}
 	// And a stdio server that is killed.
 	cfg2 := h.start(map[string]any{"mcpServers": map[string]any{"local": stdioSpec()}})
-	pid := num(h.mustCall(cfg2, "local", "tools.pid").(map[string]any)["sum"])
+	l := h.w.links(cfg2.ID)[0]
+	pid := l.pid() // as the worker sees it (the server's own is in its PID namespace)
+	if pid <= 0 {
+		t.Fatal("no stdio server")
+	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	testserver.WaitFor(t, 30*time.Second, "stdio server gone", func() bool { return !alive(pid) })
-	pid2 := num(h.mustCall(cfg2, "local", "tools.pid").(map[string]any)["sum"])
-	if pid2 == pid || pid2 <= 0 {
+	h.mustCall(cfg2, "local", "tools.pid")
+	if pid2 := l.pid(); pid2 == pid || pid2 <= 0 {
 		t.Fatalf("pid after restart: %d (was %d)", pid2, pid)
+	}
+	if n := l.sessionsOpened(); n != 2 {
+		t.Fatalf("%d MCP sessions opened, want 2", n)
 	}
 }
 

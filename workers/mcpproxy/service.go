@@ -86,7 +86,7 @@ func buildService(ctx context.Context, l *link, appID string, logf func(worker.L
 		}
 	}
 	return rpc.Service{ID: l.spec.Name, Name: "MCP Server for " + l.spec.Name, Type: "mcp", AppID: appID,
-		Description: "Tools, resources and prompts of MCP server " + l.spec.Name,
+		Description: "Tools, resources, and prompts from MCP server " + l.spec.Name, // upstream's wording
 		Functions:   map[string]any{"tools": tools, "resources": resources, "prompts": prompts}}, nil
 }
 

@@ -46,8 +46,10 @@ func filesToStage(man worker.Manifest) ([]string, error) {
 	return out, nil
 }
 
-// stage makes the app's working directory for its stdio servers and
-// downloads files into it with the app's token.
+// stage makes a directory of the worker (0700, never a server's) and
+// downloads the app's files_to_stage into it with the app's token, once
+// per start; each stdio server's own working directory gets a copy (see
+// link.stdioTransport).
 func stage(ctx context.Context, cfg worker.Config, files []string) (string, error) {
 	dir, err := os.MkdirTemp("", "hypha-mcp-app-")
 	if err != nil {
