@@ -10,10 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-	"github.com/hypha-go/hypha/internal/batchconn"
 	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
+	"github.com/hypha-go/hypha/internal/wsconn"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 )
@@ -28,33 +27,27 @@ const (
 
 const legacyRejection = "Connection rejected, please  upgrade to `hypha-rpc` which pass the authentication information in the first message"
 
+// wsTransport is a websocket connection (internal/wsconn: its reads and
+// writes are the server's hot path).
 type wsTransport struct {
-	c *websocket.Conn
-	// wmu serialises writes before the library's channel-based lock, which
-	// is costly when several goroutines deliver to one client at once.
-	wmu sync.Mutex
+	c *wsconn.Conn
 }
 
-func (w *wsTransport) Read(ctx context.Context) (rpc.MessageType, []byte, error) {
-	t, b, err := w.c.Read(ctx)
-	return rpc.MessageType(t), b, err
+// Read ignores ctx: the server never cancels a read; closing the
+// connection ends it.
+func (w *wsTransport) Read(context.Context) (rpc.MessageType, []byte, error) {
+	op, b, err := w.c.Read()
+	return rpc.MessageType(op), b, err
 }
 
+// Write queues the message (internal/batchconn); ctx bounds only the wait
+// for a peer that stopped reading.
 func (w *wsTransport) Write(ctx context.Context, typ rpc.MessageType, data []byte) error {
-	if ctx.Done() == nil {
-		// Deliveries (no deadline) queue on a sync.Mutex; a write with a
-		// deadline keeps the library's lock, which honours it.
-		w.wmu.Lock()
-		defer w.wmu.Unlock()
-	}
-	return w.c.Write(ctx, websocket.MessageType(typ), data)
+	return w.c.Write(ctx, byte(typ), data)
 }
 
 func (w *wsTransport) CloseWith(code int, reason string) {
-	if len(reason) > 120 {
-		reason = reason[:120] // a close frame's reason must fit in 123 bytes
-	}
-	_ = w.c.Close(websocket.StatusCode(code), reason)
+	w.c.Close(code, reason)
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -72,24 +65,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// its upgrade complete is already counted: back-to-back dials cannot
 	// overtake each other's count.
 	pendingDone, admitted := s.admitPending()
-	c, err := websocket.Accept(batchconn.HijackWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
-		CompressionMode:    websocket.CompressionDisabled,
-	})
+	// Any origin may connect (browsers on any origin, as upstream allows).
+	c, err := wsconn.Accept(w, r, s.cfg.MaxMessageSize)
 	if err != nil {
 		if admitted {
 			pendingDone()
 		}
 		return
 	}
-	c.SetReadLimit(s.cfg.MaxMessageSize)
 	q := r.URL.Query()
 	for _, k := range []string{"workspace", "client_id", "token", "reconnection_token"} {
 		if q.Has(k) {
 			if admitted {
 				pendingDone()
 			}
-			_ = c.Close(closePolicy, legacyRejection[:min(len(legacyRejection), 120)])
+			c.Close(closePolicy, legacyRejection[:min(len(legacyRejection), 120)])
 			return
 		}
 	}

@@ -48,27 +48,51 @@ var errClosed = errors.New("batchconn: connection closed")
 
 // Write queues p. It reports an error of an earlier write, if any.
 func (b *Conn) Write(p []byte) (int, error) {
+	if err := b.WriteParts(context.Background(), p, nil); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteParts queues a and then b as one unit: no other writer's bytes come
+// between them (a websocket frame's header and payload, without copying
+// them into one slice first). It waits only while more than maxQueued bytes
+// are queued (a peer that does not read), and then at most until ctx ends.
+func (b *Conn) WriteParts(ctx context.Context, a, c []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for len(b.queue) > maxQueued && b.err == nil && !b.closed {
-		b.cond.Wait()
+	if len(b.queue) > maxQueued && b.err == nil && !b.closed {
+		// Wake the wait when ctx ends; a context that never ends (the
+		// common case) costs nothing here.
+		stop := context.AfterFunc(ctx, func() {
+			b.mu.Lock()
+			b.cond.Broadcast()
+			b.mu.Unlock()
+		})
+		defer stop()
+		for len(b.queue) > maxQueued && b.err == nil && !b.closed && ctx.Err() == nil {
+			b.cond.Wait()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	if b.err != nil {
-		return 0, b.err
+		return b.err
 	}
 	if b.closed {
-		return 0, errClosed
+		return errClosed
 	}
 	if b.queue == nil {
 		b.queue = getBuf()
 	}
-	b.queue = append(b.queue, p...)
+	b.queue = append(append(b.queue, a...), c...)
 	if !b.flushing {
 		b.flushing = true
 		b.done = make(chan struct{})
 		go b.flusher(b.done)
 	}
-	return len(p), nil
+	return nil
 }
 
 // flusher writes the queue until it is empty, then exits.
