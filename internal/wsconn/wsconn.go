@@ -139,10 +139,14 @@ func Accept(w http.ResponseWriter, r *http.Request, readLimit int64) (*Conn, err
 	if br.Buffered() == 0 {
 		br = bufio.NewReaderSize(nc, readBufSize)
 	}
+	return newConn(nc, br, readLimit), nil
+}
+
+func newConn(nc net.Conn, br *bufio.Reader, readLimit int64) *Conn {
 	if readLimit <= 0 {
 		readLimit = defaultReadLimit
 	}
-	return &Conn{nc: nc, bc: batchconn.New(nc), br: br, limit: readLimit}, nil
+	return &Conn{nc: nc, bc: batchconn.New(nc), br: br, limit: readLimit}
 }
 
 func handshakeError(w http.ResponseWriter, code int, msg string) error {
@@ -318,17 +322,17 @@ func mask(key [4]byte, pos int, b []byte) int {
 // failRead closes the connection after a read error: with a close frame
 // saying why for what the peer did wrong.
 func (c *Conn) failRead(err error) error {
+	// Nobody reads after this: the socket is closed as soon as the close
+	// frame is written, without waiting for the peer's answer.
 	switch {
 	case errors.Is(err, ErrProtocol):
 		c.Close(CloseProtocol, "protocol error")
 	case errors.Is(err, ErrTooBig):
 		c.Close(CloseTooBig, "message too big")
-	default:
-		c.shutdown()
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = io.EOF
-		}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		err = io.EOF
 	}
+	c.shutdown()
 	return err
 }
 
@@ -339,6 +343,7 @@ func (c *Conn) peerClosed(p []byte) error {
 	switch {
 	case len(p) == 1:
 		c.Close(CloseProtocol, "invalid close frame")
+		c.shutdown()
 		return fmt.Errorf("%w: one-byte close frame", ErrProtocol)
 	case len(p) >= 2:
 		ce.Code, ce.Reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
