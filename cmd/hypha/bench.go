@@ -70,6 +70,9 @@ func newBenchCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "cpu per call (this process: %s): %s\n", scope, r.CPUPerCall.Round(100*time.Nanosecond))
 			if o.ServerPID != 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "server cpu per call (process %d): %s\n", o.ServerPID, r.ServerCPUPerCall.Round(100*time.Nanosecond))
+				if r.ServerReadsPerCall > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "server system calls per call: %.2f reads, %.2f writes\n", r.ServerReadsPerCall, r.ServerWritesPerCall)
+				}
 			}
 			if r.FirstErr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "first error: %v\n", r.FirstErr)

@@ -51,7 +51,11 @@ type Result struct {
 	// ServerCPUPerCall is the server process's CPU time (user+system,
 	// from /proc/<pid>/stat) per call, when Options.ServerPID is set.
 	ServerCPUPerCall time.Duration
-	FirstErr         error
+	// ServerReadsPerCall and ServerWritesPerCall are the server process's
+	// read and write system calls per call (/proc/<pid>/io), with
+	// Options.ServerPID: the batching that CPU per call depends on most.
+	ServerReadsPerCall, ServerWritesPerCall float64
+	FirstErr                                error
 }
 
 func cpuTime() time.Duration {
@@ -123,10 +127,12 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	cpu0 := cpuTime()
 	var srv0 time.Duration
+	var io0 SyscallCounts
 	if o.ServerPID > 0 {
 		if srv0, err = ProcCPU(o.ServerPID); err != nil {
 			return Result{}, err
 		}
+		io0, _ = ProcSyscalls(o.ServerPID) // zero where /proc/<pid>/io is not readable
 	}
 	var wg sync.WaitGroup
 	for w := range o.Concurrency {
@@ -154,12 +160,14 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	var srvCPU time.Duration
+	var io1 SyscallCounts
 	if o.ServerPID > 0 {
 		srv1, err := ProcCPU(o.ServerPID)
 		if err != nil {
 			return Result{}, err
 		}
 		srvCPU = srv1 - srv0
+		io1, _ = ProcSyscalls(o.ServerPID)
 	}
 	var all []time.Duration
 	for _, l := range lat {
@@ -171,6 +179,10 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	if r.Calls > 0 {
 		r.CPUPerCall = cpu / time.Duration(r.Calls)
 		r.ServerCPUPerCall = srvCPU / time.Duration(r.Calls)
+		if io0.Reads > 0 && io1.Reads > 0 {
+			r.ServerReadsPerCall = float64(io1.Reads-io0.Reads) / float64(r.Calls)
+			r.ServerWritesPerCall = float64(io1.Writes-io0.Writes) / float64(r.Calls)
+		}
 	}
 	if fe, ok := firstErr.Load().(error); ok {
 		r.FirstErr = fe
@@ -205,4 +217,28 @@ func ProcCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("server CPU time: /proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
 	}
 	return time.Duration(ut+st) * (time.Second / 100), nil
+}
+
+// SyscallCounts are a process's read and write system calls so far.
+type SyscallCounts struct{ Reads, Writes int64 }
+
+// ProcSyscalls reads syscr and syscw from /proc/<pid>/io (Linux; readable
+// for one's own processes).
+func ProcSyscalls(pid int) (SyscallCounts, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return SyscallCounts{}, fmt.Errorf("server system calls: %w", err)
+	}
+	var sc SyscallCounts
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			sc.Reads = n
+		case "syscw":
+			sc.Writes = n
+		}
+	}
+	return sc, nil
 }
