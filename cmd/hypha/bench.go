@@ -55,8 +55,8 @@ func newBenchCmd() *cobra.Command {
 				o.Token = "bench-root-token"
 				target = "embedded " + srv.URL()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s clients=%d concurrency=%d payload=%dB duration=%s\n",
-				target, max(o.Clients, 1), o.Concurrency, o.Payload, o.Duration)
+			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s clients=%d concurrency=%d payload=%dB duration=%s anonymous-callers=%v\n",
+				target, max(o.Clients, 1), o.Concurrency, o.Payload, o.Duration, o.AnonymousCallers)
 			r, err := bench.RPC(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -89,6 +89,7 @@ func newBenchCmd() *cobra.Command {
 	fs.IntVar(&o.Payload, "payload", 0, "bytes sent in each call (0 sends a short string)")
 	fs.IntVar(&o.Clients, "clients", 1, "caller connections; the --concurrency callers are spread over them")
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server at --server-url: its CPU time per call is reported (Linux /proc)")
+	fs.BoolVar(&o.AnonymousCallers, "anonymous-callers", false, "callers connect without a token, each an anonymous user (the echo service is public): for servers that limit connections per user")
 	fs.BoolVar(&serverProcess, "server-process", false, "start 'hypha server' from this binary as a separate process and report its CPU time per call")
 	cmd.AddCommand(rpcCmd, newBenchConnsCmd(), newBenchSessionsCmd())
 	return cmd

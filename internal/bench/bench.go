@@ -33,7 +33,12 @@ type Options struct {
 	// ServerPID, when set, is the server's process: its CPU time while
 	// measuring is reported per call (Result.ServerCPUPerCall).
 	ServerPID int
-	Logger    *slog.Logger
+	// AnonymousCallers connects the callers without a token (each an
+	// anonymous user of its own) and makes the echo service public: upstream
+	// Hypha refuses a user's 200th connection, so many callers of one token
+	// cannot be compared.
+	AnonymousCallers bool
+	Logger           *slog.Logger
 }
 
 // Result of an RPC benchmark.
@@ -87,12 +92,19 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("provider: %w", err)
 	}
 	defer prov.Close()
-	if _, err := prov.RegisterService(ctx, rpc.Service{ID: "bench-echo", Functions: map[string]any{
+	svcDef := rpc.Service{ID: "bench-echo", Functions: map[string]any{
 		"echo": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) { return c.Arg(0, "x"), nil }),
-	}}); err != nil {
+	}}
+	svcID := prov.Info().ClientID + ":bench-echo"
+	cfg.Workspace = prov.Info().Workspace
+	if o.AnonymousCallers {
+		svcDef.Config.Visibility = "public"
+		svcID = prov.Info().Workspace + "/" + svcID
+		cfg.Token, cfg.Workspace = "", ""
+	}
+	if _, err := prov.RegisterService(ctx, svcDef); err != nil {
 		return Result{}, err
 	}
-	cfg.Workspace = prov.Info().Workspace
 	clients := max(o.Clients, 1)
 	echos := make([]*rpc.RemoteFunc, 0, clients)
 	for range clients {
@@ -102,7 +114,7 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 			return Result{}, fmt.Errorf("caller %d of %d: %w", len(echos)+1, clients, err)
 		}
 		defer caller.Close()
-		svc, err := caller.GetService(ctx, prov.Info().ClientID+":bench-echo")
+		svc, err := caller.GetService(ctx, svcID)
 		if err != nil {
 			return Result{}, err
 		}

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -184,6 +185,9 @@ func acceptKey(key string) string {
 func (c *Conn) Read() (op byte, data []byte, err error) {
 	var hdr [14]byte
 	var ctl [125]byte
+	if c.br.Buffered() == 0 {
+		runtime.Gosched()
+	}
 	for {
 		fin, fop, n, key, err := c.readHeader(&hdr)
 		if err != nil {
