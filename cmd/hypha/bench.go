@@ -118,6 +118,9 @@ func newBenchConnsCmd() *cobra.Command {
 				return fmt.Errorf("--server-pid is required with --server-url")
 			}
 			ulimitNoFile(o.Connections*2 + 100)
+			o.Measured = func(r bench.ConnsResult) {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s (holding the connections for %s)\n", r, o.Hold)
+			}
 			r, err := bench.Conns(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -131,6 +134,7 @@ func newBenchConnsCmd() *cobra.Command {
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process whose RSS is measured")
 	secretStringVar(fs, &o.Token, "token", "HYPHA_TOKEN", "token (HYPHA_TOKEN)")
 	fs.IntVar(&o.Connections, "connections", 1000, "idle connections to open")
+	fs.DurationVar(&o.Hold, "hold", 0, "keep the connections open this long after measuring (to profile the server)")
 	return cmd
 }
 

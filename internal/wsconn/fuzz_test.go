@@ -1,7 +1,6 @@
 package wsconn
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"testing"
@@ -29,7 +28,7 @@ func FuzzRead(f *testing.F) {
 			_, _ = client.Write(in)
 			_ = client.Close()
 		}()
-		c := newConn(server, bufio.NewReaderSize(server, readBufSize), limit)
+		c := newConn(server, nil, limit)
 		for {
 			op, data, err := c.Read()
 			if err != nil {

@@ -14,7 +14,6 @@
 package wsconn
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -88,7 +87,7 @@ func (e *CloseError) Error() string {
 type Conn struct {
 	nc    net.Conn
 	bc    *batchconn.Conn
-	br    *bufio.Reader
+	rd    *reader
 	limit int64
 
 	mu        sync.Mutex
@@ -134,22 +133,20 @@ func Accept(w http.ResponseWriter, r *http.Request, readLimit int64) (*Conn, err
 		return nil, fmt.Errorf("websocket: write upgrade response: %w", err)
 	}
 	// A client may send its first frame right behind the request: keep
-	// those bytes. Otherwise a smaller buffer than the HTTP server's
-	// replaces it (an idle connection keeps its read buffer).
-	br := brw.Reader
-	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(nc, readBufSize)
+	// the bytes the HTTP server read past it.
+	var pending []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		pending, _ = brw.Reader.Peek(n)
 	}
-	return newConn(nc, br, readLimit), nil
+	return newConn(nc, pending, readLimit), nil
 }
 
-func newConn(nc net.Conn, br *bufio.Reader, readLimit int64) *Conn {
+func newConn(nc net.Conn, pending []byte, readLimit int64) *Conn {
 	if readLimit <= 0 {
 		readLimit = defaultReadLimit
 	}
-	return &Conn{nc: nc, bc: batchconn.New(nc), br: br, limit: readLimit}
+	return &Conn{nc: nc, bc: batchconn.New(nc), rd: newReader(nc, pending), limit: readLimit}
 }
-
 func handshakeError(w http.ResponseWriter, code int, msg string) error {
 	http.Error(w, msg, code)
 	return fmt.Errorf("%w: %s", ErrHandshake, msg)
@@ -185,7 +182,7 @@ func acceptKey(key string) string {
 func (c *Conn) Read() (op byte, data []byte, err error) {
 	var hdr [14]byte
 	var ctl [125]byte
-	if c.br.Buffered() == 0 {
+	if c.rd.buffered() == 0 {
 		runtime.Gosched()
 	}
 	for {
@@ -198,7 +195,7 @@ func (c *Conn) Read() (op byte, data []byte, err error) {
 				return 0, nil, c.failRead(fmt.Errorf("%w: fragmented or long control frame", ErrProtocol))
 			}
 			p := ctl[:n]
-			if _, err := io.ReadFull(c.br, p); err != nil {
+			if err := c.rd.readFull(p); err != nil {
 				return 0, nil, c.failRead(err)
 			}
 			mask(key, 0, p)
@@ -245,7 +242,7 @@ const eagerAlloc = 64 << 10
 func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 	if data == nil && n <= eagerAlloc {
 		data = make([]byte, n)
-		if _, err := io.ReadFull(c.br, data); err != nil {
+		if err := c.rd.readFull(data); err != nil {
 			return nil, err
 		}
 		mask(key, 0, data)
@@ -256,7 +253,7 @@ func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 		chunk := min(n-pos, max(eagerAlloc, len(data)))
 		start := len(data)
 		data = append(data, make([]byte, chunk)...)
-		if _, err := io.ReadFull(c.br, data[start:]); err != nil {
+		if err := c.rd.readFull(data[start:]); err != nil {
 			return nil, err
 		}
 		pos = mask(key, pos, data[start:])
@@ -269,7 +266,7 @@ func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 
 // readHeader reads one frame header of a client: masked, no extension bits.
 func (c *Conn) readHeader(hdr *[14]byte) (fin bool, op byte, n uint64, key [4]byte, err error) {
-	if _, err = io.ReadFull(c.br, hdr[:2]); err != nil {
+	if err = c.rd.readFull(hdr[:2]); err != nil {
 		return
 	}
 	b0, b1 := hdr[0], hdr[1]
@@ -290,7 +287,7 @@ func (c *Conn) readHeader(hdr *[14]byte) (fin bool, op byte, n uint64, key [4]by
 		ext = 8
 	}
 	rest := hdr[2 : 2+ext+4]
-	if _, err = io.ReadFull(c.br, rest); err != nil {
+	if err = c.rd.readFull(rest); err != nil {
 		return
 	}
 	switch ext {

@@ -285,3 +285,32 @@ func TestMask(t *testing.T) {
 		t.Fatal("masking in pieces differs from masking at once")
 	}
 }
+
+// A frame sent in the same packet as the upgrade request (read by the
+// HTTP server along with it) is not lost.
+func TestFrameBehindUpgradeRequest(t *testing.T) {
+	url, _ := echoServer(t, 1<<20)
+	addr := strings.TrimPrefix(url, "ws://")
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	frame := []byte{0x82, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}
+	if _, err := nc.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v", err)
+	}
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, []byte{0x82, 2, 'h', 'i'}) {
+		t.Fatalf("echo %x, want 8202 'hi'", got)
+	}
+}
