@@ -151,7 +151,9 @@ for kind in "${KINDS[@]}"; do
     start_ours # a fresh process for the memory measurement
     idle "http://127.0.0.1:$OUR_PORT" "ours idle" "$OUR_PID" "$IDLE_CONNS"
   else
-    idle "$URL" "upstream idle" "$PID" "$UPSTREAM_IDLE_CONNS"
+    "$PEERS/stop-hypha.sh" "$UP_PORT" >/dev/null 2>&1 || true
+    start_upstream # fresh: a process that served the runs above reuses the memory they grew
+    idle "http://127.0.0.1:$UP_PORT" "upstream idle" "$UP_PID" "$UPSTREAM_IDLE_CONNS"
   fi
 done
 
