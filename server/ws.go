@@ -46,6 +46,9 @@ func (w *wsTransport) Write(ctx context.Context, typ rpc.MessageType, data []byt
 	return w.c.Write(ctx, byte(typ), data)
 }
 
+// Fill waits until the connection has bytes to read (see readLoop).
+func (w *wsTransport) Fill() error { return w.c.Fill() }
+
 func (w *wsTransport) CloseWith(code int, reason string) {
 	w.c.Close(code, reason)
 }
@@ -148,6 +151,19 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // shutting down ends admission
 	defer stop()
+	c := s.handshake(ctx, t, remote, pendingDone)
+	if c == nil {
+		return
+	}
+	// An idle connection spends its life parked in readLoop, with
+	// handshake's large stack frame gone from below it (see readLoop).
+	s.readLoop(ctx, c)
+	s.disconnected(c)
+}
+
+// handshake admits a connection from its first message and sends
+// connection_info; nil when the connection was refused or has ended.
+func (s *Server) handshake(ctx context.Context, t transport, remote string, pendingDone func()) *conn {
 	// The wait for the first message ends with a close frame on timeout or
 	// shutdown; the close also ends the pending read. (Expiring the read's
 	// context instead would drop the socket without a close frame: the
@@ -174,22 +190,22 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	timedOut, shutDown := !authTimer.Stop(), !stopShutdownClose()
 	pendingDone()
 	if timedOut || shutDown {
-		return // closed by the timer or by Close
+		return nil // closed by the timer or by Close
 	}
 	if err != nil {
 		t.CloseWith(closeGoingAway, "connection closed during authentication")
-		return
+		return nil
 	}
 	var h hello
 	if err := json.Unmarshal(data, &h); err != nil {
 		sendAndClose(t, closeUnsupported, "Failed to decode authentication information")
-		return
+		return nil
 	}
 	c, serr := s.admit(ctx, h)
 	if serr != nil {
 		s.log.Info("connection refused", "client_id", h.ClientID, "remote", remote, "reason", serr.reason)
 		sendAndClose(t, serr.code, serr.reason)
-		return
+		return nil
 	}
 	c.t = t
 	if old := s.router.add(c); old != nil {
@@ -201,13 +217,13 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 		// Close's closeAll may have run before the add: do its job here.
 		s.router.remove(c)
 		sendAndClose(t, closeGoingAway, "Server is shutting down")
-		return
+		return nil
 	}
 	reconnTok, err := s.reconnectionToken(c)
 	if err != nil {
 		s.router.remove(c)
 		sendAndClose(t, closeGoingAway, "Failed to establish connection: "+err.Error())
-		return
+		return nil
 	}
 	info := map[string]any{
 		"type": "connection_info", "hypha_version": Version,
@@ -222,11 +238,10 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	wcancel()
 	if err != nil {
 		s.disconnected(c)
-		return
+		return nil
 	}
 	s.log.Debug("client connected", "id", c.id, "user", c.user.ID, "remote", remote)
-	s.readLoop(ctx, c)
-	s.disconnected(c)
+	return c
 }
 
 // closeLater closes c (1001, reason) on a goroutine counted in s.wg; the
@@ -395,7 +410,18 @@ func (s *Server) reconnectionToken(c *conn) (string, error) {
 func (s *Server) readLoop(ctx context.Context, c *conn) {
 	tokens := s.cfg.MsgBurstLimit
 	last := time.Now()
+	filler, _ := c.t.(interface{ Fill() error })
 	for {
+		if filler != nil {
+			// An idle connection waits here, near the top of its
+			// goroutine: parked this shallow, the runtime shrinks the
+			// goroutine's stack to 4 KB (it shrinks a stack only while
+			// under a quarter of it is in use), half of what waiting
+			// inside Read would keep per idle connection.
+			if err := filler.Fill(); err != nil {
+				return
+			}
+		}
 		// Not bound to ctx: closing the connection ends the read.
 		typ, data, err := c.t.Read(context.Background())
 		if err != nil {

@@ -182,8 +182,8 @@ func acceptKey(key string) string {
 func (c *Conn) Read() (op byte, data []byte, err error) {
 	var hdr [14]byte
 	var ctl [125]byte
-	if c.rd.buffered() == 0 {
-		runtime.Gosched()
+	if err := c.Fill(); err != nil {
+		return 0, nil, err
 	}
 	for {
 		fin, fop, n, key, err := c.readHeader(&hdr)
@@ -262,6 +262,24 @@ func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 		data = []byte{}
 	}
 	return data, nil
+}
+
+// Fill waits until bytes can be read, unless some are buffered, and reads
+// them into the buffer. Read calls it; a caller that calls it first, from
+// a shallow point of its goroutine's stack, parks there instead of deep
+// inside Read. After an error the connection is closed.
+func (c *Conn) Fill() error {
+	if c.rd.buffered() > 0 {
+		return nil
+	}
+	// Let the goroutines that are ready to run go first (read loops
+	// routing to the same peers, flushers): the read then more often finds
+	// bytes instead of waiting, and more messages share one system call.
+	runtime.Gosched()
+	if err := c.rd.fill(); err != nil {
+		return c.failRead(err)
+	}
+	return nil
 }
 
 // readHeader reads one frame header of a client: masked, no extension bits.
