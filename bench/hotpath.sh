@@ -12,6 +12,8 @@
 #        ONLY=ours        skip upstream (no peers needed)
 #        IDLE_CONNS=10000 idle connections for ours; UPSTREAM_IDLE_CONNS=1000 for upstream (slow to connect)
 #        CALLERS=200      caller connections of the many-clients row
+#        ROWS="go1 go16 go200 npm16 py16 idle"  the measurements to make
+#        HYPHA_BIN=path   a built hypha binary to measure (e.g. an older build) instead of building this tree
 # Not a test. Prints one line per measurement and a table at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -46,8 +48,12 @@ else:
 EOF
 }
 [ -d "$JS/node_modules/hypha-rpc" ] || (cd "$JS" && npm ci --no-audit --no-fund >/dev/null)
-(cd "$ROOT" && go build -o "$TMP/hypha" ./cmd/hypha)
-H="$TMP/hypha"
+if [ -n "${HYPHA_BIN:-}" ]; then
+  H=$HYPHA_BIN
+else
+  (cd "$ROOT" && go build -o "$TMP/hypha" ./cmd/hypha)
+  H="$TMP/hypha"
+fi
 ulimit -n "$(ulimit -Hn)" || true
 export HYPHA_WS_MSG_RATE_LIMIT=1000000 HYPHA_WS_MSG_BURST_LIMIT=1000000
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $(go version | cut -d' ' -f3), node $(node --version), ulimit -n $(ulimit -n)"
@@ -132,6 +138,8 @@ idle() {
   [ -n "${ROW[$2]}" ] || ROW[$2]="failed: $out"
 }
 
+ROWS=${ROWS:-go1 go16 go200 npm16 py16 idle}
+want() { [[ " $ROWS " == *" $1 "* ]]; }
 KINDS=(ours)
 [ "${ONLY:-}" = ours ] || KINDS+=(upstream)
 for kind in "${KINDS[@]}"; do
@@ -141,12 +149,14 @@ for kind in "${KINDS[@]}"; do
     start_upstream; URL=http://127.0.0.1:$UP_PORT; PID=$UP_PID; TOK=$UP_TOKEN
   fi
   echo "## $kind server $URL pid $PID"
-  go_rpc "$kind go16" "$URL" "$TOK" "$PID" --concurrency 16
-  go_rpc "$kind go1" "$URL" "$TOK" "$PID" --concurrency 1
-  go_rpc "$kind go$CALLERS" "$URL" "$TOK" "$PID" --clients "$CALLERS" --concurrency "$CALLERS" --anonymous-callers
-  npm_rpc "$kind npm16" "$URL" "$PID"
-  py_rpc "$kind py16" "$URL" "$PID"
-  if [ "$kind" = ours ]; then
+  want go16 && go_rpc "$kind go16" "$URL" "$TOK" "$PID" --concurrency 16
+  want go1 && go_rpc "$kind go1" "$URL" "$TOK" "$PID" --concurrency 1
+  want go200 && go_rpc "$kind go$CALLERS" "$URL" "$TOK" "$PID" --clients "$CALLERS" --concurrency "$CALLERS" --anonymous-callers
+  want npm16 && npm_rpc "$kind npm16" "$URL" "$PID"
+  want py16 && py_rpc "$kind py16" "$URL" "$PID"
+  if ! want idle; then
+    :
+  elif [ "$kind" = ours ]; then
     kill "$OUR_PID"; wait "$OUR_PID" 2>/dev/null || true
     start_ours # a fresh process for the memory measurement
     idle "http://127.0.0.1:$OUR_PORT" "ours idle" "$OUR_PID" "$IDLE_CONNS"
@@ -160,6 +170,7 @@ done
 echo
 echo "| workload (server CPU per call, read/write system calls per call) | ours | upstream |"
 echo "|---|---|---|"
-for w in go1 go16 "go$CALLERS" npm16 py16 idle; do
+for w in $ROWS; do
+  [ "$w" = go200 ] && w="go$CALLERS"
   echo "| $w | ${ROW[ours $w]:-} | ${ROW[upstream $w]:-} |"
 done

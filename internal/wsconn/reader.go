@@ -19,6 +19,14 @@ type reader struct {
 	buf  []byte          // nil when empty
 	bp   *[]byte         // buf's pool entry, when it came from readPool
 	r, w int
+
+	// State of the read in progress, kept here rather than captured by a
+	// closure (which would cost an allocation per read).
+	fn     func(fd uintptr) bool
+	dst    []byte  // read into this; nil: into a pooled buffer
+	dstBP  *[]byte // the pooled buffer taken for the read in progress
+	n      int
+	sysErr error
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
@@ -27,6 +35,7 @@ func newReader(nc net.Conn, pending []byte) *reader {
 	rd := &reader{nc: nc}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		rd.rc, _ = tc.SyscallConn()
+		rd.fn = rd.sysRead
 	}
 	if len(pending) > 0 { // bytes the HTTP server read past the upgrade request
 		rd.buf, rd.r, rd.w = append([]byte(nil), pending...), 0, len(pending)
@@ -37,19 +46,10 @@ func newReader(nc net.Conn, pending []byte) *reader {
 // buffered is the number of unread bytes held.
 func (rd *reader) buffered() int { return rd.w - rd.r }
 
-// readFull fills p.
+// readFull fills p from the buffer, refilling it as needed.
 func (rd *reader) readFull(p []byte) error {
 	for len(p) > 0 {
 		if rd.r == rd.w {
-			if len(p) >= readBufSize {
-				// Large payloads go straight into their destination.
-				n, err := rd.read(p)
-				if err != nil {
-					return err
-				}
-				p = p[n:]
-				continue
-			}
 			if err := rd.fill(); err != nil {
 				return err
 			}
@@ -64,6 +64,30 @@ func (rd *reader) readFull(p []byte) error {
 	return nil
 }
 
+// readFullLarge is readFull for a payload: once the buffer is empty, a
+// large remainder is read straight into p.
+func (rd *reader) readFullLarge(p []byte) error {
+	for len(p) > 0 {
+		if rd.r == rd.w {
+			if len(p) < readBufSize {
+				return rd.readFull(p)
+			}
+			n, _, err := rd.readOnce(p)
+			if err != nil {
+				return err
+			}
+			p = p[n:]
+			continue
+		}
+		k := min(len(p), rd.w-rd.r)
+		if err := rd.readFull(p[:k]); err != nil { // from the buffer only
+			return err
+		}
+		p = p[k:]
+	}
+	return nil
+}
+
 func (rd *reader) release() {
 	if rd.bp != nil {
 		readPool.Put(rd.bp)
@@ -74,11 +98,7 @@ func (rd *reader) release() {
 
 // fill reads into a pooled buffer (the buffer is empty).
 func (rd *reader) fill() error {
-	var bp *[]byte
-	n, err := rd.readWith(func() []byte {
-		bp = readPool.Get().(*[]byte)
-		return *bp
-	}, func() { readPool.Put(bp) })
+	n, bp, err := rd.readOnce(nil)
 	if err != nil {
 		return err
 	}
@@ -86,57 +106,69 @@ func (rd *reader) fill() error {
 	return nil
 }
 
-// read reads into p directly.
-func (rd *reader) read(p []byte) (int, error) {
-	return rd.readWith(func() []byte { return p }, func() {})
-}
-
-// readWith makes one read into the buffer get returns, waiting for the
-// socket to become readable if it is empty; put gives the buffer back
-// when nothing was read into it.
-func (rd *reader) readWith(get func() []byte, put func()) (int, error) {
+// readOnce makes one read, waiting until the socket is readable: into p,
+// or, when p is nil, into a buffer from readPool (returned in bp).
+func (rd *reader) readOnce(p []byte) (n int, bp *[]byte, err error) {
 	if rd.rc == nil {
-		b := get()
-		n, err := rd.nc.Read(b)
-		if n > 0 {
-			return n, nil
+		if p == nil {
+			bp = readPool.Get().(*[]byte)
+			p = *bp
 		}
-		put()
+		n, err = rd.nc.Read(p)
+		if n > 0 {
+			return n, bp, nil
+		}
+		if bp != nil {
+			readPool.Put(bp)
+		}
 		if err == nil {
 			err = io.ErrNoProgress
 		}
-		return 0, err
+		return 0, nil, err
 	}
-	var n int
-	var rerr error
-	holding := false
-	err := rd.rc.Read(func(fd uintptr) bool {
-		b := get()
-		holding = true
-		for {
-			n, rerr = syscall.Read(int(fd), b)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			put()
-			holding = false
-			return false // park until readable, then call again
-		}
-		return true
-	})
-	if err == nil && rerr == nil && n > 0 {
-		return n, nil
+	rd.dst, rd.dstBP, rd.n, rd.sysErr = p, nil, 0, nil
+	err = rd.rc.Read(rd.fn)
+	n, bp = rd.n, rd.dstBP
+	rd.dst, rd.dstBP = nil, nil
+	if err == nil && rd.sysErr == nil && n > 0 {
+		return n, bp, nil
 	}
-	if holding {
-		put()
+	if bp != nil {
+		readPool.Put(bp)
 	}
 	switch {
 	case err != nil:
-		return 0, err
-	case rerr != nil:
-		return 0, rerr
+		return 0, nil, err
+	case rd.sysErr != nil:
+		return 0, nil, rd.sysErr
 	}
-	return 0, io.EOF
+	return 0, nil, io.EOF
+}
+
+// sysRead is the function given to RawConn.Read: one read system call;
+// false (wait until readable, then call again) when the socket is empty.
+// A pooled buffer is taken only once there may be bytes to read into it.
+func (rd *reader) sysRead(fd uintptr) bool {
+	b := rd.dst
+	if b == nil {
+		if rd.dstBP == nil {
+			rd.dstBP = readPool.Get().(*[]byte)
+		}
+		b = *rd.dstBP
+	}
+	for {
+		rd.n, rd.sysErr = syscall.Read(int(fd), b)
+		if rd.sysErr != syscall.EINTR {
+			break
+		}
+	}
+	if rd.sysErr == syscall.EAGAIN {
+		if rd.dstBP != nil {
+			readPool.Put(rd.dstBP)
+			rd.dstBP = nil
+		}
+		rd.n, rd.sysErr = 0, nil
+		return false
+	}
+	return true
 }

@@ -242,7 +242,7 @@ const eagerAlloc = 64 << 10
 func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 	if data == nil && n <= eagerAlloc {
 		data = make([]byte, n)
-		if err := c.rd.readFull(data); err != nil {
+		if err := c.rd.readFullLarge(data); err != nil {
 			return nil, err
 		}
 		mask(key, 0, data)
@@ -253,7 +253,7 @@ func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 		chunk := min(n-pos, max(eagerAlloc, len(data)))
 		start := len(data)
 		data = append(data, make([]byte, chunk)...)
-		if err := c.rd.readFull(data[start:]); err != nil {
+		if err := c.rd.readFullLarge(data[start:]); err != nil {
 			return nil, err
 		}
 		pos = mask(key, pos, data[start:])
