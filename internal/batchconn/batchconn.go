@@ -32,6 +32,7 @@ type Conn struct {
 	spare    []byte
 	err      error
 	closed   bool
+	sealed   bool          // WriteLast was called
 	flushing bool          // a flusher goroutine is running
 	done     chan struct{} // closed when the current flusher exits
 }
@@ -59,6 +60,17 @@ func (b *Conn) Write(p []byte) (int, error) {
 // them into one slice first). It waits only while more than maxQueued bytes
 // are queued (a peer that does not read), and then at most until ctx ends.
 func (b *Conn) WriteParts(ctx context.Context, a, c []byte) error {
+	return b.writeParts(ctx, a, c, false)
+}
+
+// WriteLast is WriteParts for the last bytes of the connection (a
+// websocket close frame): any later write fails, so that nothing a
+// concurrent writer queues can follow them.
+func (b *Conn) WriteLast(ctx context.Context, a, c []byte) error {
+	return b.writeParts(ctx, a, c, true)
+}
+
+func (b *Conn) writeParts(ctx context.Context, a, c []byte, last bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.queue) > maxQueued && b.err == nil && !b.closed {
@@ -80,9 +92,10 @@ func (b *Conn) WriteParts(ctx context.Context, a, c []byte) error {
 	if b.err != nil {
 		return b.err
 	}
-	if b.closed {
+	if b.closed || b.sealed {
 		return errClosed
 	}
+	b.sealed = last
 	if b.queue == nil {
 		b.queue = getBuf()
 	}

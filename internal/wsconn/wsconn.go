@@ -147,6 +147,7 @@ func newConn(nc net.Conn, pending []byte, readLimit int64) *Conn {
 	}
 	return &Conn{nc: nc, bc: batchconn.New(nc), rd: newReader(nc, pending), limit: readLimit}
 }
+
 func handshakeError(w http.ResponseWriter, code int, msg string) error {
 	http.Error(w, msg, code)
 	return fmt.Errorf("%w: %s", ErrHandshake, msg)
@@ -376,7 +377,7 @@ func (c *Conn) peerClosed(p []byte) error {
 		if len(p) >= 2 {
 			body = p[:2]
 		}
-		_ = c.bc.WriteParts(context.Background(), frameHeader(nil, OpClose, len(body)), body)
+		_ = c.bc.WriteLast(context.Background(), frameHeader(nil, OpClose, len(body)), body)
 	}
 	c.shutdown()
 	return ce
@@ -430,7 +431,7 @@ func (c *Conn) Close(code int, reason string) {
 	body = append(body, reason...)
 	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
 	defer cancel()
-	if err := c.bc.WriteParts(ctx, frameHeader(nil, OpClose, len(body)), body); err != nil {
+	if err := c.bc.WriteLast(ctx, frameHeader(nil, OpClose, len(body)), body); err != nil {
 		c.shutdown()
 	}
 }
