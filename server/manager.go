@@ -239,6 +239,9 @@ func (s *Server) mRegisterService(_ context.Context, c *rpc.Call) (any, error) {
 		}
 	}
 	info["config"] = cfg
+	if name == "built-in" {
+		compactBuiltIn(info) // memory per connection (compact.go)
+	}
 	replaced, err := s.registry.Register(info)
 	if err != nil {
 		return nil, err

@@ -10,10 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
-	"github.com/hypha-go/hypha/internal/batchconn"
 	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
+	"github.com/hypha-go/hypha/internal/wsconn"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 )
@@ -28,33 +27,30 @@ const (
 
 const legacyRejection = "Connection rejected, please  upgrade to `hypha-rpc` which pass the authentication information in the first message"
 
+// wsTransport is a websocket connection (internal/wsconn: its reads and
+// writes are the server's hot path).
 type wsTransport struct {
-	c *websocket.Conn
-	// wmu serialises writes before the library's channel-based lock, which
-	// is costly when several goroutines deliver to one client at once.
-	wmu sync.Mutex
+	c *wsconn.Conn
 }
 
-func (w *wsTransport) Read(ctx context.Context) (rpc.MessageType, []byte, error) {
-	t, b, err := w.c.Read(ctx)
-	return rpc.MessageType(t), b, err
+// Read ignores ctx: the server never cancels a read; closing the
+// connection ends it.
+func (w *wsTransport) Read(context.Context) (rpc.MessageType, []byte, error) {
+	op, b, err := w.c.Read()
+	return rpc.MessageType(op), b, err
 }
 
+// Write queues the message (internal/batchconn); ctx bounds only the wait
+// for a peer that stopped reading.
 func (w *wsTransport) Write(ctx context.Context, typ rpc.MessageType, data []byte) error {
-	if ctx.Done() == nil {
-		// Deliveries (no deadline) queue on a sync.Mutex; a write with a
-		// deadline keeps the library's lock, which honours it.
-		w.wmu.Lock()
-		defer w.wmu.Unlock()
-	}
-	return w.c.Write(ctx, websocket.MessageType(typ), data)
+	return w.c.Write(ctx, byte(typ), data)
 }
+
+// Fill waits until the connection has bytes to read (see readLoop).
+func (w *wsTransport) Fill() error { return w.c.Fill() }
 
 func (w *wsTransport) CloseWith(code int, reason string) {
-	if len(reason) > 120 {
-		reason = reason[:120] // a close frame's reason must fit in 123 bytes
-	}
-	_ = w.c.Close(websocket.StatusCode(code), reason)
+	w.c.Close(code, reason)
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
@@ -72,24 +68,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// its upgrade complete is already counted: back-to-back dials cannot
 	// overtake each other's count.
 	pendingDone, admitted := s.admitPending()
-	c, err := websocket.Accept(batchconn.HijackWriter{ResponseWriter: w}, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: true, // browsers on any origin may connect, as upstream allows
-		CompressionMode:    websocket.CompressionDisabled,
-	})
+	// Any origin may connect (browsers on any origin, as upstream allows).
+	c, err := wsconn.Accept(w, r, s.cfg.MaxMessageSize)
 	if err != nil {
 		if admitted {
 			pendingDone()
 		}
 		return
 	}
-	c.SetReadLimit(s.cfg.MaxMessageSize)
 	q := r.URL.Query()
 	for _, k := range []string{"workspace", "client_id", "token", "reconnection_token"} {
 		if q.Has(k) {
 			if admitted {
 				pendingDone()
 			}
-			_ = c.Close(closePolicy, legacyRejection[:min(len(legacyRejection), 120)])
+			c.Close(closePolicy, legacyRejection[:min(len(legacyRejection), 120)])
 			return
 		}
 	}
@@ -158,6 +151,19 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel) // shutting down ends admission
 	defer stop()
+	c := s.handshake(ctx, t, remote, pendingDone)
+	if c == nil {
+		return
+	}
+	// An idle connection spends its life parked in readLoop, with
+	// handshake's large stack frame gone from below it (see readLoop).
+	s.readLoop(ctx, c)
+	s.disconnected(c)
+}
+
+// handshake admits a connection from its first message and sends
+// connection_info; nil when the connection was refused or has ended.
+func (s *Server) handshake(ctx context.Context, t transport, remote string, pendingDone func()) *conn {
 	// The wait for the first message ends with a close frame on timeout or
 	// shutdown; the close also ends the pending read. (Expiring the read's
 	// context instead would drop the socket without a close frame: the
@@ -184,22 +190,22 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	timedOut, shutDown := !authTimer.Stop(), !stopShutdownClose()
 	pendingDone()
 	if timedOut || shutDown {
-		return // closed by the timer or by Close
+		return nil // closed by the timer or by Close
 	}
 	if err != nil {
 		t.CloseWith(closeGoingAway, "connection closed during authentication")
-		return
+		return nil
 	}
 	var h hello
 	if err := json.Unmarshal(data, &h); err != nil {
 		sendAndClose(t, closeUnsupported, "Failed to decode authentication information")
-		return
+		return nil
 	}
 	c, serr := s.admit(ctx, h)
 	if serr != nil {
 		s.log.Info("connection refused", "client_id", h.ClientID, "remote", remote, "reason", serr.reason)
 		sendAndClose(t, serr.code, serr.reason)
-		return
+		return nil
 	}
 	c.t = t
 	if old := s.router.add(c); old != nil {
@@ -211,13 +217,13 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 		// Close's closeAll may have run before the add: do its job here.
 		s.router.remove(c)
 		sendAndClose(t, closeGoingAway, "Server is shutting down")
-		return
+		return nil
 	}
 	reconnTok, err := s.reconnectionToken(c)
 	if err != nil {
 		s.router.remove(c)
 		sendAndClose(t, closeGoingAway, "Failed to establish connection: "+err.Error())
-		return
+		return nil
 	}
 	info := map[string]any{
 		"type": "connection_info", "hypha_version": Version,
@@ -232,11 +238,10 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	wcancel()
 	if err != nil {
 		s.disconnected(c)
-		return
+		return nil
 	}
 	s.log.Debug("client connected", "id", c.id, "user", c.user.ID, "remote", remote)
-	s.readLoop(ctx, c)
-	s.disconnected(c)
+	return c
 }
 
 // closeLater closes c (1001, reason) on a goroutine counted in s.wg; the
@@ -405,7 +410,18 @@ func (s *Server) reconnectionToken(c *conn) (string, error) {
 func (s *Server) readLoop(ctx context.Context, c *conn) {
 	tokens := s.cfg.MsgBurstLimit
 	last := time.Now()
+	filler, _ := c.t.(interface{ Fill() error })
 	for {
+		if filler != nil {
+			// An idle connection waits here, near the top of its
+			// goroutine: parked this shallow, the runtime shrinks the
+			// goroutine's stack to 4 KB (it shrinks a stack only while
+			// under a quarter of it is in use), half of what waiting
+			// inside Read would keep per idle connection.
+			if err := filler.Fill(); err != nil {
+				return
+			}
+		}
 		// Not bound to ctx: closing the connection ends the read.
 		typ, data, err := c.t.Read(context.Background())
 		if err != nil {

@@ -55,8 +55,8 @@ func newBenchCmd() *cobra.Command {
 				o.Token = "bench-root-token"
 				target = "embedded " + srv.URL()
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s clients=%d concurrency=%d payload=%dB duration=%s\n",
-				target, max(o.Clients, 1), o.Concurrency, o.Payload, o.Duration)
+			fmt.Fprintf(cmd.OutOrStdout(), "bench rpc: server=%s clients=%d concurrency=%d payload=%dB duration=%s anonymous-callers=%v\n",
+				target, max(o.Clients, 1), o.Concurrency, o.Payload, o.Duration, o.AnonymousCallers)
 			r, err := bench.RPC(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -70,6 +70,9 @@ func newBenchCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "cpu per call (this process: %s): %s\n", scope, r.CPUPerCall.Round(100*time.Nanosecond))
 			if o.ServerPID != 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "server cpu per call (process %d): %s\n", o.ServerPID, r.ServerCPUPerCall.Round(100*time.Nanosecond))
+				if r.ServerReadsPerCall > 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "server system calls per call: %.2f reads, %.2f writes\n", r.ServerReadsPerCall, r.ServerWritesPerCall)
+				}
 			}
 			if r.FirstErr != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "first error: %v\n", r.FirstErr)
@@ -86,6 +89,7 @@ func newBenchCmd() *cobra.Command {
 	fs.IntVar(&o.Payload, "payload", 0, "bytes sent in each call (0 sends a short string)")
 	fs.IntVar(&o.Clients, "clients", 1, "caller connections; the --concurrency callers are spread over them")
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server at --server-url: its CPU time per call is reported (Linux /proc)")
+	fs.BoolVar(&o.AnonymousCallers, "anonymous-callers", false, "callers connect without a token, each an anonymous user (the echo service is public): for servers that limit connections per user")
 	fs.BoolVar(&serverProcess, "server-process", false, "start 'hypha server' from this binary as a separate process and report its CPU time per call")
 	cmd.AddCommand(rpcCmd, newBenchConnsCmd(), newBenchSessionsCmd())
 	return cmd
@@ -114,6 +118,9 @@ func newBenchConnsCmd() *cobra.Command {
 				return fmt.Errorf("--server-pid is required with --server-url")
 			}
 			ulimitNoFile(o.Connections*2 + 100)
+			o.Measured = func(r bench.ConnsResult) {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s (holding the connections for %s)\n", r, o.Hold)
+			}
 			r, err := bench.Conns(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -127,6 +134,7 @@ func newBenchConnsCmd() *cobra.Command {
 	fs.IntVar(&o.ServerPID, "server-pid", 0, "pid of the server process whose RSS is measured")
 	secretStringVar(fs, &o.Token, "token", "HYPHA_TOKEN", "token (HYPHA_TOKEN)")
 	fs.IntVar(&o.Connections, "connections", 1000, "idle connections to open")
+	fs.DurationVar(&o.Hold, "hold", 0, "keep the connections open this long after measuring (to profile the server)")
 	return cmd
 }
 

@@ -32,6 +32,7 @@ type Conn struct {
 	spare    []byte
 	err      error
 	closed   bool
+	sealed   bool          // WriteLast was called
 	flushing bool          // a flusher goroutine is running
 	done     chan struct{} // closed when the current flusher exits
 }
@@ -48,27 +49,63 @@ var errClosed = errors.New("batchconn: connection closed")
 
 // Write queues p. It reports an error of an earlier write, if any.
 func (b *Conn) Write(p []byte) (int, error) {
+	if err := b.WriteParts(context.Background(), p, nil); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteParts queues a and then b as one unit: no other writer's bytes come
+// between them (a websocket frame's header and payload, without copying
+// them into one slice first). It waits only while more than maxQueued bytes
+// are queued (a peer that does not read), and then at most until ctx ends.
+func (b *Conn) WriteParts(ctx context.Context, a, c []byte) error {
+	return b.writeParts(ctx, a, c, false)
+}
+
+// WriteLast is WriteParts for the last bytes of the connection (a
+// websocket close frame): any later write fails, so that nothing a
+// concurrent writer queues can follow them.
+func (b *Conn) WriteLast(ctx context.Context, a, c []byte) error {
+	return b.writeParts(ctx, a, c, true)
+}
+
+func (b *Conn) writeParts(ctx context.Context, a, c []byte, last bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for len(b.queue) > maxQueued && b.err == nil && !b.closed {
-		b.cond.Wait()
+	if len(b.queue) > maxQueued && b.err == nil && !b.closed {
+		// Wake the wait when ctx ends; a context that never ends (the
+		// common case) costs nothing here.
+		stop := context.AfterFunc(ctx, func() {
+			b.mu.Lock()
+			b.cond.Broadcast()
+			b.mu.Unlock()
+		})
+		defer stop()
+		for len(b.queue) > maxQueued && b.err == nil && !b.closed && ctx.Err() == nil {
+			b.cond.Wait()
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	if b.err != nil {
-		return 0, b.err
+		return b.err
 	}
-	if b.closed {
-		return 0, errClosed
+	if b.closed || b.sealed {
+		return errClosed
 	}
+	b.sealed = last
 	if b.queue == nil {
 		b.queue = getBuf()
 	}
-	b.queue = append(b.queue, p...)
+	b.queue = append(append(b.queue, a...), c...)
 	if !b.flushing {
 		b.flushing = true
 		b.done = make(chan struct{})
 		go b.flusher(b.done)
 	}
-	return len(p), nil
+	return nil
 }
 
 // flusher writes the queue until it is empty, then exits.

@@ -2,6 +2,7 @@ package batchconn
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -114,4 +115,32 @@ func TestWriteErrorSurfaces(t *testing.T) {
 		t.Fatal("no error after the peer closed")
 	}
 	b.Close()
+}
+
+// Nothing queued after WriteLast goes out: a websocket close frame is the
+// last frame even when another goroutine writes at the same time.
+func TestWriteLastSeals(t *testing.T) {
+	c, s := tcpPair(t)
+	defer s.Close()
+	b := New(c)
+	if err := b.WriteParts(context.Background(), []byte("a"), []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteLast(context.Background(), []byte("last"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteParts(context.Background(), []byte("late"), nil); err == nil {
+		t.Fatal("a write after WriteLast was accepted")
+	}
+	got := make(chan []byte)
+	go func() {
+		data, _ := io.ReadAll(s)
+		got <- data
+	}()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if data := <-got; string(data) != "ablast" {
+		t.Fatalf("received %q, want %q", data, "ablast")
+	}
 }

@@ -33,7 +33,12 @@ type Options struct {
 	// ServerPID, when set, is the server's process: its CPU time while
 	// measuring is reported per call (Result.ServerCPUPerCall).
 	ServerPID int
-	Logger    *slog.Logger
+	// AnonymousCallers connects the callers without a token (each an
+	// anonymous user of its own) and makes the echo service public: upstream
+	// Hypha refuses a user's 200th connection, so many callers of one token
+	// cannot be compared.
+	AnonymousCallers bool
+	Logger           *slog.Logger
 }
 
 // Result of an RPC benchmark.
@@ -51,7 +56,11 @@ type Result struct {
 	// ServerCPUPerCall is the server process's CPU time (user+system,
 	// from /proc/<pid>/stat) per call, when Options.ServerPID is set.
 	ServerCPUPerCall time.Duration
-	FirstErr         error
+	// ServerReadsPerCall and ServerWritesPerCall are the server process's
+	// read and write system calls per call (/proc/<pid>/io), with
+	// Options.ServerPID: the batching that CPU per call depends on most.
+	ServerReadsPerCall, ServerWritesPerCall float64
+	FirstErr                                error
 }
 
 func cpuTime() time.Duration {
@@ -83,12 +92,19 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("provider: %w", err)
 	}
 	defer prov.Close()
-	if _, err := prov.RegisterService(ctx, rpc.Service{ID: "bench-echo", Functions: map[string]any{
+	svcDef := rpc.Service{ID: "bench-echo", Functions: map[string]any{
 		"echo": rpc.HandlerFunc(func(_ context.Context, c *rpc.Call) (any, error) { return c.Arg(0, "x"), nil }),
-	}}); err != nil {
+	}}
+	svcID := prov.Info().ClientID + ":bench-echo"
+	cfg.Workspace = prov.Info().Workspace
+	if o.AnonymousCallers {
+		svcDef.Config.Visibility = "public"
+		svcID = prov.Info().Workspace + "/" + svcID
+		cfg.Token, cfg.Workspace = "", ""
+	}
+	if _, err := prov.RegisterService(ctx, svcDef); err != nil {
 		return Result{}, err
 	}
-	cfg.Workspace = prov.Info().Workspace
 	clients := max(o.Clients, 1)
 	echos := make([]*rpc.RemoteFunc, 0, clients)
 	for range clients {
@@ -98,7 +114,7 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 			return Result{}, fmt.Errorf("caller %d of %d: %w", len(echos)+1, clients, err)
 		}
 		defer caller.Close()
-		svc, err := caller.GetService(ctx, prov.Info().ClientID+":bench-echo")
+		svc, err := caller.GetService(ctx, svcID)
 		if err != nil {
 			return Result{}, err
 		}
@@ -123,10 +139,12 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	start := time.Now()
 	cpu0 := cpuTime()
 	var srv0 time.Duration
+	var io0 SyscallCounts
 	if o.ServerPID > 0 {
 		if srv0, err = ProcCPU(o.ServerPID); err != nil {
 			return Result{}, err
 		}
+		io0, _ = ProcSyscalls(o.ServerPID) // zero where /proc/<pid>/io is not readable
 	}
 	var wg sync.WaitGroup
 	for w := range o.Concurrency {
@@ -154,12 +172,14 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	var srvCPU time.Duration
+	var io1 SyscallCounts
 	if o.ServerPID > 0 {
 		srv1, err := ProcCPU(o.ServerPID)
 		if err != nil {
 			return Result{}, err
 		}
 		srvCPU = srv1 - srv0
+		io1, _ = ProcSyscalls(o.ServerPID)
 	}
 	var all []time.Duration
 	for _, l := range lat {
@@ -171,6 +191,10 @@ func RPC(ctx context.Context, o Options) (Result, error) {
 	if r.Calls > 0 {
 		r.CPUPerCall = cpu / time.Duration(r.Calls)
 		r.ServerCPUPerCall = srvCPU / time.Duration(r.Calls)
+		if io0.Reads > 0 && io1.Reads > 0 {
+			r.ServerReadsPerCall = float64(io1.Reads-io0.Reads) / float64(r.Calls)
+			r.ServerWritesPerCall = float64(io1.Writes-io0.Writes) / float64(r.Calls)
+		}
 	}
 	if fe, ok := firstErr.Load().(error); ok {
 		r.FirstErr = fe
@@ -205,4 +229,28 @@ func ProcCPU(pid int) (time.Duration, error) {
 		return 0, fmt.Errorf("server CPU time: /proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
 	}
 	return time.Duration(ut+st) * (time.Second / 100), nil
+}
+
+// SyscallCounts are a process's read and write system calls so far.
+type SyscallCounts struct{ Reads, Writes int64 }
+
+// ProcSyscalls reads syscr and syscw from /proc/<pid>/io (Linux; readable
+// for one's own processes).
+func ProcSyscalls(pid int) (SyscallCounts, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return SyscallCounts{}, fmt.Errorf("server system calls: %w", err)
+	}
+	var sc SyscallCounts
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "syscr":
+			sc.Reads = n
+		case "syscw":
+			sc.Writes = n
+		}
+	}
+	return sc, nil
 }

@@ -21,7 +21,11 @@ type ConnsOptions struct {
 	Connections int
 	// ServerPID is the process whose resident memory is measured.
 	ServerPID int
-	Logger    *slog.Logger
+	// Hold keeps the connections open this long after measuring (to
+	// profile the server with them); the result goes to Measured first.
+	Hold     time.Duration
+	Measured func(ConnsResult)
+	Logger   *slog.Logger
 }
 
 // ConnsResult reports the server's memory before and after opening the
@@ -88,6 +92,15 @@ func Conns(ctx context.Context, o ConnsOptions) (ConnsResult, error) {
 	r := ConnsResult{Connections: o.Connections, RSSBefore: before, RSSAfter: after, ConnectTime: elapsed}
 	if o.Connections > 0 {
 		r.PerConnBytes = (after - before) / int64(o.Connections)
+	}
+	if o.Hold > 0 {
+		if o.Measured != nil {
+			o.Measured(r)
+		}
+		select {
+		case <-time.After(o.Hold):
+		case <-ctx.Done():
+		}
 	}
 	return r, nil
 }
