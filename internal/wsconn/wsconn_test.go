@@ -223,6 +223,9 @@ func TestHostileFrames(t *testing.T) {
 		{"new message inside a fragmented one", []byte{0x02, 0x80, 0, 0, 0, 0, 0x82, 0x80, 0, 0, 0, 0}, CloseProtocol, ErrProtocol},
 		{"4 GiB claim", []byte{0x82, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, CloseTooBig, ErrTooBig},
 		{"one-byte close", []byte{0x88, 0x81, 0, 0, 0, 0, 1}, CloseProtocol, ErrProtocol},
+		{"long ping", []byte{0x89, 0xFE, 0x00, 0x7E, 0, 0, 0, 0}, CloseProtocol, ErrProtocol},
+		{"length with the high bit set", []byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, CloseProtocol, ErrProtocol},
+		{"fragments adding up past the limit", fragmentsPast(600000), CloseTooBig, ErrTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc, br := rawConn(t, url)
@@ -237,6 +240,19 @@ func TestHostileFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fragmentsPast is a first fragment of n zero bytes followed by the header
+// of a continuation claiming n more: together over the 1 MiB limit of
+// echoServer, although each is under it.
+func fragmentsPast(n int) []byte {
+	hdr := func(b0 byte) []byte {
+		h := []byte{b0, 0xFF}
+		h = binary.BigEndian.AppendUint64(h, uint64(n))
+		return append(h, 0, 0, 0, 0)
+	}
+	b := append(hdr(0x02), make([]byte, n)...)
+	return append(b, hdr(0x80)...)
 }
 
 // TestHostileHandshakes: requests that are not websocket upgrades get an
