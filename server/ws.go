@@ -410,9 +410,20 @@ func (s *Server) reconnectionToken(c *conn) (string, error) {
 func (s *Server) readLoop(ctx context.Context, c *conn) {
 	tokens := s.cfg.MsgBurstLimit
 	last := time.Now()
-	filler, _ := c.t.(interface{ Fill() error })
+	filler, _ := c.t.(*wsTransport)
+	if filler != nil {
+		// Frames routed to websocket peers are queued, and written once
+		// every message already read has been routed: one write system
+		// call per peer per batch, made here, instead of a flusher
+		// goroutine started and woken per frame (conn.deliverFrom).
+		c.batching = true
+		defer c.flushBatch()
+	}
 	for {
 		if filler != nil {
+			if !filler.c.Buffered() {
+				c.flushBatch()
+			}
 			// An idle connection waits here, near the top of its
 			// goroutine: parked this shallow, the runtime shrinks the
 			// goroutine's stack to 4 KB (it shrinks a stack only while
