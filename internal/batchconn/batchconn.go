@@ -36,7 +36,7 @@ type Conn struct {
 	sealed   bool            // WriteLast was called
 	flushing bool            // a flusher goroutine is running
 	done     chan struct{}   // made by Close while writing; closed when writing ends
-	rc       syscall.RawConn // nil: not a plain TCP connection (Flush starts a flusher)
+	rc       syscall.RawConn // for Flush; nil until the first Defer (rawWritable)
 
 	// State of the inline write in progress (Flush), kept here rather than
 	// captured by a closure, which would cost an allocation per write.
@@ -51,10 +51,6 @@ type Conn struct {
 func New(c net.Conn) *Conn {
 	b := &Conn{Conn: c}
 	b.cond = sync.NewCond(&b.mu)
-	if tc, ok := c.(*net.TCPConn); ok {
-		b.rc, _ = tc.SyscallConn()
-		b.wfn = b.sysWrite
-	}
 	return b
 }
 
@@ -151,7 +147,7 @@ func (b *Conn) Defer(a, c []byte) (mustFlush bool, err error) {
 	if b.flushing {
 		return false, nil
 	}
-	if len(b.queue) > deferLimit || b.rc == nil {
+	if len(b.queue) > deferLimit || !b.rawWritable() {
 		b.startFlusher()
 		return false, nil
 	}
@@ -165,6 +161,11 @@ func (b *Conn) Defer(a, c []byte) (mustFlush bool, err error) {
 func (b *Conn) Flush() {
 	b.mu.Lock()
 	if b.flushing || len(b.queue) == 0 || b.err != nil {
+		b.mu.Unlock()
+		return
+	}
+	if !b.rawWritable() {
+		b.startFlusher()
 		b.mu.Unlock()
 		return
 	}
@@ -205,6 +206,26 @@ func (b *Conn) Flush() {
 		return
 	}
 	b.flushed()
+}
+
+// rawWritable reports whether Flush can write without waiting: the
+// connection is a plain TCP one (b.mu held). The raw connection is set up
+// at the first deferred write, so that a connection that never gets one
+// (an idle one) does not carry it.
+func (b *Conn) rawWritable() bool {
+	if b.rc != nil {
+		return true
+	}
+	tc, ok := b.Conn.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	b.rc, b.wfn = rc, b.sysWrite
+	return true
 }
 
 // sysWrite is the function given to RawConn.Write: one write system call,
