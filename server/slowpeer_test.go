@@ -3,11 +3,13 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/hypha-go/hypha/internal/testserver"
+	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/server"
 )
 
@@ -62,5 +64,43 @@ func TestHostileSlowReaderDoesNotStallRouting(t *testing.T) {
 	}
 	if v, err := sender.CallManager(ctx, "echo", "still served"); err != nil || v != "still served" {
 		t.Fatalf("the sender after routing to a stuck peer: %v, %v", v, err)
+	}
+}
+
+// TestHostileHalfSentMessageDoesNotHoldRoutedFrames: the read loop writes
+// the frames it routed before every read that may wait, also in the middle
+// of a message. A client that sends a frame and, in the same segment, the
+// start of a long message it never finishes does not hold that frame back.
+func TestHostileHalfSentMessageDoesNotHoldRoutedFrames(t *testing.T) {
+	s := testserver.Start(t, server.Config{})
+	ctx := testserver.Ctx(t)
+	reader := rootRaw(t, s, "reader")
+	sender := rootRaw(t, s, "sender")
+	msg, err := wire.Encode(map[string]any{"type": "method", "to": "reader", "method": "x.y"}, map[string]any{"seq": "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Client frames are masked; a zero masking key leaves the payload as is.
+	var raw []byte
+	if len(msg) < 126 {
+		raw = append(raw, 0x82, 0x80|byte(len(msg)))
+	} else {
+		raw = binary.BigEndian.AppendUint16(append(raw, 0x82, 0x80|126), uint16(len(msg)))
+	}
+	raw = append(append(raw, 0, 0, 0, 0), msg...)
+	// Then a 1 MiB message of which only 16 bytes ever come.
+	raw = binary.BigEndian.AppendUint64(append(raw, 0x82, 0x80|127), 1<<20)
+	raw = append(append(raw, 0, 0, 0, 0), make([]byte, 16)...)
+	if _, err := sender.Net.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	f, err := reader.Read(rctx)
+	if err != nil {
+		t.Fatalf("the frame sent before a half-sent message did not arrive: %v", err)
+	}
+	if f.Extra["seq"] != "first" {
+		t.Fatalf("got %v", f.Extra)
 	}
 }

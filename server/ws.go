@@ -416,14 +416,14 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 		// every message already read has been routed: one write system
 		// call per peer per batch, made here, instead of a flusher
 		// goroutine started and woken per frame (conn.deliverFrom).
+		// The flush comes before every read system call, so also when a
+		// read waits for the rest of a long message.
 		c.batching = true
+		filler.c.BeforeRead(c.flushBatch)
 		defer c.flushBatch()
 	}
 	for {
 		if filler != nil {
-			if !filler.c.Buffered() {
-				c.flushBatch()
-			}
 			// An idle connection waits here, near the top of its
 			// goroutine: parked this shallow, the runtime shrinks the
 			// goroutine's stack to 4 KB (it shrinks a stack only while

@@ -16,6 +16,9 @@ import (
 type reader struct {
 	nc   net.Conn
 	rc   syscall.RawConn // nil: not a plain TCP connection, read through nc
+	// beforeRead, when set, is called before every read system call (see
+	// Conn.BeforeRead).
+	beforeRead func()
 	buf  []byte          // nil when empty
 	bp   *[]byte         // buf's pool entry, when it came from readPool
 	r, w int
@@ -109,6 +112,9 @@ func (rd *reader) fill() error {
 // readOnce makes one read, waiting until the socket is readable: into p,
 // or, when p is nil, into a buffer from readPool (returned in bp).
 func (rd *reader) readOnce(p []byte) (n int, bp *[]byte, err error) {
+	if rd.beforeRead != nil {
+		rd.beforeRead()
+	}
 	if rd.rc == nil {
 		if p == nil {
 			bp = readPool.Get().(*[]byte)

@@ -426,9 +426,12 @@ func (c *Conn) WriteDeferred(op byte, data []byte) (mustFlush bool, err error) {
 // goroutine.
 func (c *Conn) Flush() { c.bc.Flush() }
 
-// Buffered reports whether bytes already read wait in the read buffer: a
-// read loop that sees none flushes its deferred writes before it waits.
-func (c *Conn) Buffered() bool { return c.rd.buffered() > 0 }
+// BeforeRead sets fn to be called by the reading goroutine (in Read or
+// Fill) before every read system call, that is whenever every byte already
+// read has been consumed and more are needed, including in the middle of a
+// message: a read loop flushes its deferred writes there, before it may
+// wait. Set it before the first Read.
+func (c *Conn) BeforeRead(fn func()) { c.rd.beforeRead = fn }
 
 // frameHeader appends the header of an unmasked final frame to b.
 func frameHeader(b []byte, op byte, n int) []byte {
