@@ -14,14 +14,14 @@ import (
 // the socket is empty (the same read, wait, read sequence as net.Conn.Read)
 // without a buffer being taken first.
 type reader struct {
-	nc   net.Conn
-	rc   syscall.RawConn // nil: not a plain TCP connection, read through nc
+	nc net.Conn
+	rc syscall.RawConn // nil: not a plain TCP connection, read through nc
 	// beforeRead, when set, is called before every read system call (see
 	// Conn.BeforeRead).
 	beforeRead func()
-	buf  []byte          // nil when empty
-	bp   *[]byte         // buf's pool entry, when it came from readPool
-	r, w int
+	buf        []byte  // nil when empty
+	bp         *[]byte // buf's pool entry, when it came from readPool
+	r, w       int
 
 	// State of the read in progress, kept here rather than captured by a
 	// closure (which would cost an allocation per read).
