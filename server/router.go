@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,11 +78,17 @@ func (c *conn) deliverFrom(src *conn, frame []byte) error {
 		return c.deliver(frame)
 	case err != nil:
 		return err
-	case mustFlush && !slices.Contains(src.batch, ws.c):
+	case mustFlush && (len(src.batch) == 0 || src.batch[len(src.batch)-1] != ws.c):
+		// Only a repeat of the last peer is skipped: a broadcast to many
+		// peers stays linear, and a peer listed twice costs a Flush that
+		// finds nothing left to write.
 		src.batch = append(src.batch, ws.c)
 	}
 	return nil
 }
+
+// maxKeptBatch bounds the batch list a read loop keeps between batches.
+const maxKeptBatch = 64
 
 // flushBatch writes the frames c's read loop queued (see deliverFrom).
 func (c *conn) flushBatch() {
@@ -91,7 +96,11 @@ func (c *conn) flushBatch() {
 		w.Flush()
 		c.batch[i] = nil
 	}
-	c.batch = c.batch[:0]
+	if cap(c.batch) > maxKeptBatch {
+		c.batch = nil // after a broadcast to many peers
+	} else {
+		c.batch = c.batch[:0]
+	}
 }
 
 func (c *conn) subscribed(typ string) bool {
