@@ -9,8 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/batchconn"
 	"github.com/hypha-go/hypha/internal/lograte"
 	"github.com/hypha-go/hypha/internal/wire"
+	"github.com/hypha-go/hypha/internal/wsconn"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 )
@@ -48,6 +50,57 @@ type conn struct {
 	// clientLog limits the lines the client writes to the server's log
 	// through the manager's log function (nil: the server's own peers).
 	clientLog *lograte.Limiter
+
+	// batching is set by a websocket connection's read loop: the frames it
+	// routes to websocket peers are queued without being written, and
+	// batch lists the peers to flush before the loop waits for more bytes
+	// (readLoop). Both belong to that read loop.
+	batching bool
+	batch    []*wsconn.Conn
+}
+
+// deliverFrom delivers a frame routed from src to c: queued for src's read
+// loop to flush when src batches, otherwise written as usual.
+func (c *conn) deliverFrom(src *conn, frame []byte) error {
+	if !src.batching || c.deliverFn != nil {
+		return c.deliver(frame)
+	}
+	ws, ok := c.t.(*wsTransport)
+	if !ok {
+		return c.deliver(frame)
+	}
+	mustFlush, err := ws.c.WriteDeferred(byte(rpc.Binary), frame)
+	switch {
+	case errors.Is(err, batchconn.ErrWouldWait):
+		// c's queue is full: write what src's batch holds for others
+		// first, so that they do not wait on c, then wait as Write does.
+		src.flushBatch()
+		return c.deliver(frame)
+	case err != nil:
+		return err
+	case mustFlush && (len(src.batch) == 0 || src.batch[len(src.batch)-1] != ws.c):
+		// Only a repeat of the last peer is skipped: a broadcast to many
+		// peers stays linear, and a peer listed twice costs a Flush that
+		// finds nothing left to write.
+		src.batch = append(src.batch, ws.c)
+	}
+	return nil
+}
+
+// maxKeptBatch bounds the batch list a read loop keeps between batches.
+const maxKeptBatch = 64
+
+// flushBatch writes the frames c's read loop queued (see deliverFrom).
+func (c *conn) flushBatch() {
+	for i, w := range c.batch {
+		w.Flush()
+		c.batch[i] = nil
+	}
+	if cap(c.batch) > maxKeptBatch {
+		c.batch = nil // after a broadcast to many peers
+	} else {
+		c.batch = c.batch[:0]
+	}
 }
 
 func (c *conn) subscribed(typ string) bool {
@@ -238,7 +291,7 @@ func (r *router) route(src *conn, frame []byte) error {
 	if tcid == "*" {
 		for _, c := range r.inWorkspace(tws) {
 			if c.subscribed(m.Type) {
-				_ = c.deliver(out)
+				_ = c.deliverFrom(src, out)
 			}
 		}
 		return nil
@@ -253,7 +306,7 @@ func (r *router) route(src *conn, frame []byte) error {
 	if m.Type == "method" {
 		dst.lastCall.Store(time.Now().UnixNano()) // activity (apphooks.go)
 	}
-	if err := dst.deliver(out); err != nil {
+	if err := dst.deliverFrom(src, out); err != nil {
 		if errors.Is(err, wire.ErrMalformed) {
 			// A server-side peer (the manager) could not decode it.
 			return fmt.Errorf("%w: %w", errMalformedFrame, err)

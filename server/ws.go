@@ -410,7 +410,18 @@ func (s *Server) reconnectionToken(c *conn) (string, error) {
 func (s *Server) readLoop(ctx context.Context, c *conn) {
 	tokens := s.cfg.MsgBurstLimit
 	last := time.Now()
-	filler, _ := c.t.(interface{ Fill() error })
+	filler, _ := c.t.(*wsTransport)
+	if filler != nil {
+		// Frames routed to websocket peers are queued, and written once
+		// every message already read has been routed: one write system
+		// call per peer per batch, made here, instead of a flusher
+		// goroutine started and woken per frame (conn.deliverFrom).
+		// The flush comes before every read system call, so also when a
+		// read waits for the rest of a long message.
+		c.batching = true
+		filler.c.BeforeRead(c.flushBatch)
+		defer c.flushBatch()
+	}
 	for {
 		if filler != nil {
 			// An idle connection waits here, near the top of its

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -32,9 +33,17 @@ type Conn struct {
 	spare    []byte
 	err      error
 	closed   bool
-	sealed   bool          // WriteLast was called
-	flushing bool          // a flusher goroutine is running
-	done     chan struct{} // closed when the current flusher exits
+	sealed   bool            // WriteLast was called
+	flushing bool            // a flusher goroutine is running
+	done     chan struct{}   // made by Close while writing; closed when writing ends
+	rc       syscall.RawConn // for Flush; nil until the first Defer (rawWritable)
+
+	// State of the inline write in progress (Flush), kept here rather than
+	// captured by a closure, which would cost an allocation per write.
+	wfn  func(fd uintptr) bool
+	wout []byte
+	wn   int
+	werr error
 }
 
 // New wraps c. A flusher goroutine runs only while there is something to
@@ -101,16 +110,162 @@ func (b *Conn) writeParts(ctx context.Context, a, c []byte, last bool) error {
 	}
 	b.queue = append(append(b.queue, a...), c...)
 	if !b.flushing {
-		b.flushing = true
-		b.done = make(chan struct{})
-		go b.flusher(b.done)
+		b.startFlusher()
 	}
 	return nil
 }
 
+// ErrWouldWait is returned by Defer when the queue is full: the caller
+// flushes what it deferred elsewhere and then calls WriteParts, which waits.
+var ErrWouldWait = errors.New("batchconn: queue full")
+
+// deferLimit is the most Defer lets wait for the caller's Flush; beyond it a
+// flusher starts at once.
+const deferLimit = 64 << 10
+
+// Defer queues a and c like WriteParts but starts no flusher: the caller, a
+// read loop routing every message it has already read, calls Flush once
+// its batch is done, so that the frames of a batch to one peer share one
+// write system call made by the read loop itself, and no goroutine is
+// started and woken per burst. It reports whether the caller must call
+// Flush (false: a flusher is running and writes them). It never waits.
+func (b *Conn) Defer(a, c []byte) (mustFlush bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.err != nil:
+		return false, b.err
+	case b.closed || b.sealed:
+		return false, errClosed
+	case len(b.queue) > maxQueued:
+		return false, ErrWouldWait
+	}
+	if b.queue == nil {
+		b.queue = getBuf()
+	}
+	b.queue = append(append(b.queue, a...), c...)
+	if b.flushing {
+		return false, nil
+	}
+	if len(b.queue) > deferLimit || !b.rawWritable() {
+		b.startFlusher()
+		return false, nil
+	}
+	return true, nil
+}
+
+// Flush writes what is queued with one non-blocking write system call made
+// by the calling goroutine, unless a flusher is already running. Whatever
+// the socket does not take at once (a peer that reads slowly or not at
+// all) is left to a flusher goroutine, so the caller never waits for a peer.
+func (b *Conn) Flush() {
+	b.mu.Lock()
+	if b.flushing || len(b.queue) == 0 || b.err != nil {
+		b.mu.Unlock()
+		return
+	}
+	if !b.rawWritable() {
+		b.startFlusher()
+		b.mu.Unlock()
+		return
+	}
+	b.flushing = true // other writers append; nobody else writes meanwhile
+	out := b.queue
+	b.queue = b.spare
+	b.spare = nil
+	b.mu.Unlock()
+
+	b.wout, b.wn, b.werr = out, 0, nil
+	err := b.rc.Write(b.wfn)
+	n, werr := b.wn, b.werr
+	b.wout = nil
+	if err == nil {
+		err = werr
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil && err != syscall.EAGAIN {
+		b.err = err
+		b.cond.Broadcast()
+	}
+	if n < len(out) && b.err == nil {
+		// The rest goes first, before what other writers queued meanwhile.
+		rest := append(getBuf(), out[n:]...)
+		rest = append(rest, b.queue...)
+		putBuf(b.queue)
+		b.queue = rest
+	}
+	if b.spare == nil && cap(out) <= maxPooled {
+		b.spare = out[:0]
+	} else {
+		putBuf(out)
+	}
+	if len(b.queue) > 0 && b.err == nil {
+		b.startFlusher()
+		return
+	}
+	b.flushed()
+}
+
+// rawWritable reports whether Flush can write without waiting: the
+// connection is a plain TCP one (b.mu held). The raw connection is set up
+// at the first deferred write, so that a connection that never gets one
+// (an idle one) does not carry it.
+func (b *Conn) rawWritable() bool {
+	if b.rc != nil {
+		return true
+	}
+	tc, ok := b.Conn.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	b.rc, b.wfn = rc, b.sysWrite
+	return true
+}
+
+// sysWrite is the function given to RawConn.Write: one write system call,
+// never waiting for the socket to become writable.
+func (b *Conn) sysWrite(fd uintptr) bool {
+	for {
+		b.wn, b.werr = syscall.Write(int(fd), b.wout)
+		if b.werr != syscall.EINTR {
+			break
+		}
+	}
+	if b.wn < 0 {
+		b.wn = 0
+	}
+	return true
+}
+
+// startFlusher starts the flusher goroutine (b.mu held).
+func (b *Conn) startFlusher() {
+	b.flushing = true
+	go b.flusher()
+}
+
+// flushed marks the end of writing (b.mu held), waking a Close waiting
+// for it.
+func (b *Conn) flushed() {
+	b.flushing = false
+	b.cond.Broadcast()
+	if b.done != nil {
+		close(b.done)
+		b.done = nil
+	}
+	// An idle connection keeps no buffer: both go back to the shared pool.
+	putBuf(b.queue)
+	putBuf(b.spare)
+	b.queue, b.spare = nil, nil
+}
+
 // flusher writes the queue until it is empty, then exits.
-func (b *Conn) flusher(done chan struct{}) {
-	defer close(done)
+func (b *Conn) flusher() {
 	b.mu.Lock()
 	for len(b.queue) > 0 && b.err == nil {
 		out := b.queue
@@ -127,11 +282,7 @@ func (b *Conn) flusher(done chan struct{}) {
 		}
 		b.cond.Broadcast()
 	}
-	b.flushing = false
-	// An idle connection keeps no buffer: both go back to the shared pool.
-	putBuf(b.queue)
-	putBuf(b.spare)
-	b.queue, b.spare = nil, nil
+	b.flushed()
 	b.mu.Unlock()
 }
 
@@ -161,8 +312,18 @@ func (b *Conn) Close() error {
 	}
 	b.closed = true
 	b.cond.Broadcast()
-	done := b.done
+	if !b.flushing && len(b.queue) > 0 && b.err == nil {
+		// Deferred frames nobody flushed yet (see Defer).
+		b.startFlusher()
+	}
 	flushing := b.flushing
+	var done chan struct{}
+	if flushing {
+		if b.done == nil {
+			b.done = make(chan struct{})
+		}
+		done = b.done
+	}
 	b.mu.Unlock()
 	if flushing {
 		select {

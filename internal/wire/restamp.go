@@ -22,17 +22,17 @@ type Main struct {
 	nkept             int
 }
 
-var trusted = map[string]bool{"from": true, "to": true, "ws": true, "user": true}
-
 // ScanMain parses the main segment of frame. String values of to, type and
 // session are extracted; from, ws and user are dropped (the server stamps
 // them); every other entry is kept verbatim.
+//
+// It walks the bytes itself (skipRaw for the values it keeps or drops)
+// rather than through a msgpack decoder: the router calls it for every
+// frame, and a key is then compared in place instead of being decoded into
+// a new string.
 func ScanMain(frame []byte) (*Main, error) {
-	dd := getDecoder(frame)
-	defer putDecoder(dd)
-	d := dd.d
-	n, err := d.DecodeMapLen()
-	if err != nil || n < 0 {
+	n, pos, ok := mapHeader(frame)
+	if !ok {
 		return nil, fmt.Errorf("%w: main segment is not a map", ErrMalformed)
 	}
 	if n > maxKept+4 {
@@ -40,54 +40,97 @@ func ScanMain(frame []byte) (*Main, error) {
 	}
 	m := mainPool.Get().(*Main)
 	*m = Main{}
-	pos := func() int { return len(frame) - dd.r.Len() }
 	for range n {
-		start := pos()
-		c, err := d.PeekCode()
-		if err != nil || !msgpcode.IsString(c) {
+		start := pos
+		key, next, err := rawString(frame, pos)
+		if err != nil {
+			m.Release()
 			return nil, fmt.Errorf("%w: main segment key is not a string", ErrMalformed)
 		}
-		if err := dd.fits(c); err != nil {
-			return nil, err
-		}
-		key, err := d.DecodeString()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
+		pos = next
 		var dst *string
-		switch key {
+		trustedKey := false
+		switch string(key) {
 		case "to":
-			dst = &m.To
+			dst, trustedKey = &m.To, true
 		case "type":
 			dst = &m.Type
 		case "session":
 			dst = &m.Session
+		case "from", "ws", "user":
+			trustedKey = true
 		}
-		if dst != nil {
-			if c, err := d.PeekCode(); err == nil && msgpcode.IsString(c) {
-				if err := dd.fits(c); err != nil {
-					return nil, err
-				}
-				if *dst, err = d.DecodeString(); err != nil {
-					return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-				}
-			} else if err := dd.skip(1); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		if dst != nil && pos < len(frame) && msgpcode.IsString(frame[pos]) {
+			v, next, err := rawString(frame, pos)
+			if err != nil {
+				m.Release()
+				return nil, err
 			}
-		} else if err := dd.skip(1); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			*dst, pos = string(v), next
+		} else {
+			if pos, err = skipRaw(frame, pos, 1); err != nil {
+				m.Release()
+				return nil, err
+			}
 		}
-		if trusted[key] {
+		if trustedKey {
 			continue
 		}
 		if m.nkept == maxKept {
+			m.Release()
 			return nil, fmt.Errorf("%w: main segment has too many entries", ErrMalformed)
 		}
-		m.kept[m.nkept] = [2]int{start, pos()}
+		m.kept[m.nkept] = [2]int{start, pos}
 		m.nkept++
 	}
-	m.end = pos()
+	m.end = pos
 	return m, nil
+}
+
+// mapHeader reads the header of a msgpack map at the start of b: its
+// number of entries and where the first one starts.
+func mapHeader(b []byte) (n, pos int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	switch c := b[0]; {
+	case msgpcode.IsFixedMap(c):
+		return int(c & msgpcode.FixedMapMask), 1, true
+	case c == msgpcode.Map16 && len(b) >= 3:
+		return int(binary.BigEndian.Uint16(b[1:])), 3, true
+	case c == msgpcode.Map32 && len(b) >= 5:
+		return int(binary.BigEndian.Uint32(b[1:])), 5, true
+	}
+	return 0, 0, false
+}
+
+// rawString returns the bytes of the msgpack string at b[pos:] (without
+// copying them) and the offset just past it.
+func rawString(b []byte, pos int) (s []byte, next int, err error) {
+	if pos >= len(b) {
+		return nil, 0, fmt.Errorf("%w: truncated value", ErrMalformed)
+	}
+	c := b[pos]
+	hdr, size := 1, 0
+	switch {
+	case msgpcode.IsFixedString(c):
+		size = int(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8 && pos+2 <= len(b):
+		hdr, size = 2, int(b[pos+1])
+	case c == msgpcode.Str16 && pos+3 <= len(b):
+		hdr, size = 3, int(binary.BigEndian.Uint16(b[pos+1:]))
+	case c == msgpcode.Str32 && pos+5 <= len(b):
+		hdr, size = 5, int(binary.BigEndian.Uint32(b[pos+1:]))
+	case msgpcode.IsString(c):
+		return nil, 0, fmt.Errorf("%w: truncated header", ErrMalformed)
+	default:
+		return nil, 0, fmt.Errorf("%w: not a string", ErrMalformed)
+	}
+	start := pos + hdr
+	if size > len(b)-start {
+		return nil, 0, fmt.Errorf("%w: string of %d bytes past the end of the frame", ErrMalformed, size)
+	}
+	return b[start : start+size], start + size, nil
 }
 
 var mainPool = sync.Pool{New: func() any { return new(Main) }}

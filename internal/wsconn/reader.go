@@ -14,11 +14,14 @@ import (
 // the socket is empty (the same read, wait, read sequence as net.Conn.Read)
 // without a buffer being taken first.
 type reader struct {
-	nc   net.Conn
-	rc   syscall.RawConn // nil: not a plain TCP connection, read through nc
-	buf  []byte          // nil when empty
-	bp   *[]byte         // buf's pool entry, when it came from readPool
-	r, w int
+	nc net.Conn
+	rc syscall.RawConn // nil: not a plain TCP connection, read through nc
+	// beforeRead, when set, is called before every read system call (see
+	// Conn.BeforeRead).
+	beforeRead func()
+	buf        []byte  // nil when empty
+	bp         *[]byte // buf's pool entry, when it came from readPool
+	r, w       int
 
 	// State of the read in progress, kept here rather than captured by a
 	// closure (which would cost an allocation per read).
@@ -109,6 +112,9 @@ func (rd *reader) fill() error {
 // readOnce makes one read, waiting until the socket is readable: into p,
 // or, when p is nil, into a buffer from readPool (returned in bp).
 func (rd *reader) readOnce(p []byte) (n int, bp *[]byte, err error) {
+	if rd.beforeRead != nil {
+		rd.beforeRead()
+	}
 	if rd.rc == nil {
 		if p == nil {
 			bp = readPool.Get().(*[]byte)

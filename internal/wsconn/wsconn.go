@@ -23,7 +23,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -269,14 +268,15 @@ func (c *Conn) readPayload(data []byte, n int, key [4]byte) ([]byte, error) {
 // them into the buffer. Read calls it; a caller that calls it first, from
 // a shallow point of its goroutine's stack, parks there instead of deep
 // inside Read. After an error the connection is closed.
+//
+// It does not yield (runtime.Gosched) first: a yield puts the goroutine on
+// the global run queue and wakes an idle processor's thread to take it, and
+// on two cores those thread wake-ups and sleeps (futex, findRunnable) cost
+// more than the reads a yield saved (docs/benchmarks.md §10).
 func (c *Conn) Fill() error {
 	if c.rd.buffered() > 0 {
 		return nil
 	}
-	// Let the goroutines that are ready to run go first (read loops
-	// routing to the same peers, flushers): the read then more often finds
-	// bytes instead of waiting, and more messages share one system call.
-	runtime.Gosched()
 	if err := c.rd.fill(); err != nil {
 		return c.failRead(err)
 	}
@@ -399,6 +399,39 @@ func (c *Conn) Write(ctx context.Context, op byte, data []byte) error {
 	}
 	return nil
 }
+
+// WriteDeferred queues one message like Write but leaves its writing to the
+// caller's Flush (see batchconn.Conn.Defer): a read loop routing a batch of
+// messages queues them all, then flushes each connection it wrote to once.
+// It reports whether the caller must call Flush; it never waits, and
+// returns batchconn.ErrWouldWait when the queue is full (the caller then
+// uses Write, which waits).
+func (c *Conn) WriteDeferred(op byte, data []byte) (mustFlush bool, err error) {
+	var hb [10]byte
+	c.mu.Lock()
+	sent := c.closeSent
+	c.mu.Unlock()
+	if sent {
+		return false, ErrClosed
+	}
+	mustFlush, err = c.bc.Defer(frameHeader(hb[:0], op, len(data)), data)
+	if err != nil && !errors.Is(err, batchconn.ErrWouldWait) {
+		err = fmt.Errorf("websocket: write: %w", err)
+	}
+	return mustFlush, err
+}
+
+// Flush writes the messages WriteDeferred queued, without waiting for the
+// peer: what the socket does not take at once is left to a flusher
+// goroutine.
+func (c *Conn) Flush() { c.bc.Flush() }
+
+// BeforeRead sets fn to be called by the reading goroutine (in Read or
+// Fill) before every read system call, that is whenever every byte already
+// read has been consumed and more are needed, including in the middle of a
+// message: a read loop flushes its deferred writes there, before it may
+// wait. Set it before the first Read.
+func (c *Conn) BeforeRead(fn func()) { c.rd.beforeRead = fn }
 
 // frameHeader appends the header of an unmasked final frame to b.
 func frameHeader(b []byte, op byte, n int) []byte {
