@@ -67,33 +67,6 @@ const (
 // MaxAppRequestsPerCaller app requests in flight.
 var ErrTooManyAppRequests = errors.New("too many app requests in flight")
 
-// appLimiter counts the app requests in flight per caller key.
-type appLimiter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (l *appLimiter) acquire(key string, max int) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n == nil {
-		l.n = map[string]int{}
-	}
-	if l.n[key] >= max {
-		return false
-	}
-	l.n[key]++
-	return true
-}
-
-func (l *appLimiter) release(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n[key]--; l.n[key] <= 0 {
-		delete(l.n, key)
-	}
-}
-
 // mountApps registers the app routes (called from routes).
 func (s *Server) mountApps() {
 	s.mux.HandleFunc("/{workspace}/apps/{service_id}", s.appRedirect)
@@ -124,7 +97,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	key := u.ID
 	if u.IsAnonymous {
 		// Every anonymous request is a new user: count them by address.
-		key = "anonymous@" + remoteHostOf(r.RemoteAddr)
+		key = "anonymous@" + remoteHost(r.RemoteAddr)
 	}
 	if !s.appLimit.acquire(key, s.cfg.MaxAppRequestsPerCaller) {
 		w.Header().Set("Retry-After", "1")
@@ -182,13 +155,6 @@ func appErrorStatus(err error) int {
 	default:
 		return code
 	}
-}
-
-func remoteHostOf(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }
 
 // hopByHop are the headers that describe one connection, not the message:

@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -72,28 +71,7 @@ var streamControlTypes = map[string]bool{
 type rpcStreams struct {
 	mu        sync.Mutex
 	byID      map[string]*httpStream
-	perCaller map[string]int
-}
-
-func (t *rpcStreams) reserve(key string, limit int) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.perCaller == nil {
-		t.perCaller = map[string]int{}
-	}
-	if limit > 0 && t.perCaller[key] >= limit {
-		return false
-	}
-	t.perCaller[key]++
-	return true
-}
-
-func (t *rpcStreams) release(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.perCaller[key]--; t.perCaller[key] <= 0 {
-		delete(t.perCaller, key)
-	}
+	perCaller callerCounts // streams per caller (MaxRPCStreamsPerCaller)
 }
 
 func (t *rpcStreams) register(id string, st *httpStream) {
@@ -385,11 +363,7 @@ func (s *Server) streamCallerKey(r *http.Request, tok, rtok string) string {
 			return "user:" + u.ID
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "addr:" + host
+	return "addr:" + remoteHost(r.RemoteAddr)
 }
 
 // handleRPCStream serves GET /rpc: the stream of one client connection.
@@ -413,13 +387,13 @@ func (s *Server) handleRPCStream(w http.ResponseWriter, r *http.Request) {
 		ws = ""
 	}
 	key := s.streamCallerKey(r, tok, rtok)
-	if !s.streams.reserve(key, s.cfg.MaxRPCStreamsPerCaller) {
+	if !s.streams.perCaller.acquire(key, s.cfg.MaxRPCStreamsPerCaller) {
 		httpError(w, http.StatusTooManyRequests, fmt.Sprintf(
 			"too many RPC streams for this caller (at most %d open, max RPC streams per caller); close one first",
 			s.cfg.MaxRPCStreamsPerCaller))
 		return
 	}
-	defer s.streams.release(key)
+	defer s.streams.perCaller.release(key)
 	pendingDone, admitted := s.admitPending()
 	if !admitted {
 		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf(

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -82,7 +81,7 @@ func (l *loginService) serveReport(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, ErrLoginKey.Error())
 		return
 	}
-	addr := remoteHost(r)
+	addr := remoteHost(r.RemoteAddr)
 	rep := loginReport{Key: f.Get("key"), Workspace: f.Get("workspace"), ExpiresIn: f.Get("expires_in")}
 	switch {
 	case f.Get("username") != "":
@@ -187,17 +186,6 @@ func readLoginForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 		return nil, fmt.Errorf("the body is not a form: %w", err)
 	}
 	return r.PostForm, nil
-}
-
-// remoteHost is the client's address as the connection shows it. Behind a
-// reverse proxy every client shares the proxy's address (the per-username
-// bound still holds); forwarded headers are not trusted.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // failureLimiter counts failed logins per key (an address, a username),

@@ -182,7 +182,7 @@ type Server struct {
 
 	loginSvc *loginService // public/hypha-login (login.go)
 	streams  rpcStreams    // the HTTP streaming transport (httprpc.go)
-	appLimit appLimiter    // app requests in flight per caller (asgi.go)
+	appLimit callerCounts  // app requests in flight per caller (asgi.go)
 }
 
 // New creates a server.
