@@ -78,21 +78,30 @@ type LoginConfig struct {
 	UsersFile string
 }
 
+// Defaults of LoginConfig (and of hypha server's login flags).
+const (
+	DefaultLoginSessionTTL           = 180 * time.Second
+	DefaultMaxLoginSessions          = 10000
+	DefaultMaxLoginSessionsPerCaller = 16
+	DefaultMaxPasswordFailures       = 10
+	DefaultPasswordFailureWindow     = 15 * time.Minute
+)
+
 func (c *LoginConfig) defaults(dataDir string) {
 	if c.SessionTTL <= 0 {
-		c.SessionTTL = 180 * time.Second
+		c.SessionTTL = DefaultLoginSessionTTL
 	}
 	if c.MaxSessions <= 0 {
-		c.MaxSessions = 10000
+		c.MaxSessions = DefaultMaxLoginSessions
 	}
 	if c.MaxSessionsPerCaller <= 0 {
-		c.MaxSessionsPerCaller = 16
+		c.MaxSessionsPerCaller = DefaultMaxLoginSessionsPerCaller
 	}
 	if c.MaxPasswordFailures <= 0 {
-		c.MaxPasswordFailures = 10
+		c.MaxPasswordFailures = DefaultMaxPasswordFailures
 	}
 	if c.PasswordFailureWindow <= 0 {
-		c.PasswordFailureWindow = 15 * time.Minute
+		c.PasswordFailureWindow = DefaultPasswordFailureWindow
 	}
 	if c.UsersFile == "" && dataDir != "" {
 		c.UsersFile = auth.UsersFile(dataDir)

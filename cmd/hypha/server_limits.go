@@ -63,6 +63,18 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 	envDurationVar(fs, &cfg.AppResponseTimeout, "app-response-timeout", "HYPHA_APP_RESPONSE_TIMEOUT", server.DefaultAppResponseTimeout,
 		"longest silence of an app service: before its response starts (then 504) and between its events (HYPHA_APP_RESPONSE_TIMEOUT)")
 
+	// The login service (public/hypha-login) and its page.
+	envDurationVar(fs, &cfg.Login.SessionTTL, "login-session-ttl", "HYPHA_LOGIN_SESSION_TTL", server.DefaultLoginSessionTTL,
+		"life of a pending login session, and the longest wait of one check (HYPHA_LOGIN_SESSION_TTL)")
+	envIntVar(fs, &cfg.Login.MaxSessionsPerCaller, "max-login-sessions-per-caller", "HYPHA_MAX_LOGIN_SESSIONS_PER_CALLER", server.DefaultMaxLoginSessionsPerCaller,
+		"pending login sessions one caller may start (HYPHA_MAX_LOGIN_SESSIONS_PER_CALLER)")
+	envIntVar(fs, &cfg.Login.MaxSessions, "max-login-sessions", "HYPHA_MAX_LOGIN_SESSIONS", server.DefaultMaxLoginSessions,
+		"pending login sessions on the server (HYPHA_MAX_LOGIN_SESSIONS)")
+	envIntVar(fs, &cfg.Login.MaxPasswordFailures, "max-login-failures", "HYPHA_MAX_LOGIN_FAILURES", server.DefaultMaxPasswordFailures,
+		"failed logins on the login page per network address and per username before it refuses more (HYPHA_MAX_LOGIN_FAILURES)")
+	envDurationVar(fs, &cfg.Login.PasswordFailureWindow, "login-failure-window", "HYPHA_LOGIN_FAILURE_WINDOW", server.DefaultPasswordFailureWindow,
+		"window of --max-login-failures: one failure is forgiven every window/max (HYPHA_LOGIN_FAILURE_WINDOW)")
+
 	// Manager state per workspace.
 	envIntVar(fs, &cfg.MaxItemsPerWorkspace, "max-items-per-workspace", "HYPHA_MAX_ITEMS_PER_WORKSPACE", 1000,
 		"env variables, service types, events, revocations and bookmarks kept per workspace (HYPHA_MAX_ITEMS_PER_WORKSPACE)")
