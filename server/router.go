@@ -11,6 +11,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/batchconn"
 	"github.com/hypha-go/hypha/internal/lograte"
+	"github.com/hypha-go/hypha/internal/netpoll"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/internal/wsconn"
 	"github.com/hypha-go/hypha/rpc"
@@ -51,18 +52,45 @@ type conn struct {
 	// through the manager's log function (nil: the server's own peers).
 	clientLog *lograte.Limiter
 
-	// batching is set by a websocket connection's read loop: the frames it
-	// routes to websocket peers are queued without being written, and
-	// batch lists the peers to flush before the loop waits for more bytes
-	// (readLoop). Both belong to that read loop.
-	batching bool
-	batch    []*wsconn.Conn
+	// batch, when not nil, collects the websocket peers this connection's
+	// reader queued frames for without writing them (deliverFrom): its own
+	// list (own) while a goroutine reads it, flushed before each read
+	// system call (readLoop), or its poller loop's list while the loop
+	// reads it, flushed once the loop has handled every ready socket
+	// (polled.go). onLoop says which; stalled holds frames for peers whose
+	// queue was full, which the loop may not wait for: a goroutine
+	// delivers them (polled.go). All belong to whoever reads the
+	// connection.
+	batch   *peerBatch
+	own     peerBatch
+	onLoop  bool
+	stalled []stalledFrame
+
+	// fd is set when a poller loop reads the connection (polled.go).
+	fd     *netpoll.FD
+	srv    *Server
+	ended  atomic.Bool // disconnected has run (polled.go)
+	tokens float64     // the rate limit's bucket (onBinary)
+	last   time.Time
 }
 
-// deliverFrom delivers a frame routed from src to c: queued for src's read
-// loop to flush when src batches, otherwise written as usual.
+// stalledFrame is a frame a poller loop could not queue for dst without
+// waiting.
+type stalledFrame struct {
+	dst   *conn
+	frame []byte
+}
+
+// peerBatch lists the websocket peers that have frames queued and not
+// written (see conn.batch).
+type peerBatch struct {
+	list []*wsconn.Conn
+}
+
+// deliverFrom delivers a frame routed from src to c: queued for src's
+// reader to flush when src batches, otherwise written as usual.
 func (c *conn) deliverFrom(src *conn, frame []byte) error {
-	if !src.batching || c.deliverFn != nil {
+	if src.batch == nil || c.deliverFn != nil {
 		return c.deliver(frame)
 	}
 	ws, ok := c.t.(*wsTransport)
@@ -70,38 +98,48 @@ func (c *conn) deliverFrom(src *conn, frame []byte) error {
 		return c.deliver(frame)
 	}
 	mustFlush, err := ws.c.WriteDeferred(byte(rpc.Binary), frame)
+	b := src.batch
 	switch {
 	case errors.Is(err, batchconn.ErrWouldWait):
+		if src.onLoop {
+			// A poller loop never waits: a goroutine delivers it, before
+			// anything else src sends (polled.go).
+			src.stalled = append(src.stalled, stalledFrame{dst: c, frame: frame})
+			return nil
+		}
 		// c's queue is full: write what src's batch holds for others
 		// first, so that they do not wait on c, then wait as Write does.
-		src.flushBatch()
+		b.flush()
 		return c.deliver(frame)
 	case err != nil:
 		return err
-	case mustFlush && (len(src.batch) == 0 || src.batch[len(src.batch)-1] != ws.c):
+	case mustFlush && (len(b.list) == 0 || b.list[len(b.list)-1] != ws.c):
 		// Only a repeat of the last peer is skipped: a broadcast to many
 		// peers stays linear, and a peer listed twice costs a Flush that
 		// finds nothing left to write.
-		src.batch = append(src.batch, ws.c)
+		b.list = append(b.list, ws.c)
 	}
 	return nil
 }
 
-// maxKeptBatch bounds the batch list a read loop keeps between batches.
+// maxKeptBatch bounds the batch list kept between batches.
 const maxKeptBatch = 64
 
-// flushBatch writes the frames c's read loop queued (see deliverFrom).
-func (c *conn) flushBatch() {
-	for i, w := range c.batch {
+// flush writes the frames queued for the listed peers (see deliverFrom).
+func (b *peerBatch) flush() {
+	for i, w := range b.list {
 		w.Flush()
-		c.batch[i] = nil
+		b.list[i] = nil
 	}
-	if cap(c.batch) > maxKeptBatch {
-		c.batch = nil // after a broadcast to many peers
+	if cap(b.list) > maxKeptBatch {
+		b.list = nil // after a broadcast to many peers
 	} else {
-		c.batch = c.batch[:0]
+		b.list = b.list[:0]
 	}
 }
+
+// flushBatch writes what c's reading goroutine queued.
+func (c *conn) flushBatch() { c.own.flush() }
 
 func (c *conn) subscribed(typ string) bool {
 	c.subsMu.Lock()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hypha-go/hypha/internal/datadir"
 	"github.com/hypha-go/hypha/internal/idgen"
+	"github.com/hypha-go/hypha/internal/netpoll"
 	"github.com/hypha-go/hypha/internal/rpcengine"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -48,6 +49,10 @@ type Config struct {
 	// binary frames (defaults 2000/s and 20000: generous, as the issue asks).
 	MsgRateLimit  float64
 	MsgBurstLimit float64
+	// PollLoops is the number of poller loops reading the websocket
+	// connections over plain TCP (Linux; polled.go): 0 for one per
+	// processor up to 4, negative for a goroutine per connection instead.
+	PollLoops int
 	// Pprof serves Go's profiler under /debug/pprof/ (for measurements;
 	// never expose it publicly).
 	Pprof bool
@@ -180,6 +185,9 @@ type Server struct {
 	extra extraState        // manager_extra.go
 	mcp   *mcpserve.Handler // the MCP endpoint (mcp.go)
 
+	poller      *netpoll.Poller // reads websocket connections (polled.go)
+	loopBatches []peerBatch     // one per poller loop: its peers to flush
+
 	loginSvc *loginService // public/hypha-login (login.go)
 	streams  rpcStreams    // the HTTP streaming transport (httprpc.go)
 	appLimit callerCounts  // app requests in flight per caller (asgi.go)
@@ -295,6 +303,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.router = newRouter(s)
 	s.manager = s.newManagerPeer()
+	s.startPoller() // polled.go
 	s.mux = http.NewServeMux()
 	s.routes()
 	// The apps controller (extensions.go): built once the manager exists.
@@ -486,6 +495,9 @@ func (s *Server) Close() error {
 		}
 		s.manager.Close()
 		s.wg.Wait()
+		if s.poller != nil {
+			_ = s.poller.Close() // every connection has ended
+		}
 		if s.revoked != nil {
 			if err := s.revoked.Close(); err != nil {
 				s.log.Warn("closing the revocation list", "err", err)

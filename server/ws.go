@@ -155,9 +155,14 @@ func (s *Server) serveAdmitting(t transport, remote string, pendingDone func()) 
 	if c == nil {
 		return
 	}
+	cancel()
+	stop()
+	if s.readPolled(c) {
+		return // a poller loop reads it from now on (polled.go)
+	}
 	// An idle connection spends its life parked in readLoop, with
 	// handshake's large stack frame gone from below it (see readLoop).
-	s.readLoop(ctx, c)
+	s.readLoop(c)
 	s.disconnected(c)
 }
 
@@ -407,9 +412,7 @@ func (s *Server) reconnectionToken(c *conn) (string, error) {
 	return s.issuer.Generate(u, s.cfg.ReconnectionTokenLife)
 }
 
-func (s *Server) readLoop(ctx context.Context, c *conn) {
-	tokens := s.cfg.MsgBurstLimit
-	last := time.Now()
+func (s *Server) readLoop(c *conn) {
 	filler, _ := c.t.(*wsTransport)
 	if filler != nil {
 		// Frames routed to websocket peers are queued, and written once
@@ -418,7 +421,7 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 		// goroutine started and woken per frame (conn.deliverFrom).
 		// The flush comes before every read system call, so also when a
 		// read waits for the rest of a long message.
-		c.batching = true
+		c.batch = &c.own
 		filler.c.BeforeRead(c.flushBatch)
 		defer c.flushBatch()
 	}
@@ -433,34 +436,54 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 				return
 			}
 		}
-		// Not bound to ctx: closing the connection ends the read.
-		typ, data, err := c.t.Read(context.Background())
-		if err != nil {
+		if !s.readOne(c) {
 			return
-		}
-		now := time.Now()
-		c.lastActive.Store(now.UnixNano())
-		if typ == rpc.Text {
-			s.handleText(c, data)
-			continue
-		}
-		tokens = min(s.cfg.MsgBurstLimit, tokens+now.Sub(last).Seconds()*s.cfg.MsgRateLimit)
-		last = now
-		if tokens < 1 {
-			c.close(closePolicy, "Rate limit exceeded: too many messages per second")
-			return
-		}
-		tokens--
-		if err := s.router.route(c, data); err != nil {
-			if errors.Is(err, errMalformedFrame) {
-				if s.malformedFrame(c, err) {
-					return
-				}
-				continue
-			}
-			s.log.Debug("dropped a frame", "from", c.id, "err", err)
 		}
 	}
+}
+
+// readOne reads and handles one message of c; false when c has ended.
+func (s *Server) readOne(c *conn) bool {
+	// Not bound to a context: closing the connection ends the read.
+	typ, data, err := c.t.Read(context.Background())
+	if err != nil {
+		return false
+	}
+	if typ == rpc.Text {
+		c.lastActive.Store(time.Now().UnixNano())
+		s.handleText(c, data)
+		return true
+	}
+	if reason := s.onBinary(c, data); reason != "" {
+		c.close(closePolicy, reason)
+		return false
+	}
+	return true
+}
+
+// onBinary accounts for and routes one binary message of c. A reason is
+// returned when c must be closed for it (the caller closes: on a poller
+// loop, which never waits, a goroutine does).
+func (s *Server) onBinary(c *conn, data []byte) (closeReason string) {
+	now := time.Now()
+	c.lastActive.Store(now.UnixNano())
+	if c.last.IsZero() {
+		c.tokens = s.cfg.MsgBurstLimit
+	} else {
+		c.tokens = min(s.cfg.MsgBurstLimit, c.tokens+now.Sub(c.last).Seconds()*s.cfg.MsgRateLimit)
+	}
+	c.last = now
+	if c.tokens < 1 {
+		return "Rate limit exceeded: too many messages per second"
+	}
+	c.tokens--
+	if err := s.router.route(c, data); err != nil {
+		if errors.Is(err, errMalformedFrame) {
+			return s.malformedFrame(c, err)
+		}
+		s.log.Debug("dropped a frame", "from", c.id, "err", err)
+	}
+	return ""
 }
 
 // malformedLogEvery is how often a connection's malformed frames are logged.
@@ -468,10 +491,10 @@ const malformedLogEvery = 10 * time.Second
 
 // malformedFrame accounts for a frame of c that could not be routed or
 // decoded: one warning per malformedLogEvery per connection (with the count
-// of those not logged), and the connection is closed once it sent
-// MaxMalformedFrames of them (a correct client never sends one). It reports
-// whether c was closed.
-func (s *Server) malformedFrame(c *conn, err error) bool {
+// of those not logged), and the connection must be closed once it sent
+// MaxMalformedFrames of them (a correct client never sends one): then the
+// reason to close it with is returned.
+func (s *Server) malformedFrame(c *conn, err error) string {
 	c.malformed++
 	if ok, suppressed := c.badLog.Allow(); ok {
 		s.log.Warn("dropping malformed frames", "from", c.id, "err", err, "suppressed", suppressed, "total", c.malformed)
@@ -479,10 +502,9 @@ func (s *Server) malformedFrame(c *conn, err error) bool {
 	if limit := s.cfg.MaxMalformedFrames; limit > 0 && c.malformed >= limit {
 		s.log.Warn("closing a connection that sent too many malformed frames", "id", c.id,
 			"total", c.malformed, "suppressed", c.badLog.Flush())
-		c.close(closePolicy, fmt.Sprintf("Too many malformed frames (limit %d, max malformed frames)", limit))
-		return true
+		return fmt.Sprintf("Too many malformed frames (limit %d, max malformed frames)", limit)
 	}
-	return false
+	return ""
 }
 
 func (s *Server) handleText(c *conn, data []byte) {

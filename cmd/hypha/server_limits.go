@@ -22,6 +22,8 @@ func addLimitFlags(fs *pflag.FlagSet, cfg *server.Config, al *apps.Limits) {
 		"largest websocket frame in bytes; larger messages travel in chunks (HYPHA_WS_MAX_MESSAGE_SIZE)")
 	envIntVar(fs, &cfg.MaxMalformedFrames, "ws-max-malformed-frames", "HYPHA_WS_MAX_MALFORMED_FRAMES", 100,
 		"close a connection after this many malformed frames, negative for never (HYPHA_WS_MAX_MALFORMED_FRAMES)")
+	envIntVar(fs, &cfg.PollLoops, "poll-loops", "HYPHA_POLL_LOOPS", 0,
+		"epoll loops reading the websocket connections (Linux): 0 for one per 4 CPUs (at least 1, at most 8), negative for a goroutine per connection (HYPHA_POLL_LOOPS)")
 	envIntVar(fs, &cfg.MaxPendingConnections, "max-pending-connections", "HYPHA_MAX_PENDING_CONNECTIONS", 1000,
 		"websocket connections waiting for authentication at once (HYPHA_MAX_PENDING_CONNECTIONS)")
 	envIntVar(fs, &cfg.MaxServicesPerClient, "max-services-per-client", "HYPHA_MAX_SERVICES_PER_CLIENT", 1000,

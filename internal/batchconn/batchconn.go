@@ -37,6 +37,7 @@ type Conn struct {
 	flushing bool            // a flusher goroutine is running
 	done     chan struct{}   // made by Close while writing; closed when writing ends
 	rc       syscall.RawConn // for Flush; nil until the first Defer (rawWritable)
+	nbw      NonblockWriter  // for Flush, when the Conn is one (rawWritable)
 
 	// State of the inline write in progress (Flush), kept here rather than
 	// captured by a closure, which would cost an allocation per write.
@@ -175,12 +176,18 @@ func (b *Conn) Flush() {
 	b.spare = nil
 	b.mu.Unlock()
 
-	b.wout, b.wn, b.werr = out, 0, nil
-	err := b.rc.Write(b.wfn)
-	n, werr := b.wn, b.werr
-	b.wout = nil
-	if err == nil {
-		err = werr
+	var n int
+	var err error
+	if b.nbw != nil {
+		n, err = b.nbw.WriteNonblock(out)
+	} else {
+		b.wout, b.wn, b.werr = out, 0, nil
+		err = b.rc.Write(b.wfn)
+		n = b.wn
+		b.wout = nil
+		if err == nil {
+			err = b.werr
+		}
 	}
 
 	b.mu.Lock()
@@ -213,7 +220,11 @@ func (b *Conn) Flush() {
 // at the first deferred write, so that a connection that never gets one
 // (an idle one) does not carry it.
 func (b *Conn) rawWritable() bool {
-	if b.rc != nil {
+	if b.rc != nil || b.nbw != nil {
+		return true
+	}
+	if w, ok := b.Conn.(NonblockWriter); ok {
+		b.nbw = w
 		return true
 	}
 	tc, ok := b.Conn.(*net.TCPConn)
@@ -241,6 +252,38 @@ func (b *Conn) sysWrite(fd uintptr) bool {
 		b.wn = 0
 	}
 	return true
+}
+
+// NonblockWriter is a connection whose writes can be made without waiting
+// (internal/netpoll's FD): Flush then uses it instead of the TCP socket's
+// raw connection. WriteNonblock returns how much the socket took, with
+// syscall.EAGAIN when that was less than p because it is full.
+type NonblockWriter interface {
+	WriteNonblock(p []byte) (int, error)
+}
+
+// Replace swaps the connection written to for the one fn returns, once no
+// write is in progress; writes queued meanwhile go to the new one. fn gets
+// the current connection (it may close it once it has what it needs). On
+// error nothing changes.
+func (b *Conn) Replace(fn func(old net.Conn) (net.Conn, error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.flushing && b.err == nil && !b.closed {
+		b.cond.Wait()
+	}
+	switch {
+	case b.err != nil:
+		return b.err
+	case b.closed:
+		return errClosed
+	}
+	nc, err := fn(b.Conn)
+	if err != nil {
+		return err
+	}
+	b.Conn, b.rc, b.wfn, b.nbw = nc, nil, nil, nil
+	return nil
 }
 
 // startFlusher starts the flusher goroutine (b.mu held).

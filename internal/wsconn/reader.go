@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"syscall"
+
+	"github.com/hypha-go/hypha/internal/netpoll"
 )
 
 // reader is the connection's read buffer, taken from a shared pool only
@@ -16,6 +18,7 @@ import (
 type reader struct {
 	nc net.Conn
 	rc syscall.RawConn // nil: not a plain TCP connection, read through nc
+	fd *netpoll.FD     // set once adopted by a poller (nc is fd then)
 	// beforeRead, when set, is called before every read system call (see
 	// Conn.BeforeRead).
 	beforeRead func()
