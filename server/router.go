@@ -105,6 +105,7 @@ func (c *conn) deliverFrom(src *conn, frame []byte) error {
 			// A poller loop never waits: a goroutine delivers it, before
 			// anything else src sends (polled.go).
 			src.stalled = append(src.stalled, stalledFrame{dst: c, frame: frame})
+			src.srv.stalledFrames.Add(1)
 			return nil
 		}
 		// c's queue is full: write what src's batch holds for others

@@ -187,6 +187,9 @@ type Server struct {
 
 	poller      *netpoll.Poller // reads websocket connections (polled.go)
 	loopBatches []peerBatch     // one per poller loop: its peers to flush
+	// stalledFrames counts the frames a poller loop handed to a goroutine
+	// because their peer's queue was full (polled.go).
+	stalledFrames atomic.Int64
 
 	loginSvc *loginService // public/hypha-login (login.go)
 	streams  rpcStreams    // the HTTP streaming transport (httprpc.go)
