@@ -69,15 +69,20 @@ func (s *Server) readPolled(c *conn) bool {
 	return true
 }
 
+// maxReadsPerTurn bounds the reads of one connection per readiness report
+// (see wsconn.Conn.NextPolled): 8 reads of a 2 KiB buffer, dozens of
+// typical messages, before the loop turns to the other ready connections.
+const maxReadsPerTurn = 8
+
 // Readable is called by c's poller loop when c's socket is readable: it
 // routes every message that has fully arrived, and hands c to a goroutine
 // for anything that may wait. It never waits.
 func (c *conn) Readable() {
 	s, w := c.srv, c.t.(*wsTransport)
 	c.onLoop, c.batch = true, &s.loopBatches[c.fd.Loop()]
-	mayRead := true
+	reads := maxReadsPerTurn
 	for {
-		data, st := w.c.NextPolled(&mayRead)
+		data, st := w.c.NextPolled(&reads)
 		switch st {
 		case wsconn.PollWait:
 			return

@@ -62,10 +62,13 @@ const (
 )
 
 // NextPolled returns the next binary message when the buffer holds all of
-// it, reading the socket (adopted, see Adopt) at most while *mayRead: one
-// read per readiness report, and another only after a read that filled the
-// buffer. It never waits. It is for a poller loop's Readable.
-func (c *Conn) NextPolled(mayRead *bool) ([]byte, PollStatus) {
+// it, reading the socket (adopted, see Adopt) while *reads is positive:
+// each read counts one, and a read that did not fill the buffer (the socket
+// is drained) sets it to 0. A loop gives each readiness report a few reads,
+// so that a client sending without pause cannot keep it from the others
+// (bytes left unread are reported again). It never waits. It is for a
+// poller loop's Readable.
+func (c *Conn) NextPolled(reads *int) ([]byte, PollStatus) {
 	rd := c.rd
 	for {
 		need, complete := rd.peekBinary(c.limit)
@@ -74,10 +77,10 @@ func (c *Conn) NextPolled(mayRead *bool) ([]byte, PollStatus) {
 			return rd.takeBinary(), PollMessage
 		case need == 0:
 			return nil, PollBlocking
-		case !*mayRead:
+		case *reads <= 0:
 			return nil, PollWait
 		}
-		*mayRead = false
+		*reads--
 		full, err := rd.readNow(need)
 		switch {
 		case errors.Is(err, netpoll.ErrWouldBlock):
@@ -85,7 +88,9 @@ func (c *Conn) NextPolled(mayRead *bool) ([]byte, PollStatus) {
 		case err != nil:
 			return nil, PollBlocking // Read meets the error again and closes
 		}
-		*mayRead = full
+		if !full {
+			*reads = 0
+		}
 	}
 }
 
