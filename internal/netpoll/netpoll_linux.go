@@ -186,6 +186,13 @@ type FD struct {
 	mu     sync.RWMutex
 	closed bool
 
+	// rmu and wmu let one Read and one Write at a time wait on rch and
+	// wch, which wake one waiter: a second one would sleep through the
+	// wake-up (and through Close's) and never return. They also keep
+	// concurrent Writes from interleaving their bytes, as net.Conn does.
+	rmu sync.Mutex
+	wmu sync.Mutex
+
 	st      sync.Mutex // what the loop waits for on fd's behalf
 	polling bool       // call h.Readable when readable
 	rwait   bool       // a Read waits
@@ -363,7 +370,10 @@ func (f *FD) read(p []byte) (int, error) {
 }
 
 // Read reads into p, waiting until the socket is readable (f not polling).
+// Concurrent Reads take turns.
 func (f *FD) Read(p []byte) (int, error) {
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
 	for {
 		f.mu.RLock()
 		if f.closed {
@@ -386,8 +396,14 @@ func (f *FD) Read(p []byte) (int, error) {
 
 // WriteNonblock makes one write system call: it returns how much the
 // socket took, and syscall.EAGAIN when it took less than p because it is
-// full.
+// full. While a Write is in progress it writes nothing and returns
+// syscall.EAGAIN, rather than wait for that Write or put its bytes among
+// the Write's.
 func (f *FD) WriteNonblock(p []byte) (int, error) {
+	if !f.wmu.TryLock() {
+		return 0, syscall.EAGAIN
+	}
+	defer f.wmu.Unlock()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.closed {
@@ -415,8 +431,11 @@ func (f *FD) write(p []byte) (int, error) {
 	}
 }
 
-// Write writes all of p, waiting while the socket is full.
+// Write writes all of p, waiting while the socket is full. Concurrent
+// Writes take turns, each writing all its bytes before the next.
 func (f *FD) Write(p []byte) (int, error) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	done := 0
 	for done < len(p) {
 		f.mu.RLock()
