@@ -38,6 +38,9 @@ type loop struct {
 	fds    map[int32]*FD
 	finals []*FD // closed while polling: one last Readable each
 	stop   bool
+	// dead: Poller.Close has closed epfd and wake, whose numbers may
+	// belong to other files by now; an FD closed later touches neither.
+	dead bool
 }
 
 // New starts n loops. after, when not nil, is called on a loop's goroutine
@@ -104,7 +107,10 @@ func (p *Poller) Close() error {
 	}
 	p.wg.Wait()
 	for _, l := range p.loops {
+		l.mu.Lock()
+		l.dead = true
 		l.closeFDs()
+		l.mu.Unlock()
 	}
 	return nil
 }
@@ -314,11 +320,12 @@ func (f *FD) event(ev uint32) {
 }
 
 // Poll makes the loop call Readable whenever f is readable, from now on:
-// the caller must not read f any more. It fails once f is closed.
+// the caller must not read f any more. It fails once f or its poller is
+// closed (a closed poller's epoll descriptor may be another file's by now).
 func (f *FD) Poll() error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.closed {
+	if f.closed || f.l.p.closed.Load() {
 		return net.ErrClosed
 	}
 	f.st.Lock()
@@ -474,10 +481,8 @@ func (f *FD) Close() error {
 	}
 	f.closed = true
 	f.st.Lock()
-	if f.mask != 0 {
-		_ = syscall.EpollCtl(f.l.epfd, syscall.EPOLL_CTL_DEL, f.fd, &syscall.EpollEvent{})
-		f.mask = 0
-	}
+	registered := f.mask != 0
+	f.mask = 0
 	polling := f.polling
 	f.rwait, f.wwait = false, false
 	f.st.Unlock()
@@ -485,9 +490,13 @@ func (f *FD) Close() error {
 	signal(f.wch)
 	l := f.l
 	l.mu.Lock()
+	if registered && !l.dead {
+		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, f.fd, &syscall.EpollEvent{})
+	}
 	if l.fds[int32(f.fd)] == f {
 		delete(l.fds, int32(f.fd))
 	}
+	polling = polling && !l.dead // no loop is left to call Readable
 	if polling {
 		l.finals = append(l.finals, f)
 	}
@@ -495,7 +504,13 @@ func (f *FD) Close() error {
 	err := syscall.Close(f.fd)
 	f.mu.Unlock()
 	if polling {
-		l.wakeUp()
+		// Under l.mu, so that Poller.Close cannot close the pipe
+		// between the check and the write.
+		l.mu.Lock()
+		if !l.dead {
+			l.wakeUp()
+		}
+		l.mu.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("netpoll: close: %w", err)

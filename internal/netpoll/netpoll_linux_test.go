@@ -565,3 +565,57 @@ func TestPollerClose(t *testing.T) {
 		t.Fatal("New(0) made a poller")
 	}
 }
+
+// TestHostileCloseAfterPollerClose: an FD closed after its poller (against
+// Poller.Close's advice, as a timer closing a connection late might) must
+// not touch the descriptors the poller had: their numbers may belong to
+// something else by then. Here socket pairs take the numbers the poller
+// freed; none may receive anything.
+func TestHostileCloseAfterPollerClose(t *testing.T) {
+	p, err := New(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := adopt(t, p, &funcHandler{fn: func() {}})
+	if err := f.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	l := p.loops[0]
+	wake := l.wake[1]
+	p.Close()
+	// Take the freed numbers (the lowest free ones) with socket pairs,
+	// whose ends both read what was written to the other.
+	var pairs [][2]int
+	defer func() {
+		for _, sp := range pairs {
+			syscall.Close(sp[0])
+			syscall.Close(sp[1])
+		}
+	}()
+	taken := false
+	for range 2 {
+		sp, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs = append(pairs, sp)
+		taken = taken || sp[0] == wake || sp[1] == wake
+	}
+	if !taken {
+		t.Logf("no socket took the poller's old number %d: checked anyway", wake)
+	}
+	if err := f.Poll(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Poll after Poller.Close: %v; want net.ErrClosed", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range pairs {
+		for _, fd := range sp {
+			var b [8]byte
+			if n, _ := syscall.Read(fd, b[:]); n > 0 {
+				t.Fatalf("a socket that took a number of the closed poller received %q from FD.Close", b[:n])
+			}
+		}
+	}
+}
