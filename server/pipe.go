@@ -84,6 +84,22 @@ func (p *pipeEnd) Write(ctx context.Context, typ rpc.MessageType, data []byte) e
 	}
 }
 
+// tryWrite is Write without waiting: sent is false when the peer's queue
+// is full (a poller loop then leaves the frame to a goroutine).
+func (p *pipeEnd) tryWrite(typ rpc.MessageType, data []byte) (sent bool, err error) {
+	select {
+	case <-p.closed:
+		return false, errPipeClosed
+	default:
+	}
+	select {
+	case p.peer.in <- pipeMsg{typ, data}:
+		return true, nil
+	default:
+		return false, nil
+	}
+}
+
 func (p *pipeEnd) CloseWith(code int, reason string) {
 	p.once.Do(func() {
 		p.mu.Lock()

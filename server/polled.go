@@ -13,10 +13,11 @@ import (
 // reads every ready socket, routes what it read, and then writes each peer
 // it routed frames to once for the whole batch (docs/benchmarks.md §11).
 // What may wait never runs on a loop: a text message, a control or
-// fragmented frame, a frame over 64 KiB, a peer whose queue is full, a
-// close. For those the connection is handed to a goroutine (runHandedOff),
-// which reads it with the goroutine-per-connection code (readOne) until
-// its buffer is empty, and gives it back to the loop.
+// fragmented frame, a frame over 64 KiB, a peer whose queue is full (or an
+// HTTP stream peer, whose every write may wait for its client), a close.
+// For those the connection is handed to a goroutine (runHandedOff), which
+// reads it with the goroutine-per-connection code (readOne) until its
+// buffer is empty, and gives it back to the loop.
 
 // defaultPollLoops is the number of loops when Config.PollLoops is 0: one
 // per four processors, at least one, at most eight. On two cores one loop

@@ -57,10 +57,10 @@ type conn struct {
 	// list (own) while a goroutine reads it, flushed before each read
 	// system call (readLoop), or its poller loop's list while the loop
 	// reads it, flushed once the loop has handled every ready socket
-	// (polled.go). onLoop says which; stalled holds frames for peers whose
-	// queue was full, which the loop may not wait for: a goroutine
-	// delivers them (polled.go). All belong to whoever reads the
-	// connection.
+	// (polled.go). onLoop says which; stalled holds frames for peers that
+	// could not take them at once (deliverFrom), which the loop may not
+	// wait for: a goroutine delivers them (polled.go). All belong to
+	// whoever reads the connection.
 	batch   *peerBatch
 	own     peerBatch
 	onLoop  bool
@@ -95,6 +95,19 @@ func (c *conn) deliverFrom(src *conn, frame []byte) error {
 	}
 	ws, ok := c.t.(*wsTransport)
 	if !ok {
+		if src.onLoop {
+			// A poller loop never waits: an in-process peer's pipe takes
+			// the frame only while it has room, and an HTTP stream's write
+			// waits for its client, who may have stopped reading. A
+			// goroutine delivers what cannot go at once (polled.go).
+			if p, isPipe := c.t.(*pipeEnd); isPipe {
+				if sent, err := p.tryWrite(rpc.Binary, frame); sent || err != nil {
+					return err
+				}
+			}
+			src.stalled = append(src.stalled, stalledFrame{dst: c, frame: frame})
+			return nil
+		}
 		return c.deliver(frame)
 	}
 	mustFlush, err := ws.c.WriteDeferred(byte(rpc.Binary), frame)

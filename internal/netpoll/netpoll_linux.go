@@ -38,6 +38,9 @@ type loop struct {
 	fds    map[int32]*FD
 	finals []*FD // closed while polling: one last Readable each
 	stop   bool
+	// dead: Poller.Close has closed epfd and wake, whose numbers may
+	// belong to other files by now; an FD closed later touches neither.
+	dead bool
 }
 
 // New starts n loops. after, when not nil, is called on a loop's goroutine
@@ -104,7 +107,10 @@ func (p *Poller) Close() error {
 	}
 	p.wg.Wait()
 	for _, l := range p.loops {
+		l.mu.Lock()
+		l.dead = true
 		l.closeFDs()
+		l.mu.Unlock()
 	}
 	return nil
 }
@@ -185,6 +191,13 @@ type FD struct {
 	// none is in progress.
 	mu     sync.RWMutex
 	closed bool
+
+	// rmu and wmu let one Read and one Write at a time wait on rch and
+	// wch, which wake one waiter: a second one would sleep through the
+	// wake-up (and through Close's) and never return. They also keep
+	// concurrent Writes from interleaving their bytes, as net.Conn does.
+	rmu sync.Mutex
+	wmu sync.Mutex
 
 	st      sync.Mutex // what the loop waits for on fd's behalf
 	polling bool       // call h.Readable when readable
@@ -307,11 +320,12 @@ func (f *FD) event(ev uint32) {
 }
 
 // Poll makes the loop call Readable whenever f is readable, from now on:
-// the caller must not read f any more. It fails once f is closed.
+// the caller must not read f any more. It fails once f or its poller is
+// closed (a closed poller's epoll descriptor may be another file's by now).
 func (f *FD) Poll() error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if f.closed {
+	if f.closed || f.l.p.closed.Load() {
 		return net.ErrClosed
 	}
 	f.st.Lock()
@@ -363,7 +377,10 @@ func (f *FD) read(p []byte) (int, error) {
 }
 
 // Read reads into p, waiting until the socket is readable (f not polling).
+// Concurrent Reads take turns.
 func (f *FD) Read(p []byte) (int, error) {
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
 	for {
 		f.mu.RLock()
 		if f.closed {
@@ -386,8 +403,14 @@ func (f *FD) Read(p []byte) (int, error) {
 
 // WriteNonblock makes one write system call: it returns how much the
 // socket took, and syscall.EAGAIN when it took less than p because it is
-// full.
+// full. While a Write is in progress it writes nothing and returns
+// syscall.EAGAIN, rather than wait for that Write or put its bytes among
+// the Write's.
 func (f *FD) WriteNonblock(p []byte) (int, error) {
+	if !f.wmu.TryLock() {
+		return 0, syscall.EAGAIN
+	}
+	defer f.wmu.Unlock()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.closed {
@@ -415,8 +438,11 @@ func (f *FD) write(p []byte) (int, error) {
 	}
 }
 
-// Write writes all of p, waiting while the socket is full.
+// Write writes all of p, waiting while the socket is full. Concurrent
+// Writes take turns, each writing all its bytes before the next.
 func (f *FD) Write(p []byte) (int, error) {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
 	done := 0
 	for done < len(p) {
 		f.mu.RLock()
@@ -455,10 +481,8 @@ func (f *FD) Close() error {
 	}
 	f.closed = true
 	f.st.Lock()
-	if f.mask != 0 {
-		_ = syscall.EpollCtl(f.l.epfd, syscall.EPOLL_CTL_DEL, f.fd, &syscall.EpollEvent{})
-		f.mask = 0
-	}
+	registered := f.mask != 0
+	f.mask = 0
 	polling := f.polling
 	f.rwait, f.wwait = false, false
 	f.st.Unlock()
@@ -466,9 +490,13 @@ func (f *FD) Close() error {
 	signal(f.wch)
 	l := f.l
 	l.mu.Lock()
+	if registered && !l.dead {
+		_ = syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, f.fd, &syscall.EpollEvent{})
+	}
 	if l.fds[int32(f.fd)] == f {
 		delete(l.fds, int32(f.fd))
 	}
+	polling = polling && !l.dead // no loop is left to call Readable
 	if polling {
 		l.finals = append(l.finals, f)
 	}
@@ -476,7 +504,13 @@ func (f *FD) Close() error {
 	err := syscall.Close(f.fd)
 	f.mu.Unlock()
 	if polling {
-		l.wakeUp()
+		// Under l.mu, so that Poller.Close cannot close the pipe
+		// between the check and the write.
+		l.mu.Lock()
+		if !l.dead {
+			l.wakeUp()
+		}
+		l.mu.Unlock()
 	}
 	if err != nil {
 		return fmt.Errorf("netpoll: close: %w", err)
