@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net"
 	"runtime"
 
 	"github.com/hypha-go/hypha/internal/netpoll"
@@ -62,6 +63,7 @@ func (s *Server) readPolled(c *conn) bool {
 		return false
 	}
 	c.fd = fd
+	w.c.ReturnAfterControl()
 	// Counted until endPolled, as the connection's goroutine was.
 	s.wg.Add(1)
 	// The handshake may have read past the first message: those bytes are
@@ -138,7 +140,15 @@ func (s *Server) runHandedOff(c *conn, mustRead bool) {
 	}
 	c.flushBatch()
 	if err := c.fd.Poll(); err != nil {
-		s.endPolled(c) // closed meanwhile
+		if errors.Is(err, net.ErrClosed) {
+			s.endPolled(c) // closed meanwhile
+			return
+		}
+		// The loop cannot watch the socket (the system's epoll watch
+		// limit, say), and nothing else can wake a reader of it.
+		s.log.Warn("closing a connection its poller loop cannot watch", "id", c.id, "err", err)
+		c.close(closeTryAgainLater, "The server cannot watch more connections; try again later")
+		s.endPolled(c)
 	}
 }
 

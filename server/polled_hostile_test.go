@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
 	"github.com/hypha-go/hypha/internal/testserver"
 	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/server"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -199,5 +200,42 @@ func TestHostileMalformedFloodClosedOffTheLoop(t *testing.T) {
 	}
 	if v, err := other.CallManager(ctx, "echo", "ok"); err != nil || v != "ok" {
 		t.Fatalf("another client after the flood: %v, %v", v, err)
+	}
+}
+
+// TestPolledPingsLeaveNoGoroutine: a websocket ping is answered by a
+// goroutine (a loop does not write control frames), which gives the
+// connection back to the loop at once: clients that ping to keep their
+// connection alive do not keep a goroutine each on the server while idle.
+func TestPolledPingsLeaveNoGoroutine(t *testing.T) {
+	s := testserver.Start(t, server.Config{PollLoops: 1})
+	const clients = 50
+	raws := make([]*testserver.Raw, clients)
+	for i := range raws {
+		raws[i] = anonRaw(t, s, fmt.Sprint("pinger-", i))
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		raws[i].C.CloseRead(ctx) // a reader for the pongs
+	}
+	settle := func() int {
+		time.Sleep(200 * time.Millisecond)
+		return runtime.NumGoroutine()
+	}
+	base := settle()
+	for round := range 3 {
+		for i, r := range raws {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := r.C.Ping(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("round %d: ping of client %d: %v", round, i, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for n := settle(); n > base+clients/5; n = settle() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after every client pinged, %d before: the pinging clients keep a goroutine each", n, base)
+		}
 	}
 }

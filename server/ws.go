@@ -449,6 +449,9 @@ func (s *Server) readOne(c *conn) bool {
 	if err != nil {
 		return false
 	}
+	if typ == 0 {
+		return true // a control frame (wsconn.Conn.ReturnAfterControl)
+	}
 	if typ == rpc.Text {
 		c.lastActive.Store(time.Now().UnixNano())
 		s.handleText(c, data)

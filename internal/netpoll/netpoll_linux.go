@@ -251,7 +251,7 @@ func (f *FD) Loop() int { return f.l.index }
 
 // apply registers the events f needs (f.st held, f.mu held for reading or
 // writing, f not closed).
-func (f *FD) apply() {
+func (f *FD) apply() error {
 	var want uint32
 	if f.polling || f.rwait {
 		want |= evIn
@@ -260,7 +260,7 @@ func (f *FD) apply() {
 		want |= evOut
 	}
 	if want == f.mask {
-		return
+		return nil
 	}
 	op := syscall.EPOLL_CTL_MOD
 	switch {
@@ -272,15 +272,24 @@ func (f *FD) apply() {
 		// then be reported on every wait.
 		op = syscall.EPOLL_CTL_DEL
 	}
-	ev := syscall.EpollEvent{Events: want, Fd: int32(f.fd)}
-	if err := syscall.EpollCtl(f.l.epfd, op, f.fd, &ev); err != nil {
-		// Only a broken descriptor fails here; wake every waiter so that
-		// its next system call reports the error.
-		signal(f.rch)
-		signal(f.wch)
-		return
+	l := f.l
+	l.mu.Lock()
+	var err error
+	if l.dead {
+		// The poller is closed: its epoll number may be another file's.
+		err = net.ErrClosed
+	} else {
+		ev := syscall.EpollEvent{Events: want, Fd: int32(f.fd)}
+		err = syscall.EpollCtl(l.epfd, op, f.fd, &ev)
+	}
+	l.mu.Unlock()
+	if err != nil {
+		// The system's epoll watch limit (ENOSPC), memory, or a closed
+		// poller: nothing will wake a waiter, so it must not wait.
+		return fmt.Errorf("netpoll: epoll_ctl: %w", err)
 	}
 	f.mask = want
+	return nil
 }
 
 func signal(ch chan struct{}) {
@@ -311,7 +320,7 @@ func (f *FD) event(ev uint32) {
 		f.wwait = false
 		signal(f.wch)
 	}
-	f.apply()
+	_ = f.apply() // fewer events: only a broken descriptor fails that
 	f.st.Unlock()
 	f.mu.RUnlock()
 	if readable {
@@ -329,9 +338,12 @@ func (f *FD) Poll() error {
 		return net.ErrClosed
 	}
 	f.st.Lock()
+	defer f.st.Unlock()
 	f.polling = true
-	f.apply()
-	f.st.Unlock()
+	if err := f.apply(); err != nil {
+		f.polling = false // the caller goes on reading f itself
+		return err
+	}
 	return nil
 }
 
@@ -343,7 +355,7 @@ func (f *FD) Unpoll() {
 	f.st.Lock()
 	f.polling = false
 	if !f.closed {
-		f.apply()
+		_ = f.apply() // fewer events: only a broken descriptor fails that
 	}
 	f.st.Unlock()
 }
@@ -394,7 +406,12 @@ func (f *FD) Read(p []byte) (int, error) {
 		}
 		f.st.Lock()
 		f.rwait = true
-		f.apply()
+		if err := f.apply(); err != nil {
+			f.rwait = false
+			f.st.Unlock()
+			f.mu.RUnlock()
+			return 0, err
+		}
 		f.st.Unlock()
 		f.mu.RUnlock()
 		<-f.rch
@@ -462,7 +479,12 @@ func (f *FD) Write(p []byte) (int, error) {
 		}
 		f.st.Lock()
 		f.wwait = true
-		f.apply()
+		if err := f.apply(); err != nil {
+			f.wwait = false
+			f.st.Unlock()
+			f.mu.RUnlock()
+			return done, err
+		}
 		f.st.Unlock()
 		f.mu.RUnlock()
 		<-f.wch

@@ -310,9 +310,9 @@ func (r *polledReader) add(op byte, data []byte) {
 // Readable runs on the loop: messages complete in the buffer are taken
 // there; anything else goes to a goroutine.
 func (r *polledReader) Readable() {
-	mayRead := true
+	reads := 2 // a small budget: bytes left unread are reported again
 	for {
-		data, st := r.c.NextPolled(&mayRead)
+		data, st := r.c.NextPolled(&reads)
 		switch st {
 		case PollWait:
 			return
@@ -489,8 +489,8 @@ func TestHostilePolledHeaderOnly(t *testing.T) {
 	// with NextPolled itself, as the loop would call it.
 	deadline := time.Now().Add(pollWait)
 	for c.Buffered() < len(hdr)+1 {
-		mayRead := true
-		if _, st := c.NextPolled(&mayRead); st != PollWait {
+		reads := 1
+		if _, st := c.NextPolled(&reads); st != PollWait {
 			t.Fatalf("NextPolled on a partial frame: %v, want PollWait", st)
 		}
 		if time.Now().After(deadline) {
@@ -499,8 +499,8 @@ func TestHostilePolledHeaderOnly(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	// The next readiness report: room is made for the whole frame.
-	mayRead := true
-	if _, st := c.NextPolled(&mayRead); st != PollWait {
+	reads := 1
+	if _, st := c.NextPolled(&reads); st != PollWait {
 		t.Fatalf("NextPolled on a partial frame: %v, want PollWait", st)
 	}
 	if got, most := cap(c.rd.buf), 8+n; got > most || got < 8+n {

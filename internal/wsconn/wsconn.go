@@ -89,6 +89,10 @@ type Conn struct {
 	rd    *reader
 	limit int64
 
+	// controlReturns makes Read return after a control frame outside a
+	// message when nothing more is buffered (ReturnAfterControl).
+	controlReturns bool
+
 	mu        sync.Mutex
 	closeSent bool
 	shutOnce  sync.Once
@@ -207,6 +211,9 @@ func (c *Conn) Read() (op byte, data []byte, err error) {
 			case OpPong:
 			default:
 				return 0, nil, c.failRead(fmt.Errorf("%w: unknown opcode %d", ErrProtocol, fop))
+			}
+			if c.controlReturns && op == 0 && c.rd.buffered() == 0 {
+				return 0, nil, nil
 			}
 			continue
 		}
@@ -425,6 +432,13 @@ func (c *Conn) WriteDeferred(op byte, data []byte) (mustFlush bool, err error) {
 // peer: what the socket does not take at once is left to a flusher
 // goroutine.
 func (c *Conn) Flush() { c.bc.Flush() }
+
+// ReturnAfterControl makes Read return op 0, no data and no error once it
+// has answered a control frame (a ping) that came outside a message, when
+// no more bytes are buffered, instead of waiting for the next message: a
+// poller loop's goroutine then gives the connection back to the loop
+// rather than stay parked until the client's next message.
+func (c *Conn) ReturnAfterControl() { c.controlReturns = true }
 
 // BeforeRead sets fn to be called by the reading goroutine (in Read or
 // Fill) before every read system call, that is whenever every byte already

@@ -330,3 +330,59 @@ func TestFrameBehindUpgradeRequest(t *testing.T) {
 		t.Fatalf("echo %x, want 8202 'hi'", got)
 	}
 }
+
+// TestReturnAfterControl: with ReturnAfterControl, Read answers a ping and
+// returns op 0 when nothing else is buffered (a poller's goroutine then
+// gives the connection back instead of waiting for the next message); a
+// message that follows the ping in the buffer is still returned by the same
+// Read, and without the setting Read waits for the message.
+func TestReturnAfterControl(t *testing.T) {
+	type result struct {
+		op   byte
+		data []byte
+		err  error
+	}
+	for _, returns := range []bool{true, false} {
+		results := make(chan result, 4)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := Accept(w, r, 1<<20)
+			if err != nil {
+				return
+			}
+			if returns {
+				c.ReturnAfterControl()
+			}
+			for {
+				op, data, err := c.Read()
+				results <- result{op, data, err}
+				if err != nil {
+					return
+				}
+			}
+		}))
+		url := "ws" + strings.TrimPrefix(srv.URL, "http")
+		c := dial(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		readerDone := c.CloseRead(ctx) // reads the pongs
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		if returns {
+			r := <-results
+			if r.op != 0 || r.data != nil || r.err != nil {
+				t.Fatalf("after a ping: Read returned %d %q %v, want 0, nil, nil", r.op, r.data, r.err)
+			}
+		}
+		if err := c.Write(ctx, websocket.MessageBinary, []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		r := <-results
+		if r.op != OpBinary || string(r.data) != "after" || r.err != nil {
+			t.Fatalf("returns=%v: Read returned %d %q %v, want the message", returns, r.op, r.data, r.err)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		<-readerDone.Done()
+		cancel()
+		srv.Close()
+	}
+}
