@@ -27,6 +27,10 @@ import (
 // which on larger machines the other loops add to.
 func defaultPollLoops() int { return min(max(1, runtime.GOMAXPROCS(0)/4), 8) }
 
+// maxPollLoops bounds Config.PollLoops: each loop is a goroutine, an epoll
+// instance and a pipe, and more loops than processors only cost wake-ups.
+const maxPollLoops = 256
+
 // startPoller starts the loops (Config.PollLoops); where they cannot run
 // (not Linux), connections keep a goroutine each.
 func (s *Server) startPoller() {

@@ -266,6 +266,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: the total limit of chunked bytes (%d) must be at least twice the per-client limit (%d), so that no client reaches it alone",
 			t, perClient)
 	}
+	if cfg.PollLoops > maxPollLoops {
+		return nil, fmt.Errorf("server: %d poll loops is more than %d (--poll-loops)", cfg.PollLoops, maxPollLoops)
+	}
 	if cfg.MaxTokenLifetime <= 0 {
 		cfg.MaxTokenLifetime = DefaultMaxTokenLifetime
 	}
