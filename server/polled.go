@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"github.com/hypha-go/hypha/internal/netpoll"
+	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/internal/wsconn"
 )
 
@@ -163,6 +164,14 @@ func (s *Server) deliverStalled(c *conn) {
 		c.flushBatch()
 		if err := f.dst.deliver(f.frame); err != nil {
 			s.log.Debug("delivery failed", "to", f.dst.id, "err", err)
+			// As route does for a delivery that fails at once: a call
+			// is rejected now rather than left to its timeout.
+			if m, serr := wire.ScanMain(f.frame); serr == nil {
+				if m.Session != "" {
+					s.router.rejectUnreachable(c, f.dst.id, m.Session)
+				}
+				m.Release()
+			}
 		}
 		c.stalled[i] = stalledFrame{}
 	}

@@ -3,9 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/wire"
 	"github.com/hypha-go/hypha/rpc"
 )
 
@@ -55,5 +59,41 @@ func TestLoopNeverWaitsForAFullPipe(t *testing.T) {
 	serverEnd.CloseWith(1000, "bye")
 	if err := dst.deliverFrom(src, []byte("late")); !errors.Is(err, errPipeClosed) || len(src.stalled) != 0 {
 		t.Fatalf("deliverFrom to a closed pipe: %v, %d stalled", err, len(src.stalled))
+	}
+}
+
+// TestStalledCallToDeadPeerIsRejected: a call a loop left to a goroutine
+// (stalled) whose peer is gone by the time the goroutine delivers it is
+// rejected at once, as route rejects a call whose delivery fails, so the
+// caller does not wait for its timeout.
+func TestStalledCallToDeadPeerIsRejected(t *testing.T) {
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	s.router = newRouter(s)
+	srcClient, srcServer := newPipe()
+	src := &conn{id: "ws/src", t: srcServer, closed: make(chan struct{})}
+	_, dstServer := newPipe()
+	dst := &conn{id: "ws/dst", t: dstServer, closed: make(chan struct{})}
+	dstServer.CloseWith(1000, "gone")
+	frame, err := wire.Encode(map[string]any{"type": "method", "to": "ws/dst", "method": "svc.fn", "session": "sess-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.stalled = []stalledFrame{{dst: dst, frame: frame}}
+	s.deliverStalled(src)
+	if len(src.stalled) != 0 {
+		t.Fatalf("%d frames still stalled", len(src.stalled))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, b, err := srcClient.Read(ctx)
+	if err != nil {
+		t.Fatalf("no reject for the stalled call: %v", err)
+	}
+	main, extra, err := wire.DecodeFrame(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if main["method"] != "sess-1.reject" || !strings.Contains(fmt.Sprint(extra["args"]), "ws/dst is not connected") {
+		t.Fatalf("got %v %v, want the reject of sess-1 naming ws/dst", main, extra)
 	}
 }
