@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hypha-go/hypha/internal/convert"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/internal/wire"
-	"golang.org/x/sync/errgroup"
 )
 
 // apiVersion is advertised in the built-in service; 3 enables concurrent
@@ -300,7 +302,7 @@ func (p *peer) cacheAppend(_ context.Context, c *Call) (any, error) {
 
 func (p *peer) cacheSet(_ context.Context, c *Call) (any, error) {
 	key := asString(c.Arg(0, "key"))
-	idx, ok := asFloat(c.Arg(1, "index"))
+	idx, ok := convert.Number(c.Arg(1, "index"))
 	if !ok || idx < 0 || idx > maxChunkIndex {
 		return nil, fmt.Errorf("message_cache.set: index must be a number between 0 and %d", maxChunkIndex)
 	}

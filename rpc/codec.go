@@ -213,7 +213,7 @@ func (p *peer) decodeSpecial(rt string, x map[string]any, ds *decState) any {
 		a := NDArray{DType: asString(x["_rdtype"]), Data: joinBytes(x["_rvalue"])}
 		if sh, ok := x["_rshape"].([]any); ok {
 			for _, d := range sh {
-				if f, ok := asFloat(d); ok {
+				if f, ok := convert.Number(d); ok {
 					a.Shape = append(a.Shape, int64(f))
 				}
 			}

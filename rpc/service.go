@@ -694,7 +694,7 @@ func (p *peer) handleMethod(msg, ctx map[string]any) {
 					remoteParent: sessionID, localParent: parent}
 			}
 			resolve, reject, heartbeat = mk("resolve"), mk("reject"), mk("heartbeat")
-			if f, ok := asFloat(msg["t"]); ok {
+			if f, ok := convert.Number(msg["t"]); ok {
 				interval = time.Duration(f * float64(time.Second))
 			}
 		}
@@ -703,7 +703,7 @@ func (p *peer) handleMethod(msg, ctx map[string]any) {
 		resolve, _ = p.decode(pr["resolve"], pds).(*RemoteFunc)
 		reject, _ = p.decode(pr["reject"], pds).(*RemoteFunc)
 		heartbeat, _ = p.decode(pr["heartbeat"], pds).(*RemoteFunc)
-		if f, ok := asFloat(pr["interval"]); ok {
+		if f, ok := convert.Number(pr["interval"]); ok {
 			interval = time.Duration(f * float64(time.Second))
 		}
 		if pds.err != nil {

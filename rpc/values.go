@@ -181,20 +181,6 @@ func asString(v any) string {
 	return s
 }
 
-func asFloat(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float64:
-		return n, true
-	case int:
-		return float64(n), true
-	}
-	return 0, false
-}
-
 // WireValue keeps these values intact when they are nested in structs that
 // are encoded by reflection.
 func (f *RemoteFunc) WireValue() any    { return f }

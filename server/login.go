@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/convert"
 	"github.com/hypha-go/hypha/internal/idgen"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
@@ -334,7 +335,7 @@ func (l *loginService) rpcCheck(ctx context.Context, c *rpc.Call) (any, error) {
 	key, _ := c.Arg(0, "key").(string)
 	timeout := l.cfg.SessionTTL.Seconds()
 	if v := c.Arg(1, "timeout"); v != nil {
-		f, ok := number(v)
+		f, ok := convert.Number(v)
 		if !ok {
 			return nil, fmt.Errorf("check: timeout must be a number of seconds, got %T", v)
 		}
@@ -507,7 +508,7 @@ func (l *loginService) report(r loginReport) error {
 		res["email"] = u.Email
 	}
 	if exp != "" {
-		if f, ok := number(lifetimeArg(exp)); ok {
+		if f, ok := convert.Number(lifetimeArg(exp)); ok {
 			res["expires_in"] = int64(f)
 		}
 	}
@@ -577,20 +578,6 @@ func optStringArg(c *rpc.Call, i int, name string) (string, error) {
 	default:
 		return "", fmt.Errorf("%s must be a string, got %T", name, v)
 	}
-}
-
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case float64:
-		return n, true
-	case int:
-		return float64(n), true
-	}
-	return 0, false
 }
 
 // lifetimeArg is expires_in as carried by a URL or form ("3600"), as

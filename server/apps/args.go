@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/convert"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker"
@@ -91,7 +92,7 @@ func (a args) integer(name string, def int64) (int64, error) {
 	if v == nil {
 		return def, nil
 	}
-	if f, ok := number(v); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+	if f, ok := convert.Number(v); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
 		return int64(f), nil
 	}
 	return 0, argErr("argument %s must be an integer, got %v", name, v)
@@ -103,27 +104,11 @@ func (a args) seconds(name string) (time.Duration, bool, error) {
 	if v == nil {
 		return 0, false, nil
 	}
-	f, ok := number(v)
+	f, ok := convert.Number(v)
 	if !ok || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false, argErr("argument %s must be a non-negative number of seconds, got %v", name, v)
 	}
 	return time.Duration(f * float64(time.Second)), true, nil
-}
-
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
-	case int64:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	case int:
-		return float64(n), true
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	}
-	return 0, false
 }
 
 func (a args) fn(name string) (*rpc.RemoteFunc, error) {

@@ -16,6 +16,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/hypha-go/hypha/internal/convert"
 )
 
 // DefaultStopAfterInactive is upstream's default for non-daemon apps.
@@ -44,7 +46,7 @@ func inactivityLimit(arg any, sc map[string]any, daemon bool) (time.Duration, er
 		}
 		return DefaultStopAfterInactive, nil
 	}
-	f, ok := number(v)
+	f, ok := convert.Number(v)
 	if !ok {
 		return 0, fmt.Errorf("stop_after_inactive must be a number of seconds, got %T", v)
 	}

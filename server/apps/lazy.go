@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/convert"
 	"github.com/hypha-go/hypha/server/auth"
 )
 
@@ -136,7 +137,7 @@ func (c *Controller) lazyStart(ctx context.Context, u *auth.UserInfo, ws, id, na
 	}
 	timeout := lazyStartTimeout
 	if sc, _ := m["startup_config"].(map[string]any); sc != nil {
-		if f, ok := number(sc["timeout"]); ok && f > 0 {
+		if f, ok := convert.Number(sc["timeout"]); ok && f > 0 {
 			timeout = time.Duration(f * float64(time.Second))
 		}
 	}

@@ -1,6 +1,10 @@
 package apps
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/hypha-go/hypha/internal/convert"
+)
 
 // The controller keeps the last log entries of each session it runs, so
 // that they stay readable when the worker can no longer be asked (it
@@ -35,10 +39,10 @@ func tailFromPage(v any) *logTail {
 		return nil
 	}
 	t := &logTail{}
-	if total, ok := number(m["total"]); ok && int64(total) > int64(len(items)) {
+	if total, ok := convert.Number(m["total"]); ok && int64(total) > int64(len(items)) {
 		t.missing = int64(total) - int64(len(items))
 	}
-	if d, ok := number(m["dropped"]); ok && d > 0 {
+	if d, ok := convert.Number(m["dropped"]); ok && d > 0 {
 		t.missing += int64(d)
 	}
 	if len(items) > tailMaxEntries {

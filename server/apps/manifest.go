@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hypha-go/hypha/internal/convert"
 )
 
 var appIDPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -273,7 +275,7 @@ func validateManifest(m map[string]any) error {
 	}
 	if m["daemon"] == true {
 		if sc, _ := m["startup_config"].(map[string]any); sc != nil {
-			if n, ok := number(sc["stop_after_inactive"]); ok && n > 0 {
+			if n, ok := convert.Number(sc["stop_after_inactive"]); ok && n > 0 {
 				return fmt.Errorf("invalid manifest: Daemon apps should not have stop_after_inactive set.")
 			}
 		}

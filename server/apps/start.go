@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/convert"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker"
 )
@@ -159,7 +160,7 @@ func planStart(app appToStart, o startOptions) (startPlan, error) {
 	p := startPlan{timeout: defaultStartTimeout, wfs: o.waitForService, additional: o.additionalKwargs}
 	if o.hasTimeout {
 		p.timeout = o.timeout
-	} else if f, ok := number(sc["timeout"]); ok && f > 0 {
+	} else if f, ok := convert.Number(sc["timeout"]); ok && f > 0 {
 		p.timeout = time.Duration(f * float64(time.Second))
 	}
 	if p.wfs == nil {

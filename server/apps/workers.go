@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hypha-go/hypha/internal/convert"
 	"github.com/hypha-go/hypha/rpc"
 	"github.com/hypha-go/hypha/server/auth"
 	"github.com/hypha-go/hypha/worker"
@@ -211,7 +212,7 @@ func (c *Controller) selectByFunction(ctx context.Context, ws []*workerRef, crit
 			if err != nil {
 				return
 			}
-			f, ok := number(v)
+			f, ok := convert.Number(v)
 			if !ok && criteria != "first_success" {
 				return
 			}
